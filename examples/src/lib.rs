@@ -1,0 +1,1 @@
+//! Example programs; see the `[[example]]` targets.
