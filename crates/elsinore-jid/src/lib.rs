@@ -1,1 +1,476 @@
-//! elsinore-jid
+//! JID parsing and preparation for elsinore.
+//!
+//! A JID (`node@domain/resource`) is split per RFC 7622 §3.1 (the same rules as RFC 6122):
+//! the resourcepart is everything after the first `/`, the localpart is everything before
+//! the first `@` of what remains, and the rest is the domainpart. Each part is then prepared
+//! and checked to be 1..=1023 bytes long. [`Jid`] and [`BareJid`] only ever hold prepared
+//! parts, so comparison, hashing and ordering work on the normalised form and
+//! [`Display`](core::fmt::Display) writes the canonical string.
+//!
+//! # Stringprep, not PRECIS
+//!
+//! Parts are prepared with the RFC 6122 stringprep profiles (Nodeprep, Nameprep,
+//! Resourceprep, Unicode 3.2 tables) from the `stringprep` crate. This is a deliberate
+//! choice: it is what Prosody, ejabberd and xmpp-rs deployments apply, so JIDs stored or
+//! routed by those servers compare equal here. RFC 7622 (PRECIS: UsernameCaseMapped for the
+//! localpart, OpaqueString for the resourcepart, IDNA2008/UTS #46 for the domain) is the
+//! current standard; the two agree on ASCII and most Latin text but differ on real inputs:
+//! compatibility characters such as U+FB00 (`ﬀ`) are mapped to `ff` by Nodeprep (NFKC) but
+//! rejected by PRECIS, PRECIS allows symbols and emoji that stringprep's Unicode 3.2 tables
+//! treat as unassigned, and PRECIS does not fold width or case in resources the same way.
+//! The tests record the stringprep-specific mappings (`tests/rfc.rs`).
+//!
+//! # Domain rules
+//!
+//! The domainpart is Nameprep'd (which lowercases it), one trailing dot is stripped (as are
+//! the IDNA label separators U+3002, U+FF0E and U+FF61, mapped to `.`), and ASCII characters
+//! are restricted to letters, digits, `-`, `_` and `.` with no empty label (IDNA2003's STD3
+//! rules, plus `_` which real deployments use). IPv4 literals pass these rules unchanged;
+//! IPv6 literals are accepted in brackets (`[2001:db8::1]`) and written in RFC 5952
+//! canonical form so that equal addresses compare equal.
+//!
+//! # ASCII fast path
+//!
+//! Most JIDs are ASCII. For an ASCII part that the profile neither prohibits nor maps beyond
+//! ASCII case folding, the result of stringprep is known (lowercase for node and domain,
+//! unchanged for the resource), so the stringprep call and its intermediate allocations are
+//! skipped. A property test checks that the fast path agrees with the full profile.
+//!
+//! # Limits
+//!
+//! Each prepared part is at most [`MAX_PART_BYTES`] (1023) bytes. A raw part longer than
+//! [`MAX_RAW_PART_BYTES`] is rejected before preparation, so an oversized input costs no
+//! Unicode processing (preparation can shrink a string, but not by that much in practice).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::str::FromStr;
+
+/// Maximum length in bytes of each prepared part (RFC 6122 §2.1, RFC 7622 §3.1).
+pub const MAX_PART_BYTES: usize = 1023;
+
+/// Maximum length in bytes of a raw (unprepared) part; longer input is rejected unprepared.
+pub const MAX_RAW_PART_BYTES: usize = 4 * MAX_PART_BYTES;
+
+/// Why a JID could not be parsed or built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JidError {
+    /// There is an `@` but nothing before it (or the localpart prepared to nothing).
+    EmptyNode,
+    /// The domainpart is empty.
+    EmptyDomain,
+    /// There is a `/` but nothing after it (or the resourcepart prepared to nothing).
+    EmptyResource,
+    /// The localpart is over 1023 bytes.
+    NodeTooLong,
+    /// The domainpart is over 1023 bytes.
+    DomainTooLong,
+    /// The resourcepart is over 1023 bytes.
+    ResourceTooLong,
+    /// The localpart failed Nodeprep (prohibited character, bidi rule, unassigned code point).
+    NodePrep,
+    /// The domainpart failed Nameprep.
+    NamePrep,
+    /// The resourcepart failed Resourceprep.
+    ResourcePrep,
+    /// The domainpart is not a valid host name or IP literal (bad character, empty label,
+    /// malformed `[IPv6]` literal).
+    InvalidDomain,
+    /// A full JID was given where a bare JID was expected.
+    UnexpectedResource,
+}
+
+impl JidError {
+    fn describe(self) -> &'static str {
+        match self {
+            JidError::EmptyNode => "empty localpart",
+            JidError::EmptyDomain => "empty domainpart",
+            JidError::EmptyResource => "empty resourcepart",
+            JidError::NodeTooLong => "localpart longer than 1023 bytes",
+            JidError::DomainTooLong => "domainpart longer than 1023 bytes",
+            JidError::ResourceTooLong => "resourcepart longer than 1023 bytes",
+            JidError::NodePrep => "localpart fails nodeprep",
+            JidError::NamePrep => "domainpart fails nameprep",
+            JidError::ResourcePrep => "resourcepart fails resourceprep",
+            JidError::InvalidDomain => "domainpart is not a valid domain name or IP literal",
+            JidError::UnexpectedResource => "a bare JID must not have a resourcepart",
+        }
+    }
+}
+
+impl fmt::Display for JidError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+impl std::error::Error for JidError {}
+
+/// A bare JID: optional localpart and a domainpart, both prepared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BareJid {
+    node: Option<String>,
+    domain: String,
+}
+
+/// A JID with an optional resourcepart; a `Jid` without resource is a bare JID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Jid {
+    bare: BareJid,
+    resource: Option<String>,
+}
+
+impl BareJid {
+    /// Builds a bare JID from unprepared parts, preparing each.
+    pub fn new(node: Option<&str>, domain: &str) -> Result<BareJid, JidError> {
+        let node = match node {
+            Some(n) => Some(prep_node(n)?),
+            None => None,
+        };
+        Ok(BareJid {
+            node,
+            domain: prep_domain(domain)?,
+        })
+    }
+
+    /// Parses and prepares a bare JID; a resourcepart is [`JidError::UnexpectedResource`].
+    pub fn parse(s: &str) -> Result<BareJid, JidError> {
+        let jid = Jid::parse(s)?;
+        if jid.resource.is_some() {
+            return Err(JidError::UnexpectedResource);
+        }
+        Ok(jid.bare)
+    }
+
+    /// The prepared localpart, if any.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    /// The prepared domainpart.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// A full JID made of this bare JID and the given (unprepared) resource.
+    pub fn with_resource(&self, res: &str) -> Result<Jid, JidError> {
+        Ok(Jid {
+            bare: self.clone(),
+            resource: Some(prep_resource(res)?),
+        })
+    }
+
+    /// A bare JID made of the domainpart only (the server's own JID).
+    pub fn domain_jid(&self) -> BareJid {
+        BareJid {
+            node: None,
+            domain: self.domain.clone(),
+        }
+    }
+}
+
+impl Jid {
+    /// Builds a JID from unprepared parts, preparing each.
+    pub fn new(node: Option<&str>, domain: &str, resource: Option<&str>) -> Result<Jid, JidError> {
+        let bare = BareJid::new(node, domain)?;
+        let resource = match resource {
+            Some(r) => Some(prep_resource(r)?),
+            None => None,
+        };
+        Ok(Jid { bare, resource })
+    }
+
+    /// Parses and prepares a JID (bare or full) per RFC 7622 §3.1.
+    pub fn parse(s: &str) -> Result<Jid, JidError> {
+        // The resourcepart may itself contain '/' and '@': split at the first '/' only.
+        let (rest, resource) = match s.split_once('/') {
+            Some((rest, res)) => (rest, Some(res)),
+            None => (s, None),
+        };
+        let (node, domain) = match rest.split_once('@') {
+            Some((node, domain)) => (Some(node), domain),
+            None => (None, rest),
+        };
+        // Check the domain before the resource: its error is the more telling one.
+        Jid::new(node, domain, resource)
+    }
+
+    /// The prepared localpart, if any.
+    pub fn node(&self) -> Option<&str> {
+        self.bare.node()
+    }
+
+    /// The prepared domainpart.
+    pub fn domain(&self) -> &str {
+        self.bare.domain()
+    }
+
+    /// The prepared resourcepart, if any.
+    pub fn resource(&self) -> Option<&str> {
+        self.resource.as_deref()
+    }
+
+    /// The bare part of this JID.
+    pub fn bare(&self) -> &BareJid {
+        &self.bare
+    }
+
+    /// A copy of the bare part of this JID.
+    pub fn to_bare(&self) -> BareJid {
+        self.bare.clone()
+    }
+
+    /// The bare part of this JID, dropping the resource.
+    pub fn into_bare(self) -> BareJid {
+        self.bare
+    }
+
+    /// Whether this JID has no resourcepart.
+    pub fn is_bare(&self) -> bool {
+        self.resource.is_none()
+    }
+
+    /// This JID with its resource replaced by the given (unprepared) one.
+    pub fn with_resource(&self, res: &str) -> Result<Jid, JidError> {
+        self.bare.with_resource(res)
+    }
+}
+
+impl From<BareJid> for Jid {
+    fn from(bare: BareJid) -> Jid {
+        Jid {
+            bare,
+            resource: None,
+        }
+    }
+}
+
+impl fmt::Display for BareJid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(node) = &self.node {
+            f.write_str(node)?;
+            f.write_str("@")?;
+        }
+        f.write_str(&self.domain)
+    }
+}
+
+impl fmt::Display for Jid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.bare, f)?;
+        if let Some(res) = &self.resource {
+            f.write_str("/")?;
+            f.write_str(res)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Jid {
+    type Err = JidError;
+    fn from_str(s: &str) -> Result<Jid, JidError> {
+        Jid::parse(s)
+    }
+}
+
+impl FromStr for BareJid {
+    type Err = JidError;
+    fn from_str(s: &str) -> Result<BareJid, JidError> {
+        BareJid::parse(s)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Preparation
+// ---------------------------------------------------------------------------------------
+
+/// Characters Nodeprep prohibits in addition to the stringprep tables (RFC 6122 A.5).
+fn node_extra_prohibited(b: u8) -> bool {
+    matches!(b, b'"' | b'&' | b'\'' | b'/' | b':' | b'<' | b'>' | b'@')
+}
+
+/// ASCII input that Nodeprep maps only by case folding: printable, no space, not prohibited.
+fn node_fast_path_ok(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_graphic() && !node_extra_prohibited(b))
+}
+
+/// ASCII input that Resourceprep leaves unchanged: printable ASCII including space.
+fn resource_fast_path_ok(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b' '..=b'~'))
+}
+
+fn check_len(s: &str, empty: JidError, too_long: JidError) -> Result<(), JidError> {
+    if s.is_empty() {
+        Err(empty)
+    } else if s.len() > MAX_PART_BYTES {
+        Err(too_long)
+    } else {
+        Ok(())
+    }
+}
+
+fn prep_node(raw: &str) -> Result<String, JidError> {
+    if raw.is_empty() {
+        return Err(JidError::EmptyNode);
+    }
+    if raw.len() > MAX_RAW_PART_BYTES {
+        return Err(JidError::NodeTooLong);
+    }
+    let out = if node_fast_path_ok(raw) {
+        raw.to_ascii_lowercase()
+    } else {
+        nodeprep_slow(raw)?
+    };
+    check_len(&out, JidError::EmptyNode, JidError::NodeTooLong)?;
+    Ok(out)
+}
+
+fn nodeprep_slow(raw: &str) -> Result<String, JidError> {
+    stringprep::nodeprep(raw)
+        .map(Cow::into_owned)
+        .map_err(|_| JidError::NodePrep)
+}
+
+fn prep_resource(raw: &str) -> Result<String, JidError> {
+    if raw.is_empty() {
+        return Err(JidError::EmptyResource);
+    }
+    if raw.len() > MAX_RAW_PART_BYTES {
+        return Err(JidError::ResourceTooLong);
+    }
+    let out = if resource_fast_path_ok(raw) {
+        raw.to_owned()
+    } else {
+        resourceprep_slow(raw)?
+    };
+    check_len(&out, JidError::EmptyResource, JidError::ResourceTooLong)?;
+    Ok(out)
+}
+
+fn resourceprep_slow(raw: &str) -> Result<String, JidError> {
+    stringprep::resourceprep(raw)
+        .map(Cow::into_owned)
+        .map_err(|_| JidError::ResourcePrep)
+}
+
+/// IDNA2003 label separators other than `.` (RFC 3490 §3.1).
+fn is_label_separator(c: char) -> bool {
+    matches!(c, '.' | '\u{3002}' | '\u{FF0E}' | '\u{FF61}')
+}
+
+fn prep_domain(raw: &str) -> Result<String, JidError> {
+    if raw.len() > MAX_RAW_PART_BYTES {
+        return Err(JidError::DomainTooLong);
+    }
+    if let Some(inner) = raw.strip_prefix('[') {
+        return prep_ipv6_literal(inner);
+    }
+    // Map the IDNA dots first so that "example.com。" loses its trailing dot too.
+    let mapped: Cow<'_, str> = if raw.is_ascii() {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(
+            raw.chars()
+                .map(|c| if is_label_separator(c) { '.' } else { c })
+                .collect(),
+        )
+    };
+    let stripped = mapped.strip_suffix('.').unwrap_or(&mapped);
+    if stripped.is_empty() {
+        return Err(JidError::EmptyDomain);
+    }
+    let out = if stripped.is_ascii() {
+        // Nameprep maps ASCII only by case folding and prohibits no ASCII character.
+        stripped.to_ascii_lowercase()
+    } else {
+        nameprep_slow(stripped)?
+    };
+    check_len(&out, JidError::EmptyDomain, JidError::DomainTooLong)?;
+    check_domain_chars(&out)?;
+    Ok(out)
+}
+
+fn nameprep_slow(raw: &str) -> Result<String, JidError> {
+    stringprep::nameprep(raw)
+        .map(Cow::into_owned)
+        .map_err(|_| JidError::NamePrep)
+}
+
+/// STD3 rules on the prepared domain: ASCII is letters, digits, `-`, `_`; no empty label.
+fn check_domain_chars(domain: &str) -> Result<(), JidError> {
+    for label in domain.split('.') {
+        if label.is_empty() {
+            return Err(JidError::InvalidDomain);
+        }
+        let bad_ascii = label
+            .bytes()
+            .any(|b| b.is_ascii() && !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        if bad_ascii {
+            return Err(JidError::InvalidDomain);
+        }
+    }
+    Ok(())
+}
+
+/// `inner` is what follows the opening `[`.
+fn prep_ipv6_literal(inner: &str) -> Result<String, JidError> {
+    let addr = inner
+        .strip_suffix(']')
+        .ok_or(JidError::InvalidDomain)?
+        .parse::<Ipv6Addr>()
+        .map_err(|_| JidError::InvalidDomain)?;
+    Ok(format!("[{addr}]"))
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Reference: always run the full profile (what the fast path must equal).
+    fn node_slow(s: &str) -> Result<String, JidError> {
+        nodeprep_slow(s)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn node_fast_path_matches_nodeprep(s in "[\\x00-\\x7f]{1,40}") {
+            if node_fast_path_ok(&s) {
+                prop_assert_eq!(Ok(s.to_ascii_lowercase()), node_slow(&s));
+            } else {
+                // Outside the fast path, ASCII input with a prohibited byte must fail.
+                prop_assert_eq!(node_slow(&s), Err(JidError::NodePrep));
+            }
+        }
+
+        #[test]
+        fn resource_fast_path_matches_resourceprep(s in "[\\x00-\\x7f]{1,40}") {
+            if resource_fast_path_ok(&s) {
+                prop_assert_eq!(Ok(s.clone()), resourceprep_slow(&s));
+            } else {
+                prop_assert_eq!(resourceprep_slow(&s), Err(JidError::ResourcePrep));
+            }
+        }
+
+        #[test]
+        fn domain_ascii_path_matches_nameprep(s in "[\\x00-\\x7f]{1,40}") {
+            prop_assert_eq!(Ok(s.to_ascii_lowercase()), nameprep_slow(&s));
+        }
+
+        #[test]
+        fn parse_never_panics_and_display_round_trips(s in "\\PC{0,60}") {
+            if let Ok(jid) = Jid::parse(&s) {
+                let again = Jid::parse(&jid.to_string());
+                prop_assert_eq!(again, Ok(jid));
+            }
+        }
+    }
+}
