@@ -1,7 +1,21 @@
 //! Incremental XML for XMPP streams, over `rxml`.
+//!
+//! - [`StreamParser`]: bytes in, [`XmlEvent`]s out (stream header, complete
+//!   top-level elements as [`Element`] trees, stream close), with
+//!   [`XmlLimits`] enforced while parsing and typed [`XmlError`]s.
+//! - [`Element::write_to`] / [`Element::to_bytes`] / [`StreamHeader::write_to`]:
+//!   the serializer; [`Element::parse`] reads one standalone element.
+//!
+//! `no_std` + `alloc`; no I/O.
 #![no_std]
+#![warn(missing_docs)]
 extern crate alloc;
 
+mod error;
+mod stream;
 mod tree;
+mod writer;
 
+pub use error::{Limit, XmlError};
+pub use stream::{STREAM_NS, StreamHeader, StreamParser, XmlEvent, XmlLimits, write_stream_close};
 pub use tree::{Attr, Element, Node, XML_NS};

@@ -111,11 +111,7 @@ impl Element {
         value: impl Into<String>,
     ) {
         let (ns, name, value) = (ns.into(), name.into(), value.into());
-        match self
-            .attrs
-            .iter_mut()
-            .find(|a| a.ns == ns && a.name == name)
-        {
+        match self.attrs.iter_mut().find(|a| a.ns == ns && a.name == name) {
             Some(a) => a.value = value,
             None => self.attrs.push(Attr { ns, name, value }),
         }
