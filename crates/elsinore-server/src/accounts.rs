@@ -1,0 +1,81 @@
+//! Accounts: where credentials live and how they are made.
+//!
+//! Only salted SCRAM keys are stored (SHA-1 and SHA-256), never the password.
+
+use elsinore_jid::BareJid;
+use elsinore_sasl::StoredCredentials;
+use elsinore_storage::{Key, Op, Space};
+use elsinore_stream::Rng;
+
+/// Default PBKDF2 iteration count for new credentials.
+pub const DEFAULT_SCRAM_ITERATIONS: u32 = 4096;
+
+/// Why an account operation cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountError {
+    /// The JID has no node part (`user@domain` is needed).
+    NoNode,
+    /// The password is empty or cannot be prepared with SASLprep.
+    BadPassword(String),
+}
+
+impl core::fmt::Display for AccountError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AccountError::NoNode => f.write_str("an account JID needs a user part (user@domain)"),
+            AccountError::BadPassword(why) => write!(f, "unusable password: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for AccountError {}
+
+/// The storage key of an account's credentials.
+pub fn credentials_key(jid: &BareJid) -> Key {
+    Key {
+        account: jid.to_string(),
+        space: Space::Account,
+        name: "credentials".to_string(),
+    }
+}
+
+/// Derive stored credentials for `password` with fresh salts from `salt_seed`.
+pub fn derive_credentials(
+    password: &str,
+    salt_seed: [u8; 32],
+    iterations: u32,
+) -> Result<StoredCredentials, AccountError> {
+    if password.is_empty() {
+        return Err(AccountError::BadPassword("empty".into()));
+    }
+    let mut rng = Rng::new(salt_seed);
+    let s1 = rng.next_block();
+    let s256 = rng.next_block();
+    StoredCredentials::derive(password, &s1[..16], &s256[..16], iterations)
+        .map_err(|e| AccountError::BadPassword(e.to_string()))
+}
+
+/// The effect that stores (creates or replaces) `jid`'s credentials.
+///
+/// Whether the account already exists is the caller's question (a `Get` of
+/// [`credentials_key`] first): the command line refuses to overwrite.
+pub fn create_account_op(
+    jid: &BareJid,
+    password: &str,
+    salt_seed: [u8; 32],
+    iterations: u32,
+) -> Result<Op, AccountError> {
+    if jid.node().is_none() {
+        return Err(AccountError::NoNode);
+    }
+    let creds = derive_credentials(password, salt_seed, iterations)?;
+    Ok(Op::Put(credentials_key(jid), creds.to_bytes()))
+}
+
+/// The effect that deletes `jid`'s credentials.
+///
+/// Private XML of the account is not removed yet (the store has no prefix
+/// delete); see `docs/conformance.md`.
+pub fn delete_account_op(jid: &BareJid) -> Op {
+    Op::Delete(credentials_key(jid))
+}

@@ -1,0 +1,1262 @@
+//! One c2s stream, initiating (client) or receiving (server) role.
+//!
+//! All negotiation transitions live in this module: `on_element_*` decide, the
+//! XML and stanza crates only translate.
+
+use std::collections::VecDeque;
+use std::string::String;
+use std::vec::Vec;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use core::time::Duration;
+
+use elsinore_jid::{BareJid, Jid};
+use elsinore_sasl::{
+    ClientSession, Mechanism, SaslFailure, ServerSession, ServerStep, StoredCredentials,
+};
+use elsinore_stanza::{
+    NS_BIND, NS_CLIENT, NS_REGISTER, NS_REGISTER_FEATURE, NS_SASL, NS_SESSION, NS_STANZAS,
+    NS_STREAM, NS_TLS, StreamError, StreamErrorCondition,
+};
+use elsinore_xml::{Element, StreamHeader, StreamParser, XmlError, XmlEvent, XmlLimits};
+
+use crate::{Instant, Rng};
+
+/// Whether TLS is used on the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsPolicy {
+    /// Never negotiate TLS (the server offers no STARTTLS; the client ignores it).
+    Disabled,
+    /// Negotiate TLS when the peer offers it; authentication may happen without.
+    Optional,
+    /// TLS must be in place before authentication.
+    Required,
+}
+
+/// Limits of one connection. Exceeding one ends the stream with a stream error.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Limits of the XML tokenizer (element size, depth, attributes, tokens).
+    pub xml: XmlLimits,
+    /// Output the peer has not read yet; a `send` past it fails with [`SendError::Backlog`].
+    pub max_unsent_bytes: usize,
+    /// Input held back while the connection waits for its owner (credentials, bind).
+    pub max_held_input: usize,
+    /// Time from the start of the connection to an established session.
+    pub negotiation_timeout: Duration,
+    /// Time to wait for the peer's `</stream:stream>` after ours.
+    pub close_timeout: Duration,
+    /// Failed SASL attempts on one stream before it is closed.
+    pub max_auth_failures: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            xml: XmlLimits::default(),
+            max_unsent_bytes: 1 << 20,
+            max_held_input: 64 * 1024,
+            negotiation_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(10),
+            max_auth_failures: 3,
+        }
+    }
+}
+
+/// Configuration of the receiving (server) role.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The domain this server answers for (the stream's `to`).
+    pub domain: String,
+    /// STARTTLS policy. `Required` refuses authentication before TLS.
+    pub tls: TlsPolicy,
+    /// SASL mechanisms offered, in order of preference.
+    pub mechanisms: Vec<Mechanism>,
+    /// Offer in-band registration (XEP-0077) before authentication.
+    pub allow_registration: bool,
+}
+
+impl ServerConfig {
+    /// Defaults for `domain`: TLS required, SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN.
+    pub fn new(domain: impl Into<String>) -> Self {
+        ServerConfig {
+            domain: domain.into(),
+            tls: TlsPolicy::Required,
+            mechanisms: vec![
+                Mechanism::ScramSha256,
+                Mechanism::ScramSha1,
+                Mechanism::Plain,
+            ],
+            allow_registration: false,
+        }
+    }
+}
+
+/// Configuration of the initiating (client) role.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The account; a full JID asks the server for that resource.
+    pub jid: Jid,
+    /// The password, used for SASL only.
+    pub password: String,
+    /// STARTTLS policy. `Required` ends the stream if the server offers no TLS.
+    pub tls: TlsPolicy,
+}
+
+/// What happened on the connection, drained with [`Connection::poll_event`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Flush all pending output, run the TLS handshake, then call
+    /// [`Connection::handle_tls_ready`].
+    UpgradeTls,
+    /// Server role: load the stored credentials of `username` and answer with
+    /// [`Connection::provide_credentials`].
+    NeedCredentials {
+        /// The SASL authentication identity (the JID's node part, prepared).
+        username: String,
+    },
+    /// SASL succeeded for this account.
+    Authenticated {
+        /// The authenticated account.
+        jid: BareJid,
+    },
+    /// Server role: the client asks to bind a resource (`None`: server chooses).
+    /// Answer with [`Connection::complete_bind`].
+    BindRequest {
+        /// The requested resource, already prepared.
+        resource: Option<String>,
+    },
+    /// Server role: an iq the client sent before authenticating, allowed by
+    /// the configuration (in-band registration). Answer with [`Connection::send`].
+    PreAuthIq(Element),
+    /// The session is established: stanzas may flow.
+    Established {
+        /// The full JID of the session.
+        jid: Jid,
+    },
+    /// A stanza from the peer (message, presence or iq in `jabber:client`).
+    Stanza(Element),
+    /// The stream is closed; write out what is pending, then close the socket.
+    Closed {
+        /// Why, when it was not a clean close.
+        error: Option<String>,
+    },
+}
+
+/// Why a command could not be carried out (the local caller's fault).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The session is not established (or already closed).
+    NotEstablished,
+    /// The peer is not reading: the unsent output is over its limit.
+    Backlog,
+}
+
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SendError::NotEstablished => f.write_str("stream not established"),
+            SendError::Backlog => f.write_str("peer is not reading: output backlog over limit"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Why the server refuses a resource binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindError {
+    /// The resource is in use and the policy is to refuse.
+    Conflict,
+    /// Too many sessions for this account.
+    ResourceConstraint,
+    /// The account may not bind now.
+    NotAllowed,
+}
+
+#[derive(Debug)]
+enum Side {
+    Server(ServerConfig),
+    Client(ClientConfig),
+}
+
+/// Where the negotiation stands.
+#[derive(Debug)]
+enum State {
+    /// Waiting for the peer's stream header (first one or after a restart).
+    AwaitHeader,
+    /// Header exchanged; waiting for the next negotiation element.
+    Negotiating,
+    /// Client: `<starttls/>` sent, waiting for `<proceed/>`.
+    AwaitProceed,
+    /// `<proceed/>` exchanged: no more plaintext may arrive.
+    TlsPending,
+    /// Server: SASL exchange in progress; `true` while waiting for credentials.
+    ServerSasl(ServerSession, bool),
+    /// Client: SASL exchange in progress.
+    ClientSasl(ClientSession),
+    /// Server: bind request handed to the owner. Client: bind iq sent.
+    Binding,
+    /// Client: session iq sent.
+    AwaitSession,
+    /// Stanzas flow.
+    Established,
+    /// Our `</stream:stream>` is sent; waiting for the peer's.
+    Closing,
+    /// Finished.
+    Closed,
+}
+
+/// One XMPP c2s stream (see the crate documentation for the run loop).
+#[derive(Debug)]
+pub struct Connection {
+    side: Side,
+    limits: Limits,
+    rng: Rng,
+    parser: StreamParser,
+    state: State,
+    out: Vec<u8>,
+    out_pos: usize,
+    events: VecDeque<Event>,
+    held: Vec<u8>,
+    /// Input must wait (credentials or bind pending on the owner).
+    paused: bool,
+    /// The parser must restart at the current element boundary.
+    restart: bool,
+    header_sent: bool,
+    tls_done: bool,
+    stream_id: Option<String>,
+    authenticated: Option<BareJid>,
+    jid: Option<Jid>,
+    auth_failures: u32,
+    bind_iq_id: Option<String>,
+    negotiation_deadline: Option<Instant>,
+    close_deadline: Option<Instant>,
+    peer_lang: Option<String>,
+    /// Client: the server requires the RFC 3921 session iq after binding.
+    session_needed: bool,
+}
+
+impl Connection {
+    /// A receiving (server-side) connection; it waits for the client's header.
+    pub fn new_server(config: ServerConfig, limits: Limits, seed: [u8; 32], now: Instant) -> Self {
+        Self::new(Side::Server(config), limits, seed, now)
+    }
+
+    /// An initiating (client-side) connection; its stream header is queued at once.
+    pub fn new_client(config: ClientConfig, limits: Limits, seed: [u8; 32], now: Instant) -> Self {
+        let mut c = Self::new(Side::Client(config), limits, seed, now);
+        c.send_client_header();
+        c
+    }
+
+    fn new(side: Side, limits: Limits, seed: [u8; 32], now: Instant) -> Self {
+        let parser = StreamParser::new(limits.xml.clone());
+        let deadline = now + limits.negotiation_timeout;
+        Connection {
+            side,
+            rng: Rng::new(seed),
+            parser,
+            state: State::AwaitHeader,
+            out: Vec::new(),
+            out_pos: 0,
+            events: VecDeque::new(),
+            held: Vec::new(),
+            paused: false,
+            restart: false,
+            header_sent: false,
+            tls_done: false,
+            stream_id: None,
+            authenticated: None,
+            jid: None,
+            auth_failures: 0,
+            bind_iq_id: None,
+            negotiation_deadline: Some(deadline),
+            close_deadline: None,
+            peer_lang: None,
+            session_needed: false,
+            limits,
+        }
+    }
+
+    // ---- getters -------------------------------------------------------
+
+    /// The full JID of the established session.
+    pub fn jid(&self) -> Option<&Jid> {
+        self.jid.as_ref()
+    }
+
+    /// The authenticated account, once SASL succeeded.
+    pub fn authenticated(&self) -> Option<&BareJid> {
+        self.authenticated.as_ref()
+    }
+
+    /// Whether stanzas may flow.
+    pub fn is_established(&self) -> bool {
+        matches!(self.state, State::Established)
+    }
+
+    /// Whether the stream is finished.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Whether TLS was negotiated on this stream.
+    pub fn is_tls(&self) -> bool {
+        self.tls_done
+    }
+
+    /// The current stream id (server's).
+    pub fn stream_id(&self) -> Option<&str> {
+        self.stream_id.as_deref()
+    }
+
+    // ---- inputs --------------------------------------------------------
+
+    /// Bytes read from the peer. Any split of the byte stream gives the same result.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        if self.paused {
+            self.hold(bytes);
+            return;
+        }
+        let mut buf = bytes;
+        self.process(&mut buf, now);
+        if self.paused && !buf.is_empty() {
+            self.hold(buf);
+        }
+    }
+
+    fn hold(&mut self, bytes: &[u8]) {
+        if self.held.len() + bytes.len() > self.limits.max_held_input {
+            self.fail(
+                StreamError::new(StreamErrorCondition::PolicyViolation)
+                    .with_text("too much input while authentication or binding is pending"),
+            );
+            return;
+        }
+        self.held.extend_from_slice(bytes);
+    }
+
+    fn process(&mut self, buf: &mut &[u8], now: Instant) {
+        while !buf.is_empty() {
+            match self.state {
+                State::Closed => {
+                    *buf = &[];
+                    return;
+                }
+                State::TlsPending => {
+                    // Plaintext after <proceed/> would be processed as if it came
+                    // over TLS: the STARTTLS command injection attack.
+                    self.fail(
+                        StreamError::new(StreamErrorCondition::PolicyViolation)
+                            .with_text("data after <proceed/> before the TLS handshake"),
+                    );
+                    *buf = &[];
+                    return;
+                }
+                _ => {}
+            }
+            if self.paused {
+                return;
+            }
+            match self.parser.parse(buf) {
+                Ok(Some(ev)) => {
+                    self.on_xml(ev, now);
+                    if self.restart {
+                        self.restart = false;
+                        self.parser.reset();
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    self.fail(stream_error_for(&e));
+                    *buf = &[];
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The peer closed the byte stream.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        match self.state {
+            State::Closed => {}
+            State::Closing => self.finish(None),
+            _ => self.finish(Some("connection closed by peer without closing the stream".into())),
+        }
+    }
+
+    /// A deadline from [`Connection::poll_timeout`] passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(d) = self.close_deadline
+            && now >= d
+        {
+            self.close_deadline = None;
+            self.finish(Some("peer did not close the stream in time".into()));
+            return;
+        }
+        if let Some(d) = self.negotiation_deadline
+            && now >= d
+            && !self.is_closed()
+        {
+            self.negotiation_deadline = None;
+            self.fail(
+                StreamError::new(StreamErrorCondition::ConnectionTimeout)
+                    .with_text("stream negotiation took too long"),
+            );
+        }
+    }
+
+    /// The TLS handshake asked for by [`Event::UpgradeTls`] completed.
+    pub fn handle_tls_ready(&mut self, _now: Instant) {
+        if !matches!(self.state, State::TlsPending) {
+            return;
+        }
+        self.tls_done = true;
+        self.parser.reset();
+        self.state = State::AwaitHeader;
+        self.header_sent = false;
+        if matches!(self.side, Side::Client(_)) {
+            self.send_client_header();
+        }
+    }
+
+    /// Server role: the credentials asked for by [`Event::NeedCredentials`]
+    /// (`None` when there is no such account).
+    pub fn provide_credentials(&mut self, creds: Option<&StoredCredentials>, now: Instant) {
+        let step = match &mut self.state {
+            State::ServerSasl(session, waiting @ true) => {
+                *waiting = false;
+                session.provide_credentials(creds)
+            }
+            _ => return,
+        };
+        self.paused = false;
+        self.on_server_step(step);
+        self.resume(now);
+    }
+
+    /// Server role: the store could not be read; authentication fails temporarily.
+    pub fn credentials_unavailable(&mut self, now: Instant) {
+        if matches!(self.state, State::ServerSasl(_, true)) {
+            self.paused = false;
+            self.sasl_failure(SaslFailure::TemporaryAuthFailure);
+            self.resume(now);
+        }
+    }
+
+    /// Server role: the answer to [`Event::BindRequest`].
+    pub fn complete_bind(&mut self, result: Result<Jid, BindError>, now: Instant) {
+        if !matches!(self.state, State::Binding) || !matches!(self.side, Side::Server(_)) {
+            return;
+        }
+        let id = self.bind_iq_id.take().unwrap_or_default();
+        self.paused = false;
+        match result {
+            Ok(jid) => {
+                let reply = Element::new("iq", NS_CLIENT)
+                    .with_attr("type", "result")
+                    .with_attr("id", id)
+                    .with_child(
+                        Element::new("bind", NS_BIND)
+                            .with_child(Element::new("jid", NS_BIND).with_text(jid.to_string())),
+                    );
+                self.write_element(&reply);
+                self.jid = Some(jid.clone());
+                self.state = State::Established;
+                self.negotiation_deadline = None;
+                self.events.push_back(Event::Established { jid });
+            }
+            Err(e) => {
+                let (cond, ty) = match e {
+                    BindError::Conflict => ("conflict", "cancel"),
+                    BindError::ResourceConstraint => ("resource-constraint", "wait"),
+                    BindError::NotAllowed => ("not-allowed", "cancel"),
+                };
+                self.write_element(&iq_error(&id, cond, ty));
+                self.state = State::Negotiating;
+            }
+        }
+        self.resume(now);
+    }
+
+    fn resume(&mut self, now: Instant) {
+        if self.paused || self.held.is_empty() {
+            return;
+        }
+        let held = core::mem::take(&mut self.held);
+        let mut buf = held.as_slice();
+        self.process(&mut buf, now);
+        if self.paused && !buf.is_empty() {
+            self.held = buf.to_vec();
+        }
+    }
+
+    // ---- commands ------------------------------------------------------
+
+    /// Send a stanza (or, server role before authentication, the answer to a
+    /// [`Event::PreAuthIq`]). Written in the `jabber:client` default namespace.
+    pub fn send(&mut self, stanza: &Element) -> Result<(), SendError> {
+        let allowed = match self.state {
+            State::Established => true,
+            State::Negotiating | State::AwaitHeader => {
+                matches!(self.side, Side::Server(_)) && self.header_sent
+            }
+            _ => false,
+        };
+        if !allowed {
+            return Err(SendError::NotEstablished);
+        }
+        if self.out.len() - self.out_pos > self.limits.max_unsent_bytes {
+            return Err(SendError::Backlog);
+        }
+        self.write_element(stanza);
+        Ok(())
+    }
+
+    /// Send a stream error and close the stream (e.g. `conflict` when another
+    /// session takes this resource, `system-shutdown`).
+    pub fn send_stream_error(&mut self, error: StreamError) {
+        self.fail(error);
+    }
+
+    /// Close the stream cleanly: `</stream:stream>`, then wait for the peer's.
+    pub fn close(&mut self, now: Instant) {
+        match self.state {
+            State::Closed | State::Closing => {}
+            _ => {
+                if !self.header_sent && matches!(self.side, Side::Server(_)) {
+                    self.finish(None);
+                    return;
+                }
+                elsinore_xml::write_stream_close(&mut self.out);
+                self.state = State::Closing;
+                self.close_deadline = Some(now + self.limits.close_timeout);
+            }
+        }
+    }
+
+    // ---- outputs -------------------------------------------------------
+
+    /// Bytes to write to the peer.
+    pub fn pending_transmit(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+
+    /// `n` bytes of [`Connection::pending_transmit`] were written.
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.out_pos = (self.out_pos + n).min(self.out.len());
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+    }
+
+    /// Take all pending output at once (for adapters that queue owned buffers).
+    pub fn take_transmit(&mut self) -> Vec<u8> {
+        let mut out = core::mem::take(&mut self.out);
+        if self.out_pos > 0 {
+            out.drain(..self.out_pos);
+        }
+        self.out_pos = 0;
+        out
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Connection::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        match (self.negotiation_deadline, self.close_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- internals -----------------------------------------------------
+
+    fn write_element(&mut self, el: &Element) {
+        el.write_to(&mut self.out, NS_CLIENT);
+    }
+
+    fn fail(&mut self, error: StreamError) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        if !self.header_sent && matches!(self.side, Side::Server(_)) {
+            // A stream error needs an open stream: open ours first (RFC 6120 4.9.1.1).
+            self.send_server_header(None);
+        }
+        let text = error.to_string();
+        let el = error.to_element();
+        el.write_to(&mut self.out, NS_CLIENT);
+        elsinore_xml::write_stream_close(&mut self.out);
+        self.finish(Some(text));
+    }
+
+    fn finish(&mut self, error: Option<String>) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        self.state = State::Closed;
+        self.paused = false;
+        self.held.clear();
+        self.negotiation_deadline = None;
+        self.close_deadline = None;
+        self.events.push_back(Event::Closed { error });
+    }
+
+    fn on_xml(&mut self, ev: XmlEvent, now: Instant) {
+        match ev {
+            XmlEvent::StreamOpen(header) => self.on_header(header),
+            XmlEvent::StreamClose => match self.state {
+                State::Closing => self.finish(None),
+                _ => {
+                    elsinore_xml::write_stream_close(&mut self.out);
+                    self.finish(None);
+                }
+            },
+            XmlEvent::Element(el) => {
+                if el.is("error", NS_STREAM) {
+                    let text = match StreamError::from_element(&el) {
+                        Ok(e) => e.to_string(),
+                        Err(_) => "unparseable stream error".to_string(),
+                    };
+                    elsinore_xml::write_stream_close(&mut self.out);
+                    self.finish(Some(format!("peer sent stream error: {text}")));
+                    return;
+                }
+                match self.side {
+                    Side::Server(_) => self.on_element_server(el, now),
+                    Side::Client(_) => self.on_element_client(el, now),
+                }
+            }
+        }
+    }
+
+    fn on_header(&mut self, header: StreamHeader) {
+        if !matches!(self.state, State::AwaitHeader) {
+            self.fail(
+                StreamError::new(StreamErrorCondition::BadFormat)
+                    .with_text("unexpected stream header"),
+            );
+            return;
+        }
+        let stream_ok = header.name == "stream" && header.ns == NS_STREAM;
+        let ns_ok = header.default_ns.as_deref() == Some(NS_CLIENT);
+        match &self.side {
+            Side::Server(cfg) => {
+                self.peer_lang = header.lang().map(str::to_string);
+                let to_ok = match header.attr("to") {
+                    None => true,
+                    Some(to) => domain_eq(to, &cfg.domain),
+                };
+                let peer_from = header.attr("from").map(str::to_string);
+                self.send_server_header(peer_from.as_deref());
+                if !stream_ok || !ns_ok {
+                    self.fail(
+                        StreamError::new(StreamErrorCondition::InvalidNamespace)
+                            .with_text("expected a jabber:client stream"),
+                    );
+                    return;
+                }
+                if !to_ok {
+                    self.fail(
+                        StreamError::new(StreamErrorCondition::HostUnknown)
+                            .with_text("this server does not serve that domain"),
+                    );
+                    return;
+                }
+                if !version_is_1(header.attr("version")) {
+                    self.fail(StreamError::new(StreamErrorCondition::UnsupportedVersion).with_text(
+                        "only XMPP 1.0 streams are supported (version='1.0' required)",
+                    ));
+                    return;
+                }
+                self.state = State::Negotiating;
+                self.send_features();
+            }
+            Side::Client(_) => {
+                if !stream_ok || !ns_ok {
+                    self.fail(
+                        StreamError::new(StreamErrorCondition::InvalidNamespace)
+                            .with_text("server did not open a jabber:client stream"),
+                    );
+                    return;
+                }
+                self.stream_id = header.attr("id").map(str::to_string);
+                self.state = State::Negotiating;
+            }
+        }
+    }
+
+    fn send_server_header(&mut self, peer_from: Option<&str>) {
+        let Side::Server(cfg) = &self.side else {
+            return;
+        };
+        let id = self.rng.token(20);
+        let mut header = StreamHeader::new(NS_CLIENT)
+            .with_attr("from", cfg.domain.clone())
+            .with_attr("id", id.clone())
+            .with_attr("version", "1.0")
+            .with_lang(self.peer_lang.as_deref().unwrap_or("en"));
+        if let Some(from) = peer_from
+            && Jid::parse(from).is_ok()
+        {
+            header = header.with_attr("to", from);
+        }
+        header.write_to(&mut self.out);
+        self.stream_id = Some(id);
+        self.header_sent = true;
+    }
+
+    fn send_client_header(&mut self) {
+        let Side::Client(cfg) = &self.side else {
+            return;
+        };
+        let header = StreamHeader::new(NS_CLIENT)
+            .with_attr("to", cfg.jid.domain().to_string())
+            .with_attr("version", "1.0")
+            .with_lang("en");
+        header.write_to(&mut self.out);
+        self.header_sent = true;
+    }
+
+    fn tls_allowed_auth(&self, cfg: &ServerConfig) -> bool {
+        self.tls_done || cfg.tls != TlsPolicy::Required
+    }
+
+    fn send_features(&mut self) {
+        let Side::Server(cfg) = &self.side else {
+            return;
+        };
+        let mut features = Element::new("features", NS_STREAM);
+        if self.authenticated.is_none() {
+            if !self.tls_done && cfg.tls != TlsPolicy::Disabled {
+                let mut st = Element::new("starttls", NS_TLS);
+                if cfg.tls == TlsPolicy::Required {
+                    st = st.with_child(Element::new("required", NS_TLS));
+                }
+                features = features.with_child(st);
+            }
+            if self.tls_allowed_auth(cfg) {
+                let mut mechs = Element::new("mechanisms", NS_SASL);
+                for m in &cfg.mechanisms {
+                    mechs = mechs.with_child(Element::new("mechanism", NS_SASL).with_text(m.name()));
+                }
+                features = features.with_child(mechs);
+                if cfg.allow_registration {
+                    features = features.with_child(Element::new("register", NS_REGISTER_FEATURE));
+                }
+            }
+        } else {
+            features = features
+                .with_child(Element::new("bind", NS_BIND))
+                .with_child(
+                    Element::new("session", NS_SESSION).with_child(Element::new("optional", NS_SESSION)),
+                );
+        }
+        features.write_to(&mut self.out, NS_CLIENT);
+    }
+
+    // ---- server role ---------------------------------------------------
+
+    fn on_element_server(&mut self, el: Element, _now: Instant) {
+        let Side::Server(cfg) = &self.side else {
+            return;
+        };
+        match &self.state {
+            State::Established => {
+                if is_stanza(&el) {
+                    if el.is("iq", NS_CLIENT) && is_session_iq(&el) {
+                        let id = el.attr("id").unwrap_or_default().to_string();
+                        self.write_element(&iq_result(&id));
+                        return;
+                    }
+                    self.events.push_back(Event::Stanza(el));
+                } else {
+                    self.fail(unsupported_stanza(&el));
+                }
+            }
+            State::Negotiating if el.is("starttls", NS_TLS) => {
+                if self.tls_done || cfg.tls == TlsPolicy::Disabled || self.authenticated.is_some() {
+                    // RFC 6120 5.4.2.2: failure, then close the stream.
+                    self.out.extend_from_slice(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+                    elsinore_xml::write_stream_close(&mut self.out);
+                    self.finish(Some("STARTTLS refused".into()));
+                    return;
+                }
+                self.write_element(&Element::new("proceed", NS_TLS));
+                self.state = State::TlsPending;
+                self.events.push_back(Event::UpgradeTls);
+            }
+            State::Negotiating if el.is("auth", NS_SASL) => {
+                if self.authenticated.is_some() {
+                    self.fail(
+                        StreamError::new(StreamErrorCondition::PolicyViolation)
+                            .with_text("already authenticated"),
+                    );
+                    return;
+                }
+                if !self.tls_allowed_auth(cfg) {
+                    self.sasl_failure(SaslFailure::EncryptionRequired);
+                    return;
+                }
+                let mech = el
+                    .attr("mechanism")
+                    .and_then(Mechanism::from_name)
+                    .filter(|m| cfg.mechanisms.contains(m));
+                let Some(mech) = mech else {
+                    self.sasl_failure(SaslFailure::InvalidMechanism);
+                    return;
+                };
+                let initial = match decode_sasl_data(&el.text()) {
+                    Ok(d) => d,
+                    Err(()) => {
+                        self.sasl_failure(SaslFailure::IncorrectEncoding);
+                        return;
+                    }
+                };
+                let nonce = self.rng.token(24);
+                let (session, first) = ServerSession::start(mech, initial.as_deref(), &nonce);
+                self.state = State::ServerSasl(session, false);
+                self.on_server_step(first);
+            }
+            State::ServerSasl(_, false) if el.is("response", NS_SASL) => {
+                let data = match decode_sasl_data(&el.text()) {
+                    Ok(d) => d.unwrap_or_default(),
+                    Err(()) => {
+                        self.sasl_failure(SaslFailure::IncorrectEncoding);
+                        return;
+                    }
+                };
+                let step = match &mut self.state {
+                    State::ServerSasl(session, _) => session.response(&data),
+                    _ => return,
+                };
+                self.on_server_step(step);
+            }
+            State::ServerSasl(_, false) if el.is("abort", NS_SASL) => {
+                if let State::ServerSasl(session, _) = &mut self.state {
+                    session.abort();
+                }
+                self.sasl_failure(SaslFailure::Aborted);
+            }
+            State::Negotiating if self.authenticated.is_some() && el.is("iq", NS_CLIENT) => {
+                self.on_server_bind_phase_iq(el);
+            }
+            State::Negotiating
+                if self.authenticated.is_none()
+                    && cfg.allow_registration
+                    && self.tls_allowed_auth(cfg)
+                    && el.is("iq", NS_CLIENT)
+                    && first_child_ns(&el) == Some(NS_REGISTER) =>
+            {
+                self.events.push_back(Event::PreAuthIq(el));
+            }
+            State::Negotiating if is_stanza(&el) => {
+                self.fail(
+                    StreamError::new(StreamErrorCondition::NotAuthorized)
+                        .with_text("stanzas are not accepted before authentication and binding"),
+                );
+            }
+            _ => {
+                self.fail(unsupported_stanza(&el));
+            }
+        }
+    }
+
+    fn on_server_bind_phase_iq(&mut self, el: Element) {
+        let id = el.attr("id").unwrap_or_default().to_string();
+        if el.attr("type") == Some("set")
+            && let Some(bind) = el.get_child("bind", NS_BIND)
+        {
+            let requested = bind
+                .get_child("resource", NS_BIND)
+                .map(|r| r.text())
+                .filter(|r| !r.is_empty());
+            let resource = match requested {
+                None => None,
+                Some(r) => {
+                    let Some(account) = &self.authenticated else {
+                        return;
+                    };
+                    match account.with_resource(&r) {
+                        Ok(jid) => jid.resource().map(str::to_string),
+                        Err(_) => {
+                            self.write_element(&iq_error(&id, "bad-request", "modify"));
+                            return;
+                        }
+                    }
+                }
+            };
+            self.bind_iq_id = Some(id);
+            self.state = State::Binding;
+            self.paused = true;
+            self.events.push_back(Event::BindRequest { resource });
+            return;
+        }
+        if is_session_iq(&el) {
+            // RFC 3921 session before bind: not allowed yet.
+            self.write_element(&iq_error(&id, "not-allowed", "cancel"));
+            return;
+        }
+        self.fail(
+            StreamError::new(StreamErrorCondition::NotAuthorized)
+                .with_text("bind a resource before sending stanzas"),
+        );
+    }
+
+    fn on_server_step(&mut self, step: ServerStep) {
+        match step {
+            ServerStep::NeedCredentials { authcid, .. } => {
+                if let State::ServerSasl(_, waiting) = &mut self.state {
+                    *waiting = true;
+                }
+                self.paused = true;
+                self.events.push_back(Event::NeedCredentials { username: authcid });
+            }
+            ServerStep::Challenge(data) => {
+                let el = Element::new("challenge", NS_SASL).with_text(encode_sasl_data(&data));
+                self.write_element(&el);
+            }
+            ServerStep::Success {
+                authcid,
+                authzid,
+                additional,
+            } => {
+                let Side::Server(cfg) = &self.side else {
+                    return;
+                };
+                let account = match BareJid::new(Some(&authcid), &cfg.domain) {
+                    Ok(j) => j,
+                    Err(_) => {
+                        self.sasl_failure(SaslFailure::NotAuthorized);
+                        return;
+                    }
+                };
+                if let Some(z) = authzid.filter(|z| !z.is_empty()) {
+                    // Only self-authorization: authzid must name the same account.
+                    let same = BareJid::parse(&z).map(|j| j == account).unwrap_or(false);
+                    if !same {
+                        self.sasl_failure(SaslFailure::InvalidAuthzid);
+                        return;
+                    }
+                }
+                let mut el = Element::new("success", NS_SASL);
+                if let Some(a) = additional {
+                    el = el.with_text(encode_sasl_data(&a));
+                }
+                self.write_element(&el);
+                self.authenticated = Some(account.clone());
+                self.events.push_back(Event::Authenticated { jid: account });
+                self.state = State::AwaitHeader;
+                self.header_sent = false;
+                self.restart = true;
+            }
+            ServerStep::Failure(f) => self.sasl_failure(f),
+        }
+    }
+
+    fn sasl_failure(&mut self, f: SaslFailure) {
+        let el = Element::new("failure", NS_SASL).with_child(Element::new(f.condition(), NS_SASL));
+        self.write_element(&el);
+        self.state = State::Negotiating;
+        self.auth_failures += 1;
+        if self.auth_failures >= self.limits.max_auth_failures {
+            self.fail(
+                StreamError::new(StreamErrorCondition::PolicyViolation)
+                    .with_text("too many failed authentication attempts"),
+            );
+        }
+    }
+
+    // ---- client role ---------------------------------------------------
+
+    fn on_element_client(&mut self, el: Element, _now: Instant) {
+        let Side::Client(cfg) = &self.side else {
+            return;
+        };
+        match &mut self.state {
+            State::Established => {
+                if is_stanza(&el) {
+                    self.events.push_back(Event::Stanza(el));
+                } else {
+                    self.fail(unsupported_stanza(&el));
+                }
+            }
+            State::Negotiating if el.is("features", NS_STREAM) => self.on_client_features(&el),
+            State::AwaitProceed if el.is("proceed", NS_TLS) => {
+                self.state = State::TlsPending;
+                self.events.push_back(Event::UpgradeTls);
+            }
+            State::AwaitProceed if el.is("failure", NS_TLS) => {
+                self.finish(Some("server refused STARTTLS".into()));
+            }
+            State::ClientSasl(session) if el.is("challenge", NS_SASL) => {
+                let reply = decode_sasl_data(&el.text())
+                    .map_err(|()| "challenge is not valid base64".to_string())
+                    .and_then(|d| {
+                        session
+                            .challenge(&d.unwrap_or_default())
+                            .map_err(|e| format!("SASL challenge rejected: {e}"))
+                    });
+                match reply {
+                    Ok(data) => {
+                        let r = Element::new("response", NS_SASL).with_text(encode_sasl_data(&data));
+                        self.write_element(&r);
+                    }
+                    Err(msg) => self.client_abort(msg),
+                }
+            }
+            State::ClientSasl(session) if el.is("success", NS_SASL) => {
+                let data = decode_sasl_data(&el.text()).ok().flatten();
+                match session.success(data.as_deref()) {
+                    Ok(()) => {
+                        let Some(account) = Some(cfg.jid.to_bare()) else {
+                            return;
+                        };
+                        self.authenticated = Some(account.clone());
+                        self.events.push_back(Event::Authenticated { jid: account });
+                        self.state = State::AwaitHeader;
+                        self.restart = true;
+                        self.send_client_header();
+                    }
+                    Err(e) => {
+                        self.client_abort(format!("server failed SASL verification: {e}"));
+                    }
+                }
+            }
+            State::ClientSasl(_) if el.is("failure", NS_SASL) => {
+                let cond = el
+                    .elements()
+                    .find(|c| c.ns == NS_SASL && c.name != "text")
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| "unknown".into());
+                let text = el.get_child("text", NS_SASL).map(|t| t.text());
+                let msg = match text {
+                    Some(t) => format!("authentication failed: {cond} ({t})"),
+                    None => format!("authentication failed: {cond}"),
+                };
+                self.close_with_error(msg);
+            }
+            State::Binding if el.is("iq", NS_CLIENT) => self.on_client_bind_result(&el),
+            State::AwaitSession if el.is("iq", NS_CLIENT) => {
+                if el.attr("type") == Some("result") {
+                    self.establish_client();
+                } else {
+                    self.close_with_error("server refused the session".into());
+                }
+            }
+            _ => {
+                let what = format!("unexpected <{}/> from server during negotiation", el.name);
+                self.fail(StreamError::new(StreamErrorCondition::UnsupportedStanzaType).with_text(what));
+            }
+        }
+    }
+
+    fn on_client_features(&mut self, features: &Element) {
+        let Side::Client(cfg) = &self.side else {
+            return;
+        };
+        let starttls = features.get_child("starttls", NS_TLS).is_some();
+        if !self.tls_done && cfg.tls != TlsPolicy::Disabled && starttls {
+            self.write_element(&Element::new("starttls", NS_TLS));
+            self.state = State::AwaitProceed;
+            return;
+        }
+        if !self.tls_done && cfg.tls == TlsPolicy::Required {
+            self.close_with_error("server does not offer STARTTLS and TLS is required".into());
+            return;
+        }
+        if self.authenticated.is_none() {
+            let offered: Vec<String> = features
+                .get_child("mechanisms", NS_SASL)
+                .map(|m| {
+                    m.elements()
+                        .filter(|e| e.is("mechanism", NS_SASL))
+                        .map(|e| e.text().trim().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let offered_refs: Vec<&str> = offered.iter().map(String::as_str).collect();
+            let Some(mech) = elsinore_sasl::client_preference(&offered_refs) else {
+                self.close_with_error(format!(
+                    "no common SASL mechanism (server offers: {})",
+                    offered.join(", ")
+                ));
+                return;
+            };
+            let authcid = cfg.jid.node().unwrap_or_default().to_string();
+            let nonce = self.rng.token(24);
+            match ClientSession::new(mech, &authcid, &cfg.password, None, &nonce) {
+                Ok(mut session) => {
+                    let initial = session.initial_response();
+                    let el = Element::new("auth", NS_SASL)
+                        .with_attr("mechanism", mech.name())
+                        .with_text(encode_sasl_data(&initial));
+                    self.write_element(&el);
+                    self.state = State::ClientSasl(session);
+                }
+                Err(e) => self.close_with_error(format!("cannot start SASL: {e}")),
+            }
+            return;
+        }
+        if features.get_child("bind", NS_BIND).is_none() {
+            self.close_with_error("server offers no resource binding".into());
+            return;
+        }
+        let id = self.rng.token(12);
+        let mut bind = Element::new("bind", NS_BIND);
+        if let Some(r) = cfg.jid.resource() {
+            bind = bind.with_child(Element::new("resource", NS_BIND).with_text(r));
+        }
+        let iq = Element::new("iq", NS_CLIENT)
+            .with_attr("type", "set")
+            .with_attr("id", id.clone())
+            .with_child(bind);
+        self.write_element(&iq);
+        self.bind_iq_id = Some(id);
+        // Whether the server requires the RFC 3921 session iq after binding.
+        self.session_needed = features
+            .get_child("session", NS_SESSION)
+            .is_some_and(|s| s.get_child("optional", NS_SESSION).is_none());
+        self.state = State::Binding;
+    }
+
+    fn on_client_bind_result(&mut self, el: &Element) {
+        if el.attr("id") != self.bind_iq_id.as_deref() {
+            return;
+        }
+        if el.attr("type") != Some("result") {
+            let cond = el
+                .get_child("error", NS_CLIENT)
+                .and_then(|e| e.elements().find(|c| c.ns == NS_STANZAS).map(|c| c.name.clone()))
+                .unwrap_or_else(|| "unknown".into());
+            self.close_with_error(format!("resource binding failed: {cond}"));
+            return;
+        }
+        let jid = el
+            .get_child("bind", NS_BIND)
+            .and_then(|b| b.get_child("jid", NS_BIND))
+            .and_then(|j| Jid::parse(j.text().trim()).ok());
+        let Some(jid) = jid else {
+            self.close_with_error("server sent no valid JID in the bind result".into());
+            return;
+        };
+        self.jid = Some(jid);
+        if self.session_needed {
+            let id = self.rng.token(12);
+            let iq = Element::new("iq", NS_CLIENT)
+                .with_attr("type", "set")
+                .with_attr("id", id)
+                .with_child(Element::new("session", NS_SESSION));
+            self.write_element(&iq);
+            self.state = State::AwaitSession;
+        } else {
+            self.establish_client();
+        }
+    }
+
+    fn establish_client(&mut self) {
+        let Some(jid) = self.jid.clone() else {
+            return;
+        };
+        self.state = State::Established;
+        self.negotiation_deadline = None;
+        self.events.push_back(Event::Established { jid });
+    }
+
+    fn client_abort(&mut self, msg: String) {
+        self.write_element(&Element::new("abort", NS_SASL));
+        self.close_with_error(msg);
+    }
+
+    /// Client role: end negotiation on our side with a clean close and an error report.
+    fn close_with_error(&mut self, msg: String) {
+        elsinore_xml::write_stream_close(&mut self.out);
+        self.finish(Some(msg));
+    }
+}
+
+fn stream_error_for(e: &XmlError) -> StreamError {
+    let cond = match e {
+        XmlError::RestrictedXml(_) => StreamErrorCondition::RestrictedXml,
+        XmlError::LimitExceeded(_) => StreamErrorCondition::PolicyViolation,
+        XmlError::InvalidNamespace(_) => StreamErrorCondition::InvalidNamespace,
+        _ => StreamErrorCondition::NotWellFormed,
+    };
+    StreamError::new(cond).with_text(e.to_string())
+}
+
+fn unsupported_stanza(el: &Element) -> StreamError {
+    StreamError::new(StreamErrorCondition::UnsupportedStanzaType)
+        .with_text(format!("unexpected element <{}/> in namespace '{}'", el.name, el.ns))
+}
+
+fn is_stanza(el: &Element) -> bool {
+    el.ns == NS_CLIENT && matches!(el.name.as_str(), "message" | "presence" | "iq")
+}
+
+fn is_session_iq(el: &Element) -> bool {
+    el.attr("type") == Some("set") && el.get_child("session", NS_SESSION).is_some()
+}
+
+fn first_child_ns(el: &Element) -> Option<&str> {
+    el.elements().next().map(|c| c.ns.as_str())
+}
+
+fn iq_result(id: &str) -> Element {
+    Element::new("iq", NS_CLIENT)
+        .with_attr("type", "result")
+        .with_attr("id", id)
+}
+
+fn iq_error(id: &str, condition: &str, ty: &str) -> Element {
+    Element::new("iq", NS_CLIENT)
+        .with_attr("type", "error")
+        .with_attr("id", id)
+        .with_child(
+            Element::new("error", NS_CLIENT)
+                .with_attr("type", ty)
+                .with_child(Element::new(condition, NS_STANZAS)),
+        )
+}
+
+fn version_is_1(v: Option<&str>) -> bool {
+    let Some(v) = v else { return false };
+    let mut parts = v.trim().splitn(2, '.');
+    let major = parts.next().and_then(|m| m.parse::<u32>().ok());
+    major == Some(1)
+}
+
+fn domain_eq(to: &str, domain: &str) -> bool {
+    let to = to.strip_suffix('.').unwrap_or(to);
+    to.eq_ignore_ascii_case(domain)
+}
+
+/// SASL data on the wire: base64, with `=` meaning "present but empty" (RFC 6120 6.4.2).
+fn decode_sasl_data(text: &str) -> Result<Option<Vec<u8>>, ()> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if t == "=" {
+        return Ok(Some(Vec::new()));
+    }
+    B64.decode(t).map(Some).map_err(|_| ())
+}
+
+fn encode_sasl_data(data: &[u8]) -> String {
+    if data.is_empty() {
+        "=".to_string()
+    } else {
+        B64.encode(data)
+    }
+}

@@ -1,0 +1,351 @@
+//! Client and server `Connection`s negotiating with each other in memory.
+//!
+//! TLS is simulated: on `UpgradeTls` both sides get `handle_tls_ready` once the
+//! bytes before it were delivered, as a real adapter would after the handshake.
+
+use elsinore_jid::Jid;
+use elsinore_sasl::StoredCredentials;
+use elsinore_stream::{
+    BindError, ClientConfig, Connection, Event, Instant, Limits, ServerConfig, TlsPolicy,
+};
+use elsinore_xml::Element;
+
+const T0: Instant = Instant::from_millis(1_000);
+
+fn creds(password: &str) -> StoredCredentials {
+    StoredCredentials::derive(password, b"salt-sha1-16byte", b"salt-sha256-16by", 4096)
+        .expect("derivable")
+}
+
+struct Pair {
+    client: Connection,
+    server: Connection,
+    client_events: Vec<Event>,
+    server_events: Vec<Event>,
+    /// Password the simulated store knows for "juliet".
+    stored: Option<StoredCredentials>,
+    chunk: usize,
+}
+
+impl Pair {
+    fn new(client_tls: TlsPolicy, server: ServerConfig, password: &str, chunk: usize) -> Self {
+        let client = Connection::new_client(
+            ClientConfig {
+                jid: Jid::parse("juliet@capulet.lit/balcony").expect("valid"),
+                password: password.into(),
+                tls: client_tls,
+            },
+            Limits::default(),
+            [1; 32],
+            T0,
+        );
+        let server = Connection::new_server(server, Limits::default(), [2; 32], T0);
+        Pair {
+            client,
+            server,
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            stored: Some(creds("r0meo")),
+            chunk,
+        }
+    }
+
+    /// Move bytes and answer events until nothing happens; bounded so a
+    /// livelock fails instead of hanging.
+    fn drive(&mut self) {
+        for _ in 0..200 {
+            let mut progress = false;
+            let c2s = self.client.take_transmit();
+            if !c2s.is_empty() {
+                progress = true;
+                for part in c2s.chunks(self.chunk) {
+                    self.server.handle_input(part, T0);
+                }
+            }
+            let s2c = self.server.take_transmit();
+            if !s2c.is_empty() {
+                progress = true;
+                for part in s2c.chunks(self.chunk) {
+                    self.client.handle_input(part, T0);
+                }
+            }
+            while let Some(ev) = self.server.poll_event() {
+                progress = true;
+                match &ev {
+                    Event::UpgradeTls => {
+                        // Deliver <proceed/> first, then both sides "finish" TLS.
+                        let s2c = self.server.take_transmit();
+                        self.client.handle_input(&s2c, T0);
+                        self.server.handle_tls_ready(T0);
+                    }
+                    Event::NeedCredentials { username } => {
+                        let c = if username == "juliet" { self.stored.clone() } else { None };
+                        self.server.provide_credentials(c.as_ref(), T0);
+                    }
+                    Event::BindRequest { resource } => {
+                        let r = resource.clone().unwrap_or_else(|| "generated".into());
+                        let jid = Jid::parse(&format!("juliet@capulet.lit/{r}")).expect("valid");
+                        self.server.complete_bind(Ok(jid), T0);
+                    }
+                    _ => {}
+                }
+                self.server_events.push(ev);
+            }
+            while let Some(ev) = self.client.poll_event() {
+                progress = true;
+                if ev == Event::UpgradeTls {
+                    self.client.handle_tls_ready(T0);
+                }
+                self.client_events.push(ev);
+            }
+            if !progress {
+                return;
+            }
+        }
+        panic!("negotiation did not settle in 200 rounds");
+    }
+}
+
+fn established(events: &[Event]) -> Option<Jid> {
+    events.iter().find_map(|e| match e {
+        Event::Established { jid } => Some(jid.clone()),
+        _ => None,
+    })
+}
+
+fn closed_error(events: &[Event]) -> Option<Option<String>> {
+    events.iter().find_map(|e| match e {
+        Event::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn starttls_scram_bind_at_every_chunk_size() {
+    for chunk in [1, 2, 3, 7, 64, 100_000] {
+        let mut p = Pair::new(
+            TlsPolicy::Required,
+            ServerConfig::new("capulet.lit"),
+            "r0meo",
+            chunk,
+        );
+        p.drive();
+        let jid = established(&p.client_events).expect("client established");
+        assert_eq!(jid.to_string(), "juliet@capulet.lit/balcony", "chunk {chunk}");
+        assert_eq!(established(&p.server_events), Some(jid));
+        assert!(p.client.is_tls() && p.server.is_tls());
+        assert!(p.server_events.contains(&Event::UpgradeTls));
+    }
+}
+
+#[test]
+fn stanzas_flow_both_ways_after_establishment() {
+    let mut p = Pair::new(TlsPolicy::Required, ServerConfig::new("capulet.lit"), "r0meo", 5);
+    p.drive();
+    let msg = Element::new("message", "jabber:client")
+        .with_attr("to", "romeo@montague.lit")
+        .with_child(Element::new("body", "jabber:client").with_text("Wherefore art thou? <&>"));
+    p.client.send(&msg).expect("established");
+    p.drive();
+    let got = p.server_events.iter().find_map(|e| match e {
+        Event::Stanza(s) => Some(s.clone()),
+        _ => None,
+    });
+    assert_eq!(got, Some(msg.clone()));
+    p.server.send(&msg).expect("established");
+    p.drive();
+    assert!(p.client_events.contains(&Event::Stanza(msg)));
+}
+
+#[test]
+fn wrong_password_fails_with_not_authorized() {
+    let mut p = Pair::new(TlsPolicy::Required, ServerConfig::new("capulet.lit"), "nurse", 16);
+    p.drive();
+    assert_eq!(established(&p.client_events), None);
+    let err = closed_error(&p.client_events).expect("client closed").expect("with error");
+    assert!(err.contains("not-authorized"), "{err}");
+}
+
+#[test]
+fn unknown_user_fails_like_a_wrong_password() {
+    let mut p = Pair::new(TlsPolicy::Required, ServerConfig::new("capulet.lit"), "r0meo", 16);
+    p.stored = None;
+    p.drive();
+    let err = closed_error(&p.client_events).expect("client closed").expect("with error");
+    assert!(err.contains("not-authorized"), "{err}");
+}
+
+#[test]
+fn client_requiring_tls_refuses_a_server_without_it() {
+    let mut cfg = ServerConfig::new("capulet.lit");
+    cfg.tls = TlsPolicy::Disabled;
+    let mut p = Pair::new(TlsPolicy::Required, cfg, "r0meo", 16);
+    p.drive();
+    assert_eq!(established(&p.client_events), None);
+    let err = closed_error(&p.client_events).expect("closed").expect("error");
+    assert!(err.contains("STARTTLS"), "{err}");
+}
+
+#[test]
+fn plaintext_auth_when_tls_is_optional() {
+    let mut cfg = ServerConfig::new("capulet.lit");
+    cfg.tls = TlsPolicy::Disabled;
+    let mut p = Pair::new(TlsPolicy::Disabled, cfg, "r0meo", 16);
+    p.drive();
+    assert!(established(&p.client_events).is_some());
+    assert!(!p.client.is_tls());
+}
+
+fn server_alone() -> Connection {
+    Connection::new_server(
+        ServerConfig::new("capulet.lit"),
+        Limits::default(),
+        [3; 32],
+        T0,
+    )
+}
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream to='capulet.lit' version='1.0' \
+    xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+fn output(c: &mut Connection) -> String {
+    String::from_utf8(c.take_transmit()).expect("utf-8 output")
+}
+
+#[test]
+fn auth_before_tls_is_refused_when_tls_is_required() {
+    let mut s = server_alone();
+    s.handle_input(HEADER.as_bytes(), T0);
+    let features = output(&mut s);
+    assert!(features.contains("<required"), "{features}");
+    assert!(!features.contains("mechanisms"), "no SASL before TLS: {features}");
+    s.handle_input(
+        b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldAByMG1lbw==</auth>",
+        T0,
+    );
+    let out = output(&mut s);
+    assert!(out.contains("encryption-required"), "{out}");
+}
+
+#[test]
+fn plaintext_after_proceed_is_an_attack() {
+    let mut s = server_alone();
+    s.handle_input(HEADER.as_bytes(), T0);
+    let _ = output(&mut s);
+    // Injected stanza in the same read as <starttls/>.
+    s.handle_input(
+        b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><iq type='get' id='x'/>",
+        T0,
+    );
+    let out = output(&mut s);
+    assert!(out.contains("<proceed"), "{out}");
+    assert!(out.contains("policy-violation"), "{out}");
+    assert!(s.is_closed());
+}
+
+#[test]
+fn wrong_host_gets_host_unknown() {
+    let mut s = server_alone();
+    s.handle_input(HEADER.replace("capulet.lit", "montague.lit").as_bytes(), T0);
+    let out = output(&mut s);
+    assert!(out.contains("<stream:stream"), "header first: {out}");
+    assert!(out.contains("host-unknown"), "{out}");
+    assert!(out.ends_with("</stream:stream>"), "{out}");
+    assert!(s.is_closed());
+}
+
+#[test]
+fn wrong_namespace_gets_invalid_namespace() {
+    let mut s = server_alone();
+    s.handle_input(HEADER.replace("jabber:client", "jabber:fake").as_bytes(), T0);
+    let out = output(&mut s);
+    assert!(out.contains("invalid-namespace"), "{out}");
+}
+
+#[test]
+fn missing_version_gets_unsupported_version() {
+    let mut s = server_alone();
+    s.handle_input(HEADER.replace(" version='1.0'", "").as_bytes(), T0);
+    let out = output(&mut s);
+    assert!(out.contains("unsupported-version"), "{out}");
+}
+
+#[test]
+fn malformed_xml_gets_not_well_formed() {
+    let mut s = server_alone();
+    s.handle_input(HEADER.as_bytes(), T0);
+    let _ = output(&mut s);
+    s.handle_input(b"<a></b>", T0);
+    let out = output(&mut s);
+    assert!(out.contains("not-well-formed"), "{out}");
+    assert!(s.is_closed());
+}
+
+#[test]
+fn stanza_before_auth_gets_not_authorized() {
+    let mut cfg = ServerConfig::new("capulet.lit");
+    cfg.tls = TlsPolicy::Optional;
+    let mut s = Connection::new_server(cfg, Limits::default(), [3; 32], T0);
+    s.handle_input(HEADER.as_bytes(), T0);
+    let _ = output(&mut s);
+    s.handle_input(b"<message to='romeo@montague.lit'><body>hi</body></message>", T0);
+    let out = output(&mut s);
+    assert!(out.contains("not-authorized"), "{out}");
+}
+
+#[test]
+fn negotiation_timeout_closes_with_connection_timeout() {
+    let mut s = server_alone();
+    s.handle_input(HEADER.as_bytes(), T0);
+    let _ = output(&mut s);
+    let deadline = s.poll_timeout().expect("a negotiation deadline");
+    s.handle_timeout(deadline);
+    let out = output(&mut s);
+    assert!(out.contains("connection-timeout"), "{out}");
+    assert!(s.is_closed());
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn closing_handshake() {
+    let mut p = Pair::new(TlsPolicy::Required, ServerConfig::new("capulet.lit"), "r0meo", 9);
+    p.drive();
+    p.client.close(T0);
+    p.drive();
+    assert_eq!(closed_error(&p.server_events), Some(None));
+    assert_eq!(closed_error(&p.client_events), Some(None));
+}
+
+#[test]
+fn bind_conflict_is_reported_to_the_client() {
+    let mut p = Pair::new(TlsPolicy::Required, ServerConfig::new("capulet.lit"), "r0meo", 64);
+    // Drive manually up to the bind request, then refuse it.
+    for _ in 0..50 {
+        let c2s = p.client.take_transmit();
+        p.server.handle_input(&c2s, T0);
+        let s2c = p.server.take_transmit();
+        p.client.handle_input(&s2c, T0);
+        while let Some(ev) = p.server.poll_event() {
+            match ev {
+                Event::UpgradeTls => {
+                    let s2c = p.server.take_transmit();
+                    p.client.handle_input(&s2c, T0);
+                    p.server.handle_tls_ready(T0);
+                }
+                Event::NeedCredentials { .. } => {
+                    p.server.provide_credentials(p.stored.clone().as_ref(), T0)
+                }
+                Event::BindRequest { .. } => p.server.complete_bind(Err(BindError::Conflict), T0),
+                _ => {}
+            }
+        }
+        while let Some(ev) = p.client.poll_event() {
+            if ev == Event::UpgradeTls {
+                p.client.handle_tls_ready(T0);
+            }
+            p.client_events.push(ev);
+        }
+    }
+    let err = closed_error(&p.client_events).expect("closed").expect("error");
+    assert!(err.contains("conflict"), "{err}");
+}
