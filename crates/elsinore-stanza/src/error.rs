@@ -252,28 +252,31 @@ impl DefinedCondition {
     pub fn from_legacy_code(code: u16) -> Option<(DefinedCondition, ErrorType)> {
         use DefinedCondition as C;
         use ErrorType as T;
-        Some(match code {
-            302 => (C::Redirect(None), T::Modify),
-            400 => (C::BadRequest, T::Modify),
-            401 => (C::NotAuthorized, T::Auth),
-            402 => (C::PaymentRequired, T::Auth),
-            403 => (C::Forbidden, T::Auth),
-            404 => (C::ItemNotFound, T::Cancel),
-            405 => (C::NotAllowed, T::Cancel),
-            406 => (C::NotAcceptable, T::Modify),
-            407 => (C::RegistrationRequired, T::Auth),
-            408 => (C::RemoteServerTimeout, T::Wait),
-            409 => (C::Conflict, T::Cancel),
-            500 => (C::InternalServerError, T::Wait),
-            501 => (C::FeatureNotImplemented, T::Cancel),
-            502 => (C::ServiceUnavailable, T::Wait),
-            503 => (C::ServiceUnavailable, T::Cancel),
-            504 => (C::RemoteServerTimeout, T::Wait),
-            510 => (C::ServiceUnavailable, T::Cancel),
-            300..=399 => (C::Redirect(None), T::Modify),
-            400..=499 => (C::BadRequest, T::Modify),
-            500..=599 => (C::UndefinedCondition, T::Cancel),
-            _ => return None,
+        let exact = match code {
+            302 => Some((C::Redirect(None), T::Modify)),
+            400 => Some((C::BadRequest, T::Modify)),
+            401 => Some((C::NotAuthorized, T::Auth)),
+            402 => Some((C::PaymentRequired, T::Auth)),
+            403 => Some((C::Forbidden, T::Auth)),
+            404 => Some((C::ItemNotFound, T::Cancel)),
+            405 => Some((C::NotAllowed, T::Cancel)),
+            406 => Some((C::NotAcceptable, T::Modify)),
+            407 => Some((C::RegistrationRequired, T::Auth)),
+            408 => Some((C::RemoteServerTimeout, T::Wait)),
+            409 => Some((C::Conflict, T::Cancel)),
+            500 => Some((C::InternalServerError, T::Wait)),
+            501 => Some((C::FeatureNotImplemented, T::Cancel)),
+            502 => Some((C::ServiceUnavailable, T::Wait)),
+            503 => Some((C::ServiceUnavailable, T::Cancel)),
+            504 => Some((C::RemoteServerTimeout, T::Wait)),
+            510 => Some((C::ServiceUnavailable, T::Cancel)),
+            _ => None,
+        };
+        exact.or(match code / 100 {
+            3 => Some((C::Redirect(None), T::Modify)),
+            4 => Some((C::BadRequest, T::Modify)),
+            5 => Some((C::UndefinedCondition, T::Cancel)),
+            _ => None,
         })
     }
 

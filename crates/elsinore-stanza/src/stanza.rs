@@ -124,6 +124,8 @@ pub struct Iq {
 }
 
 /// The type of an iq together with what that type allows as content.
+// Not boxed: callers match error iqs by value, and iqs are built once and moved little.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IqPayload {
     /// `get` with its one child.
@@ -287,8 +289,8 @@ pub struct RawHeader {
 pub struct StanzaParseError {
     /// What is wrong.
     pub kind: StanzaParseErrorKind,
-    /// The offending element's header.
-    pub header: RawHeader,
+    /// The offending element's header (boxed: keeps `Result`s small on the happy path).
+    pub header: Box<RawHeader>,
 }
 
 impl StanzaParseError {
@@ -419,7 +421,7 @@ fn header_of(el: &Element) -> RawHeader {
 fn fail(el: &Element, kind: StanzaParseErrorKind) -> StanzaParseError {
     StanzaParseError {
         kind,
-        header: header_of(el),
+        header: Box::new(header_of(el)),
     }
 }
 
