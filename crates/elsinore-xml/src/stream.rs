@@ -555,3 +555,69 @@ fn out_of_order() -> XmlError {
 fn undeclared(prefix: Option<&str>) -> XmlError {
     XmlError::InvalidNamespace(format!("undeclared prefix {}", prefix.unwrap_or("")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_shadow_and_unwind() {
+        let mut s = Scopes::default();
+        assert_eq!(s.resolve(None), Some(""));
+        assert_eq!(s.resolve(Some("xml")), Some(XML_NS));
+        assert_eq!(s.resolve(Some("p")), None);
+        s.open();
+        s.decls.push((None, "outer".into()));
+        s.decls.push((Some("p".into()), "urn:p1".into()));
+        s.open();
+        s.decls.push((Some("p".into()), "urn:p2".into()));
+        s.decls.push((None, String::new()));
+        assert_eq!(s.resolve(Some("p")), Some("urn:p2"));
+        assert_eq!(s.resolve(None), Some(""));
+        s.close();
+        assert_eq!(s.resolve(Some("p")), Some("urn:p1"));
+        assert_eq!(s.resolve(None), Some("outer"));
+        s.close();
+        assert_eq!(s.resolve(Some("p")), None);
+        s.close(); // unbalanced close is harmless
+    }
+
+    #[test]
+    fn rxml_errors_map_to_kinds() {
+        use rxml::Error as E;
+        assert_eq!(
+            XmlError::from_rxml(E::RestrictedXml("comments")),
+            XmlError::RestrictedXml("comments")
+        );
+        assert_eq!(
+            XmlError::from_rxml(E::RestrictedXml("long name or reference")),
+            XmlError::LimitExceeded(Limit::TokenLength)
+        );
+        assert!(matches!(
+            XmlError::from_rxml(E::ElementMismatch),
+            XmlError::NotWellFormed(_)
+        ));
+        assert!(matches!(
+            XmlError::from_rxml(E::ReservedNamespacePrefix),
+            XmlError::InvalidNamespace(_)
+        ));
+        assert_eq!(
+            XmlError::from_rxml(E::InvalidEof(None)),
+            XmlError::UnexpectedEof
+        );
+    }
+
+    #[test]
+    fn limits_defaults_are_documented_values() {
+        let l = XmlLimits::default();
+        assert_eq!(
+            (
+                l.max_element_bytes,
+                l.max_depth,
+                l.max_attributes,
+                l.max_token_length
+            ),
+            (262_144, 48, 64, 8192)
+        );
+    }
+}

@@ -186,3 +186,73 @@ fn escape(out: &mut Vec<u8>, s: &str, attr: bool) {
     }
     out.extend_from_slice(&bytes[start..]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+    use alloc::vec;
+
+    fn esc(s: &str, attr: bool) -> String {
+        let mut out = Vec::new();
+        escape(&mut out, s, attr);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn text_escapes_only_what_it_must() {
+        assert_eq!(esc("plain", false), "plain");
+        assert_eq!(esc("a&b<c>d'e\"f", false), "a&amp;b&lt;c&gt;d'e\"f");
+        assert_eq!(esc("\t\n\r", false), "\t\n&#xD;");
+        assert_eq!(esc("", false), "");
+    }
+
+    #[test]
+    fn attributes_escape_quotes_and_whitespace() {
+        assert_eq!(esc("'\"", true), "&apos;&quot;");
+        assert_eq!(esc("\t\n\r", true), "&#x9;&#xA;&#xD;");
+    }
+
+    #[test]
+    fn unrepresentable_characters() {
+        assert_eq!(esc("\u{0}\u{8}\u{B}\u{1F}", false), "\u{FFFD}".repeat(4));
+        assert_eq!(
+            esc("x\u{FFFE}y\u{FFFF}z\u{FFFD}", true),
+            "x\u{FFFD}y\u{FFFD}z\u{FFFD}"
+        );
+        // Neighbours of the non-characters are fine.
+        assert_eq!(
+            esc("\u{FFFC}\u{EFFF}\u{10000}", false),
+            "\u{FFFC}\u{EFFF}\u{10000}"
+        );
+    }
+
+    #[test]
+    fn generated_prefix_numbers() {
+        let mut out = Vec::new();
+        for i in [0, 9, 10, 123] {
+            write_prefix(&mut out, i);
+            out.push(b' ');
+        }
+        assert_eq!(out, b"ns0 ns9 ns10 ns123 ");
+    }
+
+    #[test]
+    fn declaration_attributes_are_not_written() {
+        let attrs = vec![
+            Attr {
+                ns: String::new(),
+                name: "xmlns".into(),
+                value: "urn:evil".into(),
+            },
+            Attr {
+                ns: XMLNS_NS.into(),
+                name: "p".into(),
+                value: "urn:evil".into(),
+            },
+        ];
+        let mut out = Vec::new();
+        write_attrs(&mut out, &attrs);
+        assert!(out.is_empty());
+    }
+}
