@@ -1,1 +1,275 @@
-//! elsinore-sasl
+//! SASL for elsinore, both sides, without IO: PLAIN (RFC 4616), SCRAM-SHA-1 (RFC 5802) and
+//! SCRAM-SHA-256 (RFC 7677).
+//!
+//! Messages are raw bytes; the XMPP stream layer does the base64 of `<auth/>`,
+//! `<challenge/>`, `<response/>` and `<success/>`.
+//!
+//! # Server
+//!
+//! [`ServerSession::start`] parses the client's first message and asks for the account's
+//! [`StoredCredentials`] ([`ServerStep::NeedCredentials`]); the caller loads them (a storage
+//! effect) and resumes with [`ServerSession::provide_credentials`], then feeds each client
+//! response to [`ServerSession::response`] until [`ServerStep::Success`] or
+//! [`ServerStep::Failure`]. The store holds SCRAM keys only, never the password; PLAIN is
+//! verified by deriving the SCRAM-SHA-256 StoredKey from the offered password and comparing
+//! it in constant time. An unknown account gets a decoy SCRAM challenge (salt derived
+//! deterministically from the username) and fails only at the end, so the exchange does not
+//! reveal which accounts exist ([`ServerSession::set_unknown_user_decoy`] keys it with a
+//! server secret).
+//!
+//! The SASL layer reports the authzid; deciding whether the authcid may act as it is the
+//! caller's job (answer [`SaslFailure::InvalidAuthzid`] if not).
+//!
+//! # Client
+//!
+//! [`ClientSession::new`], [`ClientSession::initial_response`], then
+//! [`ClientSession::challenge`] per challenge and [`ClientSession::success`], which verifies
+//! the SCRAM server signature. [`client_preference`] picks the strongest offered mechanism.
+//!
+//! # Channel binding
+//!
+//! Not yet supported: clients send the GS2 flag `n`. A server accepts `n` and `y` (`y` means
+//! the client could bind but believes the server cannot, which is true while this server
+//! offers no -PLUS mechanism) and rejects `p=` with [`SaslFailure::MalformedRequest`]. The
+//! GS2 header is kept parsed (flag, authzid, raw text) so that -PLUS variants only add the
+//! binding data to the `c=` check.
+//!
+//! # Limits
+//!
+//! Every message is at most [`MAX_MESSAGE_BYTES`]; nonces at most [`MAX_NONCE_BYTES`]; salts
+//! at most [`MAX_SALT_BYTES`]. A client refuses iteration counts outside
+//! [`MIN_ITERATIONS`]`..=`[`MAX_ITERATIONS`]: fewer makes the password cheap to brute-force
+//! from a captured exchange, more lets a hostile server burn the client's CPU.
+//! [`StoredCredentials::derive`] uses the same range.
+//!
+//! # `no_std`
+//!
+//! The crate is `no_std` + `alloc`. The default `std` feature enables full SASLprep through
+//! the `stringprep` crate (which needs std); without it, ASCII strings are prepared (SASLprep
+//! does not change printable ASCII) and non-ASCII authcids, authzids and passwords are
+//! refused with [`SaslError::PrepUnavailable`].
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod client;
+mod creds;
+mod crypto;
+mod prep;
+mod scram;
+mod server;
+
+use alloc::string::String;
+use core::fmt;
+
+pub use client::ClientSession;
+pub use creds::{StoredCredentials, StoredScram};
+pub use server::{ServerSession, ServerStep};
+
+/// Maximum size of any SASL message, in either direction.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
+/// Maximum length of a nonce part (client nonce, server nonce) in bytes.
+pub const MAX_NONCE_BYTES: usize = 512;
+/// Maximum length of a salt in bytes.
+pub const MAX_SALT_BYTES: usize = 1024;
+/// Smallest SCRAM iteration count accepted (RFC 7677 §4 recommends at least 4096).
+pub const MIN_ITERATIONS: u32 = 4096;
+/// Largest SCRAM iteration count accepted.
+pub const MAX_ITERATIONS: u32 = 1_000_000;
+
+/// A SASL mechanism this crate implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mechanism {
+    /// `PLAIN` (RFC 4616).
+    Plain,
+    /// `SCRAM-SHA-1` (RFC 5802).
+    ScramSha1,
+    /// `SCRAM-SHA-256` (RFC 7677).
+    ScramSha256,
+}
+
+impl Mechanism {
+    /// All mechanisms, strongest first (the order [`client_preference`] uses).
+    pub const ALL: [Mechanism; 3] = [
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha1,
+        Mechanism::Plain,
+    ];
+
+    /// The mechanism with this IANA name (case-sensitive, as SASL names are upper case).
+    pub fn from_name(name: &str) -> Option<Mechanism> {
+        Mechanism::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The IANA name of the mechanism.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha1 => "SCRAM-SHA-1",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+        }
+    }
+
+    /// The SCRAM hash, or `None` for PLAIN.
+    fn scram_hash(self) -> Option<crypto::HashAlg> {
+        match self {
+            Mechanism::Plain => None,
+            Mechanism::ScramSha1 => Some(crypto::HashAlg::Sha1),
+            Mechanism::ScramSha256 => Some(crypto::HashAlg::Sha256),
+        }
+    }
+}
+
+impl fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The strongest mechanism among those the server offers: SCRAM-SHA-256, SCRAM-SHA-1, PLAIN.
+pub fn client_preference(offered: &[&str]) -> Option<Mechanism> {
+    Mechanism::ALL
+        .into_iter()
+        .find(|m| offered.contains(&m.name()))
+}
+
+/// A SASL failure condition as sent in `<failure/>` (RFC 6120 §6.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SaslFailure {
+    /// `aborted`: the client aborted.
+    Aborted,
+    /// `account-disabled`.
+    AccountDisabled,
+    /// `credentials-expired`.
+    CredentialsExpired,
+    /// `encryption-required`.
+    EncryptionRequired,
+    /// `incorrect-encoding`: bad base64.
+    IncorrectEncoding,
+    /// `invalid-authzid`.
+    InvalidAuthzid,
+    /// `invalid-mechanism`.
+    InvalidMechanism,
+    /// `malformed-request`.
+    MalformedRequest,
+    /// `mechanism-too-weak`.
+    MechanismTooWeak,
+    /// `not-authorized`: wrong credentials (or unknown account).
+    NotAuthorized,
+    /// `temporary-auth-failure`: a server-side problem.
+    TemporaryAuthFailure,
+}
+
+impl SaslFailure {
+    /// Every condition, in RFC 6120 order.
+    pub const ALL: [SaslFailure; 11] = [
+        SaslFailure::Aborted,
+        SaslFailure::AccountDisabled,
+        SaslFailure::CredentialsExpired,
+        SaslFailure::EncryptionRequired,
+        SaslFailure::IncorrectEncoding,
+        SaslFailure::InvalidAuthzid,
+        SaslFailure::InvalidMechanism,
+        SaslFailure::MalformedRequest,
+        SaslFailure::MechanismTooWeak,
+        SaslFailure::NotAuthorized,
+        SaslFailure::TemporaryAuthFailure,
+    ];
+
+    /// The RFC 6120 element name of the condition, e.g. `"not-authorized"`.
+    pub fn condition(&self) -> &'static str {
+        match self {
+            SaslFailure::Aborted => "aborted",
+            SaslFailure::AccountDisabled => "account-disabled",
+            SaslFailure::CredentialsExpired => "credentials-expired",
+            SaslFailure::EncryptionRequired => "encryption-required",
+            SaslFailure::IncorrectEncoding => "incorrect-encoding",
+            SaslFailure::InvalidAuthzid => "invalid-authzid",
+            SaslFailure::InvalidMechanism => "invalid-mechanism",
+            SaslFailure::MalformedRequest => "malformed-request",
+            SaslFailure::MechanismTooWeak => "mechanism-too-weak",
+            SaslFailure::NotAuthorized => "not-authorized",
+            SaslFailure::TemporaryAuthFailure => "temporary-auth-failure",
+        }
+    }
+
+    /// The condition with this element name, if it is one of RFC 6120's.
+    pub fn from_condition(name: &str) -> Option<SaslFailure> {
+        SaslFailure::ALL.into_iter().find(|f| f.condition() == name)
+    }
+}
+
+impl fmt::Display for SaslFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.condition())
+    }
+}
+
+/// An error on the client side, or in local input (credentials, parameters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SaslError {
+    /// A string failed SASLprep (prohibited character, bidi rule, unassigned code point).
+    Prep,
+    /// The string is not ASCII and the crate was built without `std` (no full SASLprep).
+    PrepUnavailable,
+    /// The authentication identity is empty.
+    EmptyAuthcid,
+    /// The password is empty.
+    EmptyPassword,
+    /// A nonce is empty, too long, not printable ASCII, or contains `,`; or the server's
+    /// nonce does not extend ours.
+    InvalidNonce,
+    /// A salt is empty, too long or not valid base64.
+    InvalidSalt,
+    /// The server's iteration count is outside [`MIN_ITERATIONS`]`..=`[`MAX_ITERATIONS`].
+    InvalidIterations(u32),
+    /// The server's message does not follow the mechanism's syntax.
+    MalformedChallenge,
+    /// A base64 field is invalid.
+    Base64,
+    /// A message is over [`MAX_MESSAGE_BYTES`].
+    TooLong,
+    /// The server's signature does not match: the server does not know the password.
+    ServerSignatureMismatch,
+    /// The server reported success without the SCRAM server signature.
+    MissingServerSignature,
+    /// The server sent a SCRAM `e=` error (its value, at most 64 bytes kept).
+    ServerError(String),
+    /// A message arrived (or a method was called) at a step where it is not expected.
+    UnexpectedMessage,
+    /// Stored credentials could not be decoded, or derivation parameters are out of range.
+    InvalidCredentials,
+}
+
+impl fmt::Display for SaslError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SaslError::Prep => f.write_str("string fails SASLprep"),
+            SaslError::PrepUnavailable => {
+                f.write_str("non-ASCII string needs SASLprep, built without std")
+            }
+            SaslError::EmptyAuthcid => f.write_str("empty authentication identity"),
+            SaslError::EmptyPassword => f.write_str("empty password"),
+            SaslError::InvalidNonce => f.write_str("invalid nonce"),
+            SaslError::InvalidSalt => f.write_str("invalid salt"),
+            SaslError::InvalidIterations(i) => write!(
+                f,
+                "iteration count {i} outside {MIN_ITERATIONS}..={MAX_ITERATIONS}"
+            ),
+            SaslError::MalformedChallenge => f.write_str("malformed challenge"),
+            SaslError::Base64 => f.write_str("invalid base64"),
+            SaslError::TooLong => f.write_str("message too long"),
+            SaslError::ServerSignatureMismatch => f.write_str("server signature mismatch"),
+            SaslError::MissingServerSignature => f.write_str("missing server signature"),
+            SaslError::ServerError(e) => write!(f, "server error: {e}"),
+            SaslError::UnexpectedMessage => f.write_str("unexpected message"),
+            SaslError::InvalidCredentials => f.write_str("invalid stored credentials"),
+        }
+    }
+}
+
+impl core::error::Error for SaslError {}

@@ -1,0 +1,180 @@
+//! Stored credentials: SCRAM keys per hash, never the password.
+
+use alloc::vec::Vec;
+
+use crate::crypto::HashAlg;
+use crate::{MAX_ITERATIONS, MAX_SALT_BYTES, MIN_ITERATIONS, SaslError, prep};
+
+/// The SCRAM verifier for one hash function (RFC 5802 §3).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredScram {
+    /// The salt given to the client.
+    pub salt: Vec<u8>,
+    /// The PBKDF2 iteration count.
+    pub iterations: u32,
+    /// `H(ClientKey)`.
+    pub stored_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: Vec<u8>,
+}
+
+// Keys are secrets: keep them out of logs.
+impl core::fmt::Debug for StoredScram {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StoredScram")
+            .field("salt_len", &self.salt.len())
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the store keeps for an account: SCRAM-SHA-1 and SCRAM-SHA-256 verifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCredentials {
+    /// The SCRAM-SHA-1 verifier.
+    pub sha1: StoredScram,
+    /// The SCRAM-SHA-256 verifier (also used to check PLAIN passwords).
+    pub sha256: StoredScram,
+}
+
+/// First byte of the binary encoding; bumped when the layout changes.
+const ENCODING_VERSION: u8 = 1;
+
+impl StoredScram {
+    fn derive(alg: HashAlg, password: &[u8], salt: &[u8], iterations: u32) -> StoredScram {
+        let keys = alg.keys(password, salt, iterations);
+        StoredScram {
+            salt: salt.to_vec(),
+            iterations,
+            stored_key: keys.stored_key,
+            server_key: keys.server_key,
+        }
+    }
+
+    fn is_valid_for(&self, alg: HashAlg) -> bool {
+        !self.salt.is_empty()
+            && self.salt.len() <= MAX_SALT_BYTES
+            && (1..=MAX_ITERATIONS).contains(&self.iterations)
+            && self.stored_key.len() == alg.len()
+            && self.server_key.len() == alg.len()
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.iterations.to_be_bytes());
+        // Salt length is at most MAX_SALT_BYTES (checked at derive/decode), so it fits in u16;
+        // a hand-built oversized salt is truncated in the length and rejected on decode.
+        let salt_len = u16::try_from(self.salt.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&salt_len.to_be_bytes());
+        out.extend_from_slice(&self.salt);
+        out.extend_from_slice(&self.stored_key);
+        out.extend_from_slice(&self.server_key);
+    }
+
+    fn decode(alg: HashAlg, input: &mut &[u8]) -> Result<StoredScram, SaslError> {
+        let iterations = u32::from_be_bytes(take_array(input)?);
+        let salt_len = usize::from(u16::from_be_bytes(take_array(input)?));
+        let salt = take(input, salt_len)?.to_vec();
+        let stored_key = take(input, alg.len())?.to_vec();
+        let server_key = take(input, alg.len())?.to_vec();
+        let s = StoredScram {
+            salt,
+            iterations,
+            stored_key,
+            server_key,
+        };
+        if s.is_valid_for(alg) {
+            Ok(s)
+        } else {
+            Err(SaslError::InvalidCredentials)
+        }
+    }
+}
+
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], SaslError> {
+    if input.len() < n {
+        return Err(SaslError::InvalidCredentials);
+    }
+    let (head, tail) = input.split_at(n);
+    *input = tail;
+    Ok(head)
+}
+
+fn take_array<const N: usize>(input: &mut &[u8]) -> Result<[u8; N], SaslError> {
+    let mut out = [0u8; N];
+    out.copy_from_slice(take(input, N)?);
+    Ok(out)
+}
+
+impl StoredCredentials {
+    /// Derives both verifiers from a password (SASLprep'd first).
+    ///
+    /// Salts must be 1..=[`MAX_SALT_BYTES`] bytes (16 random bytes is usual) and `iterations`
+    /// within [`MIN_ITERATIONS`]`..=`[`MAX_ITERATIONS`].
+    pub fn derive(
+        password: &str,
+        salt_sha1: &[u8],
+        salt_sha256: &[u8],
+        iterations: u32,
+    ) -> Result<StoredCredentials, SaslError> {
+        let password = prep::saslprep(password)?;
+        if password.is_empty() {
+            return Err(SaslError::EmptyPassword);
+        }
+        let salt_ok = |s: &[u8]| !s.is_empty() && s.len() <= MAX_SALT_BYTES;
+        if !salt_ok(salt_sha1) || !salt_ok(salt_sha256) {
+            return Err(SaslError::InvalidSalt);
+        }
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+            return Err(SaslError::InvalidIterations(iterations));
+        }
+        Ok(StoredCredentials {
+            sha1: StoredScram::derive(HashAlg::Sha1, password.as_bytes(), salt_sha1, iterations),
+            sha256: StoredScram::derive(
+                HashAlg::Sha256,
+                password.as_bytes(),
+                salt_sha256,
+                iterations,
+            ),
+        })
+    }
+
+    /// Compact binary encoding for the store.
+    ///
+    /// Layout (version 1): `0x01`, then for SHA-1 and SHA-256 in turn: iterations (u32 BE),
+    /// salt length (u16 BE), salt, StoredKey, ServerKey (hash-length each).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 2 * (6 + 16) + 2 * (20 + 32));
+        out.push(ENCODING_VERSION);
+        self.sha1.encode(&mut out);
+        self.sha256.encode(&mut out);
+        out
+    }
+
+    /// Decodes [`to_bytes`](Self::to_bytes) output; anything else is
+    /// [`SaslError::InvalidCredentials`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<StoredCredentials, SaslError> {
+        let mut input = bytes;
+        if take(&mut input, 1)? != [ENCODING_VERSION] {
+            return Err(SaslError::InvalidCredentials);
+        }
+        let sha1 = StoredScram::decode(HashAlg::Sha1, &mut input)?;
+        let sha256 = StoredScram::decode(HashAlg::Sha256, &mut input)?;
+        if !input.is_empty() {
+            return Err(SaslError::InvalidCredentials);
+        }
+        Ok(StoredCredentials { sha1, sha256 })
+    }
+
+    /// The verifier for a SCRAM hash.
+    pub(crate) fn for_alg(&self, alg: HashAlg) -> &StoredScram {
+        match alg {
+            HashAlg::Sha1 => &self.sha1,
+            HashAlg::Sha256 => &self.sha256,
+        }
+    }
+
+    /// Whether both verifiers have the right shapes (key lengths, salt, iterations).
+    pub(crate) fn is_valid(&self) -> bool {
+        self.sha1.is_valid_for(HashAlg::Sha1) && self.sha256.is_valid_for(HashAlg::Sha256)
+    }
+}
