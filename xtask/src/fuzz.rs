@@ -1,0 +1,134 @@
+//! `cargo xtask fuzz`: smoke-runs every cargo-fuzz target in `fuzz/` for a few seconds.
+//!
+//! Stable toolchain, so no sanitizer (`-s none`); coverage guidance still works (see
+//! docs/tooling.md). New inputs go to `fuzz/corpus/TARGET` (git-ignored); the committed
+//! seeds in `fuzz/seeds/TARGET` are only read.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::proc;
+use crate::report::Report;
+use crate::workspace;
+
+/// Default run time per target, seconds.
+const DEFAULT_SECS: u64 = 20;
+/// Upper bound on `--secs`, so a typo cannot hold CI for hours.
+const MAX_SECS: u64 = 3600;
+/// Installing cargo-fuzz or building a fuzz target on 2 cores.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Command-line options of `cargo xtask fuzz`.
+pub struct Options {
+    secs: u64,
+}
+
+impl Options {
+    /// Parses `[--secs N]`.
+    pub fn parse(args: &[String]) -> Result<Options> {
+        let mut secs = DEFAULT_SECS;
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--secs" => {
+                    let v = it.next().context("--secs needs a number")?;
+                    secs = v
+                        .parse()
+                        .with_context(|| format!("--secs: not a number: {v:?}"))?;
+                    if secs == 0 || secs > MAX_SECS {
+                        bail!("--secs must be between 1 and {MAX_SECS}");
+                    }
+                }
+                other => bail!("unknown fuzz option {other:?} (try --secs N)"),
+            }
+        }
+        Ok(Options { secs })
+    }
+}
+
+/// Runs each target for `secs`; returns the exit code (0 only when none failed).
+pub fn run(opts: Options) -> Result<i32> {
+    let fuzz_dir = workspace::root().join("fuzz");
+    if !fuzz_dir.join("Cargo.toml").is_file() {
+        bail!("{} has no Cargo.toml: no fuzz crate", fuzz_dir.display());
+    }
+    let mut report = Report::default();
+
+    println!("=== fuzz: cargo-fuzz ===");
+    if !report.record_result("setup: cargo-fuzz installed", ensure_cargo_fuzz()) {
+        report.print_summary("fuzz");
+        return Ok(1);
+    }
+
+    let mut list = workspace::cargo();
+    list.current_dir(&fuzz_dir).args(["fuzz", "list"]);
+    let listed = proc::run_bounded(&mut list, Duration::from_secs(120), None, None)?;
+    if !listed.success() {
+        bail!("cargo fuzz list {}\n{}", listed.describe(), listed.tail());
+    }
+    let targets: Vec<String> = listed
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if targets.is_empty() {
+        bail!("cargo fuzz list found no targets in {}", fuzz_dir.display());
+    }
+
+    for target in &targets {
+        println!("\n=== fuzz: {target} for {} s ===", opts.secs);
+        let corpus = fuzz_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus)
+            .with_context(|| format!("cannot create {}", corpus.display()))?;
+        let seeds = fuzz_dir.join("seeds").join(target);
+        let mut cmd = workspace::cargo();
+        cmd.current_dir(&fuzz_dir)
+            .args(["fuzz", "run", "-s", "none", target])
+            // libFuzzer writes new inputs to the first directory only.
+            .arg(&corpus);
+        if seeds.is_dir() {
+            cmd.arg(&seeds);
+        }
+        cmd.arg("--").arg(format!("-max_total_time={}", opts.secs));
+        let limit = BUILD_TIMEOUT + Duration::from_secs(opts.secs + 60);
+        let result = proc::run_bounded(&mut cmd, limit, Some("  | "), None).and_then(|f| {
+            if f.success() {
+                Ok(format!("no crash in {} s", opts.secs))
+            } else {
+                // libFuzzer names the crashing input (fuzz/artifacts/...) in the output.
+                bail!("{} (see the artifact named above)", f.describe())
+            }
+        });
+        report.record_result(&format!("fuzz: {target}"), result);
+    }
+
+    report.print_summary("fuzz");
+    Ok(if report.failed() == 0 { 0 } else { 1 })
+}
+
+/// Makes sure `cargo fuzz` runs, installing cargo-fuzz if not.
+fn ensure_cargo_fuzz() -> Result<String> {
+    let version = || -> Option<String> {
+        let mut cmd = workspace::cargo();
+        cmd.args(["fuzz", "--version"]);
+        let f = proc::run_bounded(&mut cmd, Duration::from_secs(60), None, None).ok()?;
+        f.success().then(|| f.stdout.trim().to_string())
+    };
+    if let Some(v) = version() {
+        return Ok(v);
+    }
+    println!("installing cargo-fuzz (a few minutes)");
+    let mut cmd: Command = workspace::cargo();
+    cmd.args(["install", "cargo-fuzz", "--locked"]);
+    let f = proc::run_bounded(&mut cmd, BUILD_TIMEOUT, Some("  | "), None)?;
+    if !f.success() {
+        bail!("cargo install cargo-fuzz {}", f.describe());
+    }
+    version()
+        .map(|v| format!("{v} (installed)"))
+        .context("cargo-fuzz installed but `cargo fuzz --version` fails")
+}

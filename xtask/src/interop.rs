@@ -1,0 +1,552 @@
+//! `cargo xtask interop`: XEP-0049 interop between elsinore, Prosody, slixmpp and our
+//! `private_xml` example.
+//!
+//! - slixmpp (`xtask/interop/slixmpp_private.py`) against elsinore and against Prosody;
+//! - the `private_xml` example against elsinore and against Prosody.
+//!
+//! Running the script against Prosody validates the script itself; running the example
+//! against Prosody validates our client side against a server we did not write.
+//! Every child is stopped on the way out (guards with `Drop`), every wait is bounded.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::proc::{self, Finished, Service, TempDir};
+use crate::report::Report;
+use crate::workspace;
+
+/// Building a crate of this workspace from scratch on 2 cores.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// A server's start, up to its "ready" signal.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// One client run (script or example), login included.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Small admin commands (adduser, prosodyctl, openssl, pip show).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Package installation (apt, pip).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The two accounts every server gets: (user, password). `alice` logs in, `bob` is the
+/// "other user" of listing 3.
+const USERS: [(&str, &str); 2] = [("alice", "alice-interop-pw"), ("bob", "bob-interop-pw")];
+/// The XMPP domain every server serves.
+const DOMAIN: &str = "localhost";
+
+/// Which server side(s) to run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Elsinore,
+    Prosody,
+}
+
+/// Command-line options of `cargo xtask interop`.
+pub struct Options {
+    only: Option<Side>,
+    keep: bool,
+}
+
+impl Options {
+    /// Parses `[--only elsinore|prosody] [--keep]`.
+    pub fn parse(args: &[String]) -> Result<Options> {
+        let mut opts = Options {
+            only: None,
+            keep: false,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--keep" => opts.keep = true,
+                "--only" => {
+                    opts.only = Some(match it.next().map(String::as_str) {
+                        Some("elsinore") => Side::Elsinore,
+                        Some("prosody") => Side::Prosody,
+                        other => bail!("--only takes elsinore or prosody, got {other:?}"),
+                    })
+                }
+                other => bail!("unknown interop option {other:?} (try --only, --keep)"),
+            }
+        }
+        Ok(opts)
+    }
+
+    fn runs(&self, side: Side) -> bool {
+        self.only.is_none_or(|s| s == side)
+    }
+}
+
+/// State shared by both sides: the report, the temp dir, the example build (done once).
+struct Ctx {
+    report: Report,
+    tmp: TempDir,
+    /// `None` until first needed; then whether `cargo build` of the example succeeded.
+    example_built: Option<bool>,
+    /// Whether slixmpp is importable.
+    slixmpp: bool,
+}
+
+/// Runs the interop suite; returns the exit code (0 only when every check passed).
+pub fn run(opts: Options) -> Result<i32> {
+    let mut ctx = Ctx {
+        report: Report::default(),
+        tmp: TempDir::new("elsinore-interop", opts.keep)?,
+        example_built: None,
+        slixmpp: false,
+    };
+    println!("interop: working in {}", ctx.tmp.path().display());
+
+    section("peers");
+    ctx.slixmpp = ctx
+        .report
+        .record_result("setup: slixmpp installed", ensure_slixmpp());
+
+    if opts.runs(Side::Elsinore) {
+        section("elsinore");
+        if let Err(e) = elsinore_side(&mut ctx) {
+            ctx.report
+                .record("elsinore: setup", false, format!("{e:#}"));
+        }
+    }
+    if opts.runs(Side::Prosody) {
+        section("prosody");
+        if let Err(e) = prosody_side(&mut ctx) {
+            ctx.report.record("prosody: setup", false, format!("{e:#}"));
+        }
+    }
+
+    ctx.report.print_summary("interop");
+    Ok(if ctx.report.failed() == 0 { 0 } else { 1 })
+}
+
+fn section(name: &str) {
+    println!("\n=== interop: {name} ===");
+}
+
+/// The elsinore side: build, add users, serve, run slixmpp and the example.
+/// Returns `Err` only for a failed step that stops this side (already recorded or to
+/// be recorded by the caller).
+fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
+    let built = run_cargo_build(&["build", "-p", "elsinore"]);
+    if !ctx
+        .report
+        .record_result("elsinore: cargo build -p elsinore", built)
+    {
+        return Ok(());
+    }
+    let bin = workspace::target_dir()?.join("debug").join("elsinore");
+    if !bin.is_file() {
+        bail!("built, but {} does not exist", bin.display());
+    }
+
+    let dir = ctx.tmp.path().join("elsinore");
+    std::fs::create_dir_all(&dir)?;
+    let data = dir.join("elsinore-data");
+
+    // Users are added before the server starts: the store may be opened exclusively.
+    // adduser runs in `dir`, so its default ./elsinore-data is the `--data` given below.
+    let mut all_added = true;
+    for (user, password) in USERS {
+        let jid = format!("{user}@{DOMAIN}");
+        let added = run_admin(
+            Command::new(&bin)
+                .arg("adduser")
+                .arg(&jid)
+                .current_dir(&dir),
+            Some(format!("{password}\n").as_bytes()),
+        );
+        all_added &= ctx
+            .report
+            .record_result(&format!("elsinore: adduser {jid}"), added);
+    }
+    if !all_added {
+        return Ok(());
+    }
+
+    let port = proc::free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut server = Service::spawn(
+        "elsinore",
+        Command::new(&bin)
+            .arg("serve")
+            .args(["--domain", DOMAIN])
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data")
+            .arg(&data)
+            .current_dir(&dir),
+        &dir.join("elsinore.log"),
+    )?;
+    let started = server
+        .wait_for_line("listening on", START_TIMEOUT)
+        .and_then(|line| {
+            server.wait_for_port(addr, Duration::from_secs(10))?;
+            Ok(line.trim().to_string())
+        });
+    if !ctx.report.record_result("elsinore: serve", started) {
+        return Ok(());
+    }
+
+    run_slixmpp(ctx, "elsinore", addr, None);
+    alive_check(ctx, "elsinore", &mut server, addr);
+    run_example(ctx, "elsinore", addr);
+    alive_check(ctx, "elsinore", &mut server, addr);
+    server.stop();
+    Ok(())
+}
+
+/// The Prosody side: install, generate a cert and config, register users, start, run
+/// slixmpp and the example.
+fn prosody_side(ctx: &mut Ctx) -> Result<()> {
+    let installed = ensure_apt_package("prosody", "prosody")
+        .and_then(|d| ensure_apt_package("prosodyctl", "prosody").map(|_| d));
+    if !ctx
+        .report
+        .record_result("setup: prosody installed", installed)
+    {
+        return Ok(());
+    }
+    ensure_apt_package("openssl", "openssl")?;
+
+    let dir = ctx.tmp.path().join("prosody");
+    let certs = dir.join("certs");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&certs)?;
+    std::fs::create_dir_all(&data)?;
+
+    let cert = certs.join(format!("{DOMAIN}.crt"));
+    let key = certs.join(format!("{DOMAIN}.key"));
+    let made = run_admin(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", &format!("/CN={DOMAIN}")])
+            .args(["-addext", &format!("subjectAltName=DNS:{DOMAIN}")])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        None,
+    );
+    made.context("openssl could not make a self-signed certificate")?;
+
+    let port = proc::free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let config = dir.join("prosody.cfg.lua");
+    std::fs::write(&config, prosody_config(&dir, &certs, &data, port))?;
+
+    let mut all_added = true;
+    for (user, password) in USERS {
+        let added = run_admin(
+            Command::new("prosodyctl")
+                .arg("--config")
+                .arg(&config)
+                .args(["register", user, DOMAIN, password]),
+            None,
+        );
+        all_added &= ctx
+            .report
+            .record_result(&format!("prosody: register {user}@{DOMAIN}"), added);
+    }
+    if !all_added {
+        return Ok(());
+    }
+
+    let mut server = Service::spawn(
+        "prosody",
+        Command::new("prosody")
+            .arg("--config")
+            .arg(&config)
+            .arg("-F")
+            .current_dir(&dir),
+        &dir.join("prosody.out"),
+    )?;
+    let started = server
+        .wait_for_port(addr, START_TIMEOUT)
+        .map(|()| format!("accepting on {addr}"));
+    if !ctx.report.record_result("prosody: start", started) {
+        println!("{}", tail_file(&dir.join("prosody.log")));
+        return Ok(());
+    }
+
+    // Prosody's cert is ours: the script verifies it for real.
+    run_slixmpp(ctx, "prosody", addr, Some(&cert));
+    alive_check(ctx, "prosody", &mut server, addr);
+    run_example(ctx, "prosody", addr);
+    alive_check(ctx, "prosody", &mut server, addr);
+    server.stop();
+    Ok(())
+}
+
+/// Prosody's config: loopback only, our port, our dirs, TLS required before auth,
+/// hashed passwords, mod_private, no s2s, no throttling, foreground.
+fn prosody_config(dir: &Path, certs: &Path, data: &Path, port: u16) -> String {
+    let mut c = String::new();
+    // `run_as_root`: CI runs as root and prosodyctl would otherwise switch to the
+    // `prosody` user, which cannot write our temp dir.
+    let _ = writeln!(c, "run_as_root = true");
+    let _ = writeln!(c, "daemonize = false");
+    let _ = writeln!(c, "pidfile = {}", lua_str(&dir.join("prosody.pid")));
+    let _ = writeln!(c, "data_path = {}", lua_str(data));
+    let _ = writeln!(
+        c,
+        "log = {{ debug = {} }}",
+        lua_str(&dir.join("prosody.log"))
+    );
+    let _ = writeln!(c, "interfaces = {{ \"127.0.0.1\" }}");
+    let _ = writeln!(c, "local_interfaces = {{ \"127.0.0.1\" }}");
+    let _ = writeln!(c, "c2s_ports = {{ {port} }}");
+    let _ = writeln!(c, "c2s_interfaces = {{ \"127.0.0.1\" }}");
+    let _ = writeln!(c, "s2s_ports = {{ }}");
+    let _ = writeln!(
+        c,
+        "modules_enabled = {{ \"disco\", \"roster\", \"saslauth\", \"tls\", \"private\", \"ping\", \"posix\" }}"
+    );
+    let _ = writeln!(c, "modules_disabled = {{ \"s2s\" }}");
+    let _ = writeln!(c, "authentication = \"internal_hashed\"");
+    let _ = writeln!(c, "c2s_require_encryption = true");
+    let _ = writeln!(c, "allow_registration = false");
+    let _ = writeln!(c, "certificates = {}", lua_str(certs));
+    let _ = writeln!(c, "VirtualHost \"{DOMAIN}\"");
+    c
+}
+
+/// A path as a Lua string literal.
+fn lua_str(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    let mut out = String::from("\"");
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Runs the slixmpp script against `addr` and records each of its check lines.
+fn run_slixmpp(ctx: &mut Ctx, side: &str, addr: SocketAddr, cafile: Option<&Path>) {
+    let name = format!("{side}: slixmpp XEP-0049");
+    if !ctx.slixmpp {
+        ctx.report
+            .record(name, false, "skipped: slixmpp not installed");
+        return;
+    }
+    let script = workspace::root().join("xtask/interop/slixmpp_private.py");
+    let (user, password) = USERS[0];
+    let (other, _) = USERS[1];
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
+        .args(["--jid", &format!("{user}@{DOMAIN}"), "--password", password])
+        .args(["--other", &format!("{other}@{DOMAIN}")]);
+    match cafile {
+        Some(ca) => cmd.arg("--cafile").arg(ca),
+        None => cmd.arg("--insecure"),
+    };
+    let finished = match proc::run_bounded(&mut cmd, CLIENT_TIMEOUT, None, None) {
+        Ok(f) => f,
+        Err(e) => {
+            ctx.report.record(name, false, format!("{e:#}"));
+            return;
+        }
+    };
+    let mut saw_fail = false;
+    let mut saw_any = false;
+    for line in finished.stdout.lines() {
+        let (pass, rest) = if let Some(rest) = line.strip_prefix("[PASS] ") {
+            (true, rest)
+        } else if let Some(rest) = line.strip_prefix("[FAIL] ") {
+            (false, rest)
+        } else {
+            continue;
+        };
+        saw_any = true;
+        saw_fail |= !pass;
+        let (check, detail) = rest.split_once(" -- ").unwrap_or((rest, ""));
+        ctx.report
+            .record(format!("{side}: slixmpp {check}"), pass, detail);
+    }
+    if (!finished.success() && !saw_fail) || !saw_any {
+        // The script died or was killed without saying which check failed.
+        ctx.report.record(
+            name,
+            false,
+            format!("script {}\n{}", finished.describe(), finished.tail()),
+        );
+    } else if !finished.success() && !finished.stderr.trim().is_empty() {
+        println!("slixmpp stderr:\n{}", finished.stderr.trim_end());
+    }
+}
+
+/// Runs the `private_xml` example against `addr`, building it first (once).
+fn run_example(ctx: &mut Ctx, side: &str, addr: SocketAddr) {
+    let name = format!("{side}: example private_xml");
+    let built = *ctx.example_built.get_or_insert_with(|| {
+        let r = run_cargo_build(&[
+            "build",
+            "-p",
+            "elsinore-examples",
+            "--example",
+            "private_xml",
+        ]);
+        ctx.report.record_result("build: example private_xml", r)
+    });
+    if !built {
+        ctx.report
+            .record(name, false, "skipped: the example does not build");
+        return;
+    }
+    let (user, password) = USERS[0];
+    let (other, _) = USERS[1];
+    let mut cmd = workspace::cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "-p",
+        "elsinore-examples",
+        "--example",
+        "private_xml",
+        "--",
+    ])
+    .args(["--addr", &addr.to_string()])
+    .args(["--jid", &format!("{user}@{DOMAIN}"), "--password", password])
+    .args(["--other", &format!("{other}@{DOMAIN}"), "--insecure-tls"]);
+    let result =
+        proc::run_bounded(&mut cmd, CLIENT_TIMEOUT, Some("  | "), None).and_then(|f: Finished| {
+            if f.success() {
+                Ok("exit 0".to_string())
+            } else {
+                bail!("{}", f.describe())
+            }
+        });
+    ctx.report.record_result(&name, result);
+}
+
+/// Records whether the server survived the clients (a crash would otherwise show only
+/// as confusing client failures).
+fn alive_check(ctx: &mut Ctx, side: &str, server: &mut Service, addr: SocketAddr) {
+    if let Err(e) = server.wait_for_port(addr, Duration::from_secs(5)) {
+        ctx.report
+            .record(format!("{side}: server still up"), false, format!("{e:#}"));
+    }
+}
+
+/// `cargo <args>` with output echoed, bounded by [`BUILD_TIMEOUT`].
+fn run_cargo_build(args: &[&str]) -> Result<String> {
+    let mut cmd = workspace::cargo();
+    cmd.args(args);
+    let f = proc::run_bounded(&mut cmd, BUILD_TIMEOUT, Some("  | "), None)?;
+    if f.success() {
+        Ok("ok".to_string())
+    } else {
+        bail!("cargo {} {}", args.join(" "), f.describe())
+    }
+}
+
+/// A short admin command; `Ok` with its first output line when it exits 0.
+fn run_admin(cmd: &mut Command, stdin: Option<&[u8]>) -> Result<String> {
+    let shown = format!("{cmd:?}");
+    let f = proc::run_bounded(cmd, ADMIN_TIMEOUT, None, stdin)?;
+    if f.success() {
+        Ok(f.stdout.lines().next().unwrap_or("ok").trim().to_string())
+    } else {
+        bail!("{shown}: {}\n{}", f.describe(), f.tail())
+    }
+}
+
+/// Makes sure `python3 -c 'import slixmpp'` works, installing slixmpp 1.x with pip if not.
+fn ensure_slixmpp() -> Result<String> {
+    let version = || -> Option<String> {
+        let f = proc::run_bounded(
+            Command::new("python3").args(["-c", "import slixmpp; print(slixmpp.__version__)"]),
+            ADMIN_TIMEOUT,
+            None,
+            None,
+        )
+        .ok()?;
+        f.success().then(|| f.stdout.trim().to_string())
+    };
+    if let Some(v) = version() {
+        return Ok(format!("slixmpp {v}"));
+    }
+    println!("installing slixmpp with pip");
+    let pip = |extra: &[&str]| -> Result<Finished> {
+        proc::run_bounded(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(extra)
+                .arg("slixmpp==1.*"),
+            INSTALL_TIMEOUT,
+            Some("  | "),
+            None,
+        )
+    };
+    let mut f = pip(&[])?;
+    if !f.success() && f.stderr.contains("externally-managed-environment") {
+        // Debian's own python3 refuses system-wide pip installs (PEP 668); this is a
+        // throwaway test machine, so install anyway rather than set up a venv.
+        f = pip(&["--break-system-packages"])?;
+    }
+    if !f.success() {
+        bail!("pip install slixmpp failed: {}\n{}", f.describe(), f.tail());
+    }
+    version()
+        .map(|v| format!("slixmpp {v} (installed)"))
+        .context("pip reported success but slixmpp does not import")
+}
+
+/// Makes sure `program` is on PATH, installing Debian package `package` if not (root only).
+fn ensure_apt_package(program: &str, package: &str) -> Result<String> {
+    if let Some(path) = proc::find_in_path(program) {
+        return Ok(path.display().to_string());
+    }
+    if !proc::is_root() {
+        bail!("{program} is not installed and we are not root: run `apt-get install {package}`");
+    }
+    println!("installing {package} with apt-get");
+    let apt = |args: &[&str]| -> Result<()> {
+        let f = proc::run_bounded(
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            INSTALL_TIMEOUT,
+            None,
+            None,
+        )?;
+        if !f.success() {
+            bail!("apt-get {} {}\n{}", args.join(" "), f.describe(), f.tail());
+        }
+        Ok(())
+    };
+    apt(&["update", "-qq"])?;
+    apt(&["install", "-y", "-qq", package])?;
+    proc::find_in_path(program)
+        .map(|p| format!("{} (installed)", p.display()))
+        .with_context(|| format!("installed {package} but {program} is still not on PATH"))
+}
+
+/// The last lines of a file, for failure output.
+fn tail_file(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail: Vec<&str> = lines
+        .iter()
+        .skip(lines.len().saturating_sub(30))
+        .copied()
+        .collect();
+    format!("--- {} ---\n{}", path.display(), tail.join("\n"))
+}
