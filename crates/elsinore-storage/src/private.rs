@@ -50,14 +50,14 @@ pub enum PrivateError {
 impl PrivateError {
     /// The RFC 6120 defined condition (element name in `urn:ietf:params:xml:ns:xmpp-stanzas`).
     ///
-    /// XEP-0049's listing 4 shows `<bad-format/>`, which RFC 6120 does not define; clients
-    /// validate conditions, so [`PrivateError::BadFormat`] is sent as `bad-request` (with the
-    /// listing's legacy code 406).
+    /// XEP-0049's listing 4 shows `<bad-format/>`, which RFC 6120 does not define, while §2.3
+    /// says a query without a properly namespaced child MUST get "Not Acceptable"; so
+    /// [`PrivateError::BadFormat`] is sent as `not-acceptable` (the listing's legacy code 406).
     pub fn condition(self) -> &'static str {
         match self {
             PrivateError::Forbidden => "forbidden",
-            PrivateError::BadFormat | PrivateError::BadRequest => "bad-request",
-            PrivateError::NotAcceptable => "not-acceptable",
+            PrivateError::BadFormat | PrivateError::NotAcceptable => "not-acceptable",
+            PrivateError::BadRequest => "bad-request",
             PrivateError::ResourceConstraint => "resource-constraint",
             PrivateError::InternalServerError => "internal-server-error",
         }

@@ -80,7 +80,7 @@ fn listing_4_query_without_child_is_bad_format() {
     let e = PrivateError::BadFormat;
     assert_eq!(
         (e.condition(), e.error_type(), e.legacy_code()),
-        ("bad-request", "modify", 406)
+        ("not-acceptable", "modify", 406)
     );
 }
 
