@@ -327,7 +327,7 @@ impl StanzaParseError {
 
     /// The error stanza to send back (in namespace `ns`), or `None` if no reply is allowed
     /// ([`may_reply`](Self::may_reply)). It goes to the original `from` and comes from the
-    /// original `to`, leaving out whichever of them was malformed; it keeps the `id` (an
+    /// original `to`, leaving out any that is not a valid JID; it keeps the `id` (an
     /// iq without one gets a reply without one: the peer cannot match it, but learns what
     /// was wrong), and the error text says what was wrong.
     pub fn error_reply(&self, ns: &str) -> Option<Element> {
@@ -335,19 +335,14 @@ impl StanzaParseError {
             return None;
         }
         let mut el = Element::new(self.header.name.as_str(), ns);
-        let bad = match &self.kind {
-            StanzaParseErrorKind::InvalidJid { attr, .. } => Some(*attr),
-            _ => None,
-        };
-        if let Some(to) = &self.header.from
-            && bad != Some(JidAttr::From)
-        {
-            el.set_attr("to", to.as_str());
+        // Only addresses that are valid JIDs are echoed (in normalised form): whatever the
+        // reported problem, a malformed address must not be sent on.
+        let valid = |raw: &Option<String>| raw.as_deref().and_then(|s| Jid::parse(s).ok());
+        if let Some(to) = valid(&self.header.from) {
+            el.set_attr("to", to.to_string());
         }
-        if let Some(from) = &self.header.to
-            && bad != Some(JidAttr::To)
-        {
-            el.set_attr("from", from.as_str());
+        if let Some(from) = valid(&self.header.to) {
+            el.set_attr("from", from.to_string());
         }
         if let Some(id) = &self.header.id {
             el.set_attr("id", id.as_str());
