@@ -1,1 +1,25 @@
-//! elsinore-tokio
+//! tokio + rustls adapter for elsinore's sans-IO core.
+//!
+//! Two halves:
+//!
+//! - [`serve`] / [`Serve`] run an [`elsinore_server::Server`] on a TCP listener: one task per
+//!   socket, one storage worker thread, one timer task, the core behind one mutex that is never
+//!   held across an `.await`.
+//! - [`Client`] is an async XMPP client over [`elsinore_stream::Connection`] in the client
+//!   role: STARTTLS, SASL, bind, stanzas, iq request/response, XEP-0049 helpers.
+//!
+//! Time: every `elsinore_stream::Instant` handed to the core comes from one [`Clock`], i.e.
+//! milliseconds since a `std::time::Instant` epoch taken when the clock was made.
+#![warn(missing_docs)]
+
+mod client;
+mod clock;
+mod server;
+mod storage;
+mod tls;
+
+pub use client::{Client, ClientError, ClientOptions};
+pub use clock::{Clock, random_seed};
+pub use server::{Serve, serve};
+pub use storage::Storage;
+pub use tls::insecure_client_config;

@@ -1,0 +1,435 @@
+//! Running an [`elsinore_server::Server`] on tokio sockets.
+//!
+//! Shape: the sans-IO `Server` lives behind one `std::sync::Mutex` (it is single-threaded and
+//! fast; the lock is never held across an `.await`). Three kinds of actors feed it:
+//!
+//! - one task per socket: reads bytes, and under the lock hands them to the core and drains
+//!   every output the core produced (bytes and events go to the connection tasks' channels,
+//!   storage effects to the storage worker);
+//! - the storage worker, an OS thread: executes effects in groups, then under the lock reports
+//!   their results and drains;
+//! - the timer task: sleeps until `poll_timeout()`, then calls `handle_timeout` and drains.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use elsinore_server::{ConnId, Server, ServerEvent};
+use elsinore_storage::{Effect, EffectResult, Op, Store, StoreError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::clock::{Clock, sleep_until_opt};
+use crate::storage::{MAX_GROUP, Storage};
+
+/// Bytes read from a socket at once.
+const READ_BUF: usize = 16 * 1024;
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection task waits for the core's `Close` after the peer went away.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long one socket write may block before the peer is considered dead.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A byte stream the connection task can read and write: plain TCP, or TLS over it.
+pub(crate) trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
+pub(crate) type BoxStream = Box<dyn AsyncStream>;
+
+/// What the core asks a connection task to do, in the order it asked.
+enum ConnMsg {
+    /// Write these bytes.
+    Bytes(Vec<u8>),
+    /// Everything before this was the plaintext; run the TLS server handshake now.
+    UpgradeTls,
+    /// Flush, shut the socket down, stop.
+    Close,
+}
+
+/// What the storage worker receives.
+enum StorageMsg {
+    Effect(Effect),
+    Stop,
+}
+
+/// The core plus where its outputs go.
+struct Core {
+    server: Server,
+    conns: HashMap<ConnId, mpsc::UnboundedSender<ConnMsg>>,
+    storage_tx: std_mpsc::Sender<StorageMsg>,
+}
+
+struct Shared {
+    core: Mutex<Core>,
+    clock: Clock,
+    /// Woken after every drain: the core's next deadline may have moved.
+    timer: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock leaves the core in an unknown state, but it was a bug
+        // in the core, not input; keep serving the other connections rather than cascade.
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the core under the lock, then drains every output.
+    fn with_core<R>(&self, f: impl FnOnce(&mut Server) -> R) -> R {
+        let mut core = self.lock();
+        let r = f(&mut core.server);
+        core.drain(&self.clock);
+        drop(core);
+        self.timer.notify_one();
+        r
+    }
+}
+
+impl Core {
+    /// Moves every output of the core to where it belongs. Sending on the channels never
+    /// blocks, so this is fine under the lock.
+    fn drain(&mut self, clock: &Clock) {
+        loop {
+            let mut progressed = false;
+            // Transmits first, then events: bytes the core queued before an UpgradeTls or
+            // Close (e.g. `<proceed/>`, a stream error) reach the connection's channel first.
+            while let Some((conn, bytes)) = self.server.poll_transmit() {
+                progressed = true;
+                if let Some(tx) = self.conns.get(&conn) {
+                    let _ = tx.send(ConnMsg::Bytes(bytes));
+                }
+            }
+            while let Some(event) = self.server.poll_event() {
+                progressed = true;
+                match event {
+                    ServerEvent::UpgradeTls(conn) => {
+                        if let Some(tx) = self.conns.get(&conn) {
+                            let _ = tx.send(ConnMsg::UpgradeTls);
+                        }
+                    }
+                    ServerEvent::Close(conn) => {
+                        // The core is done with this connection: no more bytes for it.
+                        if let Some(tx) = self.conns.remove(&conn) {
+                            let _ = tx.send(ConnMsg::Close);
+                        }
+                    }
+                }
+            }
+            while let Some(effect) = self.server.poll_effect() {
+                progressed = true;
+                if let Err(std_mpsc::SendError(StorageMsg::Effect(effect))) =
+                    self.storage_tx.send(StorageMsg::Effect(effect))
+                {
+                    // The worker is gone (shutting down), but every effect must be answered.
+                    let failed = EffectResult::Failed(StoreError::Unavailable(
+                        "storage worker stopped".into(),
+                    ));
+                    self.server
+                        .handle_effect_done(effect.id, failed, clock.now());
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+}
+
+/// Serves `server` on `listener` until `shutdown` resolves, executing storage effects on
+/// `store` one by one.
+///
+/// The server should have been created with `Instant::from_millis(0)` as `now`: the runtime's
+/// clock starts at zero when this is called. Use [`Serve`] to pass your own [`Clock`] or a
+/// group-committing store.
+pub async fn serve<S: Store + Send + 'static>(
+    listener: TcpListener,
+    server: Server,
+    store: S,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future,
+) -> io::Result<()> {
+    let mut serve = Serve::new(server, Clock::new(), Storage::per_op(store));
+    if let Some(tls) = tls {
+        serve = serve.tls(tls);
+    }
+    serve.run(listener, shutdown).await
+}
+
+/// A configured server runtime; see [`serve`] for the common case.
+pub struct Serve {
+    server: Server,
+    clock: Clock,
+    storage: Storage,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Serve {
+    /// A runtime for `server`, whose `Instant`s come from `clock` (create the server with
+    /// `clock.now()`), executing effects with `storage`.
+    pub fn new(server: Server, clock: Clock, storage: Storage) -> Self {
+        Serve {
+            server,
+            clock,
+            storage,
+            tls: None,
+        }
+    }
+
+    /// Enables STARTTLS with this rustls configuration. Without it an `UpgradeTls` request
+    /// from the core ends that connection.
+    #[must_use]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Accepts connections on `listener` until `shutdown` resolves, then stops accepting,
+    /// closes the connection tasks, stops the storage worker after its current group and
+    /// returns.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future) -> io::Result<()> {
+        let (storage_tx, storage_rx) = std_mpsc::channel();
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core {
+                server: self.server,
+                conns: HashMap::new(),
+                storage_tx: storage_tx.clone(),
+            }),
+            clock: self.clock,
+            timer: Notify::new(),
+        });
+        let worker = {
+            let shared = Arc::clone(&shared);
+            let storage = self.storage;
+            std::thread::Builder::new()
+                .name("elsinore-storage".into())
+                .spawn(move || storage_worker(shared, storage, storage_rx))?
+        };
+        let timer = tokio::spawn(timer_task(Arc::clone(&shared)));
+        let acceptor = self.tls.map(TlsAcceptor::from);
+        let mut tasks = tokio::task::JoinSet::new();
+
+        tokio::pin!(shutdown);
+        let result = loop {
+            tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) if is_transient_accept_error(&e) => {
+                            warn!("accept: {e}");
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                        Err(e) => break Err(e),
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let conn = {
+                        let mut core = shared.lock();
+                        let conn = core.server.accept(shared.clock.now());
+                        core.conns.insert(conn, tx);
+                        core.drain(&shared.clock);
+                        conn
+                    };
+                    shared.timer.notify_one();
+                    debug!(?conn, %peer, "accepted");
+                    tasks.spawn(connection_task(
+                        Arc::clone(&shared),
+                        conn,
+                        Box::new(stream),
+                        rx,
+                        acceptor.clone(),
+                    ));
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        };
+
+        info!("shutting down");
+        drop(listener);
+        // Every stream gets a `system-shutdown` stream error and is closed by its task.
+        let now = shared.clock.now();
+        shared.with_core(|s| s.shutdown(now));
+        let graceful = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(CLOSE_GRACE, graceful).await.is_err() {
+            // Dropping the senders ends the remaining tasks' loops; then stop waiting.
+            shared.lock().conns.clear();
+            let rest = async { while tasks.join_next().await.is_some() {} };
+            if tokio::time::timeout(CLOSE_GRACE, rest).await.is_err() {
+                tasks.abort_all();
+            }
+        }
+        timer.abort();
+        let _ = storage_tx.send(StorageMsg::Stop);
+        drop(storage_tx);
+        // The worker finishes its current group (so acknowledged writes are durable) and exits.
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        result
+    }
+}
+
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    !matches!(
+        e.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
+    )
+}
+
+/// One socket: reads into the core, writes what the core sends, upgrades to TLS on request.
+async fn connection_task(
+    shared: Arc<Shared>,
+    conn: ConnId,
+    mut stream: BoxStream,
+    mut rx: mpsc::UnboundedReceiver<ConnMsg>,
+    acceptor: Option<TlsAcceptor>,
+) {
+    let mut buf = vec![0u8; READ_BUF];
+    let mut reading = true;
+    let mut eof_reported = false;
+    let mut grace: Option<tokio::time::Instant> = None;
+    loop {
+        // `biased`: messages from the core always go before the next socket read. After we
+        // hand bytes to the core we drain its outputs synchronously (in `with_core`), so an
+        // `UpgradeTls` caused by those bytes is already in `rx` when we loop; taking `rx`
+        // first guarantees no byte after `<proceed/>` is ever read as plaintext.
+        tokio::select! {
+            biased;
+            msg = rx.recv() => match msg {
+                Some(ConnMsg::Bytes(bytes)) => {
+                    if let Err(e) = write_all(&mut stream, &bytes).await {
+                        debug!(?conn, "write: {e}");
+                        break;
+                    }
+                }
+                Some(ConnMsg::UpgradeTls) => {
+                    match upgrade(stream, acceptor.as_ref()).await {
+                        Ok(tls) => {
+                            stream = tls;
+                            let now = shared.clock.now();
+                            shared.with_core(|s| s.handle_tls_ready(conn, now));
+                        }
+                        Err(e) => {
+                            debug!(?conn, "TLS handshake: {e}");
+                            report_eof(&shared, conn, &mut eof_reported);
+                            // The socket is gone with the failed handshake.
+                            forget(&shared, conn);
+                            return;
+                        }
+                    }
+                }
+                Some(ConnMsg::Close) | None => {
+                    // Close: the core has finished the stream. None: the runtime shuts down.
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.flush()).await;
+                    let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+                    break;
+                }
+            },
+            read = stream.read(&mut buf), if reading => {
+                match read {
+                    Ok(0) | Err(_) => {
+                        reading = false;
+                        grace = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                        report_eof(&shared, conn, &mut eof_reported);
+                    }
+                    Ok(n) => {
+                        let now = shared.clock.now();
+                        // `n <= buf.len()` by `read`'s contract.
+                        shared.with_core(|s| s.handle_input(conn, &buf[..n], now));
+                    }
+                }
+            }
+            _ = sleep_until_opt(grace) => break,
+        }
+    }
+    report_eof(&shared, conn, &mut eof_reported);
+    forget(&shared, conn);
+}
+
+/// Tells the core the peer is gone, once.
+fn report_eof(shared: &Shared, conn: ConnId, reported: &mut bool) {
+    if !*reported {
+        *reported = true;
+        let now = shared.clock.now();
+        shared.with_core(|s| s.handle_eof(conn, now));
+    }
+}
+
+/// Stops routing the core's output for `conn` to this (ending) task.
+fn forget(shared: &Shared, conn: ConnId) {
+    shared.lock().conns.remove(&conn);
+}
+
+async fn write_all(stream: &mut BoxStream, bytes: &[u8]) -> io::Result<()> {
+    tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
+}
+
+async fn upgrade(stream: BoxStream, acceptor: Option<&TlsAcceptor>) -> io::Result<BoxStream> {
+    let acceptor = acceptor.ok_or_else(|| io::Error::other("TLS requested but not configured"))?;
+    let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    Ok(Box::new(tls))
+}
+
+/// Calls `handle_timeout` whenever the core's deadline passes.
+async fn timer_task(shared: Arc<Shared>) {
+    loop {
+        let deadline = shared.lock().server.poll_timeout();
+        let at = deadline.map(|d| shared.clock.to_tokio(d));
+        tokio::select! {
+            _ = sleep_until_opt(at) => {
+                let now = shared.clock.now();
+                shared.with_core(|s| s.handle_timeout(now));
+            }
+            // Some drain may have moved the deadline: look again.
+            _ = shared.timer.notified() => {}
+        }
+    }
+}
+
+/// The storage worker thread: executes effects in groups and reports the results.
+fn storage_worker(shared: Arc<Shared>, mut storage: Storage, rx: std_mpsc::Receiver<StorageMsg>) {
+    let mut stop = false;
+    while !stop {
+        let mut group: Vec<Effect> = Vec::new();
+        match rx.recv() {
+            Ok(StorageMsg::Effect(e)) => group.push(e),
+            Ok(StorageMsg::Stop) | Err(_) => break,
+        }
+        // Group commit: take everything already queued (up to a bound).
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(StorageMsg::Effect(e)) => group.push(e),
+                Ok(StorageMsg::Stop) => {
+                    stop = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let (ids, ops): (Vec<_>, Vec<Op>) = group.into_iter().map(|e| (e.id, e.op)).unzip();
+        let mut results = storage.apply_many(&ops).into_iter();
+        let now = shared.clock.now();
+        shared.with_core(|s| {
+            for id in ids {
+                let result = results.next().unwrap_or_else(|| {
+                    EffectResult::Failed(StoreError::Unavailable("storage worker stopped".into()))
+                });
+                s.handle_effect_done(id, result, now);
+            }
+        });
+    }
+}
