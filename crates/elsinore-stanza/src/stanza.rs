@@ -313,9 +313,13 @@ impl StanzaParseError {
     }
 
     /// Whether answering with a stanza error is allowed: never for non-stanzas, for stanzas
-    /// of type `error`, or for iq results (RFC 6120 §8.2.3, §8.3.1).
+    /// of type `error`, or for iq results (RFC 6120 §8.2.3, §8.3.1), and not for an iq
+    /// without `id` (the reply would be an invalid iq the peer cannot match; drop it).
     pub fn may_reply(&self) -> bool {
         if matches!(self.kind, StanzaParseErrorKind::NotAStanza) {
+            return false;
+        }
+        if self.header.name == "iq" && self.header.id.is_none() {
             return false;
         }
         match self.header.type_.as_deref() {
@@ -327,9 +331,8 @@ impl StanzaParseError {
 
     /// The error stanza to send back (in namespace `ns`), or `None` if no reply is allowed
     /// ([`may_reply`](Self::may_reply)). It goes to the original `from` and comes from the
-    /// original `to`, leaving out any that is not a valid JID; it keeps the `id` (an
-    /// iq without one gets a reply without one: the peer cannot match it, but learns what
-    /// was wrong), and the error text says what was wrong.
+    /// original `to`, leaving out any that is not a valid JID; it keeps the `id`, and
+    /// the error text says what was wrong.
     pub fn error_reply(&self, ns: &str) -> Option<Element> {
         if !self.may_reply() {
             return None;

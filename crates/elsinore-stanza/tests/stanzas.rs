@@ -272,6 +272,8 @@ fn never_reply_to_errors_or_results_or_non_stanzas() {
         "<iq xmlns='jabber:client' type='result' id='1'><a xmlns='urn:a'/><b xmlns='urn:b'/></iq>",
         "<message xmlns='jabber:client' type='error' to='@x'/>",
         "<presence xmlns='jabber:client' type='error' to='@x'/>",
+        // An iq without id: a reply could not be matched and would be invalid itself.
+        "<iq xmlns='jabber:client' type='get'><a xmlns='urn:a'/></iq>",
     ] {
         let err = parse(xml).unwrap_err();
         assert!(!err.may_reply(), "{xml}");
