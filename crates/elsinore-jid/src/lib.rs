@@ -18,7 +18,8 @@
 //! compatibility characters such as U+FB00 (`ﬀ`) are mapped to `ff` by Nodeprep (NFKC) but
 //! rejected by PRECIS, PRECIS allows symbols and emoji that stringprep's Unicode 3.2 tables
 //! treat as unassigned, and PRECIS does not fold width or case in resources the same way.
-//! The tests record the stringprep-specific mappings (`tests/rfc.rs`).
+//! `tests/precis.rs` checks that both agree on ASCII and Latin input and pins the known
+//! disagreements.
 //!
 //! # Domain rules
 //!
