@@ -79,7 +79,8 @@ impl ServerConfig {
             // adapter must not build such a server; refuse every mechanism.
             c.mechanisms.clear();
         }
-        c.mechanisms.retain(|m| *m != Mechanism::Plain || self.allow_plaintext_auth || self.tls_available);
+        c.mechanisms
+            .retain(|m| *m != Mechanism::Plain || self.allow_plaintext_auth || self.tls_available);
         c.allow_registration = self.allow_registration;
         c
     }
@@ -251,7 +252,8 @@ impl Server {
                     return;
                 };
                 match result {
-                    EffectResult::Value(Some(bytes)) => match StoredCredentials::from_bytes(&bytes) {
+                    EffectResult::Value(Some(bytes)) => match StoredCredentials::from_bytes(&bytes)
+                    {
                         Ok(creds) => c.stream.provide_credentials(Some(&creds), now),
                         Err(_) => c.stream.credentials_unavailable(now),
                     },
@@ -287,7 +289,14 @@ impl Server {
                         self.config.scram_iterations,
                     ) {
                         Ok(op) => {
-                            self.emit_effect(op, Pending::RegisterPut { conn, reply_to, jid });
+                            self.emit_effect(
+                                op,
+                                Pending::RegisterPut {
+                                    conn,
+                                    reply_to,
+                                    jid,
+                                },
+                            );
                         }
                         Err(e) => {
                             self.registering.remove(&jid);
@@ -405,7 +414,10 @@ impl Server {
                 Event::Established { jid } => {
                     c.jid = Some(jid.clone());
                     let res = jid.resource().unwrap_or_default().to_string();
-                    self.sessions.entry(jid.to_bare()).or_default().push((res, id));
+                    self.sessions
+                        .entry(jid.to_bare())
+                        .or_default()
+                        .push((res, id));
                 }
                 Event::PreAuthIq(el) => self.handle_register(id, el, now),
                 Event::Stanza(el) => self.handle_stanza(id, el, now),
@@ -511,12 +523,13 @@ impl Server {
         };
         match el.attr("type") {
             Some("get") => {
-                let form = Element::new("query", NS_REGISTER)
-                    .with_child(Element::new("instructions", NS_REGISTER).with_text(
-                        "Choose a username and password to register with this server.",
-                    ))
-                    .with_child(Element::new("username", NS_REGISTER))
-                    .with_child(Element::new("password", NS_REGISTER));
+                let form =
+                    Element::new("query", NS_REGISTER)
+                        .with_child(Element::new("instructions", NS_REGISTER).with_text(
+                            "Choose a username and password to register with this server.",
+                        ))
+                        .with_child(Element::new("username", NS_REGISTER))
+                        .with_child(Element::new("password", NS_REGISTER));
                 self.deliver_to_conn(id, &iq_result(&head, Some(form)), now);
             }
             Some("set") => {
@@ -630,7 +643,11 @@ impl Server {
         let targets: Vec<ConnId> = match self.sessions.get(&to.to_bare()) {
             None => Vec::new(),
             Some(list) => match to.resource() {
-                Some(r) => list.iter().filter(|(res, _)| res == r).map(|(_, c)| *c).collect(),
+                Some(r) => list
+                    .iter()
+                    .filter(|(res, _)| res == r)
+                    .map(|(_, c)| *c)
+                    .collect(),
                 None if el.name == "iq" => Vec::new(),
                 None => list.iter().map(|(_, c)| *c).collect(),
             },
@@ -664,13 +681,24 @@ impl Server {
             reply.set_attr("to", f);
         }
         for child in el.elements() {
-            reply.children.push(elsinore_xml::Node::Element(child.clone()));
+            reply
+                .children
+                .push(elsinore_xml::Node::Element(child.clone()));
         }
-        reply.children.push(elsinore_xml::Node::Element(err.to_element(NS_CLIENT)));
+        reply
+            .children
+            .push(elsinore_xml::Node::Element(err.to_element(NS_CLIENT)));
         self.deliver_to_conn(id, &reply, now);
     }
 
-    fn handle_private(&mut self, id: ConnId, from: &Jid, to: Option<&Jid>, el: Element, now: Instant) {
+    fn handle_private(
+        &mut self,
+        id: ConnId,
+        from: &Jid,
+        to: Option<&Jid>,
+        el: Element,
+        now: Instant,
+    ) {
         let head = IqHead {
             id: el.attr("id").unwrap_or_default().to_string(),
             from: Some(from.clone()),
@@ -721,7 +749,10 @@ impl Server {
         let ty = el.attr("type").unwrap_or_default();
         let reply = if payload.is("ping", NS_PING) {
             iq_result(&head, None)
-        } else if payload.is("query", NS_DISCO_INFO) && ty == "get" && payload.attr("node").is_none() {
+        } else if payload.is("query", NS_DISCO_INFO)
+            && ty == "get"
+            && payload.attr("node").is_none()
+        {
             let mut q = Element::new("query", NS_DISCO_INFO);
             let for_account = head.to.as_deref().is_some_and(|t| t.contains('@'));
             let identity = if for_account {
@@ -790,7 +821,10 @@ fn private_error(e: PrivateError) -> StanzaError {
             DefinedCondition::NotAcceptable,
             "this namespace cannot be stored as private XML",
         ),
-        PrivateError::BadRequest => (DefinedCondition::BadRequest, "malformed private XML request"),
+        PrivateError::BadRequest => (
+            DefinedCondition::BadRequest,
+            "malformed private XML request",
+        ),
         PrivateError::ResourceConstraint => (
             DefinedCondition::ResourceConstraint,
             "private XML storage limit reached",

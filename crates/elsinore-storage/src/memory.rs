@@ -6,7 +6,7 @@ use crate::{EffectResult, Key, Op, Store, StoreError, StoreLimits};
 
 /// A [`Store`] over a `BTreeMap`: atomic per op, not durable. For tests, examples and
 /// servers that need no persistence.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     map: BTreeMap<Key, Vec<u8>>,
     limits: StoreLimits,
@@ -25,7 +25,7 @@ impl MemoryStore {
     /// Default cap on the bytes held (keys plus values).
     pub const DEFAULT_MAX_TOTAL_BYTES: usize = 1 << 30;
 
-    /// An empty store with default limits.
+    /// An empty store with default limits (same as `Default`).
     pub fn new() -> Self {
         Self::with_limits(
             StoreLimits::default(),
@@ -193,6 +193,12 @@ impl<S: Store> Store for FailingStore<S> {
             return EffectResult::Failed(StoreError::Unavailable("injected fault".into()));
         }
         self.inner.apply(op)
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

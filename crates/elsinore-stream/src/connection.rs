@@ -252,7 +252,7 @@ impl Connection {
     }
 
     fn new(side: Side, limits: Limits, seed: [u8; 32], now: Instant) -> Self {
-        let parser = StreamParser::new(limits.xml.clone());
+        let parser = StreamParser::new(limits.xml);
         let deadline = now + limits.negotiation_timeout;
         Connection {
             side,
@@ -383,7 +383,9 @@ impl Connection {
         match self.state {
             State::Closed => {}
             State::Closing => self.finish(None),
-            _ => self.finish(Some("connection closed by peer without closing the stream".into())),
+            _ => self.finish(Some(
+                "connection closed by peer without closing the stream".into(),
+            )),
         }
     }
 
@@ -674,9 +676,11 @@ impl Connection {
                     return;
                 }
                 if !version_is_1(header.attr("version")) {
-                    self.fail(StreamError::new(StreamErrorCondition::UnsupportedVersion).with_text(
-                        "only XMPP 1.0 streams are supported (version='1.0' required)",
-                    ));
+                    self.fail(
+                        StreamError::new(StreamErrorCondition::UnsupportedVersion).with_text(
+                            "only XMPP 1.0 streams are supported (version='1.0' required)",
+                        ),
+                    );
                     return;
                 }
                 self.state = State::Negotiating;
@@ -748,7 +752,8 @@ impl Connection {
             if self.tls_allowed_auth(cfg) {
                 let mut mechs = Element::new("mechanisms", NS_SASL);
                 for m in &cfg.mechanisms {
-                    mechs = mechs.with_child(Element::new("mechanism", NS_SASL).with_text(m.name()));
+                    mechs =
+                        mechs.with_child(Element::new("mechanism", NS_SASL).with_text(m.name()));
                 }
                 features = features.with_child(mechs);
                 if cfg.allow_registration {
@@ -759,7 +764,8 @@ impl Connection {
             features = features
                 .with_child(Element::new("bind", NS_BIND))
                 .with_child(
-                    Element::new("session", NS_SESSION).with_child(Element::new("optional", NS_SESSION)),
+                    Element::new("session", NS_SESSION)
+                        .with_child(Element::new("optional", NS_SESSION)),
                 );
         }
         features.write_to(&mut self.out, NS_CLIENT);
@@ -772,22 +778,18 @@ impl Connection {
             return;
         };
         match &self.state {
-            State::Established => {
-                if is_stanza(&el) {
-                    if el.is("iq", NS_CLIENT) && is_session_iq(&el) {
-                        let id = el.attr("id").unwrap_or_default().to_string();
-                        self.write_element(&iq_result(&id));
-                        return;
-                    }
-                    self.events.push_back(Event::Stanza(el));
-                } else {
-                    self.fail(unsupported_stanza(&el));
-                }
+            State::Established if el.is("iq", NS_CLIENT) && is_session_iq(&el) => {
+                // RFC 3921 session establishment: a no-op kept for old clients.
+                let id = el.attr("id").unwrap_or_default().to_string();
+                self.write_element(&iq_result(&id));
             }
+            State::Established if is_stanza(&el) => self.events.push_back(Event::Stanza(el)),
+            State::Established => self.fail(unsupported_stanza(&el)),
             State::Negotiating if el.is("starttls", NS_TLS) => {
                 if self.tls_done || cfg.tls == TlsPolicy::Disabled || self.authenticated.is_some() {
                     // RFC 6120 5.4.2.2: failure, then close the stream.
-                    self.out.extend_from_slice(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+                    self.out
+                        .extend_from_slice(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
                     elsinore_xml::write_stream_close(&mut self.out);
                     self.finish(Some("STARTTLS refused".into()));
                     return;
@@ -920,7 +922,8 @@ impl Connection {
                     *waiting = true;
                 }
                 self.paused = true;
-                self.events.push_back(Event::NeedCredentials { username: authcid });
+                self.events
+                    .push_back(Event::NeedCredentials { username: authcid });
             }
             ServerStep::Challenge(data) => {
                 let el = Element::new("challenge", NS_SASL).with_text(encode_sasl_data(&data));
@@ -1009,7 +1012,8 @@ impl Connection {
                     });
                 match reply {
                     Ok(data) => {
-                        let r = Element::new("response", NS_SASL).with_text(encode_sasl_data(&data));
+                        let r =
+                            Element::new("response", NS_SASL).with_text(encode_sasl_data(&data));
                         self.write_element(&r);
                     }
                     Err(msg) => self.client_abort(msg),
@@ -1056,7 +1060,9 @@ impl Connection {
             }
             _ => {
                 let what = format!("unexpected <{}/> from server during negotiation", el.name);
-                self.fail(StreamError::new(StreamErrorCondition::UnsupportedStanzaType).with_text(what));
+                self.fail(
+                    StreamError::new(StreamErrorCondition::UnsupportedStanzaType).with_text(what),
+                );
             }
         }
     }
@@ -1137,7 +1143,11 @@ impl Connection {
         if el.attr("type") != Some("result") {
             let cond = el
                 .get_child("error", NS_CLIENT)
-                .and_then(|e| e.elements().find(|c| c.ns == NS_STANZAS).map(|c| c.name.clone()))
+                .and_then(|e| {
+                    e.elements()
+                        .find(|c| c.ns == NS_STANZAS)
+                        .map(|c| c.name.clone())
+                })
                 .unwrap_or_else(|| "unknown".into());
             self.close_with_error(format!("resource binding failed: {cond}"));
             return;
@@ -1196,8 +1206,10 @@ fn stream_error_for(e: &XmlError) -> StreamError {
 }
 
 fn unsupported_stanza(el: &Element) -> StreamError {
-    StreamError::new(StreamErrorCondition::UnsupportedStanzaType)
-        .with_text(format!("unexpected element <{}/> in namespace '{}'", el.name, el.ns))
+    StreamError::new(StreamErrorCondition::UnsupportedStanzaType).with_text(format!(
+        "unexpected element <{}/> in namespace '{}'",
+        el.name, el.ns
+    ))
 }
 
 fn is_stanza(el: &Element) -> bool {

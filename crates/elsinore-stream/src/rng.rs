@@ -16,7 +16,9 @@ pub struct Rng {
 impl core::fmt::Debug for Rng {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // The seed is secret material: never print it.
-        f.debug_struct("Rng").field("counter", &self.counter).finish()
+        f.debug_struct("Rng")
+            .field("counter", &self.counter)
+            .finish()
     }
 }
 

@@ -1,0 +1,192 @@
+//! A virtual network: one `Server`, several client `Connection`s, a
+//! `MemoryStore` answering effects, TLS simulated. No sockets, no clock.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use elsinore_jid::{BareJid, Jid};
+use elsinore_server::{ConnId, Instant, Server, ServerConfig, ServerEvent, accounts};
+use elsinore_storage::{MemoryStore, Store};
+use elsinore_stream::{ClientConfig, Connection, Event, Limits, TlsPolicy};
+use elsinore_xml::Element;
+
+pub const T0: Instant = Instant::from_millis(5_000);
+
+pub struct Net {
+    pub server: Server,
+    pub store: MemoryStore,
+    pub clients: HashMap<ConnId, Connection>,
+    pub inbox: HashMap<ConnId, Vec<Element>>,
+    pub client_events: HashMap<ConnId, Vec<Event>>,
+    /// Set to make every storage effect fail.
+    pub fail_store: bool,
+    seed: u8,
+}
+
+impl Net {
+    pub fn new(domain: &str) -> Self {
+        let mut cfg = ServerConfig::new(domain);
+        cfg.scram_iterations = 4096;
+        Net {
+            server: Server::new(cfg, [9; 32], T0),
+            store: MemoryStore::default(),
+            clients: HashMap::new(),
+            inbox: HashMap::new(),
+            client_events: HashMap::new(),
+            fail_store: false,
+            seed: 1,
+        }
+    }
+
+    pub fn add_user(&mut self, jid: &str, password: &str) {
+        let jid = BareJid::parse(jid).expect("valid bare JID");
+        let op = accounts::create_account_op(&jid, password, [7; 32], 4096).expect("op");
+        let r = self.store.apply(&op);
+        assert!(matches!(r, elsinore_storage::EffectResult::Done), "{r:?}");
+    }
+
+    /// Open a client connection and drive it to the end of negotiation.
+    pub fn connect(&mut self, jid: &str, password: &str) -> ConnId {
+        let id = self.server.accept(T0);
+        self.seed += 1;
+        let client = Connection::new_client(
+            ClientConfig {
+                jid: Jid::parse(jid).expect("valid JID"),
+                password: password.into(),
+                tls: TlsPolicy::Required,
+            },
+            Limits::default(),
+            [self.seed; 32],
+            T0,
+        );
+        self.clients.insert(id, client);
+        self.drive();
+        id
+    }
+
+    pub fn jid_of(&self, id: ConnId) -> Option<Jid> {
+        self.clients.get(&id).and_then(|c| c.jid().cloned())
+    }
+
+    pub fn send(&mut self, id: ConnId, el: &Element) {
+        self.clients
+            .get_mut(&id)
+            .expect("known client")
+            .send(el)
+            .expect("established");
+        self.drive();
+    }
+
+    /// Send raw bytes from a client as if its stack wrote them.
+    pub fn send_raw(&mut self, id: ConnId, xml: &str) {
+        self.server.handle_input(id, xml.as_bytes(), T0);
+        self.drive();
+    }
+
+    /// Send an iq and return the reply with the same id.
+    pub fn iq(&mut self, id: ConnId, xml: &str) -> Element {
+        let el = Element::parse(xml.as_bytes()).expect("test XML parses");
+        let want = el.attr("id").expect("iq has an id").to_string();
+        self.send(id, &el);
+        let inbox = self.inbox.entry(id).or_default();
+        let pos = inbox
+            .iter()
+            .position(|e| e.name == "iq" && e.attr("id") == Some(want.as_str()))
+            .unwrap_or_else(|| panic!("no reply to iq {want}; inbox: {inbox:?}"));
+        inbox.remove(pos)
+    }
+
+    pub fn take_inbox(&mut self, id: ConnId) -> Vec<Element> {
+        self.inbox.remove(&id).unwrap_or_default()
+    }
+
+    pub fn drive(&mut self) {
+        for _ in 0..500 {
+            let mut progress = false;
+            // Client → server.
+            let ids: Vec<ConnId> = self.clients.keys().copied().collect();
+            for id in &ids {
+                let out = self
+                    .clients
+                    .get_mut(id)
+                    .map(|c| c.take_transmit())
+                    .unwrap_or_default();
+                if !out.is_empty() {
+                    progress = true;
+                    self.server.handle_input(*id, &out, T0);
+                }
+            }
+            // Server → clients.
+            while let Some((id, bytes)) = self.server.poll_transmit() {
+                progress = true;
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.handle_input(&bytes, T0);
+                }
+            }
+            while let Some(ev) = self.server.poll_event() {
+                progress = true;
+                match ev {
+                    ServerEvent::UpgradeTls(id) => {
+                        while let Some((to, bytes)) = self.server.poll_transmit() {
+                            if let Some(c) = self.clients.get_mut(&to) {
+                                c.handle_input(&bytes, T0);
+                            }
+                        }
+                        self.server.handle_tls_ready(id, T0);
+                    }
+                    ServerEvent::Close(id) => {
+                        if let Some(c) = self.clients.get_mut(&id) {
+                            c.handle_eof(T0);
+                        }
+                    }
+                }
+            }
+            while let Some(effect) = self.server.poll_effect() {
+                progress = true;
+                let result = if self.fail_store {
+                    elsinore_storage::EffectResult::Failed(
+                        elsinore_storage::StoreError::Unavailable("test store is down".into()),
+                    )
+                } else {
+                    self.store.apply(&effect.op)
+                };
+                self.server.handle_effect_done(effect.id, result, T0);
+            }
+            for id in &ids {
+                let Some(c) = self.clients.get_mut(id) else {
+                    continue;
+                };
+                while let Some(ev) = c.poll_event() {
+                    progress = true;
+                    match &ev {
+                        Event::UpgradeTls => c.handle_tls_ready(T0),
+                        Event::Stanza(el) => self.inbox.entry(*id).or_default().push(el.clone()),
+                        _ => {}
+                    }
+                    self.client_events.entry(*id).or_default().push(ev);
+                }
+            }
+            if !progress {
+                assert_eq!(self.server.outstanding_effects(), 0, "dangling effects");
+                return;
+            }
+        }
+        panic!("virtual network did not settle in 500 rounds");
+    }
+
+    pub fn closed_error(&self, id: ConnId) -> Option<Option<String>> {
+        self.client_events.get(&id)?.iter().find_map(|e| match e {
+            Event::Closed { error } => Some(error.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// The defined condition of an error stanza.
+pub fn error_condition(el: &Element) -> Option<String> {
+    let err = el.get_child("error", "jabber:client")?;
+    err.elements()
+        .find(|c| c.ns == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name != "text")
+        .map(|c| c.name.clone())
+}
