@@ -7,6 +7,15 @@
 //! parts, so comparison, hashing and ordering work on the normalised form and
 //! [`Display`](core::fmt::Display) writes the canonical string.
 //!
+//! ```
+//! use elsinore_jid::{BareJid, Jid};
+//!
+//! let jid: Jid = "Juliet@Capulet.LIT/Balcony".parse()?;
+//! assert_eq!(jid.to_string(), "juliet@capulet.lit/Balcony");
+//! assert_eq!(jid.to_bare(), BareJid::parse("juliet@capulet.lit")?);
+//! # Ok::<(), elsinore_jid::JidError>(())
+//! ```
+//!
 //! # Stringprep, not PRECIS
 //!
 //! Parts are prepared with the RFC 6122 stringprep profiles (Nodeprep, Nameprep,
@@ -467,7 +476,11 @@ mod fast_path_tests {
         }
 
         #[test]
-        fn parse_never_panics_and_display_round_trips(s in "\\PC{0,60}") {
+        fn parse_never_panics_and_display_round_trips(s in prop_oneof![
+            "\\PC{0,60}",
+            "[a-zA-Z0-9@/.:_\\[\\] -]{0,40}",
+            "[a-zA-Z\u{e0}-\u{ff}\u{3a3}\u{ad}\u{fb00}@/.]{0,30}",
+        ]) {
             if let Ok(jid) = Jid::parse(&s) {
                 let again = Jid::parse(&jid.to_string());
                 prop_assert_eq!(again, Ok(jid));

@@ -20,6 +20,26 @@
 //! The SASL layer reports the authzid; deciding whether the authcid may act as it is the
 //! caller's job (answer [`SaslFailure::InvalidAuthzid`] if not).
 //!
+//! ```
+//! use elsinore_sasl::{ClientSession, Mechanism, ServerSession, ServerStep, StoredCredentials};
+//!
+//! let creds = StoredCredentials::derive("pencil", b"salt-sha1", b"salt-sha256", 4096)?;
+//! let mut client = ClientSession::new(Mechanism::ScramSha256, "user", "pencil", None, "cnonce")?;
+//! let (mut server, step) =
+//!     ServerSession::start(Mechanism::ScramSha256, Some(&client.initial_response()), "snonce");
+//! assert!(matches!(step, ServerStep::NeedCredentials { ref authcid, .. } if authcid == "user"));
+//! // ... the caller loads the credentials of "user" from its store ...
+//! let ServerStep::Challenge(server_first) = server.provide_credentials(Some(&creds)) else {
+//!     unreachable!()
+//! };
+//! let client_final = client.challenge(&server_first)?;
+//! let ServerStep::Success { additional, .. } = server.response(&client_final) else {
+//!     unreachable!()
+//! };
+//! client.success(additional.as_deref())?;
+//! # Ok::<(), elsinore_sasl::SaslError>(())
+//! ```
+//!
 //! # Client
 //!
 //! [`ClientSession::new`], [`ClientSession::initial_response`], then

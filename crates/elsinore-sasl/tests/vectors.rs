@@ -182,6 +182,7 @@ fn plain_without_initial_response() {
     assert_eq!(c.success(None), Ok(()));
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn saslprep_applies_to_plain_password() {
     // RFC 4013: U+00AD is mapped to nothing, U+2168 (ROMAN NUMERAL NINE) to "IX".
@@ -192,4 +193,25 @@ fn saslprep_applies_to_plain_password() {
         s.provide_credentials(Some(&creds)),
         ServerStep::Success { .. }
     ));
+}
+
+/// Without `std`, non-ASCII strings cannot be SASLprep'd and are refused, never passed raw.
+#[cfg(not(feature = "std"))]
+#[test]
+fn non_ascii_needs_std() {
+    use elsinore_sasl::SaslError;
+    let salt = b"0123456789abcdef";
+    assert_eq!(
+        StoredCredentials::derive("I\u{AD}X", salt, salt, 4096).err(),
+        Some(SaslError::PrepUnavailable)
+    );
+    assert_eq!(
+        ClientSession::new(Mechanism::Plain, "us\u{E9}r", "pw", None, "n").err(),
+        Some(SaslError::PrepUnavailable)
+    );
+    let (_, step) = ServerSession::start(Mechanism::Plain, Some("\0u\0\u{2168}".as_bytes()), "n");
+    assert_eq!(
+        step,
+        ServerStep::Failure(elsinore_sasl::SaslFailure::NotAuthorized)
+    );
 }
