@@ -11,6 +11,8 @@
 //! Round trip: for every [`Stanza`] `s`, `Stanza::try_from(s.clone().into_element(ns)) == Ok(s)`;
 //! unknown attributes ([`Message::extra_attrs`], …) and unknown payload elements survive.
 
+#![warn(missing_docs)]
+
 mod error;
 mod ns;
 mod stanza;

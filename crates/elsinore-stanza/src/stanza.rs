@@ -732,7 +732,9 @@ impl Message {
         }
     }
 
-    /// The error reply (swapped addresses, same id), or `None` for an error message.
+    /// The error reply (swapped addresses, same id), or `None` for an error message. The
+    /// original payloads are not echoed (RFC 6120 §8.3.1 makes it optional, and bouncing a
+    /// body back only doubles the traffic).
     pub fn error_reply(&self, error: StanzaError) -> Option<Message> {
         if self.type_ == MessageType::Error {
             return None;
@@ -869,6 +871,26 @@ impl Iq {
             from: self.to.clone(),
             to: self.from.clone(),
             id: self.id.clone(),
+            lang: None,
+            payload: IqPayload::Error {
+                error,
+                original: Some(original),
+            },
+            extra_attrs: Vec::new(),
+        })
+    }
+
+    /// [`error_reply`](Self::error_reply) for an iq the caller no longer needs: moves the
+    /// request child into the reply instead of cloning it.
+    pub fn into_error_reply(self, error: StanzaError) -> Option<Iq> {
+        let original = match self.payload {
+            IqPayload::Get(e) | IqPayload::Set(e) => e,
+            IqPayload::Result(_) | IqPayload::Error { .. } => return None,
+        };
+        Some(Iq {
+            from: self.to,
+            to: self.from,
+            id: self.id,
             lang: None,
             payload: IqPayload::Error {
                 error,

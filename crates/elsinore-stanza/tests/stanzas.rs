@@ -342,6 +342,14 @@ fn error_reply_swaps_addresses_and_echoes_iq_payload() {
         Stanza::try_from(reply.clone().into_element(NS_CLIENT)).unwrap(),
         reply
     );
+    let Stanza::Iq(iq) = s.clone() else { panic!() };
+    assert_eq!(
+        iq.into_error_reply(err.clone()).map(Stanza::Iq),
+        Some(reply)
+    );
+    let result = Iq::with_payload("r", IqPayload::Result(None));
+    assert_eq!(result.clone().into_error_reply(err.clone()), None);
+    assert_eq!(result.error_reply(err), None);
 
     let p =
         parse("<presence xmlns='jabber:client' from='a@b/c' to='d@e' type='subscribe' id='s'/>")
