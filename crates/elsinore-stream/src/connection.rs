@@ -360,14 +360,14 @@ impl Connection {
             if self.paused {
                 return;
             }
+            if self.restart {
+                // Stream restart (after SASL success): the next byte belongs to
+                // a new document, possibly held back while we were paused.
+                self.restart = false;
+                self.parser.reset();
+            }
             match self.parser.parse(buf) {
-                Ok(Some(ev)) => {
-                    self.on_xml(ev, now);
-                    if self.restart {
-                        self.restart = false;
-                        self.parser.reset();
-                    }
-                }
+                Ok(Some(ev)) => self.on_xml(ev, now),
                 Ok(None) => return,
                 Err(e) => {
                     self.fail(stream_error_for(&e));

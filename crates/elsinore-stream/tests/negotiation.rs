@@ -13,8 +13,17 @@ use elsinore_xml::Element;
 const T0: Instant = Instant::from_millis(1_000);
 
 fn creds(password: &str) -> StoredCredentials {
-    StoredCredentials::derive(password, b"salt-sha1-16byte", b"salt-sha256-16by", 4096)
-        .expect("derivable")
+    // PBKDF2 is slow in debug builds: derive each password once per test binary.
+    static CACHE: std::sync::Mutex<Vec<(String, StoredCredentials)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, c)) = cache.iter().find(|(p, _)| p == password) {
+        return c.clone();
+    }
+    let c = StoredCredentials::derive(password, b"salt-sha1-16byte", b"salt-sha256-16by", 4096)
+        .expect("derivable");
+    cache.push((password.to_string(), c.clone()));
+    c
 }
 
 struct Pair {
@@ -403,4 +412,87 @@ fn bind_conflict_is_reported_to_the_client() {
         .expect("closed")
         .expect("error");
     assert!(err.contains("conflict"), "{err}");
+}
+
+mod chunking {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Feed a whole client session (negotiation, stanzas, close) to a server
+    /// connection split at arbitrary points; the events and output must not
+    /// depend on the split.
+    fn run(splits: &[usize]) -> (Vec<Event>, Vec<u8>) {
+        let mut cfg = ServerConfig::new("capulet.lit");
+        cfg.tls = TlsPolicy::Disabled;
+        let mut s = Connection::new_server(cfg, Limits::default(), [5; 32], T0);
+        // PLAIN with an initial response: authzid empty, juliet / r0meo.
+        let input = format!(
+            "{HEADER}<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldAByMG1lbw==</auth>\
+             {HEADER}<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>\
+             <message to='romeo@montague.lit'><body>a &amp; b</body></message>\
+             <iq type='get' id='q'><query xmlns='jabber:iq:private'><x xmlns='y'/></query></iq></stream:stream>"
+        );
+        let bytes = input.as_bytes();
+        let mut events = Vec::new();
+        let mut out = Vec::new();
+        let mut pos = 0;
+        let mut cuts: Vec<usize> = splits.iter().map(|s| s % (bytes.len() + 1)).collect();
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        for cut in cuts {
+            if cut < pos {
+                continue;
+            }
+            s.handle_input(&bytes[pos..cut], T0);
+            pos = cut;
+            out.extend(s.take_transmit());
+            while let Some(ev) = s.poll_event() {
+                match &ev {
+                    Event::NeedCredentials { .. } => {
+                        s.provide_credentials(Some(&creds("r0meo")), T0)
+                    }
+                    Event::BindRequest { .. } => {
+                        s.complete_bind(Ok(Jid::parse("juliet@capulet.lit/r").expect("valid")), T0)
+                    }
+                    _ => {}
+                }
+                out.extend(s.take_transmit());
+                events.push(ev);
+            }
+        }
+        (events, out)
+    }
+
+    #[test]
+    fn whole_input_reaches_the_end() {
+        let (events, _) = run(&[]);
+        assert!(
+            matches!(events.last(), Some(Event::Closed { error: None })),
+            "{events:?}"
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Stanza(_)))
+                .count(),
+            2,
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn one_byte_at_a_time_equals_whole() {
+        let whole = run(&[]);
+        let n = 2000;
+        let splits: Vec<usize> = (0..n).collect();
+        assert_eq!(run(&splits), whole);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_split_gives_the_same_events(splits in proptest::collection::vec(0usize..4000, 0..40)) {
+            prop_assert_eq!(run(&splits), run(&[]));
+        }
+    }
 }
