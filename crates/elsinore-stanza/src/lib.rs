@@ -10,6 +10,27 @@
 //!
 //! Round trip: for every [`Stanza`] `s`, `Stanza::try_from(s.clone().into_element(ns)) == Ok(s)`;
 //! unknown attributes ([`Message::extra_attrs`], …) and unknown payload elements survive.
+//!
+//! ```
+//! use elsinore_stanza::{DefinedCondition, NS_CLIENT, Stanza, StanzaError};
+//! use elsinore_xml::Element;
+//!
+//! let el = Element::parse(
+//!     b"<iq xmlns='jabber:client' from='juliet@example.com/balcony' id='p1' type='get'>\
+//!       <query xmlns='jabber:iq:private'><prefs xmlns='urn:example'/></query></iq>",
+//! )
+//! .map_err(|e| format!("{e:?}"))?;
+//! let stanza = Stanza::try_from(el)?;
+//! let reply = stanza
+//!     .error_reply(StanzaError::new(DefinedCondition::ServiceUnavailable))
+//!     .ok_or("requests are answerable")?;
+//! let mut out = Vec::new();
+//! reply.into_element(NS_CLIENT).write_to(&mut out, NS_CLIENT);
+//! let text = String::from_utf8(out)?;
+//! assert!(text.starts_with("<iq to='juliet@example.com/balcony' id='p1' type='error'>"));
+//! assert!(text.contains("<error type='cancel' code='503'>"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 
