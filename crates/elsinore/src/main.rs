@@ -1,1 +1,306 @@
-fn main() {}
+//! `elsinore`: the XMPP server command line.
+//!
+//! `elsinore` alone serves with defaults (domain `localhost`, c2s on `127.0.0.1:5222`, data in
+//! `./elsinore-data`); `elsinore adduser JID` and friends manage accounts in the same store.
+
+mod config;
+mod tls;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use elsinore_jid::BareJid;
+use elsinore_redb::RedbStore;
+use elsinore_server::{Server, ServerConfig, accounts};
+use elsinore_storage::{EffectResult, Op, Store};
+use elsinore_tokio::{Clock, Serve, Storage, random_seed};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::config::{FileConfig, Overrides, Settings};
+
+/// An XMPP server with a sans-IO core.
+#[derive(Debug, Parser)]
+#[command(name = "elsinore", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Create an account; the password is read from stdin.
+    Adduser(UserArgs),
+    /// Change an account's password; the new password is read from stdin.
+    Passwd(UserArgs),
+    /// Delete an account's credentials.
+    Deluser(UserArgs),
+}
+
+/// Options every command shares.
+#[derive(Debug, Default, Args)]
+struct Common {
+    /// TOML configuration file (keys: domain, listen, data, allow_registration,
+    /// allow_plaintext_auth, cert, key, scram_iterations).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./elsinore-data].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The served domain [default: localhost].
+    #[arg(long, value_name = "D")]
+    domain: Option<String>,
+    /// Address for client connections [default: 127.0.0.1:5222].
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<String>,
+    /// Allow in-band registration (XEP-0077).
+    #[arg(long)]
+    allow_registration: bool,
+    /// Offer SASL PLAIN (only ever over TLS).
+    #[arg(long)]
+    allow_plaintext_auth: bool,
+    /// PEM certificate chain (with --key); default: a generated self-signed certificate.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key (with --cert).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct UserArgs {
+    /// The account, `user@domain`.
+    jid: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args),
+        Command::Adduser(args) => adduser(args),
+        Command::Passwd(args) => passwd(args),
+        Command::Deluser(args) => deluser(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("elsinore: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(common: &Common, mut overrides: Overrides) -> Result<Settings> {
+    let file = FileConfig::load_opt(common.config.as_deref())?;
+    overrides.data = common.data.clone();
+    Settings::resolve(file, overrides)
+}
+
+fn open_store(settings: &Settings) -> Result<RedbStore> {
+    std::fs::create_dir_all(&settings.data)
+        .with_context(|| format!("cannot create data directory {}", settings.data.display()))?;
+    let path = settings.store_path();
+    RedbStore::open(&path).with_context(|| {
+        format!(
+            "cannot open the store {} (is an elsinore server already running on this data directory?)",
+            path.display()
+        )
+    })
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let settings = settings(
+        &args.common,
+        Overrides {
+            domain: args.domain,
+            listen: args.listen,
+            data: None,
+            allow_registration: args.allow_registration,
+            allow_plaintext_auth: args.allow_plaintext_auth,
+            cert: args.cert,
+            key: args.key,
+        },
+    )?;
+    elsinore_jid::BareJid::from_str(&settings.domain)
+        .map_err(|e| anyhow::anyhow!("invalid domain {:?}: {e}", settings.domain))?;
+    let mut store = open_store(&settings)?;
+    let tls = tls::server_config(settings.cert_key.as_ref(), &settings.data, &settings.domain)?;
+
+    let mut config = ServerConfig::new(settings.domain.clone());
+    config.allow_registration = settings.allow_registration;
+    config.allow_plaintext_auth = settings.allow_plaintext_auth;
+    config.tls_available = true;
+    config.scram_iterations = settings.scram_iterations;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let local = listener.local_addr().context("listener address")?;
+        let clock = Clock::new();
+        let server = Server::new(config, random_seed()?, clock.now());
+        // Group commit: everything the storage worker has queued is one durable transaction.
+        let storage = Storage::batched(move |ops: &[Op]| store.apply_many(ops));
+        println!(
+            "elsinore: listening on {local} (domain {}, data {})",
+            settings.domain,
+            settings.data.display()
+        );
+        std::io::stdout().flush().context("stdout")?;
+        info!(%local, domain = %settings.domain, "serving");
+        Serve::new(server, clock, storage)
+            .tls(tls)
+            .run(listener, shutdown_signal())
+            .await
+            .context("server failed")?;
+        info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    info!("shutdown requested");
+}
+
+/// Parses an account JID (a bare `user@domain`), warning when it is not in the served domain.
+fn account_jid(text: &str, settings: &Settings) -> Result<BareJid> {
+    let jid = BareJid::from_str(text).map_err(|e| anyhow::anyhow!("invalid JID {text:?}: {e}"))?;
+    if jid.node().is_none() {
+        bail!("invalid JID {text:?}: an account needs a user part (user@domain)");
+    }
+    if jid.domain() != settings.domain {
+        tracing::warn!(
+            "{jid} is not in the served domain {} (set it with --config or the domain key)",
+            settings.domain
+        );
+    }
+    Ok(jid)
+}
+
+fn account_exists(store: &mut RedbStore, jid: &BareJid) -> Result<bool> {
+    match store.apply(&Op::Get(accounts::credentials_key(jid))) {
+        EffectResult::Value(v) => Ok(v.is_some()),
+        EffectResult::Failed(e) => Err(e).context("cannot read the store"),
+        other => bail!("unexpected store result {other:?}"),
+    }
+}
+
+fn apply_write(store: &mut RedbStore, op: &Op) -> Result<()> {
+    match store.apply(op) {
+        EffectResult::Failed(e) => Err(e).context("cannot write the store"),
+        _ => Ok(()),
+    }
+}
+
+/// The password: the first line of stdin, or typed at a prompt.
+fn read_password(prompt: &str) -> Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        // No extra dependency for echo-free input: say so rather than pretend.
+        eprint!("{prompt} (input is echoed): ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!("empty password (give it as the first line of stdin)");
+    }
+    Ok(password)
+}
+
+fn set_password(store: &mut RedbStore, jid: &BareJid, settings: &Settings) -> Result<()> {
+    let password = read_password(&format!("Password for {jid}"))?;
+    let op = accounts::create_account_op(jid, &password, random_seed()?, settings.scram_iterations)
+        .with_context(|| format!("cannot set the password of {jid}"))?;
+    apply_write(store, &op)
+}
+
+fn user_settings(args: &UserArgs) -> Result<Settings> {
+    settings(&args.common, Overrides::default())
+}
+
+fn adduser(args: UserArgs) -> Result<()> {
+    let settings = user_settings(&args)?;
+    let jid = account_jid(&args.jid, &settings)?;
+    let mut store = open_store(&settings)?;
+    if account_exists(&mut store, &jid)? {
+        bail!("account {jid} already exists (use `elsinore passwd {jid}` to change its password)");
+    }
+    set_password(&mut store, &jid, &settings)?;
+    println!("elsinore: created account {jid}");
+    Ok(())
+}
+
+fn passwd(args: UserArgs) -> Result<()> {
+    let settings = user_settings(&args)?;
+    let jid = account_jid(&args.jid, &settings)?;
+    let mut store = open_store(&settings)?;
+    if !account_exists(&mut store, &jid)? {
+        bail!("no account {jid}");
+    }
+    set_password(&mut store, &jid, &settings)?;
+    println!("elsinore: changed the password of {jid}");
+    Ok(())
+}
+
+fn deluser(args: UserArgs) -> Result<()> {
+    let settings = user_settings(&args)?;
+    let jid = account_jid(&args.jid, &settings)?;
+    let mut store = open_store(&settings)?;
+    if !account_exists(&mut store, &jid)? {
+        bail!("no account {jid}");
+    }
+    apply_write(&mut store, &accounts::delete_account_op(&jid))?;
+    println!("elsinore: deleted account {jid}");
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Configuration: defaults, the TOML file, command-line overrides.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// The TOML configuration file. Every key is optional; unknown keys are an error so that a
+/// typo does not silently fall back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The served domain.
+    pub domain: Option<String>,
+    /// `ADDR:PORT` for client-to-server connections.
+    pub listen: Option<String>,
+    /// Data directory.
+    pub data: Option<PathBuf>,
+    /// Allow in-band registration (XEP-0077).
+    pub allow_registration: Option<bool>,
+    /// Offer SASL PLAIN (over TLS).
+    pub allow_plaintext_auth: Option<bool>,
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// PBKDF2 iterations for new SCRAM credentials.
+    pub scram_iterations: Option<u32>,
+}
+
+impl FileConfig {
+    /// Reads and parses `path`; relative paths inside are taken relative to the file's
+    /// directory.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut config: FileConfig = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        for p in [&mut config.data, &mut config.cert, &mut config.key]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Loads `path` if given, else the empty configuration.
+    pub fn load_opt(path: Option<&Path>) -> Result<FileConfig> {
+        path.map_or_else(|| Ok(FileConfig::default()), FileConfig::load)
+    }
+}
+
+/// The effective configuration after defaults, file and command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The served domain.
+    pub domain: String,
+    /// Listen address.
+    pub listen: String,
+    /// Data directory.
+    pub data: PathBuf,
+    /// In-band registration.
+    pub allow_registration: bool,
+    /// SASL PLAIN.
+    pub allow_plaintext_auth: bool,
+    /// Certificate and key files, if configured (else a generated self-signed pair).
+    pub cert_key: Option<(PathBuf, PathBuf)>,
+    /// SCRAM iterations for new credentials.
+    pub scram_iterations: u32,
+}
+
+/// Command-line overrides (all optional).
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub domain: Option<String>,
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+    pub allow_registration: bool,
+    pub allow_plaintext_auth: bool,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// Default domain.
+pub const DEFAULT_DOMAIN: &str = "localhost";
+/// Default c2s listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5222";
+/// Default data directory.
+pub const DEFAULT_DATA: &str = "./elsinore-data";
+
+impl Settings {
+    /// Defaults, overridden by the file, overridden by the command line.
+    pub fn resolve(file: FileConfig, cli: Overrides) -> Result<Settings> {
+        let cert = cli.cert.or(file.cert);
+        let key = cli.key.or(file.key);
+        let cert_key = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => anyhow::bail!("a certificate was given without its key (--key)"),
+            (None, Some(_)) => anyhow::bail!("a key was given without its certificate (--cert)"),
+        };
+        let scram_iterations = file
+            .scram_iterations
+            .unwrap_or(elsinore_server::accounts::DEFAULT_SCRAM_ITERATIONS);
+        if scram_iterations < 4096 {
+            anyhow::bail!(
+                "scram_iterations must be at least 4096 (RFC 7677), got {scram_iterations}"
+            );
+        }
+        Ok(Settings {
+            domain: cli
+                .domain
+                .or(file.domain)
+                .unwrap_or_else(|| DEFAULT_DOMAIN.into()),
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            data: cli
+                .data
+                .or(file.data)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA)),
+            allow_registration: cli.allow_registration || file.allow_registration.unwrap_or(false),
+            allow_plaintext_auth: cli.allow_plaintext_auth
+                || file.allow_plaintext_auth.unwrap_or(false),
+            cert_key,
+            scram_iterations,
+        })
+    }
+
+    /// The redb file inside the data directory.
+    pub fn store_path(&self) -> PathBuf {
+        self.data.join("elsinore.redb")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FileConfig> {
+        Ok(toml::from_str(text)?)
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(s.domain, "localhost");
+        assert_eq!(s.listen, "127.0.0.1:5222");
+        assert_eq!(s.data, PathBuf::from("./elsinore-data"));
+        assert_eq!(
+            s.store_path(),
+            PathBuf::from("./elsinore-data/elsinore.redb")
+        );
+        assert!(!s.allow_registration && !s.allow_plaintext_auth);
+        assert!(s.cert_key.is_none());
+    }
+
+    #[test]
+    fn command_line_overrides_file() {
+        let file =
+            parse("domain = 'example.org'\nlisten = '0.0.0.0:5222'\nallow_registration = true\n")
+                .unwrap();
+        let cli = Overrides {
+            domain: Some("elsinore.test".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(file, cli).unwrap();
+        assert_eq!(s.domain, "elsinore.test");
+        assert_eq!(s.listen, "0.0.0.0:5222");
+        assert!(s.allow_registration);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = parse("domian = 'typo.example'\n").map(|_| ()).unwrap_err();
+        assert!(format!("{err:#}").contains("domian"), "{err:#}");
+    }
+
+    #[test]
+    fn cert_needs_key() {
+        let file = parse("cert = '/tmp/c.pem'\n").unwrap();
+        assert!(Settings::resolve(file, Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn too_few_iterations_rejected() {
+        let file = parse("scram_iterations = 10\n").unwrap();
+        assert!(Settings::resolve(file, Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! The built `elsinore` binary: accounts, serving, and data surviving a crash and restart.
+#![allow(clippy::unwrap_used)] // a failed setup step should fail the test loudly
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use elsinore_jid::Jid;
+use elsinore_tokio::{Client, ClientOptions};
+use elsinore_xml::Element;
+
+const BIN: &str = env!("CARGO_BIN_EXE_elsinore");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Runs the binary to completion with `stdin`, bounded by `WAIT`.
+fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("elsinore {args:?} did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A running server process, killed when dropped.
+struct Running {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// Starts `elsinore serve` on a free port and waits for its "listening" line.
+    fn start(data: &Path) -> Running {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        // Owns the child from here on, so a failed wait below still kills it.
+        let mut running = Running {
+            child,
+            addr: String::new(),
+        };
+        let line = rx.recv_timeout(WAIT).expect("server printed its address");
+        // "elsinore: listening on 127.0.0.1:PORT (domain localhost, data DIR)"
+        let addr = line
+            .strip_prefix("elsinore: listening on ")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        assert!(line.contains("(domain localhost, data "), "{line:?}");
+        running.addr = addr;
+        running
+    }
+
+    /// SIGTERM, then a bounded wait for a clean exit.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "clean shutdown, got {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn options(addr: &str, jid: &str, password: &str) -> ClientOptions {
+    let mut opts = ClientOptions::new(addr, Jid::from_str(jid).unwrap(), password).insecure_tls();
+    opts.timeout = WAIT;
+    opts
+}
+
+fn exodus(nick: &str) -> Element {
+    Element::new("exodus", "exodus:prefs")
+        .with_child(Element::new("defaultnick", "exodus:prefs").with_text(nick))
+}
+
+#[test]
+fn accounts_serving_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+
+    let out = run(
+        &["adduser", "hamlet@localhost", "--data", data_s],
+        "s3cret\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created account hamlet@localhost"));
+
+    let out = run(
+        &["adduser", "hamlet@localhost", "--data", data_s],
+        "other\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{out:?}"
+    );
+
+    let out = run(&["adduser", "ham@let@localhost", "--data", data_s], "x\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid JID"),
+        "{out:?}"
+    );
+
+    let out = run(
+        &["adduser", "ophelia@localhost", "--data", data_s],
+        "n0nnery\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // First run: store private XML, then crash the server (SIGKILL, no clean shutdown).
+    let server = Running::start(&data);
+    assert!(data.join("tls/cert.pem").exists() && data.join("tls/key.pem").exists());
+    rt.block_on(async {
+        let client = Client::connect(options(&server.addr, "hamlet@localhost", "s3cret"))
+            .await
+            .unwrap();
+        client.private_set(exodus("Hamlet")).await.unwrap();
+        // Bad password is refused by the same server.
+        assert!(
+            Client::connect(options(&server.addr, "ophelia@localhost", "wrong"))
+                .await
+                .is_err()
+        );
+    });
+    drop(server); // SIGKILL: what was acknowledged must be durable
+
+    // Second run on the same data: the data is back, and the certificate is reused.
+    let cert_before = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let server = Running::start(&data);
+    assert_eq!(
+        std::fs::read(data.join("tls/cert.pem")).unwrap(),
+        cert_before
+    );
+    rt.block_on(async {
+        let client = Client::connect(options(&server.addr, "hamlet@localhost", "s3cret"))
+            .await
+            .unwrap();
+        let got = client.private_get("exodus", "exodus:prefs").await.unwrap();
+        assert_eq!(got, vec![exodus("Hamlet")]);
+        client.close().await.unwrap();
+    });
+    server.terminate();
+
+    // passwd and deluser on the stopped server's data.
+    let out = run(
+        &["passwd", "ophelia@localhost", "--data", data_s],
+        "new-pass\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&["deluser", "ophelia@localhost", "--data", data_s], "");
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&["deluser", "ophelia@localhost", "--data", data_s], "");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no account"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn unknown_config_keys_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("elsinore.toml");
+    std::fs::write(&config, "domian = 'typo.example'\n").unwrap();
+    let out = run(&["serve", "--config", config.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("domian") && stderr.contains("invalid config file"),
+        "{stderr}"
+    );
+}
