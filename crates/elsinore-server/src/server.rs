@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub private_limits: private::Limits,
     /// Sessions one account may have at once.
     pub max_sessions_per_account: usize,
+    /// Per-installation secret for SCRAM decoys of unknown accounts; the
+    /// binary keeps one in its data directory.
+    pub decoy_secret: Option<[u8; 32]>,
 }
 
 impl ServerConfig {
@@ -64,6 +67,7 @@ impl ServerConfig {
             scram_iterations: accounts::DEFAULT_SCRAM_ITERATIONS,
             private_limits: private::Limits::default(),
             max_sessions_per_account: 16,
+            decoy_secret: None,
         }
     }
 
@@ -82,6 +86,7 @@ impl ServerConfig {
         c.mechanisms
             .retain(|m| *m != Mechanism::Plain || self.allow_plaintext_auth || self.tls_available);
         c.allow_registration = self.allow_registration;
+        c.decoy = self.decoy_secret.map(|s| (s, self.scram_iterations));
         c
     }
 }

@@ -75,6 +75,10 @@ pub struct ServerConfig {
     pub mechanisms: Vec<Mechanism>,
     /// Offer in-band registration (XEP-0077) before authentication.
     pub allow_registration: bool,
+    /// Per-installation secret keying the SCRAM decoy answers for unknown
+    /// accounts (so salts do not reveal which accounts exist), with the
+    /// iteration count real accounts use.
+    pub decoy: Option<([u8; 32], u32)>,
 }
 
 impl ServerConfig {
@@ -89,6 +93,7 @@ impl ServerConfig {
                 Mechanism::Plain,
             ],
             allow_registration: false,
+            decoy: None,
         }
     }
 }
@@ -826,7 +831,10 @@ impl Connection {
                     }
                 };
                 let nonce = self.rng.token(24);
-                let (session, first) = ServerSession::start(mech, initial.as_deref(), &nonce);
+                let (mut session, first) = ServerSession::start(mech, initial.as_deref(), &nonce);
+                if let Some((secret, iterations)) = &cfg.decoy {
+                    session.set_unknown_user_decoy(secret, *iterations);
+                }
                 self.state = State::ServerSasl(session, false);
                 self.on_server_step(first);
             }
