@@ -47,7 +47,8 @@ pub struct XmlLimits {
     /// Default 64.
     pub max_attributes: usize,
     /// Maximum bytes of a name or attribute value (longer text is split, not
-    /// rejected). Default 8192.
+    /// rejected). Default 8192. rxml reserves buffers of about this size per
+    /// parser, so keep it modest.
     pub max_token_length: usize,
 }
 
