@@ -20,6 +20,6 @@ mod tls;
 
 pub use client::{Client, ClientError, ClientOptions};
 pub use clock::{Clock, random_seed};
-pub use server::{Serve, serve};
+pub use server::{DEFAULT_MAX_BACKLOG, DEFAULT_MAX_CONNECTIONS, Serve, serve};
 pub use storage::Storage;
 pub use tls::insecure_client_config;

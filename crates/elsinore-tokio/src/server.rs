@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -21,7 +22,7 @@ use elsinore_server::{ConnId, Server, ServerEvent};
 use elsinore_storage::{Effect, EffectResult, Op, Store, StoreError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -36,6 +37,16 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// How long one socket write may block before the peer is considered dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The timer never sleeps longer than this, so a deadline the core sets while the timer
+/// sleeps fires at most this late (the core's timeouts are seconds long). Polling the
+/// deadline on a tick, rather than after every input, keeps the per-input cost flat.
+const TIMER_TICK: Duration = Duration::from_millis(250);
+/// Most bytes written at once when coalescing queued output.
+const MAX_COALESCE: usize = 64 * 1024;
+/// Default bound on bytes queued for one connection but not yet written.
+pub const DEFAULT_MAX_BACKLOG: usize = 1024 * 1024;
+/// Default bound on simultaneously open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// A byte stream the connection task can read and write: plain TCP, or TLS over it.
 pub(crate) trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -50,6 +61,15 @@ enum ConnMsg {
     UpgradeTls,
     /// Flush, shut the socket down, stop.
     Close,
+    /// Drop the socket without flushing (the peer does not read; the core already knows).
+    Abort,
+}
+
+/// The core's handle on one connection task.
+struct ConnHandle {
+    tx: mpsc::UnboundedSender<ConnMsg>,
+    /// Bytes sent to the task and not yet written by it.
+    queued: Arc<AtomicUsize>,
 }
 
 /// What the storage worker receives.
@@ -61,15 +81,14 @@ enum StorageMsg {
 /// The core plus where its outputs go.
 struct Core {
     server: Server,
-    conns: HashMap<ConnId, mpsc::UnboundedSender<ConnMsg>>,
+    conns: HashMap<ConnId, ConnHandle>,
     storage_tx: std_mpsc::Sender<StorageMsg>,
+    max_backlog: usize,
 }
 
 struct Shared {
     core: Mutex<Core>,
     clock: Clock,
-    /// Woken after every drain: the core's next deadline may have moved.
-    timer: Notify,
 }
 
 impl Shared {
@@ -86,8 +105,6 @@ impl Shared {
         let mut core = self.lock();
         let r = f(&mut core.server);
         core.drain(&self.clock);
-        drop(core);
-        self.timer.notify_one();
         r
     }
 }
@@ -102,22 +119,36 @@ impl Core {
             // Close (e.g. `<proceed/>`, a stream error) reach the connection's channel first.
             while let Some((conn, bytes)) = self.server.poll_transmit() {
                 progressed = true;
-                if let Some(tx) = self.conns.get(&conn) {
-                    let _ = tx.send(ConnMsg::Bytes(bytes));
+                let Some(handle) = self.conns.get(&conn) else {
+                    continue;
+                };
+                let queued = handle.queued.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
+                if queued > self.max_backlog {
+                    // The peer does not read what we send: drop it rather than buffer
+                    // without bound (the core's own output limit ends at this hand-off).
+                    warn!(
+                        ?conn,
+                        queued, "peer is not reading; dropping the connection"
+                    );
+                    let _ = handle.tx.send(ConnMsg::Abort);
+                    self.conns.remove(&conn);
+                    self.server.handle_eof(conn, clock.now());
+                    continue;
                 }
+                let _ = handle.tx.send(ConnMsg::Bytes(bytes));
             }
             while let Some(event) = self.server.poll_event() {
                 progressed = true;
                 match event {
                     ServerEvent::UpgradeTls(conn) => {
-                        if let Some(tx) = self.conns.get(&conn) {
-                            let _ = tx.send(ConnMsg::UpgradeTls);
+                        if let Some(handle) = self.conns.get(&conn) {
+                            let _ = handle.tx.send(ConnMsg::UpgradeTls);
                         }
                     }
                     ServerEvent::Close(conn) => {
                         // The core is done with this connection: no more bytes for it.
-                        if let Some(tx) = self.conns.remove(&conn) {
-                            let _ = tx.send(ConnMsg::Close);
+                        if let Some(handle) = self.conns.remove(&conn) {
+                            let _ = handle.tx.send(ConnMsg::Close);
                         }
                     }
                 }
@@ -168,6 +199,8 @@ pub struct Serve {
     clock: Clock,
     storage: Storage,
     tls: Option<Arc<rustls::ServerConfig>>,
+    max_backlog: usize,
+    max_connections: usize,
 }
 
 impl Serve {
@@ -179,7 +212,25 @@ impl Serve {
             clock,
             storage,
             tls: None,
+            max_backlog: DEFAULT_MAX_BACKLOG,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
+    }
+
+    /// Bytes that may wait to be written to one connection before it is dropped as not
+    /// reading (default [`DEFAULT_MAX_BACKLOG`]).
+    #[must_use]
+    pub fn max_backlog(mut self, bytes: usize) -> Self {
+        self.max_backlog = bytes;
+        self
+    }
+
+    /// Connections open at once; further sockets are closed at accept (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]).
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
     }
 
     /// Enables STARTTLS with this rustls configuration. Without it an `UpgradeTls` request
@@ -200,9 +251,9 @@ impl Serve {
                 server: self.server,
                 conns: HashMap::new(),
                 storage_tx: storage_tx.clone(),
+                max_backlog: self.max_backlog,
             }),
             clock: self.clock,
-            timer: Notify::new(),
         });
         let worker = {
             let shared = Arc::clone(&shared);
@@ -230,22 +281,29 @@ impl Serve {
                         }
                         Err(e) => break Err(e),
                     };
+                    if tasks.len() >= self.max_connections {
+                        warn!(%peer, "connection limit reached; refusing");
+                        drop(stream);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let (tx, rx) = mpsc::unbounded_channel();
+                    let queued = Arc::new(AtomicUsize::new(0));
+                    let handle = ConnHandle { tx, queued: Arc::clone(&queued) };
                     let conn = {
                         let mut core = shared.lock();
                         let conn = core.server.accept(shared.clock.now());
-                        core.conns.insert(conn, tx);
+                        core.conns.insert(conn, handle);
                         core.drain(&shared.clock);
                         conn
                     };
-                    shared.timer.notify_one();
                     debug!(?conn, %peer, "accepted");
                     tasks.spawn(connection_task(
                         Arc::clone(&shared),
                         conn,
                         Box::new(stream),
                         rx,
+                        queued,
                         acceptor.clone(),
                     ));
                 }
@@ -289,49 +347,54 @@ async fn connection_task(
     conn: ConnId,
     mut stream: BoxStream,
     mut rx: mpsc::UnboundedReceiver<ConnMsg>,
+    queued: Arc<AtomicUsize>,
     acceptor: Option<TlsAcceptor>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
     let mut reading = true;
     let mut eof_reported = false;
     let mut grace: Option<tokio::time::Instant> = None;
+    // A message taken from `rx` while coalescing writes, handled next.
+    let mut stashed: Option<ConnMsg> = None;
+    let mut out: Vec<u8> = Vec::new();
     loop {
+        if let Some(msg) = stashed.take() {
+            match handle_msg(
+                msg,
+                &shared,
+                conn,
+                &mut stream,
+                &mut rx,
+                &mut stashed,
+                &mut out,
+                &queued,
+                acceptor.as_ref(),
+            )
+            .await
+            {
+                Flow::Continue => continue,
+                Flow::Stop { eof_known } => {
+                    eof_reported |= eof_known;
+                    break;
+                }
+            }
+        }
         // `biased`: messages from the core always go before the next socket read. After we
         // hand bytes to the core we drain its outputs synchronously (in `with_core`), so an
         // `UpgradeTls` caused by those bytes is already in `rx` when we loop; taking `rx`
         // first guarantees no byte after `<proceed/>` is ever read as plaintext.
         tokio::select! {
             biased;
-            msg = rx.recv() => match msg {
-                Some(ConnMsg::Bytes(bytes)) => {
-                    if let Err(e) = write_all(&mut stream, &bytes).await {
-                        debug!(?conn, "write: {e}");
+            msg = rx.recv() => {
+                let msg = msg.unwrap_or(ConnMsg::Close); // None: the runtime shuts down
+                match handle_msg(msg, &shared, conn, &mut stream, &mut rx, &mut stashed, &mut out, &queued, acceptor.as_ref()).await {
+                    Flow::Continue => {}
+                    Flow::Stop { eof_known } => {
+                        eof_reported |= eof_known;
                         break;
                     }
                 }
-                Some(ConnMsg::UpgradeTls) => {
-                    match upgrade(stream, acceptor.as_ref()).await {
-                        Ok(tls) => {
-                            stream = tls;
-                            let now = shared.clock.now();
-                            shared.with_core(|s| s.handle_tls_ready(conn, now));
-                        }
-                        Err(e) => {
-                            debug!(?conn, "TLS handshake: {e}");
-                            report_eof(&shared, conn, &mut eof_reported);
-                            // The socket is gone with the failed handshake.
-                            forget(&shared, conn);
-                            return;
-                        }
-                    }
-                }
-                Some(ConnMsg::Close) | None => {
-                    // Close: the core has finished the stream. None: the runtime shuts down.
-                    let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.flush()).await;
-                    let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
-                    break;
-                }
-            },
+            }
             read = stream.read(&mut buf), if reading => {
                 match read {
                     Ok(0) | Err(_) => {
@@ -351,6 +414,82 @@ async fn connection_task(
     }
     report_eof(&shared, conn, &mut eof_reported);
     forget(&shared, conn);
+}
+
+/// What the connection loop does after a message from the core.
+enum Flow {
+    Continue,
+    /// End the task; `eof_known`: the core already knows the connection is gone.
+    Stop {
+        eof_known: bool,
+    },
+}
+
+/// Carries out one message from the core. Consecutive `Bytes` are coalesced into one write
+/// (and one TLS record flush); a different message met while coalescing is stashed.
+#[allow(clippy::too_many_arguments)] // the connection task's state, borrowed piecewise
+async fn handle_msg(
+    msg: ConnMsg,
+    shared: &Shared,
+    conn: ConnId,
+    stream: &mut BoxStream,
+    rx: &mut mpsc::UnboundedReceiver<ConnMsg>,
+    stashed: &mut Option<ConnMsg>,
+    out: &mut Vec<u8>,
+    queued: &AtomicUsize,
+    acceptor: Option<&TlsAcceptor>,
+) -> Flow {
+    match msg {
+        ConnMsg::Bytes(bytes) => {
+            out.clear();
+            out.extend_from_slice(&bytes);
+            while out.len() < MAX_COALESCE {
+                match rx.try_recv() {
+                    Ok(ConnMsg::Bytes(more)) => out.extend_from_slice(&more),
+                    Ok(other) => {
+                        *stashed = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let written = write_all(stream, out).await;
+            queued.fetch_sub(out.len(), Ordering::Relaxed);
+            out.clear();
+            out.shrink_to(MAX_COALESCE);
+            match written {
+                Ok(()) => Flow::Continue,
+                Err(e) => {
+                    debug!(?conn, "write: {e}");
+                    Flow::Stop { eof_known: false }
+                }
+            }
+        }
+        ConnMsg::UpgradeTls => {
+            // Every byte queued before the event was written (and flushed) by the `Bytes`
+            // messages before it; the handshake starts on a clean plaintext boundary.
+            let plain = std::mem::replace(stream, Box::new(tokio::io::duplex(1).0));
+            match upgrade(plain, acceptor).await {
+                Ok(tls) => {
+                    *stream = tls;
+                    let now = shared.clock.now();
+                    shared.with_core(|s| s.handle_tls_ready(conn, now));
+                    Flow::Continue
+                }
+                Err(e) => {
+                    debug!(?conn, "TLS handshake: {e}");
+                    Flow::Stop { eof_known: false }
+                }
+            }
+        }
+        ConnMsg::Close => {
+            // The core has finished the stream (it removed the connection itself).
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.flush()).await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+            Flow::Stop { eof_known: true }
+        }
+        ConnMsg::Abort => Flow::Stop { eof_known: true },
+    }
 }
 
 /// Tells the core the peer is gone, once.
@@ -384,18 +523,17 @@ async fn upgrade(stream: BoxStream, acceptor: Option<&TlsAcceptor>) -> io::Resul
     Ok(Box::new(tls))
 }
 
-/// Calls `handle_timeout` whenever the core's deadline passes.
+/// Calls `handle_timeout` whenever the core's deadline passes (checked at least every
+/// [`TIMER_TICK`]).
 async fn timer_task(shared: Arc<Shared>) {
     loop {
         let deadline = shared.lock().server.poll_timeout();
-        let at = deadline.map(|d| shared.clock.to_tokio(d));
-        tokio::select! {
-            _ = sleep_until_opt(at) => {
-                let now = shared.clock.now();
-                shared.with_core(|s| s.handle_timeout(now));
-            }
-            // Some drain may have moved the deadline: look again.
-            _ = shared.timer.notified() => {}
+        let tick = tokio::time::Instant::now() + TIMER_TICK;
+        let at = deadline.map_or(tick, |d| shared.clock.to_tokio(d).min(tick));
+        tokio::time::sleep_until(at).await;
+        let now = shared.clock.now();
+        if deadline.is_some_and(|d| d <= now) {
+            shared.with_core(|s| s.handle_timeout(now));
         }
     }
 }

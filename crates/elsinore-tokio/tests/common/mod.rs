@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use elsinore_jid::{BareJid, Jid};
 use elsinore_server::{Server, ServerConfig, accounts};
-use elsinore_storage::{EffectResult, MemoryStore, Store};
+use elsinore_storage::{MemoryStore, Store};
 use elsinore_stream::Instant;
 use elsinore_tokio::{Client, ClientError, ClientOptions};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
