@@ -197,6 +197,12 @@ impl Client {
             server_name,
             timeout,
         } = opts;
+        if tls_config.is_none() && !matches!(tls, TlsPolicy::Disabled) {
+            // Fail before connecting rather than after the server offers STARTTLS.
+            return Err(ClientError::Tls(
+                "no TLS configuration (set ClientOptions::tls_config, or tls: Disabled)".into(),
+            ));
+        }
         let name = server_name.unwrap_or_else(|| jid.domain().to_string());
         let server_name = ServerName::try_from(name.clone())
             .map_err(|e| ClientError::Tls(format!("invalid server name {name:?}: {e}")))?;
@@ -585,5 +591,66 @@ fn start_close(conn: &mut Connection, clock: &Clock, deadline: &mut Option<tokio
     if deadline.is_none() {
         conn.close(clock.now());
         *deadline = Some(tokio::time::Instant::now() + CLOSE_TIMEOUT);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn iq_error(error: Element) -> Element {
+        Element::new("iq", "jabber:client")
+            .with_attr("type", "error")
+            .with_child(error)
+    }
+
+    #[test]
+    fn modern_stanza_error() {
+        let e = iq_error(
+            Element::new("error", "jabber:client")
+                .with_attr("type", "cancel")
+                .with_child(Element::new("forbidden", STANZAS_NS))
+                .with_child(Element::new("text", STANZAS_NS).with_text("not yours")),
+        );
+        match stanza_error(&e) {
+            ClientError::Stanza {
+                condition,
+                error_type,
+                text,
+            } => {
+                assert_eq!(condition, "forbidden");
+                assert_eq!(error_type.as_deref(), Some("cancel"));
+                assert_eq!(text.as_deref(), Some("not yours"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn legacy_code_only_error() {
+        let e = iq_error(
+            Element::new("error", "jabber:client")
+                .with_attr("code", "406")
+                .with_text("Not Acceptable"),
+        );
+        match stanza_error(&e) {
+            ClientError::Stanza {
+                condition, text, ..
+            } => {
+                assert_eq!(condition, "not-acceptable");
+                assert_eq!(text.as_deref(), Some("Not Acceptable"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_error_element() {
+        let e = Element::new("iq", "jabber:client").with_attr("type", "error");
+        assert!(matches!(
+            stanza_error(&e),
+            ClientError::Stanza { condition, .. } if condition == "undefined-condition"
+        ));
     }
 }

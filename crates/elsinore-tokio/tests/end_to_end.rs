@@ -151,3 +151,18 @@ async fn shutdown_with_connected_clients_is_bounded() {
     .await;
     assert!(end.is_ok(), "client saw the stream end");
 }
+
+#[tokio::test]
+async fn tls_without_configuration_is_refused_before_connecting() {
+    use std::str::FromStr;
+    // Port 9 (discard) is never contacted: the options are refused first.
+    let opts = elsinore_tokio::ClientOptions::new(
+        "127.0.0.1:9",
+        elsinore_jid::Jid::from_str("hamlet@localhost").unwrap(),
+        "s3cret",
+    );
+    match Client::connect(opts).await {
+        Err(ClientError::Tls(why)) => assert!(why.contains("no TLS configuration"), "{why}"),
+        other => panic!("expected a TLS configuration error, got {other:?}"),
+    }
+}
