@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use elsinore_xml::{Element, StreamHeader, StreamParser, XmlEvent, XmlLimits};
 use rxml::Parse;
 
@@ -211,4 +211,35 @@ fn xml(c: &mut Criterion) {
 }
 
 criterion_group!(benches, xml);
-criterion_main!(benches);
+
+/// Instruction counting for repeatable numbers on a noisy machine: with
+/// `ELSINORE_XML_COUNT=<small|large>/<variant>` (variant `setup` runs nothing)
+/// the binary runs that variant 10 times and exits, e.g. under
+/// `valgrind --tool=callgrind`; subtract the `setup` count, divide by 10.
+fn count_mode(spec: &str) {
+    let (input, variant) = spec.split_once('/').unwrap_or((spec, "setup"));
+    let input = if input == "large" {
+        large_stanzas()
+    } else {
+        small_stanzas()
+    };
+    for _ in 0..10 {
+        let n = match variant {
+            "elsinore" => elsinore_stream(&input.stream),
+            "minidom" => minidom_stream(&input.stream),
+            "minidom_per_stanza" => minidom_per_stanza(&input.stanzas),
+            "rxml" => rxml_events(&input.stream),
+            _ => 0,
+        };
+        black_box(n);
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("ELSINORE_XML_COUNT") {
+        count_mode(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
