@@ -387,3 +387,32 @@ fn xml_lang_attribute() {
     assert_eq!(m.lang(), Some("de"));
     assert_eq!(m.attr_ns(XML_NS, "lang"), Some("de"));
 }
+
+/// The restart works wherever the transport happened to cut the bytes: the
+/// caller resets right after the `<success/>` element and goes on with the
+/// rest of whatever chunk it is holding.
+#[test]
+fn restart_at_boundary_for_every_chunking() {
+    let first = format!("{HEADER}<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    let second = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+                  xmlns:stream='http://etherx.jabber.org/streams' to='second'><presence/>";
+    let input = format!("{first}{second}");
+    let bytes = input.as_bytes();
+    for cut in 0..=bytes.len() {
+        let mut p = StreamParser::new(XmlLimits::default());
+        let mut got = Vec::new();
+        for chunk in [&bytes[..cut], &bytes[cut..]] {
+            let mut buf = chunk;
+            while let Some(ev) = p.parse(&mut buf).unwrap() {
+                let restart = matches!(&ev, XmlEvent::Element(e) if e.name == "success");
+                got.push(ev);
+                if restart {
+                    p.reset();
+                }
+            }
+        }
+        assert_eq!(got.len(), 4, "cut at {cut}: {got:?}");
+        assert!(matches!(&got[2], XmlEvent::StreamOpen(h) if h.attr("to") == Some("second")));
+        assert!(matches!(&got[3], XmlEvent::Element(e) if e.is("presence", "jabber:client")));
+    }
+}
