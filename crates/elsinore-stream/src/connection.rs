@@ -1207,7 +1207,9 @@ fn stream_error_for(e: &XmlError) -> StreamError {
     let cond = match e {
         XmlError::RestrictedXml(_) => StreamErrorCondition::RestrictedXml,
         XmlError::LimitExceeded(_) => StreamErrorCondition::PolicyViolation,
-        XmlError::InvalidNamespace(_) => StreamErrorCondition::InvalidNamespace,
+        // An undeclared prefix breaks namespace well-formedness; `invalid-namespace`
+        // is reserved for the stream's own namespace (RFC 6120 4.9.3.10).
+        XmlError::InvalidNamespace(_) => StreamErrorCondition::NotWellFormed,
         _ => StreamErrorCondition::NotWellFormed,
     };
     StreamError::new(cond).with_text(e.to_string())

@@ -153,6 +153,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.allow_plaintext_auth = settings.allow_plaintext_auth;
     config.tls_available = true;
     config.scram_iterations = settings.scram_iterations;
+    config.decoy_secret = Some(server_secret(&mut store)?);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -182,6 +183,27 @@ fn serve(args: ServeArgs) -> Result<()> {
         info!("stopped");
         Ok(())
     })
+}
+
+/// The per-installation secret (kept in the store, made on first start) that keys
+/// SCRAM decoys for unknown accounts, so their salts stay stable across restarts.
+fn server_secret(store: &mut RedbStore) -> Result<[u8; 32]> {
+    let key = elsinore_storage::Key::new("", elsinore_storage::Space::Account, "server-secret");
+    match store.apply(&Op::Get(key.clone())) {
+        EffectResult::Value(Some(v)) => {
+            <[u8; 32]>::try_from(v.as_slice()).context("the stored server secret is corrupt")
+        }
+        EffectResult::Value(None) => {
+            let secret = random_seed()?;
+            match store.apply(&Op::Put(key, secret.to_vec())) {
+                EffectResult::Done => Ok(secret),
+                EffectResult::Failed(e) => Err(e).context("cannot store the server secret"),
+                other => bail!("unexpected store result {other:?}"),
+            }
+        }
+        EffectResult::Failed(e) => Err(e).context("cannot read the store"),
+        other => bail!("unexpected store result {other:?}"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
