@@ -16,7 +16,11 @@
 //! 4. [`Server::poll_timeout`]: call [`Server::handle_timeout`] then.
 
 pub mod accounts;
+mod iq;
+mod private_xml;
+mod register;
 mod server;
+mod server_iq;
 
 pub use elsinore_stream::{Instant, Limits};
 pub use server::{ConnId, Server, ServerConfig, ServerEvent};

@@ -5,10 +5,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use elsinore_jid::{BareJid, Jid};
 use elsinore_sasl::{Mechanism, StoredCredentials};
 use elsinore_stanza::{
-    DefinedCondition, NS_CLIENT, NS_DISCO_INFO, NS_PING, NS_PRIVATE, NS_REGISTER, StanzaError,
-    StreamError, StreamErrorCondition,
+    DefinedCondition, NS_CLIENT, NS_PRIVATE, StanzaError, StreamError, StreamErrorCondition,
 };
-use elsinore_storage::private::{self, IqKind, PrivateAction, PrivateError};
+use elsinore_storage::private;
 use elsinore_storage::{Effect, EffectId, EffectResult, Op};
 use elsinore_stream::{
     BindError, Connection, Event, Instant, Limits, Rng, ServerConfig as StreamConfig, TlsPolicy,
@@ -92,36 +91,20 @@ impl ServerConfig {
 }
 
 /// What a storage completion resumes.
-#[derive(Debug)]
+pub(crate) type Continuation = Box<dyn FnOnce(&mut Server, EffectResult, Instant) + Send>;
+
 enum Pending {
     Credentials(ConnId),
-    Private {
-        conn: ConnId,
-        reply_to: IqHead,
-        query: Element,
-        pending: private::Pending,
-    },
-    RegisterCheck {
-        conn: ConnId,
-        reply_to: IqHead,
-        jid: BareJid,
-        password: String,
-    },
-    RegisterPut {
-        conn: ConnId,
-        reply_to: IqHead,
-        jid: BareJid,
-    },
+    Then(Continuation),
 }
 
-/// What a reply to an iq needs.
-#[derive(Debug, Clone)]
-struct IqHead {
-    id: String,
-    /// The requester (becomes the reply's `to`), absent before binding.
-    from: Option<Jid>,
-    /// The addressee (becomes the reply's `from`).
-    to: Option<String>,
+impl core::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Pending::Credentials(c) => f.debug_tuple("Credentials").field(c).finish(),
+            Pending::Then(_) => f.write_str("Then(..)"),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -134,20 +117,20 @@ struct Conn {
 /// The sans-IO server (see the crate documentation for the run loop).
 #[derive(Debug)]
 pub struct Server {
-    config: ServerConfig,
-    stream_config: StreamConfig,
-    rng: Rng,
+    pub(crate) config: ServerConfig,
+    pub(crate) stream_config: StreamConfig,
+    pub(crate) rng: Rng,
     conns: HashMap<ConnId, Conn>,
-    next_conn: u64,
+    pub(crate) next_conn: u64,
     /// Routing table: account → (resource, connection).
-    sessions: HashMap<BareJid, Vec<(String, ConnId)>>,
-    transmit: VecDeque<(ConnId, Vec<u8>)>,
-    events: VecDeque<ServerEvent>,
-    effects: VecDeque<Effect>,
-    next_effect: EffectId,
+    pub(crate) sessions: HashMap<BareJid, Vec<(String, ConnId)>>,
+    pub(crate) transmit: VecDeque<(ConnId, Vec<u8>)>,
+    pub(crate) events: VecDeque<ServerEvent>,
+    pub(crate) effects: VecDeque<Effect>,
+    pub(crate) next_effect: EffectId,
     pending: HashMap<EffectId, Pending>,
     /// Usernames with a registration in flight (guards the check-then-put race).
-    registering: HashSet<BareJid>,
+    pub(crate) registering: HashSet<BareJid>,
 }
 
 impl Server {
@@ -267,78 +250,7 @@ impl Server {
                 }
                 self.after(conn, now);
             }
-            Pending::Private {
-                conn,
-                reply_to,
-                query,
-                pending,
-            } => {
-                let reply = match pending.complete(result) {
-                    Ok(payload) => iq_result(&reply_to, payload),
-                    Err(e) => iq_error(&reply_to, Some(query), private_error(e)),
-                };
-                self.deliver_to_conn(conn, &reply, now);
-            }
-            Pending::RegisterCheck {
-                conn,
-                reply_to,
-                jid,
-                password,
-            } => match result {
-                EffectResult::Value(None) => {
-                    let seed = self.rng.fork();
-                    match accounts::create_account_op(
-                        &jid,
-                        &password,
-                        seed,
-                        self.config.scram_iterations,
-                    ) {
-                        Ok(op) => {
-                            self.emit_effect(
-                                op,
-                                Pending::RegisterPut {
-                                    conn,
-                                    reply_to,
-                                    jid,
-                                },
-                            );
-                        }
-                        Err(e) => {
-                            self.registering.remove(&jid);
-                            let err = StanzaError::new(DefinedCondition::NotAcceptable)
-                                .with_text(e.to_string());
-                            self.deliver_to_conn(conn, &iq_error(&reply_to, None, err), now);
-                        }
-                    }
-                }
-                EffectResult::Value(Some(_)) => {
-                    self.registering.remove(&jid);
-                    let err = StanzaError::new(DefinedCondition::Conflict)
-                        .with_text("this username is taken");
-                    self.deliver_to_conn(conn, &iq_error(&reply_to, None, err), now);
-                }
-                _ => {
-                    self.registering.remove(&jid);
-                    let err = StanzaError::new(DefinedCondition::InternalServerError);
-                    self.deliver_to_conn(conn, &iq_error(&reply_to, None, err), now);
-                }
-            },
-            Pending::RegisterPut {
-                conn,
-                reply_to,
-                jid,
-            } => {
-                self.registering.remove(&jid);
-                let reply = match result {
-                    EffectResult::Done => iq_result(&reply_to, None),
-                    _ => iq_error(
-                        &reply_to,
-                        None,
-                        StanzaError::new(DefinedCondition::InternalServerError),
-                    ),
-                };
-                self.deliver_to_conn(conn, &reply, now);
-            }
+            Pending::Then(k) => k(self, result, now),
         }
     }
 
@@ -388,6 +300,15 @@ impl Server {
         self.next_effect += 1;
         self.pending.insert(id, pending);
         self.effects.push_back(Effect { id, op });
+    }
+
+    /// Run a storage op; `k` resumes with its result (effects complete in order).
+    pub(crate) fn run_effect(
+        &mut self,
+        op: Op,
+        k: impl FnOnce(&mut Server, EffectResult, Instant) + Send + 'static,
+    ) {
+        self.emit_effect(op, Pending::Then(Box::new(k)));
     }
 
     /// Collect a connection's output and events after it was driven.
@@ -501,7 +422,7 @@ impl Server {
         }
     }
 
-    fn deliver_to_conn(&mut self, id: ConnId, el: &Element, now: Instant) {
+    pub(crate) fn deliver_to_conn(&mut self, id: ConnId, el: &Element, now: Instant) {
         if let Some(c) = self.conns.get_mut(&id) {
             // A full backlog means the client does not read; dropping the reply
             // and closing is the only bounded choice.
@@ -512,76 +433,6 @@ impl Server {
                 );
             }
             self.after(id, now);
-        }
-    }
-
-    fn handle_register(&mut self, id: ConnId, el: Element, now: Instant) {
-        let head = IqHead {
-            id: el.attr("id").unwrap_or_default().to_string(),
-            from: None,
-            to: None,
-        };
-        let Some(query) = el.get_child("query", NS_REGISTER) else {
-            let err = StanzaError::new(DefinedCondition::BadRequest);
-            self.deliver_to_conn(id, &iq_error(&head, None, err), now);
-            return;
-        };
-        match el.attr("type") {
-            Some("get") => {
-                let form =
-                    Element::new("query", NS_REGISTER)
-                        .with_child(Element::new("instructions", NS_REGISTER).with_text(
-                            "Choose a username and password to register with this server.",
-                        ))
-                        .with_child(Element::new("username", NS_REGISTER))
-                        .with_child(Element::new("password", NS_REGISTER));
-                self.deliver_to_conn(id, &iq_result(&head, Some(form)), now);
-            }
-            Some("set") => {
-                let username = query.get_child("username", NS_REGISTER).map(|e| e.text());
-                let password = query.get_child("password", NS_REGISTER).map(|e| e.text());
-                let (Some(username), Some(password)) = (username, password) else {
-                    let err = StanzaError::new(DefinedCondition::NotAcceptable)
-                        .with_text("username and password are required");
-                    self.deliver_to_conn(id, &iq_error(&head, None, err), now);
-                    return;
-                };
-                let jid = match BareJid::new(Some(username.trim()), &self.config.domain) {
-                    Ok(j) => j,
-                    Err(e) => {
-                        let err = StanzaError::new(DefinedCondition::JidMalformed)
-                            .with_text(e.to_string());
-                        self.deliver_to_conn(id, &iq_error(&head, None, err), now);
-                        return;
-                    }
-                };
-                if password.is_empty() {
-                    let err = StanzaError::new(DefinedCondition::NotAcceptable)
-                        .with_text("the password must not be empty");
-                    self.deliver_to_conn(id, &iq_error(&head, None, err), now);
-                    return;
-                }
-                if !self.registering.insert(jid.clone()) {
-                    let err = StanzaError::new(DefinedCondition::Conflict)
-                        .with_text("this username is being registered");
-                    self.deliver_to_conn(id, &iq_error(&head, None, err), now);
-                    return;
-                }
-                let op = Op::Get(accounts::credentials_key(&jid));
-                self.emit_effect(
-                    op,
-                    Pending::RegisterCheck {
-                        conn: id,
-                        reply_to: head,
-                        jid,
-                        password,
-                    },
-                );
-            }
-            _ => {
-                let err = StanzaError::new(DefinedCondition::BadRequest);
-                self.deliver_to_conn(id, &iq_error(&head, None, err), now);
-            }
         }
     }
 
@@ -695,149 +546,4 @@ impl Server {
             .push(elsinore_xml::Node::Element(err.to_element(NS_CLIENT)));
         self.deliver_to_conn(id, &reply, now);
     }
-
-    fn handle_private(
-        &mut self,
-        id: ConnId,
-        from: &Jid,
-        to: Option<&Jid>,
-        el: Element,
-        now: Instant,
-    ) {
-        let head = IqHead {
-            id: el.attr("id").unwrap_or_default().to_string(),
-            from: Some(from.clone()),
-            to: el.attr("to").map(str::to_string),
-        };
-        let kind = match el.attr("type") {
-            Some("get") => IqKind::Get,
-            Some("set") => IqKind::Set,
-            _ => return,
-        };
-        let Some(query) = el.elements().next().cloned() else {
-            return;
-        };
-        let account = from.to_bare();
-        match private::handle(&account, to, kind, &query, &self.config.private_limits) {
-            PrivateAction::Reply(Ok(payload)) => {
-                self.deliver_to_conn(id, &iq_result(&head, payload), now);
-            }
-            PrivateAction::Reply(Err(e)) => {
-                self.deliver_to_conn(id, &iq_error(&head, Some(query), private_error(e)), now);
-            }
-            PrivateAction::Run { ops, pending } => {
-                self.emit_effect(
-                    ops,
-                    Pending::Private {
-                        conn: id,
-                        reply_to: head,
-                        query,
-                        pending,
-                    },
-                );
-            }
-        }
-    }
-
-    fn handle_server_iq(&mut self, id: ConnId, from: &Jid, el: Element, now: Instant) {
-        let head = IqHead {
-            id: el.attr("id").unwrap_or_default().to_string(),
-            from: Some(from.clone()),
-            to: el.attr("to").map(str::to_string),
-        };
-        let Some(payload) = el.elements().next() else {
-            let err = StanzaError::new(DefinedCondition::BadRequest)
-                .with_text("an iq get or set carries exactly one payload");
-            self.deliver_to_conn(id, &iq_error(&head, None, err), now);
-            return;
-        };
-        let ty = el.attr("type").unwrap_or_default();
-        let reply = if payload.is("ping", NS_PING) {
-            iq_result(&head, None)
-        } else if payload.is("query", NS_DISCO_INFO)
-            && ty == "get"
-            && payload.attr("node").is_none()
-        {
-            let mut q = Element::new("query", NS_DISCO_INFO);
-            let for_account = head.to.as_deref().is_some_and(|t| t.contains('@'));
-            let identity = if for_account {
-                Element::new("identity", NS_DISCO_INFO)
-                    .with_attr("category", "account")
-                    .with_attr("type", "registered")
-            } else {
-                Element::new("identity", NS_DISCO_INFO)
-                    .with_attr("category", "server")
-                    .with_attr("type", "im")
-                    .with_attr("name", "elsinore")
-            };
-            q = q.with_child(identity);
-            let mut features = vec![NS_DISCO_INFO, NS_PRIVATE];
-            if !for_account {
-                features.push(NS_PING);
-            }
-            for f in features {
-                q = q.with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", f));
-            }
-            iq_result(&head, Some(q))
-        } else {
-            iq_error(
-                &head,
-                Some(payload.clone()),
-                StanzaError::new(DefinedCondition::ServiceUnavailable),
-            )
-        };
-        self.deliver_to_conn(id, &reply, now);
-    }
-}
-
-fn iq_result(head: &IqHead, payload: Option<Element>) -> Element {
-    let mut iq = Element::new("iq", NS_CLIENT)
-        .with_attr("type", "result")
-        .with_attr("id", head.id.clone());
-    if let Some(f) = &head.to {
-        iq.set_attr("from", f.clone());
-    }
-    if let Some(t) = &head.from {
-        iq.set_attr("to", t.to_string());
-    }
-    if let Some(p) = payload {
-        iq = iq.with_child(p);
-    }
-    iq
-}
-
-fn iq_error(head: &IqHead, original: Option<Element>, err: StanzaError) -> Element {
-    let mut iq = iq_result(head, original);
-    iq.set_attr("type", "error");
-    iq.with_child(err.to_element(NS_CLIENT))
-}
-
-fn private_error(e: PrivateError) -> StanzaError {
-    let (cond, text) = match e {
-        PrivateError::Forbidden => (
-            DefinedCondition::Forbidden,
-            "private XML belongs to its owner only",
-        ),
-        PrivateError::BadFormat => (
-            DefinedCondition::NotAcceptable,
-            "the query must contain one element qualified by the namespace to store or retrieve",
-        ),
-        PrivateError::NotAcceptable => (
-            DefinedCondition::NotAcceptable,
-            "this namespace cannot be stored as private XML",
-        ),
-        PrivateError::BadRequest => (
-            DefinedCondition::BadRequest,
-            "malformed private XML request",
-        ),
-        PrivateError::ResourceConstraint => (
-            DefinedCondition::ResourceConstraint,
-            "private XML storage limit reached",
-        ),
-        PrivateError::InternalServerError => (
-            DefinedCondition::InternalServerError,
-            "the store could not complete the request",
-        ),
-    };
-    StanzaError::new(cond).with_text(text)
 }

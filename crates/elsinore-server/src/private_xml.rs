@@ -1,0 +1,83 @@
+//! XEP-0049 private XML storage: glue between the iq and `elsinore_storage::private`.
+
+use elsinore_jid::Jid;
+use elsinore_stanza::{DefinedCondition, StanzaError};
+use elsinore_storage::private::{self, IqKind, PrivateAction, PrivateError};
+use elsinore_xml::Element;
+
+use crate::iq::{IqHead, iq_error, iq_result};
+use crate::server::{ConnId, Server};
+use elsinore_stream::Instant;
+
+impl Server {
+    pub(crate) fn handle_private(
+        &mut self,
+        id: ConnId,
+        from: &Jid,
+        to: Option<&Jid>,
+        el: Element,
+        now: Instant,
+    ) {
+        let head = IqHead {
+            id: el.attr("id").unwrap_or_default().to_string(),
+            from: Some(from.clone()),
+            to: el.attr("to").map(str::to_string),
+        };
+        let kind = match el.attr("type") {
+            Some("get") => IqKind::Get,
+            Some("set") => IqKind::Set,
+            _ => return,
+        };
+        let Some(query) = el.elements().next().cloned() else {
+            return;
+        };
+        let account = from.to_bare();
+        match private::handle(&account, to, kind, &query, &self.config.private_limits) {
+            PrivateAction::Reply(Ok(payload)) => {
+                self.deliver_to_conn(id, &iq_result(&head, payload), now);
+            }
+            PrivateAction::Reply(Err(e)) => {
+                self.deliver_to_conn(id, &iq_error(&head, Some(query), private_error(e)), now);
+            }
+            PrivateAction::Run { ops, pending } => {
+                self.run_effect(ops, move |s: &mut Server, result, now| {
+                    let reply = match pending.complete(result) {
+                        Ok(payload) => iq_result(&head, payload),
+                        Err(e) => iq_error(&head, Some(query), private_error(e)),
+                    };
+                    s.deliver_to_conn(id, &reply, now);
+                });
+            }
+        }
+    }
+}
+
+fn private_error(e: PrivateError) -> StanzaError {
+    let (cond, text) = match e {
+        PrivateError::Forbidden => (
+            DefinedCondition::Forbidden,
+            "private XML belongs to its owner only",
+        ),
+        PrivateError::BadFormat => (
+            DefinedCondition::NotAcceptable,
+            "the query must contain one element qualified by the namespace to store or retrieve",
+        ),
+        PrivateError::NotAcceptable => (
+            DefinedCondition::NotAcceptable,
+            "this namespace cannot be stored as private XML",
+        ),
+        PrivateError::BadRequest => (
+            DefinedCondition::BadRequest,
+            "malformed private XML request",
+        ),
+        PrivateError::ResourceConstraint => (
+            DefinedCondition::ResourceConstraint,
+            "private XML storage limit reached",
+        ),
+        PrivateError::InternalServerError => (
+            DefinedCondition::InternalServerError,
+            "the store could not complete the request",
+        ),
+    };
+    StanzaError::new(cond).with_text(text)
+}
