@@ -23,17 +23,28 @@ pub enum Space {
     Account,
     /// XEP-0049 private XML, one entry per namespace.
     Private,
+    /// The roster (jabber:iq:roster), one entry per account.
+    Roster,
+    /// Offline messages, one entry per account.
+    Offline,
 }
 
 impl Space {
     /// Every space, for iteration in tests and tools.
-    pub const ALL: &'static [Space] = &[Space::Account, Space::Private];
+    pub const ALL: &'static [Space] = &[
+        Space::Account,
+        Space::Private,
+        Space::Roster,
+        Space::Offline,
+    ];
 
     /// Stable name used in encoded keys.
     pub fn as_str(self) -> &'static str {
         match self {
             Space::Account => "account",
             Space::Private => "private",
+            Space::Roster => "roster",
+            Space::Offline => "offline",
         }
     }
 
