@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+pub mod datetime;
 mod error;
 mod ns;
 mod stanza;
