@@ -27,6 +27,8 @@ pub enum Space {
     Roster,
     /// Offline messages, one entry per account.
     Offline,
+    /// PEP nodes (XEP-0163 / XEP-0223), one entry per node: configuration and items.
+    PubSub,
 }
 
 impl Space {
@@ -36,6 +38,7 @@ impl Space {
         Space::Private,
         Space::Roster,
         Space::Offline,
+        Space::PubSub,
     ];
 
     /// Stable name used in encoded keys.
@@ -45,6 +48,7 @@ impl Space {
             Space::Private => "private",
             Space::Roster => "roster",
             Space::Offline => "offline",
+            Space::PubSub => "pubsub",
         }
     }
 
