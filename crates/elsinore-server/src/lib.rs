@@ -16,9 +16,11 @@
 //! 4. [`Server::poll_timeout`]: call [`Server::handle_timeout`] then.
 
 pub mod accounts;
+mod im;
 mod iq;
 mod private_xml;
 mod register;
+pub mod roster;
 mod server;
 mod server_iq;
 

@@ -5,16 +5,18 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use elsinore_jid::{BareJid, Jid};
 use elsinore_sasl::{Mechanism, StoredCredentials};
 use elsinore_stanza::{
-    DefinedCondition, NS_CLIENT, NS_PRIVATE, StanzaError, StreamError, StreamErrorCondition,
+    DefinedCondition, NS_CLIENT, NS_PRIVATE, NS_ROSTER, StanzaError, StreamError,
+    StreamErrorCondition,
 };
 use elsinore_storage::private;
-use elsinore_storage::{Effect, EffectId, EffectResult, Op};
+use elsinore_storage::{Effect, EffectId, EffectResult, Key, Op};
 use elsinore_stream::{
     BindError, Connection, Event, Instant, Limits, Rng, ServerConfig as StreamConfig, TlsPolicy,
 };
 use elsinore_xml::Element;
 
 use crate::accounts;
+use crate::roster::Roster;
 
 /// Identifies one connection of a [`Server`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,6 +51,8 @@ pub struct ServerConfig {
     pub private_limits: private::Limits,
     /// Sessions one account may have at once.
     pub max_sessions_per_account: usize,
+    /// Offline messages kept per account; past it, messages bounce.
+    pub max_offline_messages: usize,
     /// Per-installation secret for SCRAM decoys of unknown accounts; the
     /// binary keeps one in its data directory.
     pub decoy_secret: Option<[u8; 32]>,
@@ -66,6 +70,7 @@ impl ServerConfig {
             scram_iterations: accounts::DEFAULT_SCRAM_ITERATIONS,
             private_limits: private::Limits::default(),
             max_sessions_per_account: 16,
+            max_offline_messages: 100,
             decoy_secret: None,
         }
     }
@@ -108,10 +113,30 @@ impl core::fmt::Debug for Pending {
 }
 
 #[derive(Debug)]
-struct Conn {
-    stream: Connection,
+pub(crate) struct Conn {
+    pub(crate) stream: Connection,
     /// Bound full JID once established.
-    jid: Option<Jid>,
+    pub(crate) jid: Option<Jid>,
+    /// The last available presence broadcast by this session (RFC 6121 4.2);
+    /// `None` while the session is not available.
+    pub(crate) presence: Option<Element>,
+    /// Priority of that presence.
+    pub(crate) priority: i8,
+    /// The session asked for the roster: it gets roster pushes (RFC 6121 2.1.6).
+    pub(crate) interested: bool,
+    /// Entities that got directed presence from this session (RFC 6121 4.6).
+    pub(crate) directed: Vec<Jid>,
+}
+
+/// Work waiting for a keyed lock.
+pub(crate) struct Job(JobFn);
+
+type JobFn = Box<dyn FnOnce(&mut Server, Instant) + Send>;
+
+impl core::fmt::Debug for Job {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Job(..)")
+    }
 }
 
 /// The sans-IO server (see the crate documentation for the run loop).
@@ -120,7 +145,7 @@ pub struct Server {
     pub(crate) config: ServerConfig,
     pub(crate) stream_config: StreamConfig,
     pub(crate) rng: Rng,
-    conns: HashMap<ConnId, Conn>,
+    pub(crate) conns: HashMap<ConnId, Conn>,
     pub(crate) next_conn: u64,
     /// Routing table: account → (resource, connection).
     pub(crate) sessions: HashMap<BareJid, Vec<(String, ConnId)>>,
@@ -131,6 +156,14 @@ pub struct Server {
     pending: HashMap<EffectId, Pending>,
     /// Usernames with a registration in flight (guards the check-then-put race).
     pub(crate) registering: HashSet<BareJid>,
+    /// Keys whose read-modify-write is in flight, with the jobs waiting for them.
+    pub(crate) locked: HashMap<Key, VecDeque<Job>>,
+    /// Jobs whose lock was handed over, run at the end of the current input.
+    pub(crate) ready: VecDeque<Job>,
+    /// Rosters of accounts with sessions (the store stays the truth).
+    pub(crate) rosters: HashMap<BareJid, Roster>,
+    /// Wall-clock calibration: Unix milliseconds at `Instant` zero.
+    pub(crate) wall_epoch_ms: Option<u64>,
 }
 
 impl Server {
@@ -149,6 +182,10 @@ impl Server {
             next_effect: 1,
             pending: HashMap::new(),
             registering: HashSet::new(),
+            locked: HashMap::new(),
+            ready: VecDeque::new(),
+            rosters: HashMap::new(),
+            wall_epoch_ms: None,
         }
     }
 
@@ -185,7 +222,17 @@ impl Server {
             seed,
             now,
         );
-        self.conns.insert(id, Conn { stream, jid: None });
+        self.conns.insert(
+            id,
+            Conn {
+                stream,
+                jid: None,
+                presence: None,
+                priority: 0,
+                interested: false,
+                directed: Vec::new(),
+            },
+        );
         id
     }
 
@@ -195,6 +242,19 @@ impl Server {
             c.stream.handle_input(bytes, now);
             self.after(conn, now);
         }
+        self.run_ready(now);
+    }
+
+    /// The wall clock reads `unix_ms` at `now` (for delay stamps, XEP-0082 dates).
+    /// Call it at start and from time to time; the core never reads a clock.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_ms: u64) {
+        self.wall_epoch_ms = Some(unix_ms.saturating_sub(now.as_millis()));
+    }
+
+    /// Unix milliseconds at `now`, when the adapter told us the wall clock.
+    pub(crate) fn wall_ms(&self, now: Instant) -> Option<u64> {
+        self.wall_epoch_ms
+            .map(|e| e.saturating_add(now.as_millis()))
     }
 
     /// Connection `conn` reached end of file (or failed).
@@ -203,6 +263,7 @@ impl Server {
             c.stream.handle_eof(now);
             self.after(conn, now);
         }
+        self.run_ready(now);
     }
 
     /// The TLS handshake on `conn` completed.
@@ -211,6 +272,7 @@ impl Server {
             c.stream.handle_tls_ready(now);
             self.after(conn, now);
         }
+        self.run_ready(now);
     }
 
     /// A deadline from [`Server::poll_timeout`] passed.
@@ -227,10 +289,16 @@ impl Server {
                 self.after(id, now);
             }
         }
+        self.run_ready(now);
     }
 
     /// Storage effect `id` completed.
     pub fn handle_effect_done(&mut self, id: EffectId, result: EffectResult, now: Instant) {
+        self.effect_done(id, result, now);
+        self.run_ready(now);
+    }
+
+    fn effect_done(&mut self, id: EffectId, result: EffectResult, now: Instant) {
         let Some(p) = self.pending.remove(&id) else {
             return;
         };
@@ -302,6 +370,43 @@ impl Server {
         self.effects.push_back(Effect { id, op });
     }
 
+    /// Run `job` holding the lock on `key`: jobs for one key run one at a time,
+    /// in order, so a read-modify-write of stored data never interleaves with
+    /// another. The job must end with [`Server::release`] on every path.
+    pub(crate) fn exclusive(
+        &mut self,
+        key: Key,
+        now: Instant,
+        job: impl FnOnce(&mut Server, Instant) + Send + 'static,
+    ) {
+        if let Some(waiting) = self.locked.get_mut(&key) {
+            waiting.push_back(Job(Box::new(job)));
+            return;
+        }
+        self.locked.insert(key, VecDeque::new());
+        job(self, now);
+    }
+
+    /// Give the lock on `key` to the next waiting job (run before this input returns).
+    pub(crate) fn release(&mut self, key: &Key) {
+        let Some(waiting) = self.locked.get_mut(key) else {
+            return;
+        };
+        match waiting.pop_front() {
+            Some(job) => self.ready.push_back(job),
+            None => {
+                self.locked.remove(key);
+            }
+        }
+    }
+
+    /// Jobs handed a lock run here, iteratively, never nested in a release.
+    fn run_ready(&mut self, now: Instant) {
+        while let Some(job) = self.ready.pop_front() {
+            (job.0)(self, now);
+        }
+    }
+
     /// Run a storage op; `k` resumes with its result (effects complete in order).
     pub(crate) fn run_effect(
         &mut self,
@@ -339,6 +444,10 @@ impl Server {
                 Event::BindRequest { resource } => self.bind(id, resource, now),
                 Event::Established { jid } => {
                     c.jid = Some(jid.clone());
+                    if !self.sessions.contains_key(&jid.to_bare()) {
+                        // First session: warm the roster cache for presence routing.
+                        self.load_roster_cache(jid.to_bare(), now);
+                    }
                     let res = jid.resource().unwrap_or_default().to_string();
                     self.sessions
                         .entry(jid.to_bare())
@@ -357,7 +466,14 @@ impl Server {
                             self.transmit.push_back((id, rest));
                         }
                         if let Some(jid) = c.jid {
+                            if let Some(presence) = c.presence {
+                                // RFC 6121 4.5.2: a vanished session goes unavailable.
+                                self.broadcast_unavailable(&jid, &presence, c.directed, now);
+                            }
                             self.remove_session(&jid, id);
+                            if !self.sessions.contains_key(&jid.to_bare()) {
+                                self.rosters.remove(&jid.to_bare());
+                            }
                         }
                     }
                     self.events.push_back(ServerEvent::Close(id));
@@ -474,19 +590,28 @@ impl Server {
                 self.handle_private(id, &from, to.as_ref(), el, now);
                 return;
             }
+            if payload_ns.as_deref() == Some(NS_ROSTER) && (to.is_none() || own_bare) {
+                self.handle_roster_iq(id, &from, el, now);
+                return;
+            }
             if for_server || own_bare {
                 self.handle_server_iq(id, &from, el, now);
                 return;
             }
-        } else if for_server || (own_bare && kind == "presence") {
-            // Presence broadcast and messages to the server arrive with issue 5;
-            // until then they are accepted and not routed.
+        } else if kind == "presence" {
+            self.handle_presence(id, &from, el, to, now);
+            return;
+        } else if for_server {
+            // Messages to the server itself: nothing to deliver them to.
+            return;
+        } else if kind == "message" {
+            self.route_message(id, el, to, now);
             return;
         }
         self.route(id, el, to, now);
     }
 
-    fn route(&mut self, id: ConnId, el: Element, to: Option<Jid>, now: Instant) {
+    pub(crate) fn route(&mut self, id: ConnId, el: Element, to: Option<Jid>, now: Instant) {
         let Some(to) = to else {
             return;
         };
@@ -521,7 +646,7 @@ impl Server {
         }
     }
 
-    fn bounce(&mut self, id: ConnId, el: &Element, err: StanzaError, now: Instant) {
+    pub(crate) fn bounce(&mut self, id: ConnId, el: &Element, err: StanzaError, now: Instant) {
         // Never answer an error with an error (RFC 6120 8.3.1).
         if el.attr("type") == Some("error") {
             return;

@@ -1,0 +1,345 @@
+//! RFC 6121 behaviour against the server core: roster, subscriptions,
+//! presence, message delivery rules, offline storage.
+
+mod common;
+
+use common::{Net, T0, error_condition};
+use elsinore_server::ConnId;
+use elsinore_xml::Element;
+
+fn el(xml: &str) -> Element {
+    Element::parse(xml.as_bytes()).expect("test XML parses")
+}
+
+fn two_users() -> (Net, ConnId, ConnId) {
+    let mut net = Net::new("verona.lit");
+    net.server.set_wall_clock(T0, 1_700_000_000_000);
+    net.add_user("romeo@verona.lit", "r");
+    net.add_user("juliet@verona.lit", "j");
+    let romeo = net.connect("romeo@verona.lit/orchard", "r");
+    let juliet = net.connect("juliet@verona.lit/balcony", "j");
+    (net, romeo, juliet)
+}
+
+fn presences(inbox: &[Element]) -> Vec<(Option<String>, Option<String>)> {
+    inbox
+        .iter()
+        .filter(|e| e.name == "presence")
+        .map(|e| {
+            (
+                e.attr("type").map(str::to_string),
+                e.attr("from").map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn roster_items(reply: &Element) -> Vec<(String, String, Option<String>)> {
+    reply
+        .get_child("query", "jabber:iq:roster")
+        .map(|q| {
+            q.elements()
+                .map(|i| {
+                    (
+                        i.attr("jid").unwrap_or_default().to_string(),
+                        i.attr("subscription").unwrap_or_default().to_string(),
+                        i.attr("ask").map(str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn get_roster(net: &mut Net, id: ConnId) -> Vec<(String, String, Option<String>)> {
+    let r = net.iq(
+        id,
+        "<iq type='get' id='r1' xmlns='jabber:client'><query xmlns='jabber:iq:roster'/></iq>",
+    );
+    assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+    roster_items(&r)
+}
+
+#[test]
+fn roster_set_get_push_remove() {
+    let (mut net, romeo, _) = two_users();
+    assert!(get_roster(&mut net, romeo).is_empty());
+    let r = net.iq(
+        romeo,
+        "<iq type='set' id='s1' xmlns='jabber:client'><query xmlns='jabber:iq:roster'><item jid='nurse@verona.lit' name='Nurse'><group>Capulets</group></item></query></iq>",
+    );
+    assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+    let pushes: Vec<Element> = net
+        .take_inbox(romeo)
+        .into_iter()
+        .filter(|e| e.attr("type") == Some("set"))
+        .collect();
+    assert_eq!(pushes.len(), 1, "one roster push to the interested session");
+    assert_eq!(
+        get_roster(&mut net, romeo),
+        vec![("nurse@verona.lit".into(), "none".into(), None)]
+    );
+    let r = net.iq(
+        romeo,
+        "<iq type='set' id='s2' xmlns='jabber:client'><query xmlns='jabber:iq:roster'><item jid='nurse@verona.lit' subscription='remove'/></query></iq>",
+    );
+    assert_eq!(r.attr("type"), Some("result"));
+    assert!(get_roster(&mut net, romeo).is_empty());
+    let r = net.iq(
+        romeo,
+        "<iq type='set' id='s3' xmlns='jabber:client'><query xmlns='jabber:iq:roster'><item jid='romeo@verona.lit'/></query></iq>",
+    );
+    assert_eq!(error_condition(&r).as_deref(), Some("not-allowed"));
+}
+
+#[test]
+fn subscription_handshake_and_presence() {
+    let (mut net, romeo, juliet) = two_users();
+    get_roster(&mut net, romeo);
+    get_roster(&mut net, juliet);
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    net.send(romeo, &el("<presence xmlns='jabber:client'/>"));
+    net.take_inbox(romeo);
+    net.take_inbox(juliet);
+
+    net.send(
+        romeo,
+        &el("<presence xmlns='jabber:client' to='juliet@verona.lit' type='subscribe'/>"),
+    );
+    let got = net.take_inbox(juliet);
+    assert!(
+        presences(&got).contains(&(Some("subscribe".into()), Some("romeo@verona.lit".into()))),
+        "{got:?}"
+    );
+    assert_eq!(
+        get_roster(&mut net, romeo),
+        vec![(
+            "juliet@verona.lit".into(),
+            "none".into(),
+            Some("subscribe".into())
+        )]
+    );
+
+    net.send(
+        juliet,
+        &el("<presence xmlns='jabber:client' to='romeo@verona.lit' type='subscribed'/>"),
+    );
+    let got = net.take_inbox(romeo);
+    let p = presences(&got);
+    assert!(
+        p.contains(&(Some("subscribed".into()), Some("juliet@verona.lit".into()))),
+        "{got:?}"
+    );
+    assert!(
+        p.contains(&(None, Some("juliet@verona.lit/balcony".into()))),
+        "the new subscriber gets the contact's presence: {got:?}"
+    );
+    assert_eq!(
+        get_roster(&mut net, romeo),
+        vec![("juliet@verona.lit".into(), "to".into(), None)]
+    );
+    assert_eq!(
+        get_roster(&mut net, juliet),
+        vec![("romeo@verona.lit".into(), "from".into(), None)]
+    );
+
+    // Juliet's presence updates reach Romeo; Romeo's do not reach Juliet.
+    net.send(
+        juliet,
+        &el("<presence xmlns='jabber:client'><show>away</show></presence>"),
+    );
+    let got = net.take_inbox(romeo);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0]
+            .get_child("show", "jabber:client")
+            .map(|s| s.text())
+            .as_deref(),
+        Some("away")
+    );
+    net.send(
+        romeo,
+        &el("<presence xmlns='jabber:client'><show>dnd</show></presence>"),
+    );
+    assert!(presences(&net.take_inbox(juliet)).is_empty());
+
+    // Juliet's connection drops: Romeo sees her unavailable.
+    net.server.handle_eof(juliet, T0);
+    net.drive();
+    let got = net.take_inbox(romeo);
+    assert!(
+        presences(&got).contains(&(
+            Some("unavailable".into()),
+            Some("juliet@verona.lit/balcony".into())
+        )),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn subscription_request_waits_for_an_offline_contact() {
+    let mut net = Net::new("verona.lit");
+    net.add_user("romeo@verona.lit", "r");
+    net.add_user("juliet@verona.lit", "j");
+    let romeo = net.connect("romeo@verona.lit/orchard", "r");
+    net.send(
+        romeo,
+        &el("<presence xmlns='jabber:client' to='juliet@verona.lit' type='subscribe'><status>It is the east</status></presence>"),
+    );
+    let juliet = net.connect("juliet@verona.lit/balcony", "j");
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    let got = net.take_inbox(juliet);
+    let req = got
+        .iter()
+        .find(|e| e.attr("type") == Some("subscribe"))
+        .unwrap_or_else(|| panic!("pending request delivered: {got:?}"));
+    assert_eq!(req.attr("from"), Some("romeo@verona.lit"));
+    assert_eq!(
+        req.get_child("status", "jabber:client")
+            .map(|s| s.text())
+            .as_deref(),
+        Some("It is the east")
+    );
+}
+
+#[test]
+fn subscribe_to_a_missing_account_is_refused() {
+    let (mut net, romeo, _) = two_users();
+    net.send(romeo, &el("<presence xmlns='jabber:client'/>"));
+    net.take_inbox(romeo);
+    net.send(
+        romeo,
+        &el("<presence xmlns='jabber:client' to='rosaline@verona.lit' type='subscribe'/>"),
+    );
+    let got = net.take_inbox(romeo);
+    assert!(
+        presences(&got).contains(&(
+            Some("unsubscribed".into()),
+            Some("rosaline@verona.lit".into())
+        )),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn offline_messages_are_stored_and_delivered_with_delay() {
+    let mut net = Net::new("verona.lit");
+    net.server.set_wall_clock(T0, 1_031_701_267_000);
+    net.add_user("romeo@verona.lit", "r");
+    net.add_user("juliet@verona.lit", "j");
+    let romeo = net.connect("romeo@verona.lit/orchard", "r");
+    for i in 0..3 {
+        net.send(
+            romeo,
+            &el(&format!(
+                "<message xmlns='jabber:client' to='juliet@verona.lit' type='chat' id='m{i}'><body>Parting is such sweet sorrow {i}</body><x xmlns='urn:example:ext' a='1'/></message>"
+            )),
+        );
+    }
+    assert!(
+        net.take_inbox(romeo).is_empty(),
+        "no bounce for stored messages"
+    );
+    let juliet = net.connect("juliet@verona.lit/balcony", "j");
+    assert!(
+        net.take_inbox(juliet).is_empty(),
+        "nothing before initial presence"
+    );
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    let msgs: Vec<Element> = net
+        .take_inbox(juliet)
+        .into_iter()
+        .filter(|e| e.name == "message")
+        .collect();
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    for (i, m) in msgs.iter().enumerate() {
+        assert_eq!(m.attr("id"), Some(format!("m{i}").as_str()), "in order");
+        assert_eq!(m.attr("from"), Some("romeo@verona.lit/orchard"));
+        let delay = m.get_child("delay", "urn:xmpp:delay").expect("delay stamp");
+        assert_eq!(delay.attr("stamp"), Some("2002-09-10T23:41:07Z"));
+        let legacy = m.get_child("x", "jabber:x:delay").expect("legacy stamp");
+        assert_eq!(legacy.attr("stamp"), Some("20020910T23:41:07"));
+        assert!(
+            m.get_child("x", "urn:example:ext").is_some(),
+            "extension kept"
+        );
+    }
+    // Delivered once: a second session does not get them again.
+    let again = net.connect("juliet@verona.lit/garden", "j");
+    net.send(again, &el("<presence xmlns='jabber:client'/>"));
+    assert!(net.take_inbox(again).iter().all(|e| e.name != "message"));
+}
+
+#[test]
+fn offline_storage_limit_bounces_service_unavailable() {
+    let mut net = Net::new("verona.lit");
+    net.add_user("romeo@verona.lit", "r");
+    net.add_user("juliet@verona.lit", "j");
+    let romeo = net.connect("romeo@verona.lit/orchard", "r");
+    let limit = net.server.config().max_offline_messages;
+    for i in 0..=limit {
+        net.send(
+            romeo,
+            &el(&format!(
+                "<message xmlns='jabber:client' to='juliet@verona.lit' id='m{i}'><body>{i}</body></message>"
+            )),
+        );
+    }
+    let got = net.take_inbox(romeo);
+    assert_eq!(
+        got.len(),
+        1,
+        "only the message past the limit bounces: {got:?}"
+    );
+    assert_eq!(got[0].attr("id"), Some(format!("m{limit}").as_str()));
+    assert_eq!(
+        error_condition(&got[0]).as_deref(),
+        Some("service-unavailable")
+    );
+}
+
+#[test]
+fn message_to_bare_jid_goes_to_the_highest_priority() {
+    let (mut net, romeo, juliet) = two_users();
+    let juliet2 = net.connect("juliet@verona.lit/garden", "j");
+    net.send(
+        juliet,
+        &el("<presence xmlns='jabber:client'><priority>1</priority></presence>"),
+    );
+    net.send(
+        juliet2,
+        &el("<presence xmlns='jabber:client'><priority>5</priority></presence>"),
+    );
+    net.take_inbox(juliet);
+    net.take_inbox(juliet2);
+    net.send(
+        romeo,
+        &el("<message xmlns='jabber:client' to='juliet@verona.lit' type='chat'><body>hi</body></message>"),
+    );
+    assert!(net.take_inbox(juliet).is_empty());
+    assert_eq!(net.take_inbox(juliet2).len(), 1);
+    // A full JID reaches exactly that resource.
+    net.send(
+        romeo,
+        &el("<message xmlns='jabber:client' to='juliet@verona.lit/balcony'><body>hi</body></message>"),
+    );
+    assert_eq!(net.take_inbox(juliet).len(), 1);
+    assert!(net.take_inbox(juliet2).is_empty());
+}
+
+#[test]
+fn roster_survives_a_server_restart() {
+    let (mut net, romeo, _) = two_users();
+    net.iq(
+        romeo,
+        "<iq type='set' id='s1' xmlns='jabber:client'><query xmlns='jabber:iq:roster'><item jid='nurse@verona.lit'/></query></iq>",
+    );
+    let store = std::mem::take(&mut net.store);
+    let mut net2 = Net::new("verona.lit");
+    net2.store = store;
+    let romeo = net2.connect("romeo@verona.lit/orchard", "r");
+    assert_eq!(
+        get_roster(&mut net2, romeo),
+        vec![("nurse@verona.lit".into(), "none".into(), None)]
+    );
+}
