@@ -246,9 +246,11 @@ impl Serve {
     /// returns.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future) -> io::Result<()> {
         let (storage_tx, storage_rx) = std_mpsc::channel();
+        let mut server = self.server;
+        server.set_wall_clock(self.clock.now(), unix_ms());
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
-                server: self.server,
+                server,
                 conns: HashMap::new(),
                 storage_tx: storage_tx.clone(),
                 max_backlog: self.max_backlog,
@@ -523,6 +525,13 @@ async fn upgrade(stream: BoxStream, acceptor: Option<&TlsAcceptor>) -> io::Resul
     Ok(Box::new(tls))
 }
 
+/// The wall clock in Unix milliseconds (0 if the system clock is before 1970).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Calls `handle_timeout` whenever the core's deadline passes (checked at least every
 /// [`TIMER_TICK`]).
 async fn timer_task(shared: Arc<Shared>) {
@@ -532,8 +541,15 @@ async fn timer_task(shared: Arc<Shared>) {
         let at = deadline.map_or(tick, |d| shared.clock.to_tokio(d).min(tick));
         tokio::time::sleep_until(at).await;
         let now = shared.clock.now();
+        // The core never reads a clock: tell it the wall time for delay stamps.
+        let wall = unix_ms();
         if deadline.is_some_and(|d| d <= now) {
-            shared.with_core(|s| s.handle_timeout(now));
+            shared.with_core(|s| {
+                s.set_wall_clock(now, wall);
+                s.handle_timeout(now);
+            });
+        } else {
+            shared.lock().server.set_wall_clock(now, wall);
         }
     }
 }
