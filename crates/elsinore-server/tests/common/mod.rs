@@ -28,6 +28,10 @@ impl Net {
     pub fn new(domain: &str) -> Self {
         let mut cfg = ServerConfig::new(domain);
         cfg.scram_iterations = 4096;
+        Self::with_config(cfg)
+    }
+
+    pub fn with_config(cfg: ServerConfig) -> Self {
         Net {
             server: Server::new(cfg, [9; 32], T0),
             store: MemoryStore::default(),
