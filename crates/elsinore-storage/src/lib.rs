@@ -8,13 +8,14 @@
 //! failure never leaves half of it written.
 //!
 //! Protocol semantics that are pure functions over these values live in submodules:
-//! [`private`] (XEP-0049 Private XML Storage).
+//! [`private`] (XEP-0049 Private XML Storage), [`pep`] (XEP-0163 / XEP-0223 PEP nodes).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod key;
 mod memory;
+pub mod pep;
 pub mod private;
 
 pub use key::{Space, decode_key, encode_key, encode_prefix};
