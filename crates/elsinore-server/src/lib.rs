@@ -18,6 +18,7 @@
 pub mod accounts;
 mod im;
 mod iq;
+mod pep;
 mod private_xml;
 mod register;
 pub mod roster;

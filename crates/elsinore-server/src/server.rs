@@ -590,6 +590,10 @@ impl Server {
                 self.handle_private(id, &from, to.as_ref(), el, now);
                 return;
             }
+            if crate::pep::addressed_to_pep(&el, to.as_ref(), &self.config.domain) {
+                self.handle_pep(id, &from, to.as_ref(), el, now);
+                return;
+            }
             if payload_ns.as_deref() == Some(NS_ROSTER) && (to.is_none() || own_bare) {
                 self.handle_roster_iq(id, &from, el, now);
                 return;

@@ -41,10 +41,14 @@ impl Server {
                     .with_attr("name", "elsinore")
             };
             q = q.with_child(identity);
+            // PEP (XEP-0163) on the account's bare JID; XEP-0223 listing 6 shows it on the
+            // server's JID too.
+            q = q.with_child(crate::pep::disco_identity());
             let mut features = vec![NS_DISCO_INFO, NS_PRIVATE];
             if !for_account {
                 features.push(NS_PING);
             }
+            features.extend_from_slice(crate::pep::disco_features());
             for f in features {
                 q = q.with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", f));
             }
