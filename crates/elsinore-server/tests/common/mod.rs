@@ -194,3 +194,38 @@ pub fn error_condition(el: &Element) -> Option<String> {
         .find(|c| c.ns == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name != "text")
         .map(|c| c.name.clone())
 }
+
+/// Helpers for PEP tests (tests/pep.rs).
+impl Net {
+    /// Simulate a server restart: a new `Server` with the same configuration; every
+    /// connection is gone, the store is kept.
+    pub fn restart(&mut self) {
+        let cfg = self.server.config().clone();
+        self.server = Server::new(cfg, [10; 32], T0);
+        self.clients.clear();
+        self.inbox.clear();
+        self.client_events.clear();
+    }
+
+    /// Connect and send initial presence, so the session is available; the inbox is
+    /// emptied of what that presence brought.
+    pub fn connect_available(&mut self, jid: &str, password: &str) -> ConnId {
+        let id = self.connect(jid, password);
+        let presence = Element::new("presence", "jabber:client");
+        self.send(id, &presence);
+        self.take_inbox(id);
+        id
+    }
+
+    /// Headline messages in `id`'s inbox carrying a `pubsub#event`, removed from it.
+    pub fn take_events(&mut self, id: ConnId) -> Vec<Element> {
+        let inbox = self.inbox.entry(id).or_default();
+        let (events, rest): (Vec<Element>, Vec<Element>) = inbox.drain(..).partition(|e| {
+            e.name == "message"
+                && e.get_child("event", "http://jabber.org/protocol/pubsub#event")
+                    .is_some()
+        });
+        *inbox = rest;
+        events
+    }
+}
