@@ -192,6 +192,8 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
 
     run_slixmpp(ctx, "elsinore", addr, None);
     alive_check(ctx, "elsinore", &mut server, addr);
+    run_slixmpp_im(ctx, "elsinore", addr, None);
+    alive_check(ctx, "elsinore", &mut server, addr);
     run_example(ctx, "elsinore", addr);
     alive_check(ctx, "elsinore", &mut server, addr);
     server.stop();
@@ -275,6 +277,7 @@ fn prosody_side(ctx: &mut Ctx) -> Result<()> {
 
     // Prosody's cert is ours: the script verifies it for real.
     run_slixmpp(ctx, "prosody", addr, Some(&cert));
+    run_slixmpp_im(ctx, "prosody", addr, Some(&cert));
     alive_check(ctx, "prosody", &mut server, addr);
     run_example(ctx, "prosody", addr);
     alive_check(ctx, "prosody", &mut server, addr);
@@ -333,20 +336,60 @@ fn lua_str(path: &Path) -> String {
 
 /// Runs the slixmpp script against `addr` and records each of its check lines.
 fn run_slixmpp(ctx: &mut Ctx, side: &str, addr: SocketAddr, cafile: Option<&Path>) {
-    let name = format!("{side}: slixmpp XEP-0049");
+    let (other, _) = USERS[1];
+    run_slixmpp_script(
+        ctx,
+        side,
+        addr,
+        cafile,
+        "slixmpp_private.py",
+        "XEP-0049",
+        &["--other", &format!("{other}@{DOMAIN}")],
+    );
+}
+
+/// Two slixmpp clients: roster, subscriptions, presence, chat, offline delivery.
+fn run_slixmpp_im(ctx: &mut Ctx, side: &str, addr: SocketAddr, cafile: Option<&Path>) {
+    let (other, other_password) = USERS[1];
+    run_slixmpp_script(
+        ctx,
+        side,
+        addr,
+        cafile,
+        "slixmpp_im.py",
+        "IM",
+        &[
+            "--other",
+            &format!("{other}@{DOMAIN}"),
+            "--other-password",
+            other_password,
+        ],
+    );
+}
+
+/// Runs `xtask/interop/SCRIPT` as the first user and records each `[PASS]`/`[FAIL]` line.
+fn run_slixmpp_script(
+    ctx: &mut Ctx,
+    side: &str,
+    addr: SocketAddr,
+    cafile: Option<&Path>,
+    script: &str,
+    what: &str,
+    extra: &[&str],
+) {
+    let name = format!("{side}: slixmpp {what}");
     if !ctx.slixmpp {
         ctx.report
             .record(name, false, "skipped: slixmpp not installed");
         return;
     }
-    let script = workspace::root().join("xtask/interop/slixmpp_private.py");
+    let script = workspace::root().join("xtask/interop").join(script);
     let (user, password) = USERS[0];
-    let (other, _) = USERS[1];
     let mut cmd = Command::new("python3");
     cmd.arg(&script)
         .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
         .args(["--jid", &format!("{user}@{DOMAIN}"), "--password", password])
-        .args(["--other", &format!("{other}@{DOMAIN}")]);
+        .args(extra);
     match cafile {
         Some(ca) => cmd.arg("--cafile").arg(ca),
         None => cmd.arg("--insecure"),
