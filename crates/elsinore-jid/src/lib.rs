@@ -46,6 +46,15 @@
 //! unchanged for the resource), so the stringprep call and its intermediate allocations are
 //! skipped. A property test checks that the fast path agrees with the full profile.
 //!
+//! # Without `std`
+//!
+//! The `stringprep` crate needs std, so it sits behind the default `std` feature. Without
+//! it the crate is `no_std` + `alloc` and prepares only what the ASCII fast path covers
+//! (ASCII input whose preparation is case folding or nothing, exactly as above, and ASCII
+//! with prohibited characters still fails with the profile's error); any non-ASCII part is
+//! refused with [`JidError::PrepUnavailable`] rather than prepared differently from a std
+//! build. A device that talks to one known server with ASCII addresses loses nothing.
+//!
 //! # Limits
 //!
 //! Each prepared part is at most [`MAX_PART_BYTES`] (1023) bytes. A raw part longer than
@@ -54,11 +63,16 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(not(feature = "std"), no_std)]
 
-use std::borrow::Cow;
-use std::fmt;
-use std::net::Ipv6Addr;
-use std::str::FromStr;
+extern crate alloc;
+
+use alloc::borrow::{Cow, ToOwned};
+use alloc::format;
+use alloc::string::String;
+use core::fmt;
+use core::net::Ipv6Addr;
+use core::str::FromStr;
 
 /// Maximum length in bytes of each prepared part (RFC 6122 §2.1, RFC 7622 §3.1).
 pub const MAX_PART_BYTES: usize = 1023;
@@ -93,6 +107,9 @@ pub enum JidError {
     InvalidDomain,
     /// A full JID was given where a bare JID was expected.
     UnexpectedResource,
+    /// The part is not ASCII and this build has no stringprep tables (the `std` feature is
+    /// off), so it cannot be prepared.
+    PrepUnavailable,
 }
 
 impl JidError {
@@ -109,6 +126,7 @@ impl JidError {
             JidError::ResourcePrep => "resourcepart fails resourceprep",
             JidError::InvalidDomain => "domainpart is not a valid domain name or IP literal",
             JidError::UnexpectedResource => "a bare JID must not have a resourcepart",
+            JidError::PrepUnavailable => "non-ASCII JID part and no stringprep in this build",
         }
     }
 }
@@ -119,7 +137,7 @@ impl fmt::Display for JidError {
     }
 }
 
-impl std::error::Error for JidError {}
+impl core::error::Error for JidError {}
 
 /// A bare JID: optional localpart and a domainpart, both prepared.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -341,10 +359,22 @@ fn prep_node(raw: &str) -> Result<String, JidError> {
     Ok(out)
 }
 
+#[cfg(feature = "std")]
 fn nodeprep_slow(raw: &str) -> Result<String, JidError> {
     stringprep::nodeprep(raw)
         .map(Cow::into_owned)
         .map_err(|_| JidError::NodePrep)
+}
+
+/// Without stringprep: ASCII outside the fast path has a prohibited character (Nodeprep
+/// would fail too); anything else cannot be prepared here.
+#[cfg(not(feature = "std"))]
+fn nodeprep_slow(raw: &str) -> Result<String, JidError> {
+    Err(if raw.is_ascii() {
+        JidError::NodePrep
+    } else {
+        JidError::PrepUnavailable
+    })
 }
 
 fn prep_resource(raw: &str) -> Result<String, JidError> {
@@ -363,10 +393,22 @@ fn prep_resource(raw: &str) -> Result<String, JidError> {
     Ok(out)
 }
 
+#[cfg(feature = "std")]
 fn resourceprep_slow(raw: &str) -> Result<String, JidError> {
     stringprep::resourceprep(raw)
         .map(Cow::into_owned)
         .map_err(|_| JidError::ResourcePrep)
+}
+
+/// Without stringprep: ASCII outside the fast path is a control character (Resourceprep
+/// would fail too); anything else cannot be prepared here.
+#[cfg(not(feature = "std"))]
+fn resourceprep_slow(raw: &str) -> Result<String, JidError> {
+    Err(if raw.is_ascii() {
+        JidError::ResourcePrep
+    } else {
+        JidError::PrepUnavailable
+    })
 }
 
 /// IDNA2003 label separators other than `.` (RFC 3490 §3.1).
@@ -406,10 +448,17 @@ fn prep_domain(raw: &str) -> Result<String, JidError> {
     Ok(out)
 }
 
+#[cfg(feature = "std")]
 fn nameprep_slow(raw: &str) -> Result<String, JidError> {
     stringprep::nameprep(raw)
         .map(Cow::into_owned)
         .map_err(|_| JidError::NamePrep)
+}
+
+/// Only reached for non-ASCII input, which needs the stringprep tables.
+#[cfg(not(feature = "std"))]
+fn nameprep_slow(_raw: &str) -> Result<String, JidError> {
+    Err(JidError::PrepUnavailable)
 }
 
 /// STD3 rules on the prepared domain: ASCII is letters, digits, `-`, `_`; no empty label.
