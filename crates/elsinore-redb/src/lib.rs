@@ -11,7 +11,9 @@
 
 use std::path::Path;
 
-use elsinore_storage::{EffectResult, Op, Store, StoreError, StoreLimits, encode_key};
+use elsinore_storage::{
+    EffectResult, Op, Store, StoreError, StoreLimits, encode_key, encode_prefix,
+};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError,
 };
@@ -194,7 +196,7 @@ fn read_op(
             .collect::<Result<_, _>>()
             .map(EffectResult::Batch),
         // Callers route writes to `apply_write`.
-        Op::Put(..) | Op::Delete(_) => Err(StoreError::Unavailable(
+        Op::Put(..) | Op::Delete(_) | Op::DeleteAccount(_) => Err(StoreError::Unavailable(
             "write op on a read transaction".into(),
         )),
     }
@@ -218,6 +220,22 @@ fn apply_write(table: &mut DataTable<'_>, op: &Op) -> Result<EffectResult, Store
             table
                 .remove(encode_key(key).as_slice())
                 .map_err(store_err)?;
+            Ok(EffectResult::Done)
+        }
+        Op::DeleteAccount(account) => {
+            // Keys sort by account first, so the account is one contiguous range.
+            let prefix = encode_prefix(account, None);
+            let mut doomed = Vec::new();
+            for entry in table.range(prefix.as_slice()..).map_err(store_err)? {
+                let (k, _) = entry.map_err(store_err)?;
+                if !k.value().starts_with(&prefix) {
+                    break;
+                }
+                doomed.push(k.value().to_vec());
+            }
+            for k in doomed {
+                table.remove(k.as_slice()).map_err(store_err)?;
+            }
             Ok(EffectResult::Done)
         }
         Op::Batch(ops) => ops

@@ -318,3 +318,45 @@ mod model {
         }
     }
 }
+
+#[test]
+fn delete_account_removes_every_space_of_that_account_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(&dir.path().join("db"));
+    let acct = "hamlet@shakespeare.lit";
+    // A neighbour whose encoded account shares a byte prefix must survive.
+    let near = "hamlet@shakespeare.li";
+    let other = "hamlet@shakespeare.lit.example";
+    let mut keys = Vec::new();
+    for space in Space::ALL {
+        for a in [acct, near, other] {
+            let key = Key::new(a, *space, "n");
+            assert_eq!(
+                s.apply(&Op::Put(key.clone(), b"v".to_vec())),
+                EffectResult::Done
+            );
+            keys.push(key);
+        }
+    }
+    let op = Op::Batch(vec![
+        Op::DeleteAccount(acct.to_string()),
+        Op::Get(Key::new(acct, Space::Roster, "n")),
+    ]);
+    assert_eq!(
+        s.apply(&op),
+        EffectResult::Batch(vec![EffectResult::Done, EffectResult::Value(None)])
+    );
+    for key in keys {
+        let want = (key.account != acct).then(|| b"v".to_vec());
+        assert_eq!(
+            s.apply(&Op::Get(key.clone())),
+            EffectResult::Value(want),
+            "{key:?}"
+        );
+    }
+    // Deleting an absent account is fine.
+    assert_eq!(
+        s.apply(&Op::DeleteAccount("nobody@shakespeare.lit".into())),
+        EffectResult::Done
+    );
+}

@@ -29,6 +29,10 @@ pub enum Space {
     Offline,
     /// PEP nodes (XEP-0163 / XEP-0223), one entry per node: configuration and items.
     PubSub,
+    /// The account's vCard (vcard-temp), and the server's user directory entry.
+    VCard,
+    /// Last activity (jabber:iq:last): when the account's last session ended.
+    Last,
 }
 
 impl Space {
@@ -39,6 +43,8 @@ impl Space {
         Space::Roster,
         Space::Offline,
         Space::PubSub,
+        Space::VCard,
+        Space::Last,
     ];
 
     /// Stable name used in encoded keys.
@@ -49,6 +55,8 @@ impl Space {
             Space::Roster => "roster",
             Space::Offline => "offline",
             Space::PubSub => "pubsub",
+            Space::VCard => "vcard",
+            Space::Last => "last",
         }
     }
 

@@ -71,6 +71,10 @@ pub enum Op {
     /// (a `Get` inside a batch returns its value in its slot), or a single
     /// [`EffectResult::Failed`] for the whole batch.
     Batch(Vec<Op>),
+    /// Remove every value of one account, in every space (account deletion); absent is
+    /// fine. The string is the account as in [`Key::account`]; result is
+    /// [`EffectResult::Done`].
+    DeleteAccount(String),
 }
 
 impl Op {
@@ -78,7 +82,7 @@ impl Op {
     pub fn is_write(&self) -> bool {
         match self {
             Op::Get(_) => false,
-            Op::Put(..) | Op::Delete(_) => true,
+            Op::Put(..) | Op::Delete(_) | Op::DeleteAccount(_) => true,
             Op::Batch(ops) => ops.iter().any(Op::is_write),
         }
     }
@@ -192,6 +196,9 @@ impl StoreLimits {
         }
         match op {
             Op::Get(key) | Op::Delete(key) => self.check_key(key),
+            Op::DeleteAccount(account) => {
+                self.check_key(&Key::new(account.as_str(), Space::Account, ""))
+            }
             Op::Put(key, value) => {
                 self.check_key(key)?;
                 if value.len() > self.max_value_bytes {

@@ -108,6 +108,19 @@ impl MemoryStore {
                 undo.push((key.clone(), old));
                 Ok(EffectResult::Done)
             }
+            Op::DeleteAccount(account) => {
+                let keys: Vec<Key> = self
+                    .map
+                    .keys()
+                    .filter(|k| k.account == *account)
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    let old = self.set(key.clone(), None);
+                    undo.push((key, old));
+                }
+                Ok(EffectResult::Done)
+            }
             Op::Batch(ops) => {
                 let mut results = Vec::with_capacity(ops.len());
                 for op in ops {
@@ -209,6 +222,36 @@ mod tests {
 
     fn k(name: &str) -> Key {
         Key::new("romeo@montague.lit", Space::Private, name)
+    }
+
+    #[test]
+    fn delete_account_is_per_account_and_undone_with_its_batch() {
+        let mut s = MemoryStore::with_limits(StoreLimits::default(), 100, 1000);
+        let a = |acct: &str, space| Key::new(acct, space, "n");
+        for acct in ["h@x.lit", "h@x.li"] {
+            for space in Space::ALL {
+                assert_eq!(
+                    s.apply(&Op::Put(a(acct, *space), b"v".to_vec())),
+                    EffectResult::Done
+                );
+            }
+        }
+        let before: Vec<_> = s.iter().map(|(k, v)| (k.clone(), v.to_vec())).collect();
+        // A batch failing after the delete puts every deleted value back.
+        let failing = Op::Batch(vec![
+            Op::DeleteAccount("h@x.lit".into()),
+            Op::Put(a("h@x.lit", Space::Private), vec![0; 2000]),
+        ]);
+        assert_eq!(s.apply(&failing), EffectResult::Failed(StoreError::Full));
+        let after: Vec<_> = s.iter().map(|(k, v)| (k.clone(), v.to_vec())).collect();
+        assert_eq!(before, after);
+        assert_eq!(
+            s.apply(&Op::DeleteAccount("h@x.lit".into())),
+            EffectResult::Done
+        );
+        assert_eq!(s.len(), Space::ALL.len());
+        assert!(s.iter().all(|(k, _)| k.account == "h@x.li"));
+        assert_eq!(s.bytes, Space::ALL.len() * ("h@x.li".len() + 2));
     }
 
     #[test]
