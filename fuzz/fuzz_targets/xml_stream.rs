@@ -1,13 +1,22 @@
-//! Differential chunking target for `StreamParser`.
+//! Differential target for `StreamParser`: against itself on other chunkings,
+//! and against the previous rxml-based parser (the oracle, included by path).
 //!
 //! Input layout: byte 0 = number of cut points (mod 8), then two bytes per cut
 //! (little-endian u16, taken modulo the document length), then the document.
 //! Checks:
 //! - the chunked parse yields the same events as the unsplit one, and fails
 //!   (if at all) with the same kind of error;
+//! - the oracle, given the whole document, agrees (`oracle::compare`: same
+//!   events, both fail or neither, same error class except the documented
+//!   differences);
 //! - `Ok(None)` always means the chunk was consumed completely;
 //! - every parsed element and header survives serialize → parse unchanged.
 #![no_main]
+
+extern crate alloc;
+
+#[path = "../../crates/elsinore-xml/src/oracle.rs"]
+mod oracle;
 
 use elsinore_xml::{Element, StreamParser, XmlError, XmlEvent, XmlLimits};
 use libfuzzer_sys::fuzz_target;
@@ -67,6 +76,12 @@ fuzz_target!(|data: &[u8]| {
         whole.1,
         split.1
     );
+
+    let ours = oracle::run_ours(chunks.iter().copied());
+    let theirs = oracle::run_oracle([&oracle::oracle_input(doc)[..]]);
+    if let Err(m) = oracle::compare(&ours, &theirs) {
+        panic!("{m}\ninput: {:?}", String::from_utf8_lossy(doc));
+    }
 
     // Serialized output may be longer than the input (escaping), so read it
     // back without limits that the original met.

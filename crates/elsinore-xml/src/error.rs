@@ -70,31 +70,3 @@ impl fmt::Display for XmlError {
 }
 
 impl core::error::Error for XmlError {}
-
-impl XmlError {
-    /// Translate an `rxml` error into our classification.
-    pub(crate) fn from_rxml(e: rxml::Error) -> Self {
-        use alloc::string::ToString;
-        use rxml::Error as E;
-        match e {
-            // rxml's text for names/values/references over `max_token_length`.
-            E::RestrictedXml("long name or reference") => {
-                XmlError::LimitExceeded(Limit::TokenLength)
-            }
-            // An event length overflowing usize; our element byte limit is far lower.
-            E::RestrictedXml("event too long") => XmlError::LimitExceeded(Limit::ElementBytes),
-            E::RestrictedXml(m) => XmlError::RestrictedXml(m),
-            // `<!` not followed by `--` or `[CDATA[` can only start a markup
-            // declaration (DOCTYPE, ENTITY, ...): DTDs are restricted in XMPP.
-            E::InvalidSyntax("malformed cdata or comment section start") => {
-                XmlError::RestrictedXml("DTD or markup declaration")
-            }
-            E::InvalidEof(_) => XmlError::UnexpectedEof,
-            E::UndeclaredNamespacePrefix(_)
-            | E::ReservedNamespacePrefix
-            | E::ReservedNamespaceName
-            | E::EmptyNamespaceUri => XmlError::InvalidNamespace(e.to_string()),
-            other => XmlError::NotWellFormed(other.to_string()),
-        }
-    }
-}

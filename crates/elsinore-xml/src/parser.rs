@@ -1,0 +1,1401 @@
+//! Our own incremental parser for the XML subset XMPP uses.
+//!
+//! # How input is consumed
+//!
+//! Input is cut into tokens: a tag (`<…>`, found by a quote-aware scan for
+//! its final `>`), a CDATA section, or a run of character data. Complete
+//! tokens are parsed straight from the caller's slice. A token cut off by the
+//! end of the slice is copied into `pending` and the whole slice is reported
+//! consumed (`Ok(None)`); the next call appends to it. The scan for a tag's
+//! end resumes where it stopped ([`Scan`]), so a tag trickling in one byte at
+//! a time costs linear, not quadratic, time. An event is returned as soon as
+//! the token that completes it (the element's final `>`) is parsed, and no
+//! byte after that token is consumed: the caller may [`reset`] right there.
+//!
+//! Character data is consumed as far as it can be decoded; only an
+//! unfinished tail (a partial UTF-8 sequence or reference, a `\r` that may be
+//! followed by `\n`, a `]` or `]]` that may start `]]>`) waits in `pending`.
+//!
+//! # What is accepted
+//!
+//! XML 1.0 well-formedness as far as a stream needs it: name characters,
+//! matching end tags, unique attributes (after namespace resolution, and
+//! namespace declarations among themselves), no `<` in attribute values, no
+//! `]]>` in text, only XML characters, UTF-8 only, the five predefined
+//! entities and character references, CDATA sections (as text), end-of-line
+//! and attribute-value normalization. Comments, processing instructions (other
+//! than the XML declaration at the very start), DOCTYPE and other markup
+//! declarations are restricted XML. Limits are counted while parsing, before
+//! any tree is built.
+//!
+//! [`reset`]: crate::StreamParser::reset
+
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use crate::error::{Limit, XmlError};
+use crate::stream::{StreamHeader, XmlEvent, XmlLimits};
+use crate::tree::{Attr, Element, Node, XML_NS};
+
+/// The namespace of namespace declarations; no element or attribute may be in it.
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// Longest name or digit string inside a reference (as rxml, whose
+/// behaviour the differential tests pin).
+const MAX_REFERENCE_LENGTH: usize = 8;
+
+/// Where the document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Doc {
+    /// Nothing read yet: the XML declaration may come.
+    Start,
+    /// Before the root element.
+    Prolog,
+    /// Inside the root element.
+    Root,
+    /// The root element has been closed.
+    After,
+}
+
+/// Resumable state of the scan for the end of a tag held in `pending`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Scan {
+    /// Offset (from the token start) where scanning resumes.
+    pos: usize,
+    /// The open quote inside a start tag, or 0.
+    quote: u8,
+}
+
+/// Result of trying to read one token.
+enum Tok {
+    /// `used` bytes were consumed, possibly completing an event.
+    Done(usize, Option<XmlEvent>),
+    /// The token at the start of the input is unfinished.
+    Incomplete(Scan),
+}
+
+/// One namespace declaration: `buf[start..mid]` is the prefix, `buf[mid..end]`
+/// the URI.
+#[derive(Debug, Clone, Copy)]
+struct Decl {
+    start: usize,
+    mid: usize,
+    end: usize,
+    prefixed: bool,
+}
+
+/// In-scope namespace declarations in one string arena, with a mark per open
+/// element, so that opening and closing elements allocates nothing.
+#[derive(Debug, Default)]
+struct Scopes {
+    buf: String,
+    decls: Vec<Decl>,
+    marks: Vec<usize>,
+}
+
+impl Scopes {
+    fn open(&mut self) {
+        self.marks.push(self.decls.len());
+    }
+
+    fn close(&mut self) {
+        if let Some(m) = self.marks.pop() {
+            self.decls.truncate(m);
+            self.buf.truncate(self.decls.last().map_or(0, |d| d.end));
+        }
+    }
+
+    fn push(&mut self, prefix: Option<&str>, uri: &str) {
+        let start = self.buf.len();
+        self.buf.push_str(prefix.unwrap_or(""));
+        let mid = self.buf.len();
+        self.buf.push_str(uri);
+        self.decls.push(Decl {
+            start,
+            mid,
+            end: self.buf.len(),
+            prefixed: prefix.is_some(),
+        });
+    }
+
+    /// Namespace bound to `prefix` (`None` = default namespace, `""` if unbound).
+    fn resolve(&self, prefix: Option<&str>) -> Option<&str> {
+        match prefix {
+            Some("xml") => Some(XML_NS),
+            Some(p) => self
+                .decls
+                .iter()
+                .rev()
+                .find(|d| d.prefixed && self.buf.get(d.start..d.mid) == Some(p))
+                .and_then(|d| self.buf.get(d.mid..d.end)),
+            None => Some(
+                self.decls
+                    .iter()
+                    .rev()
+                    .find(|d| !d.prefixed)
+                    .and_then(|d| self.buf.get(d.mid..d.end))
+                    .unwrap_or(""),
+            ),
+        }
+    }
+}
+
+/// An attribute of the start tag being parsed; ranges into the tag and into
+/// `Parser::values`.
+#[derive(Debug, Clone)]
+struct RawAttr {
+    prefix: Option<Range<usize>>,
+    local: Range<usize>,
+    value: Range<usize>,
+}
+
+/// The parser behind [`StreamParser`](crate::StreamParser) and
+/// [`Element::parse`].
+#[derive(Debug)]
+pub(crate) struct Parser {
+    pub(crate) limits: XmlLimits,
+    /// Depth at which elements become trees: 1 for streams, 0 for documents.
+    tree_depth: usize,
+    pub(crate) error: Option<XmlError>,
+    /// The root element has been closed.
+    pub(crate) closed: bool,
+    doc: Doc,
+    /// Number of open elements.
+    depth: usize,
+    /// Raw qualified names of the open elements, back to back, for matching
+    /// end tags; `name_ends[i]` is where the i-th ends.
+    names: Vec<u8>,
+    name_ends: Vec<usize>,
+    scopes: Scopes,
+    /// Elements under construction, outermost first.
+    stack: Vec<Element>,
+    /// Wire bytes of the current top-level element (or stream header).
+    element_bytes: usize,
+    /// An unfinished token (see the module docs).
+    pending: Vec<u8>,
+    scan: Scan,
+    /// The stream root was an empty-element tag: `StreamClose` is due.
+    close_due: bool,
+    /// Scratch for one start tag's attributes and decoded values.
+    attrs: Vec<RawAttr>,
+    values: String,
+    /// Scratch for text outside of trees.
+    text: String,
+}
+
+impl Parser {
+    pub(crate) fn new(limits: XmlLimits, tree_depth: usize) -> Self {
+        Parser {
+            limits,
+            tree_depth,
+            error: None,
+            closed: false,
+            doc: Doc::Start,
+            depth: 0,
+            names: Vec::new(),
+            name_ends: Vec::new(),
+            scopes: Scopes::default(),
+            stack: Vec::new(),
+            element_bytes: 0,
+            pending: Vec::new(),
+            scan: Scan::default(),
+            close_due: false,
+            attrs: Vec::new(),
+            values: String::new(),
+            text: String::new(),
+        }
+    }
+
+    pub(crate) fn fail(&mut self, e: XmlError) -> XmlError {
+        self.error = Some(e.clone());
+        e
+    }
+
+    /// Consume bytes from the front of `buf` until an event completes.
+    /// `at_eof`: `buf` is the last input (an unfinished token is an error).
+    pub(crate) fn next(
+        &mut self,
+        buf: &mut &[u8],
+        at_eof: bool,
+    ) -> Result<Option<XmlEvent>, XmlError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        match self.next_inner(buf, at_eof) {
+            Ok(ev) => Ok(ev),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn next_inner(&mut self, buf: &mut &[u8], at_eof: bool) -> Result<Option<XmlEvent>, XmlError> {
+        if self.close_due {
+            self.close_due = false;
+            return Ok(Some(self.close_element()?.unwrap_or(XmlEvent::StreamClose)));
+        }
+        if !self.pending.is_empty() {
+            if let Some(ev) = self.resume(buf, at_eof)? {
+                return Ok(Some(ev));
+            }
+            if !self.pending.is_empty() {
+                return Ok(None);
+            }
+        }
+        loop {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            match self.token(buf, at_eof, Scan::default())? {
+                Tok::Done(used, ev) => {
+                    *buf = buf.get(used..).unwrap_or_default();
+                    if ev.is_some() {
+                        return Ok(ev);
+                    }
+                }
+                Tok::Incomplete(scan) => {
+                    if at_eof {
+                        return Err(XmlError::UnexpectedEof);
+                    }
+                    self.check_pending(buf.len())?;
+                    self.pending.extend_from_slice(buf);
+                    self.scan = scan;
+                    *buf = &[];
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Finish the token held in `pending` with bytes from `buf`. Leaves
+    /// `pending` empty unless all of `buf` was taken and more is needed.
+    fn resume(&mut self, buf: &mut &[u8], at_eof: bool) -> Result<Option<XmlEvent>, XmlError> {
+        let old = self.pending.len();
+        self.check_pending(old.saturating_add(buf.len()))?;
+        let mut data = core::mem::take(&mut self.pending);
+        data.extend_from_slice(buf);
+        let mut pos = 0;
+        let mut scan = self.scan;
+        let result = loop {
+            let rest = data.get(pos..).unwrap_or_default();
+            if rest.is_empty() {
+                *buf = &[];
+                break Ok(None);
+            }
+            match self.token(rest, at_eof, scan) {
+                Ok(Tok::Done(used, ev)) => {
+                    pos += used;
+                    scan = Scan::default();
+                    if pos >= old {
+                        // The held token is finished; the rest is still in `buf`.
+                        *buf = buf.get(pos - old..).unwrap_or_default();
+                        data.clear();
+                        break Ok(ev);
+                    }
+                    if ev.is_some() {
+                        // Not reached (held bytes never finish an event by
+                        // themselves), but keep the contract if it were.
+                        data.truncate(old);
+                        data.drain(..pos);
+                        break Ok(ev);
+                    }
+                }
+                Ok(Tok::Incomplete(s)) => {
+                    if at_eof {
+                        break Err(XmlError::UnexpectedEof);
+                    }
+                    data.drain(..pos);
+                    self.scan = s;
+                    *buf = &[];
+                    break Ok(None);
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.pending = data;
+        result
+    }
+
+    /// Bound the bytes held for one unfinished token.
+    fn check_pending(&self, len: usize) -> Result<(), XmlError> {
+        let base = if self.depth > self.tree_depth {
+            self.element_bytes
+        } else {
+            0
+        };
+        if base.saturating_add(len) > self.limits.max_element_bytes {
+            return Err(XmlError::LimitExceeded(Limit::ElementBytes));
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, len: usize) -> Result<(), XmlError> {
+        self.element_bytes = self.element_bytes.saturating_add(len);
+        if self.element_bytes > self.limits.max_element_bytes {
+            return Err(XmlError::LimitExceeded(Limit::ElementBytes));
+        }
+        Ok(())
+    }
+
+    /// Read one token from the start of `data` (non-empty).
+    fn token(&mut self, data: &[u8], at_eof: bool, scan: Scan) -> Result<Tok, XmlError> {
+        if data.first() != Some(&b'<') {
+            return self.text(data, at_eof);
+        }
+        if self.doc == Doc::After {
+            // As rxml: PIs and declarations are judged as such, the rest is
+            // content after the root.
+            let judged = match data.get(1) {
+                Some(b'?') => {
+                    const DECL: &[u8] = b"<?xml";
+                    let n = data.len().min(DECL.len());
+                    if data.get(..n) != DECL.get(..n) {
+                        return Err(XmlError::RestrictedXml("processing instructions"));
+                    }
+                    if n < DECL.len() {
+                        return Ok(Tok::Incomplete(scan));
+                    }
+                    false
+                }
+                Some(b'!') => data.get(2) != Some(&b'-'),
+                _ => false,
+            };
+            if !judged {
+                return Err(nwf("content after the root element"));
+            }
+        }
+        let Some(&second) = data.get(1) else {
+            return Ok(Tok::Incomplete(scan));
+        };
+        match second {
+            b'/' => {
+                let from = scan.pos.max(2);
+                match find(b'>', data, from) {
+                    Some(end) => self.end_tag(data.get(..=end).unwrap_or_default()),
+                    None => Ok(Tok::Incomplete(Scan {
+                        pos: data.len(),
+                        quote: 0,
+                    })),
+                }
+            }
+            b'?' => self.question(data, scan),
+            b'!' => self.bang(data, scan),
+            b if is_name_start_byte(b) => match find_tag_end(data, scan) {
+                Ok(end) => self.start_tag(data.get(..=end).unwrap_or_default()),
+                Err(s) => Ok(Tok::Incomplete(s)),
+            },
+            _ => Err(nwf("invalid character after '<'")),
+        }
+    }
+
+    // ---- character data ----
+
+    /// Character data up to the next `<`, or as far as it is complete.
+    fn text(&mut self, data: &[u8], at_eof: bool) -> Result<Tok, XmlError> {
+        let lt = memchr::memchr(b'<', data);
+        let run = data.get(..lt.unwrap_or(data.len())).unwrap_or_default();
+        let in_tree = self.depth > self.tree_depth;
+        if matches!(self.doc, Doc::Start | Doc::Prolog) && memchr::memchr(b'&', run).is_some() {
+            // Before the root only literal whitespace may appear (`Misc`);
+            // after it, rxml let references to whitespace through, and so
+            // do we.
+            return Err(nwf("reference outside of the root element"));
+        }
+        // Decode into the open element's last text node, or into scratch.
+        let mut scratch = core::mem::take(&mut self.text);
+        scratch.clear();
+        let out: &mut String = if in_tree {
+            let top = self.stack.last_mut().ok_or_else(order)?;
+            if !matches!(top.children.last(), Some(Node::Text(_))) {
+                top.children
+                    .push(Node::Text(String::with_capacity(run.len())));
+            }
+            match top.children.last_mut() {
+                Some(Node::Text(t)) => t,
+                // Pushed right above.
+                _ => return Err(order()),
+            }
+        } else {
+            &mut scratch
+        };
+        let used = decode_text(run, lt.is_some() || at_eof, out)?;
+        let whitespace = scratch
+            .bytes()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+        self.text = scratch;
+        if used == 0 {
+            if in_tree {
+                // Drop the empty node pushed above.
+                if let Some(top) = self.stack.last_mut()
+                    && matches!(top.children.last(), Some(Node::Text(t)) if t.is_empty())
+                {
+                    top.children.pop();
+                }
+            }
+            return Ok(Tok::Incomplete(Scan::default()));
+        }
+        if self.doc == Doc::Start {
+            // The XML declaration may only be the very first thing.
+            self.doc = Doc::Prolog;
+        }
+        if in_tree {
+            self.count(used)?;
+        } else if !whitespace {
+            return Err(nwf(match self.doc {
+                Doc::After => "content after the root element",
+                _ => "character data at stream level",
+            }));
+        }
+        Ok(Tok::Done(used, None))
+    }
+
+    // ---- markup other than element tags ----
+
+    /// `<?`: the XML declaration at the very start, else a processing
+    /// instruction.
+    fn question(&mut self, data: &[u8], scan: Scan) -> Result<Tok, XmlError> {
+        const DECL: &[u8] = b"<?xml";
+        let n = data.len().min(DECL.len());
+        if self.doc != Doc::Start || data.get(..n) != DECL.get(..n) {
+            return Err(XmlError::RestrictedXml("processing instructions"));
+        }
+        if data.len() < DECL.len() {
+            return Ok(Tok::Incomplete(scan));
+        }
+        let from = scan.pos.max(DECL.len()).saturating_sub(1);
+        match memchr::memmem::find(data.get(from..).unwrap_or_default(), b"?>") {
+            Some(i) => {
+                let end = from + i + 2;
+                parse_decl(data.get(DECL.len()..end - 2).unwrap_or_default())?;
+                self.doc = Doc::Prolog;
+                Ok(Tok::Done(end, None))
+            }
+            None => Ok(Tok::Incomplete(Scan {
+                pos: data.len(),
+                quote: 0,
+            })),
+        }
+    }
+
+    /// `<!`: a CDATA section; comments and declarations are restricted.
+    fn bang(&mut self, data: &[u8], scan: Scan) -> Result<Tok, XmlError> {
+        const CDATA: &[u8] = b"<![CDATA[";
+        match data.get(2) {
+            None => Ok(Tok::Incomplete(scan)),
+            Some(b'-') => match data.get(3) {
+                None => Ok(Tok::Incomplete(scan)),
+                Some(b'-') => Err(XmlError::RestrictedXml("comments")),
+                Some(_) => Err(nwf("malformed comment start")),
+            },
+            Some(b'[') => {
+                let n = data.len().min(CDATA.len());
+                if data.get(..n) != CDATA.get(..n) {
+                    return Err(nwf("malformed CDATA section start"));
+                }
+                if data.len() < CDATA.len() {
+                    return Ok(Tok::Incomplete(scan));
+                }
+                let from = scan.pos.max(CDATA.len() + 2) - 2;
+                match memchr::memmem::find(data.get(from..).unwrap_or_default(), b"]]>") {
+                    Some(i) => {
+                        let end = from + i + 3;
+                        self.cdata(data.get(CDATA.len()..end - 3).unwrap_or_default(), end)?;
+                        Ok(Tok::Done(end, None))
+                    }
+                    None => Ok(Tok::Incomplete(Scan {
+                        pos: data.len(),
+                        quote: 0,
+                    })),
+                }
+            }
+            Some(_) => Err(XmlError::RestrictedXml("DTD or markup declaration")),
+        }
+    }
+
+    /// The content of a CDATA section (`wire` bytes in all).
+    fn cdata(&mut self, content: &[u8], wire: usize) -> Result<(), XmlError> {
+        let s = core::str::from_utf8(content).map_err(|_| nwf("invalid UTF-8"))?;
+        if self.doc != Doc::Root {
+            return Err(nwf("CDATA section outside of the root element"));
+        }
+        let mut scratch = core::mem::take(&mut self.text);
+        scratch.clear();
+        let in_tree = self.depth > self.tree_depth;
+        let result = if in_tree {
+            self.count(wire)?;
+            let top = self.stack.last_mut().ok_or_else(order)?;
+            if let Some(Node::Text(t)) = top.children.last_mut() {
+                push_cdata(s, t)
+            } else {
+                let mut t = String::with_capacity(s.len());
+                let r = push_cdata(s, &mut t);
+                if !t.is_empty() {
+                    top.children.push(Node::Text(t));
+                }
+                r
+            }
+        } else {
+            let r = push_cdata(s, &mut scratch);
+            if r.is_ok()
+                && !scratch
+                    .bytes()
+                    .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            {
+                Err(nwf("character data at stream level"))
+            } else {
+                r
+            }
+        };
+        self.text = scratch;
+        result
+    }
+
+    // ---- element tags ----
+
+    /// A complete start tag or empty-element tag, `<` to `>`.
+    fn start_tag(&mut self, tag: &[u8]) -> Result<Tok, XmlError> {
+        match self.doc {
+            Doc::After => return Err(nwf("content after the root element")),
+            Doc::Start | Doc::Prolog => self.doc = Doc::Root,
+            Doc::Root => {}
+        }
+        // The new element's depth is the number of open elements.
+        if self.depth > self.limits.max_depth {
+            return Err(XmlError::LimitExceeded(Limit::Depth));
+        }
+        if self.depth <= self.tree_depth {
+            self.element_bytes = 0;
+        }
+        self.count(tag.len())?;
+        let s = core::str::from_utf8(tag).map_err(|_| nwf("invalid UTF-8"))?;
+        let max_token = self.limits.max_token_length;
+        let (prefix, local, mut i) = qname(s, 1, max_token)?;
+        let name_range = 1..local.end;
+        self.attrs.clear();
+        self.values.clear();
+        let b = s.as_bytes();
+        let empty = loop {
+            let j = skip_ws(b, i);
+            match b.get(j) {
+                Some(b'>') => break false,
+                Some(b'/') => {
+                    if b.get(j + 1) == Some(&b'>') {
+                        break true;
+                    }
+                    return Err(nwf("'/' not followed by '>'"));
+                }
+                Some(_) if j == i => return Err(nwf("whitespace required before an attribute")),
+                Some(_) => {}
+                None => return Err(order()),
+            }
+            let (ap, al, k) = qname(s, j, max_token)?;
+            let k = skip_ws(b, k);
+            if b.get(k) != Some(&b'=') {
+                return Err(nwf("'=' expected after an attribute name"));
+            }
+            let k = skip_ws(b, k + 1);
+            let quote = match b.get(k) {
+                Some(&q @ (b'\'' | b'"')) => q,
+                _ => return Err(nwf("attribute value must be quoted")),
+            };
+            let vstart = k + 1;
+            let vend = find(quote, b, vstart).ok_or_else(order)?;
+            let start = self.values.len();
+            decode_attr(s.get(vstart..vend).unwrap_or_default(), &mut self.values)?;
+            if self.values.len() - start > max_token {
+                return Err(XmlError::LimitExceeded(Limit::TokenLength));
+            }
+            // Declarations of reserved names are judged as soon as they are
+            // read (the XMLNS namespace only once the tag is complete), as
+            // the previous parser did.
+            check_decl(
+                ap.as_ref().and_then(|r| s.get(r.clone())),
+                s.get(al.clone()).unwrap_or_default(),
+                self.values.get(start..).unwrap_or_default(),
+            )?;
+            if self.attrs.len() >= self.limits.max_attributes {
+                return Err(XmlError::LimitExceeded(Limit::Attributes));
+            }
+            self.attrs.push(RawAttr {
+                prefix: ap,
+                local: al,
+                value: start..self.values.len(),
+            });
+            i = vend + 1;
+        };
+        let ev = self.open_element(s, prefix, local)?;
+        self.names
+            .extend_from_slice(b.get(name_range).unwrap_or_default());
+        self.name_ends.push(self.names.len());
+        if empty {
+            if ev.is_some() {
+                // The stream header was an empty-element tag: report it, and
+                // its close on the next call.
+                self.close_due = true;
+                return Ok(Tok::Done(tag.len(), ev));
+            }
+            return Ok(Tok::Done(tag.len(), self.close_element()?));
+        }
+        Ok(Tok::Done(tag.len(), ev))
+    }
+
+    /// Resolve the parsed start tag and open the element.
+    fn open_element(
+        &mut self,
+        tag: &str,
+        prefix: Option<Range<usize>>,
+        local: Range<usize>,
+    ) -> Result<Option<XmlEvent>, XmlError> {
+        let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
+        self.scopes.open();
+        self.depth += 1;
+        let mut default_decl: Option<&str> = None;
+        let mut decl_count = 0;
+        for a in &self.attrs {
+            let value = self.values.get(a.value.clone()).unwrap_or_default();
+            let al = part(&a.local);
+            let declared = match a.prefix.as_ref().map(part) {
+                None if al == "xmlns" => {
+                    if value == XMLNS_NS {
+                        return Err(XmlError::InvalidNamespace(
+                            "the xmlns namespace cannot be the default".to_owned(),
+                        ));
+                    }
+                    default_decl = Some(value);
+                    None
+                }
+                Some("xmlns") => {
+                    if al == "xml" {
+                        // May only restate the fixed binding (checked above).
+                        continue;
+                    }
+                    if value == XMLNS_NS {
+                        return Err(XmlError::InvalidNamespace(
+                            "the xmlns namespace cannot be bound".to_owned(),
+                        ));
+                    }
+                    Some(al)
+                }
+                _ => continue,
+            };
+            decl_count += 1;
+            self.scopes.push(declared, value);
+        }
+        // Two declarations of the same prefix on one element are duplicate
+        // attributes.
+        if decl_count > 1 {
+            let new = self.scopes.decls.len() - decl_count;
+            let decls = self.scopes.decls.get(new..).unwrap_or_default();
+            let key = |d: &Decl| (d.prefixed, self.scopes.buf.get(d.start..d.mid));
+            for (n, d) in decls.iter().enumerate() {
+                if decls.iter().skip(n + 1).any(|e| key(e) == key(d)) {
+                    return Err(nwf("duplicate namespace declaration"));
+                }
+            }
+        }
+        let ns = match prefix.as_ref().map(part) {
+            Some("xmlns") => {
+                return Err(XmlError::InvalidNamespace(
+                    "element with the xmlns prefix".to_owned(),
+                ));
+            }
+            p => self.scopes.resolve(p).ok_or_else(|| undeclared(p))?,
+        };
+        let mut elem = Element {
+            name: part(&local).to_owned(),
+            ns: ns.to_owned(),
+            attrs: Vec::with_capacity(self.attrs.len() - decl_count),
+            children: Vec::new(),
+        };
+        for a in &self.attrs {
+            let al = part(&a.local);
+            let ans = match a.prefix.as_ref().map(part) {
+                None if al == "xmlns" => continue,
+                Some("xmlns") => continue,
+                None => "",
+                p => self.scopes.resolve(p).ok_or_else(|| undeclared(p))?,
+            };
+            if elem.attrs.iter().any(|x| x.ns == ans && x.name == al) {
+                return Err(nwf("duplicate attribute"));
+            }
+            elem.attrs.push(Attr {
+                ns: ans.to_owned(),
+                name: al.to_owned(),
+                value: self
+                    .values
+                    .get(a.value.clone())
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
+        }
+        let depth = self.depth - 1;
+        if depth >= self.tree_depth {
+            self.stack.push(elem);
+            Ok(None)
+        } else {
+            Ok(Some(XmlEvent::StreamOpen(StreamHeader {
+                name: elem.name,
+                ns: elem.ns,
+                default_ns: default_decl.map(ToOwned::to_owned),
+                attrs: elem.attrs,
+            })))
+        }
+    }
+
+    /// A complete end tag, `</` to `>`.
+    fn end_tag(&mut self, tag: &[u8]) -> Result<Tok, XmlError> {
+        if self.doc != Doc::Root {
+            return Err(nwf("end tag outside of the root element"));
+        }
+        let s = core::str::from_utf8(tag).map_err(|_| nwf("invalid UTF-8"))?;
+        let (_, local, i) = qname(s, 2, self.limits.max_token_length)?;
+        let b = s.as_bytes();
+        if skip_ws(b, i) != b.len() - 1 {
+            return Err(nwf("malformed end tag"));
+        }
+        let start = match self.name_ends.len() {
+            0 | 1 => 0,
+            n => self.name_ends.get(n - 2).copied().unwrap_or(0),
+        };
+        if self.names.get(start..) != b.get(2..local.end) {
+            return Err(nwf("end tag does not match the start tag"));
+        }
+        if self.depth > self.tree_depth {
+            self.count(tag.len())?;
+        }
+        Ok(Tok::Done(tag.len(), self.close_element()?))
+    }
+
+    /// Close the innermost open element.
+    fn close_element(&mut self) -> Result<Option<XmlEvent>, XmlError> {
+        self.scopes.close();
+        self.name_ends.pop();
+        self.names
+            .truncate(self.name_ends.last().copied().unwrap_or(0));
+        self.depth = self.depth.saturating_sub(1);
+        if self.depth == 0 {
+            self.doc = Doc::After;
+        }
+        if self.depth >= self.tree_depth {
+            let done = self.stack.pop().ok_or_else(order)?;
+            if self.depth == self.tree_depth {
+                if self.depth == 0 {
+                    self.closed = true;
+                }
+                return Ok(Some(XmlEvent::Element(done)));
+            }
+            let parent = self.stack.last_mut().ok_or_else(order)?;
+            parent.children.push(Node::Element(done));
+            Ok(None)
+        } else {
+            // Only the stream root lies above the tree depth.
+            self.closed = true;
+            Ok(Some(XmlEvent::StreamClose))
+        }
+    }
+
+    /// Document mode, after the root closed: only whitespace may follow.
+    pub(crate) fn finish(&mut self, buf: &mut &[u8]) -> Result<(), XmlError> {
+        match self.next(buf, true)? {
+            None => Ok(()),
+            Some(_) => Err(self.fail(nwf("content after the root element"))),
+        }
+    }
+}
+
+/// Namespace constraints on one declaration (Namespaces in XML 1.0, 3):
+/// `xml` keeps its namespace, which no other prefix (nor the default) gets,
+/// and a prefix cannot be undeclared.
+fn check_decl(prefix: Option<&str>, local: &str, value: &str) -> Result<(), XmlError> {
+    let bad = |m: &str| Err(XmlError::InvalidNamespace(m.to_owned()));
+    match prefix {
+        Some("xmlns") if local == "xml" && value != XML_NS => {
+            bad("the xml prefix cannot be rebound")
+        }
+        Some("xmlns") if local != "xml" && value == XML_NS => {
+            bad("the xml namespace bound to another prefix")
+        }
+        Some("xmlns") if value.is_empty() => bad("a prefix cannot be undeclared"),
+        None if local == "xmlns" && value == XML_NS => {
+            bad("the xml namespace cannot be the default")
+        }
+        _ => Ok(()),
+    }
+}
+
+fn nwf(m: &str) -> XmlError {
+    XmlError::NotWellFormed(m.to_owned())
+}
+
+fn order() -> XmlError {
+    // The tokenizer guarantees this never happens; guard a broken invariant.
+    XmlError::NotWellFormed("unexpected parser state".to_owned())
+}
+
+fn undeclared(prefix: Option<&str>) -> XmlError {
+    XmlError::InvalidNamespace(format!("undeclared prefix {}", prefix.unwrap_or("")))
+}
+
+fn find(needle: u8, hay: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr(needle, hay.get(from..)?).map(|i| i + from)
+}
+
+/// The final `>` of a start tag (skipping quoted values), or where to resume.
+fn find_tag_end(data: &[u8], scan: Scan) -> Result<usize, Scan> {
+    let mut pos = scan.pos.max(1);
+    let mut quote = scan.quote;
+    loop {
+        let rest = data.get(pos..).unwrap_or_default();
+        if quote != 0 {
+            match memchr::memchr(quote, rest) {
+                Some(i) => {
+                    pos += i + 1;
+                    quote = 0;
+                }
+                None => {
+                    return Err(Scan {
+                        pos: data.len(),
+                        quote,
+                    });
+                }
+            }
+        } else {
+            match memchr::memchr3(b'>', b'\'', b'"', rest) {
+                Some(i) => {
+                    let at = pos + i;
+                    match data.get(at) {
+                        Some(b'>') => return Ok(at),
+                        Some(&q) => {
+                            quote = q;
+                            pos = at + 1;
+                        }
+                        None => return Err(Scan { pos: at, quote: 0 }),
+                    }
+                }
+                None => {
+                    return Err(Scan {
+                        pos: data.len(),
+                        quote: 0,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+        i += 1;
+    }
+    i
+}
+
+/// A qualified name starting at `start`: (prefix, local part, end).
+#[allow(clippy::type_complexity)]
+fn qname(
+    s: &str,
+    start: usize,
+    max: usize,
+) -> Result<(Option<Range<usize>>, Range<usize>, usize), XmlError> {
+    let end = name_end(s, start)?;
+    if end == start {
+        return Err(nwf("name expected"));
+    }
+    if end - start > max {
+        return Err(XmlError::LimitExceeded(Limit::TokenLength));
+    }
+    let b = s.as_bytes();
+    match memchr::memchr(b':', b.get(start..end).unwrap_or_default()) {
+        None => Ok((None, start..end, end)),
+        Some(i) => {
+            let colon = start + i;
+            let local = colon + 1..end;
+            if i == 0
+                || local.is_empty()
+                || memchr::memchr(b':', b.get(local.clone()).unwrap_or_default()).is_some()
+            {
+                return Err(nwf("malformed qualified name"));
+            }
+            // The local part must itself start like a name.
+            let first = s.get(local.clone()).and_then(|l| l.chars().next());
+            if !first.is_some_and(is_name_start_char) {
+                return Err(nwf("malformed qualified name"));
+            }
+            Ok((Some(start..colon), local, end))
+        }
+    }
+}
+
+/// End of the XML name starting at `start` (`start` if there is none).
+fn name_end(s: &str, start: usize) -> Result<usize, XmlError> {
+    let b = s.as_bytes();
+    let mut i = start;
+    // ASCII fast path.
+    while let Some(&c) = b.get(i) {
+        let ok = if i == start {
+            c.is_ascii_alphabetic() || c == b'_' || c == b':'
+        } else {
+            c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'-' | b'.')
+        };
+        if ok {
+            i += 1;
+        } else if c >= 0x80 {
+            break;
+        } else {
+            return Ok(i);
+        }
+    }
+    let rest = s.get(i..).unwrap_or_default();
+    for (off, ch) in rest.char_indices() {
+        let at = i + off;
+        let ok = if ch.is_ascii() {
+            if at == start {
+                ch.is_ascii_alphabetic() || ch == '_' || ch == ':'
+            } else {
+                ch.is_ascii_alphanumeric() || matches!(ch, '_' | ':' | '-' | '.')
+            }
+        } else if at == start {
+            is_name_start_char(ch)
+        } else {
+            is_name_char(ch)
+        };
+        if !ok {
+            return Ok(at);
+        }
+    }
+    Ok(s.len())
+}
+
+fn is_name_start_byte(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80
+}
+
+/// XML 1.0 (5th ed.) `NameStartChar`, without U+FDF0–U+FFFD as in rxml,
+/// which the previous parser used (no name needs them).
+fn is_name_start_char(c: char) -> bool {
+    matches!(c,
+        ':' | 'A'..='Z' | '_' | 'a'..='z'
+        | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}'
+        | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}'
+        | '\u{F900}'..='\u{FDCF}' | '\u{10000}'..='\u{EFFFF}')
+}
+
+fn is_name_char(c: char) -> bool {
+    is_name_start_char(c)
+        || matches!(c,
+            '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// Bytes that need a look in character data: `&`, `]`, CR, other C0
+/// controls, and 0xEF (which starts U+FFFE / U+FFFF).
+static TEXT_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = !matches!(i, 0x09 | 0x0A);
+        i += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b']' as usize] = true;
+    t[0xEF] = true;
+    t
+};
+
+/// Same for attribute values: also `<` and the whitespace that is normalized.
+static ATTR_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[0xEF] = true;
+    t
+};
+
+/// Decode character data from `run` (no `<` in it) into `out`; returns the
+/// bytes consumed. With `complete`, `run` is followed by `<` (or the input
+/// ends) and must be consumed entirely; otherwise an unfinished tail is left.
+fn decode_text(run: &[u8], complete: bool, out: &mut String) -> Result<usize, XmlError> {
+    let valid = match core::str::from_utf8(run) {
+        Ok(s) => s,
+        Err(e) if !complete && e.error_len().is_none() => {
+            // A UTF-8 sequence cut by the end of the input.
+            let (ok, _) = run.split_at(e.valid_up_to());
+            core::str::from_utf8(ok).map_err(|_| nwf("invalid UTF-8"))?
+        }
+        Err(_) => return Err(nwf("invalid UTF-8")),
+    };
+    let b = valid.as_bytes();
+    let mut i = 0;
+    let mut start = 0;
+    while i < b.len() {
+        // Fast skip over ordinary bytes.
+        while let Some(&c) = b.get(i) {
+            if TEXT_SPECIAL[usize::from(c)] {
+                break;
+            }
+            i += 1;
+        }
+        let Some(&c) = b.get(i) else { break };
+        out.push_str(valid.get(start..i).unwrap_or_default());
+        match c {
+            b'&' => match reference(b, i)? {
+                Some((ch, next)) => {
+                    out.push(ch);
+                    i = next;
+                }
+                None if complete => return Err(nwf("unterminated reference")),
+                None => return Ok(i),
+            },
+            b'\r' => match b.get(i + 1) {
+                Some(b'\n') => i += 1,
+                Some(_) => {
+                    out.push('\n');
+                    i += 1;
+                }
+                None if complete => {
+                    out.push('\n');
+                    i += 1;
+                }
+                None => return Ok(i),
+            },
+            b']' => match (b.get(i + 1), b.get(i + 2)) {
+                (Some(b']'), Some(b'>')) => {
+                    return Err(nwf("']]>' in character data"));
+                }
+                (Some(b']'), None) | (None, _) if !complete => return Ok(i),
+                _ => {
+                    out.push(']');
+                    i += 1;
+                }
+            },
+            0xEF => {
+                if matches!(b.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])) {
+                    return Err(nwf("invalid character"));
+                }
+                // Not a non-character: copied with the next ordinary run.
+                start = i;
+                i += 1;
+                continue;
+            }
+            _ => return Err(nwf("invalid character")),
+        }
+        start = i;
+    }
+    out.push_str(valid.get(start..).unwrap_or_default());
+    Ok(valid.len())
+}
+
+/// Decode an attribute value (without quotes) into `out`, normalizing
+/// whitespace to spaces as XML 1.0 §3.3.3 requires.
+fn decode_attr(v: &str, out: &mut String) -> Result<(), XmlError> {
+    let b = v.as_bytes();
+    let mut i = 0;
+    let mut start = 0;
+    while i < b.len() {
+        while let Some(&c) = b.get(i) {
+            if ATTR_SPECIAL[usize::from(c)] {
+                break;
+            }
+            i += 1;
+        }
+        let Some(&c) = b.get(i) else { break };
+        out.push_str(v.get(start..i).unwrap_or_default());
+        match c {
+            b'&' => match reference(b, i)? {
+                Some((ch, next)) => {
+                    out.push(ch);
+                    i = next;
+                }
+                None => return Err(nwf("unterminated reference")),
+            },
+            b'<' => return Err(nwf("'<' in an attribute value")),
+            b'\r' if b.get(i + 1) == Some(&b'\n') => {
+                out.push(' ');
+                i += 2;
+            }
+            b'\t' | b'\n' | b'\r' => {
+                out.push(' ');
+                i += 1;
+            }
+            0xEF => {
+                if matches!(b.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])) {
+                    return Err(nwf("invalid character"));
+                }
+                start = i;
+                i += 1;
+                continue;
+            }
+            _ => return Err(nwf("invalid character")),
+        }
+        start = i;
+    }
+    out.push_str(v.get(start..).unwrap_or_default());
+    Ok(())
+}
+
+/// The reference starting at `b[at] == '&'`: the character and the offset
+/// after `;`, or `None` if the input ends first.
+fn reference(b: &[u8], at: usize) -> Result<Option<(char, usize)>, XmlError> {
+    let body = at + 1;
+    let (radix, digits) = match (b.get(body), b.get(body + 1)) {
+        (Some(b'#'), Some(b'x')) => (16, body + 2),
+        (Some(b'#'), Some(_)) => (10, body + 1),
+        (Some(b'#'), None) | (None, _) => return Ok(None),
+        (Some(_), _) => (0, body),
+    };
+    let mut i = digits;
+    loop {
+        match b.get(i) {
+            None => {
+                if i - digits > MAX_REFERENCE_LENGTH {
+                    return Err(nwf("reference too long"));
+                }
+                return Ok(None);
+            }
+            Some(b';') => break,
+            Some(&c) => {
+                let ok = match radix {
+                    16 => c.is_ascii_hexdigit(),
+                    10 => c.is_ascii_digit(),
+                    // Entity names: ASCII suffices, only five are known.
+                    _ => {
+                        c.is_ascii_alphanumeric()
+                            || matches!(c, b'_' | b':' | b'-' | b'.')
+                            || c >= 0x80
+                    }
+                };
+                if !ok {
+                    return Err(nwf("malformed reference"));
+                }
+                i += 1;
+                if i - digits > MAX_REFERENCE_LENGTH {
+                    return Err(nwf("reference too long"));
+                }
+            }
+        }
+    }
+    let name = b.get(digits..i).unwrap_or_default();
+    if name.is_empty() {
+        return Err(nwf("empty reference"));
+    }
+    let ch = if radix == 0 {
+        match name {
+            b"amp" => '&',
+            b"lt" => '<',
+            b"gt" => '>',
+            b"apos" => '\'',
+            b"quot" => '"',
+            _ => return Err(nwf("undeclared entity")),
+        }
+    } else {
+        let mut n: u32 = 0;
+        for &c in name {
+            // At most 8 digits: no overflow in u32 for hex, nor for decimal.
+            n = n * radix + char::from(c).to_digit(radix).unwrap_or(0);
+        }
+        match char::from_u32(n) {
+            Some(ch) if is_xml_char(ch) => ch,
+            _ => return Err(nwf("reference to an invalid character")),
+        }
+    };
+    Ok(Some((ch, i + 1)))
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// CDATA content: verbatim apart from end-of-line normalization; characters
+/// are checked.
+fn push_cdata(s: &str, out: &mut String) -> Result<(), XmlError> {
+    for ch in s.chars() {
+        if !is_xml_char(ch) {
+            return Err(nwf("invalid character"));
+        }
+    }
+    let mut rest = s;
+    while let Some(i) = memchr::memchr(b'\r', rest.as_bytes()) {
+        out.push_str(rest.get(..i).unwrap_or_default());
+        out.push('\n');
+        rest = rest.get(i + 1..).unwrap_or_default();
+        if rest.starts_with('\n') {
+            rest = rest.get(1..).unwrap_or_default();
+        }
+    }
+    out.push_str(rest);
+    Ok(())
+}
+
+/// The pseudo-attributes of the XML declaration (between `<?xml` and `?>`).
+fn parse_decl(body: &[u8]) -> Result<(), XmlError> {
+    let s = core::str::from_utf8(body).map_err(|_| nwf("invalid UTF-8"))?;
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut seen = 0;
+    let names = ["version", "encoding", "standalone"];
+    loop {
+        let j = skip_ws(b, i);
+        if j == b.len() {
+            break;
+        }
+        if j == i {
+            return Err(nwf("malformed XML declaration"));
+        }
+        let end = name_end(s, j)?;
+        let name = s.get(j..end).unwrap_or_default();
+        let Some(pos) = names.iter().position(|n| *n == name) else {
+            return Err(nwf("malformed XML declaration"));
+        };
+        // version first and required; the others optional, in this order.
+        if pos < seen || (seen == 0 && pos != 0) {
+            return Err(nwf("malformed XML declaration"));
+        }
+        seen = pos + 1;
+        let k = skip_ws(b, end);
+        if b.get(k) != Some(&b'=') {
+            return Err(nwf("malformed XML declaration"));
+        }
+        let k = skip_ws(b, k + 1);
+        let quote = match b.get(k) {
+            Some(&q @ (b'\'' | b'"')) => q,
+            _ => return Err(nwf("malformed XML declaration")),
+        };
+        let vend = find(quote, b, k + 1).ok_or_else(|| nwf("malformed XML declaration"))?;
+        let mut decoded = String::new();
+        decode_attr(s.get(k + 1..vend).unwrap_or_default(), &mut decoded)?;
+        let value = decoded.as_str();
+        match pos {
+            0 if value != "1.0" => {
+                return Err(XmlError::RestrictedXml("only XML version 1.0 is allowed"));
+            }
+            1 if !value.eq_ignore_ascii_case("utf-8") => {
+                return Err(XmlError::RestrictedXml("only utf-8 encoding is allowed"));
+            }
+            2 if !value.eq_ignore_ascii_case("yes") => {
+                return Err(XmlError::RestrictedXml(
+                    "only standalone documents are allowed",
+                ));
+            }
+            _ => {}
+        }
+        i = vend + 1;
+    }
+    if seen == 0 {
+        return Err(nwf("XML declaration without version"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_shadow_and_unwind() {
+        let mut s = Scopes::default();
+        assert_eq!(s.resolve(None), Some(""));
+        assert_eq!(s.resolve(Some("xml")), Some(XML_NS));
+        assert_eq!(s.resolve(Some("p")), None);
+        s.open();
+        s.push(None, "outer");
+        s.push(Some("p"), "urn:p1");
+        s.open();
+        s.push(Some("p"), "urn:p2");
+        s.push(None, "");
+        assert_eq!(s.resolve(Some("p")), Some("urn:p2"));
+        assert_eq!(s.resolve(None), Some(""));
+        s.close();
+        assert_eq!(s.resolve(Some("p")), Some("urn:p1"));
+        assert_eq!(s.resolve(None), Some("outer"));
+        s.close();
+        assert_eq!(s.resolve(Some("p")), None);
+        assert!(s.buf.is_empty());
+        s.close(); // unbalanced close is harmless
+    }
+
+    #[test]
+    fn references() {
+        let r = |s: &str| reference(s.as_bytes(), 0);
+        assert_eq!(r("&amp;x"), Ok(Some(('&', 5))));
+        assert_eq!(r("&#x41;"), Ok(Some(('A', 6))));
+        assert_eq!(r("&#65;"), Ok(Some(('A', 5))));
+        assert_eq!(r("&am"), Ok(None));
+        assert_eq!(r("&#"), Ok(None));
+        assert!(r("&#0;").is_err());
+        assert!(r("&#xD800;").is_err());
+        assert!(r("&#xFFFE;").is_err());
+        assert!(r("&nbsp;").is_err());
+        assert!(r("&;").is_err());
+        assert!(r("&#X41;").is_err());
+        assert!(r("&#x0000000041;").is_err());
+    }
+
+    #[test]
+    fn text_tails_wait_for_more() {
+        let run = |s: &[u8], complete| {
+            let mut out = String::new();
+            decode_text(s, complete, &mut out).map(|n| (n, out))
+        };
+        assert_eq!(run(b"ab\r", false), Ok((2, "ab".into())));
+        assert_eq!(run(b"ab\r", true), Ok((3, "ab\n".into())));
+        assert_eq!(run(b"a\r\nb\rc", true), Ok((6, "a\nb\nc".into())));
+        assert_eq!(run(b"x]]", false), Ok((1, "x".into())));
+        assert_eq!(run(b"x]", false), Ok((1, "x".into())));
+        assert_eq!(run(b"x]a]]]", false), Ok((4, "x]a]".into())));
+        assert!(run(b"x]]>", false).is_err());
+        assert_eq!(
+            run("é".as_bytes().get(..1).unwrap_or_default(), false),
+            Ok((0, String::new()))
+        );
+        assert!(run(b"\xC3", true).is_err());
+        assert_eq!(run(b"a&lt", false), Ok((1, "a".into())));
+        assert!(run(b"a\x01", true).is_err());
+        assert!(run("\u{FFFF}".as_bytes(), true).is_err());
+        assert_eq!(
+            run("\u{FFFD}\u{EFFF}".as_bytes(), true),
+            Ok((6, "\u{FFFD}\u{EFFF}".into()))
+        );
+    }
+
+    #[test]
+    fn attribute_values_are_normalized() {
+        let mut out = String::new();
+        decode_attr("a\tb\nc\r\nd\re&#x9;f&amp;", &mut out).unwrap_or_default();
+        assert_eq!(out, "a b c d e\tf&");
+        assert!(decode_attr("a<b", &mut out).is_err());
+    }
+
+    #[test]
+    fn tag_end_skips_quotes_and_resumes() {
+        assert_eq!(find_tag_end(b"<a b='>' c=\">\">", Scan::default()), Ok(14));
+        let s = find_tag_end(b"<a b='x>", Scan::default())
+            .err()
+            .unwrap_or_default();
+        assert_eq!((s.pos, s.quote), (8, b'\''));
+        assert_eq!(find_tag_end(b"<a b='x>'>", s), Ok(9));
+    }
+
+    #[test]
+    fn xml_declarations() {
+        assert_eq!(parse_decl(b" version='1.0'"), Ok(()));
+        assert_eq!(
+            parse_decl(b" version=\"1.0\" encoding='UTF-8' standalone='yes' "),
+            Ok(())
+        );
+        assert_eq!(
+            parse_decl(b" version='1.1'"),
+            Err(XmlError::RestrictedXml("only XML version 1.0 is allowed"))
+        );
+        assert!(matches!(parse_decl(b""), Err(XmlError::NotWellFormed(_))));
+        assert!(matches!(
+            parse_decl(b" encoding='utf-8'"),
+            Err(XmlError::NotWellFormed(_))
+        ));
+    }
+}
