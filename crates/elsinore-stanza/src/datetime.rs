@@ -4,6 +4,8 @@
 //! explicit zone); writing is canonical (`Z`, milliseconds only when not zero).
 //! Time is always a value passed in: nothing here reads a clock.
 
+use alloc::string::String;
+
 use core::fmt::Write as _;
 
 /// Why a timestamp was refused.

@@ -1,5 +1,8 @@
 //! Stanza errors (RFC 6120 §8.3) with the XEP-0086 legacy `code` mapping.
 
+use alloc::string::String;
+use alloc::string::ToString;
+
 use core::fmt;
 
 use elsinore_xml::{Element, Node, XML_NS};

@@ -1,5 +1,11 @@
 //! Message, presence and iq stanzas.
 
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
+
 use core::fmt;
 
 use elsinore_jid::{Jid, JidError};

@@ -1,5 +1,7 @@
 //! Stream errors (RFC 6120 §4.9), reading the draft-ietf-xmpp-core-11 §4.5 forms too.
 
+use alloc::string::String;
+
 use core::fmt;
 
 use elsinore_xml::{Element, Node, XML_NS};
