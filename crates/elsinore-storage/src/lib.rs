@@ -8,11 +8,13 @@
 //! failure never leaves half of it written.
 //!
 //! Protocol semantics that are pure functions over these values live in submodules:
-//! [`private`] (XEP-0049 Private XML Storage), [`pep`] (XEP-0163 / XEP-0223 PEP nodes).
+//! [`private`] (XEP-0049 Private XML Storage), [`pep`] (XEP-0163 / XEP-0223 PEP nodes),
+//! [`annotations`] (XEP-0145 notes, the client-side model of a private-storage bundle).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod annotations;
 mod key;
 mod memory;
 pub mod pep;
