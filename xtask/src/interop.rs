@@ -193,6 +193,7 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
     run_slixmpp(ctx, "elsinore", addr, None);
     alive_check(ctx, "elsinore", &mut server, addr);
     run_slixmpp_im(ctx, "elsinore", addr, None);
+    run_xmppjs(ctx, "elsinore", addr);
     alive_check(ctx, "elsinore", &mut server, addr);
     run_example(ctx, "elsinore", addr);
     alive_check(ctx, "elsinore", &mut server, addr);
@@ -394,10 +395,45 @@ fn run_slixmpp_script(
         Some(ca) => cmd.arg("--cafile").arg(ca),
         None => cmd.arg("--insecure"),
     };
-    let finished = match proc::run_bounded(&mut cmd, CLIENT_TIMEOUT, None, None) {
+    run_checks(ctx, &name, &format!("{side}: slixmpp"), &mut cmd);
+}
+
+/// Two xmpp.js (`@xmpp/client`, npm) clients log in and exchange messages.
+fn run_xmppjs(ctx: &mut Ctx, side: &str, addr: SocketAddr) {
+    let name = format!("{side}: xmpp.js chat");
+    let dir = workspace::root().join("xtask/interop/xmppjs");
+    if !dir.join("node_modules/@xmpp/client").is_dir() {
+        let installed = run_admin(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir),
+            None,
+        );
+        if !ctx
+            .report
+            .record_result("setup: npm ci (@xmpp/client)", installed)
+        {
+            return;
+        }
+    }
+    let (user, password) = USERS[0];
+    let (other, other_password) = USERS[1];
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("chat.mjs"))
+        .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
+        .args(["--jid", &format!("{user}@{DOMAIN}"), "--password", password])
+        .args(["--other", &format!("{other}@{DOMAIN}")])
+        .args(["--other-password", other_password, "--insecure"]);
+    run_checks(ctx, &name, &format!("{side}:"), &mut cmd);
+}
+
+/// Runs a check script and records each `[PASS] name -- detail` / `[FAIL] …` line
+/// it prints under `prefix`; a script that dies without a verdict is a failure.
+fn run_checks(ctx: &mut Ctx, name: &str, prefix: &str, cmd: &mut Command) {
+    let finished = match proc::run_bounded(cmd, CLIENT_TIMEOUT, None, None) {
         Ok(f) => f,
         Err(e) => {
-            ctx.report.record(name, false, format!("{e:#}"));
+            ctx.report.record(name.to_string(), false, format!("{e:#}"));
             return;
         }
     };
@@ -414,18 +450,17 @@ fn run_slixmpp_script(
         saw_any = true;
         saw_fail |= !pass;
         let (check, detail) = rest.split_once(" -- ").unwrap_or((rest, ""));
-        ctx.report
-            .record(format!("{side}: slixmpp {check}"), pass, detail);
+        ctx.report.record(format!("{prefix} {check}"), pass, detail);
     }
     if (!finished.success() && !saw_fail) || !saw_any {
         // The script died or was killed without saying which check failed.
         ctx.report.record(
-            name,
+            name.to_string(),
             false,
             format!("script {}\n{}", finished.describe(), finished.tail()),
         );
     } else if !finished.success() && !finished.stderr.trim().is_empty() {
-        println!("slixmpp stderr:\n{}", finished.stderr.trim_end());
+        println!("{name} stderr:\n{}", finished.stderr.trim_end());
     }
 }
 
