@@ -3,9 +3,11 @@
 //! All negotiation transitions live in this module: `on_element_*` decide, the
 //! XML and stanza crates only translate.
 
-use std::collections::VecDeque;
-use std::string::String;
-use std::vec::Vec;
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -167,7 +169,7 @@ impl core::fmt::Display for SendError {
     }
 }
 
-impl std::error::Error for SendError {}
+impl core::error::Error for SendError {}
 
 /// Why the server refuses a resource binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,6 +21,10 @@
 //! of its choosing); randomness (stream ids, SASL nonces, generated resources)
 //! comes from the seed given at construction.
 
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
 mod connection;
 mod rng;
 

@@ -4,6 +4,8 @@
 //! does not know the seed (the adapter seeds it from the OS), reproducible in
 //! tests that pass a fixed seed.
 
+use alloc::string::String;
+
 use sha2::{Digest, Sha256};
 
 /// A seeded generator for stream ids, SASL nonces and resources.
