@@ -14,12 +14,16 @@
 
 mod client;
 mod clock;
+mod private_data;
 mod server;
 mod storage;
 mod tls;
 
 pub use client::{Client, ClientError, ClientOptions};
 pub use clock::{Clock, random_seed};
+pub use elsinore_storage::annotations::{Annotations, Note};
+pub use elsinore_storage::pep::{AccessModel, ConfigChange};
+pub use private_data::PepItem;
 pub use server::{DEFAULT_MAX_BACKLOG, DEFAULT_MAX_CONNECTIONS, Serve, serve};
 pub use storage::Storage;
 pub use tls::insecure_client_config;
