@@ -149,42 +149,74 @@ pub(crate) fn escape_attr(out: &mut Vec<u8>, s: &str) {
     escape(out, s, true);
 }
 
+/// Bytes that may need replacing in text (`true`): `& < >`, C0 controls
+/// other than tab and LF, and 0xEF (which starts U+FFFE / U+FFFF).
+static TEXT_ESC: [bool; 256] = esc_table(false);
+/// The same for attribute values: also quotes, tab and LF.
+static ATTR_ESC: [bool; 256] = esc_table(true);
+
+const fn esc_table(attr: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = attr || !matches!(i, 0x09 | 0x0A);
+        i += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[0xEF] = true;
+    if attr {
+        t[b'\'' as usize] = true;
+        t[b'"' as usize] = true;
+    }
+    t
+}
+
 fn escape(out: &mut Vec<u8>, s: &str, attr: bool) {
     let bytes = s.as_bytes();
+    let table = if attr { &ATTR_ESC } else { &TEXT_ESC };
     out.reserve(bytes.len());
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        let rep: Option<&[u8]> = match b {
-            b'&' => Some(b"&amp;"),
-            b'<' => Some(b"&lt;"),
-            b'>' => Some(b"&gt;"),
-            b'\r' => Some(b"&#xD;"),
-            b'\'' if attr => Some(b"&apos;"),
-            b'"' if attr => Some(b"&quot;"),
-            b'\n' if attr => Some(b"&#xA;"),
-            b'\t' if attr => Some(b"&#x9;"),
-            b'\t' | b'\n' => None,
-            0..0x20 => Some(REPLACEMENT),
+        // Fast path: ordinary bytes are copied in runs.
+        while let Some(&b) = bytes.get(i) {
+            if table[usize::from(b)] {
+                break;
+            }
+            i += 1;
+        }
+        let Some(&b) = bytes.get(i) else { break };
+        let rep: &[u8] = match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'\r' => b"&#xD;",
+            b'\'' => b"&apos;",
+            b'"' => b"&quot;",
+            b'\n' => b"&#xA;",
+            b'\t' => b"&#x9;",
             // U+FFFE and U+FFFF are EF BF BE / EF BF BF in UTF-8.
             0xEF if matches!(bytes.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])) => {
-                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
                 out.extend_from_slice(REPLACEMENT);
                 i += 3;
                 start = i;
                 continue;
             }
-            _ => None,
+            0xEF => {
+                i += 1;
+                continue;
+            }
+            _ => REPLACEMENT,
         };
-        if let Some(rep) = rep {
-            out.extend_from_slice(&bytes[start..i]);
-            out.extend_from_slice(rep);
-            start = i + 1;
-        }
+        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+        out.extend_from_slice(rep);
         i += 1;
+        start = i;
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
 }
 
 #[cfg(test)]
