@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::proc::{self, Finished, Service, TempDir};
 use crate::report::Report;
+use crate::terminal::{self, Tmux};
 use crate::workspace;
 
 /// Building a crate of this workspace from scratch on 2 cores.
@@ -194,6 +195,7 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
     alive_check(ctx, "elsinore", &mut server, addr);
     run_slixmpp_im(ctx, "elsinore", addr, None);
     run_xmppjs(ctx, "elsinore", addr);
+    run_profanity(ctx, "elsinore", addr);
     alive_check(ctx, "elsinore", &mut server, addr);
     run_example(ctx, "elsinore", addr);
     alive_check(ctx, "elsinore", &mut server, addr);
@@ -425,6 +427,97 @@ fn run_xmppjs(ctx: &mut Ctx, side: &str, addr: SocketAddr) {
         .args(["--other", &format!("{other}@{DOMAIN}")])
         .args(["--other-password", other_password, "--insecure"]);
     run_checks(ctx, &name, &format!("{side}:"), &mut cmd);
+}
+
+/// Debian's profanity, driven with tmux, logs in as the first user, sends the second
+/// a message (answered by a slixmpp peer) and must show the answer on screen.
+fn run_profanity(ctx: &mut Ctx, side: &str, addr: SocketAddr) {
+    let installed = ensure_apt_package("tmux", "tmux")
+        .and_then(|_| ensure_apt_package("profanity", "profanity"));
+    if !ctx
+        .report
+        .record_result("setup: profanity and tmux installed", installed)
+    {
+        return;
+    }
+    let home = ctx.tmp.path().join("profanity-home");
+    if let Err(e) = std::fs::create_dir_all(&home) {
+        ctx.report
+            .record(format!("{side}: profanity"), false, e.to_string());
+        return;
+    }
+    let (user, password) = USERS[0];
+    let (other, other_password) = USERS[1];
+    let result = (|| -> Result<(bool, String, bool, String)> {
+        let tmux = Tmux::start(&terminal::profanity_command(&home))?;
+        let (up, screen) = tmux.wait_for("/help", Duration::from_secs(20));
+        if !up {
+            bail!(
+                "profanity did not start: {}",
+                terminal::screen_tail(&screen)
+            );
+        }
+        // `tls trust`: STARTTLS required, the server's self-signed certificate accepted.
+        tmux.type_line(&format!(
+            "/connect {user}@{DOMAIN} server 127.0.0.1 port {} tls trust",
+            addr.port()
+        ))?;
+        let (asked, screen) = tmux.wait_for("password", Duration::from_secs(20));
+        if !asked {
+            bail!("no password prompt: {}", terminal::screen_tail(&screen));
+        }
+        tmux.type_line(password)?;
+        let (logged_in, screen) = tmux.wait_for("logged in successfully", Duration::from_secs(30));
+        let login_detail = terminal::screen_tail(&screen);
+        if !logged_in {
+            return Ok((false, login_detail, false, String::new()));
+        }
+        tmux.type_line(&format!("/msg {other}@{DOMAIN} hello from profanity"))?;
+        let peer = proc::run_bounded(
+            Command::new("python3")
+                .arg(workspace::root().join("xtask/interop/slixmpp_peer.py"))
+                .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
+                .args([
+                    "--jid",
+                    &format!("{other}@{DOMAIN}"),
+                    "--password",
+                    other_password,
+                ])
+                .args(["--expect", "hello from profanity"])
+                .args(["--reply", "hello from slixmpp", "--insecure"]),
+            CLIENT_TIMEOUT,
+            None,
+            None,
+        )?;
+        let (shown, screen) = tmux.wait_for("hello from slixmpp", Duration::from_secs(20));
+        let detail = format!(
+            "peer {}: {} / screen: {}",
+            peer.describe(),
+            peer.stdout.lines().collect::<Vec<_>>().join("; "),
+            terminal::screen_tail(&screen)
+        );
+        let _ = tmux.type_line("/quit");
+        Ok((true, login_detail, shown && peer.success(), detail))
+    })();
+    match result {
+        Ok((logged_in, login_detail, exchanged, detail)) => {
+            ctx.report.record(
+                format!("{side}: profanity logs in"),
+                logged_in,
+                login_detail,
+            );
+            if logged_in {
+                ctx.report.record(
+                    format!("{side}: profanity sends and receives a message"),
+                    exchanged,
+                    detail,
+                );
+            }
+        }
+        Err(e) => ctx
+            .report
+            .record(format!("{side}: profanity"), false, format!("{e:#}")),
+    }
 }
 
 /// Runs a check script and records each `[PASS] name -- detail` / `[FAIL] …` line

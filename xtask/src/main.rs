@@ -8,6 +8,7 @@ mod fuzz;
 mod interop;
 mod proc;
 mod report;
+mod terminal;
 mod workspace;
 
 use anyhow::{Result, bail};
