@@ -164,6 +164,9 @@ fn regressions() {
         // Whitespace before the root (rxml: see `oracle_input`).
         b" \n<s><m/></s>",
         b" <?xml version='1.0'?><s/>",
+        // Fuzz: an error in an attribute is reported before invalid UTF-8
+        // later in the same tag.
+        b"<s xmlns:p='' a='\xff'>",
     ];
     for input in cases {
         check(input, &[]).unwrap();

@@ -568,7 +568,13 @@ impl Parser {
             self.element_bytes = 0;
         }
         self.count(tag.len())?;
-        let s = core::str::from_utf8(tag).map_err(|_| nwf("invalid UTF-8"))?;
+        // Invalid UTF-8 ends the tag early: errors in the attributes before
+        // it are reported first, as a byte-wise parser would.
+        let s = match core::str::from_utf8(tag) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(tag.get(..e.valid_up_to()).unwrap_or_default())
+                .map_err(|_| nwf("invalid UTF-8"))?,
+        };
         let max_token = self.limits.max_token_length;
         let (prefix, local, mut i) = qname(s, 1, max_token)?;
         let name_range = 1..local.end;
@@ -587,7 +593,7 @@ impl Parser {
                 }
                 Some(_) if j == i => return Err(nwf("whitespace required before an attribute")),
                 Some(_) => {}
-                None => return Err(order()),
+                None => return Err(nwf("invalid UTF-8")),
             }
             let (ap, al, k) = qname(s, j, max_token)?;
             let k = skip_ws(b, k);
