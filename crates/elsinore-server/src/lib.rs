@@ -24,6 +24,10 @@ mod register;
 pub mod roster;
 mod server;
 mod server_iq;
+mod services;
+mod muc;
+mod autoupdate;
 
 pub use elsinore_stream::{Instant, Limits};
+pub use autoupdate::{Release, ReleaseKind};
 pub use server::{ConnId, Server, ServerConfig, ServerEvent};

@@ -56,6 +56,24 @@ pub struct ServerConfig {
     /// Per-installation secret for SCRAM decoys of unknown accounts; the
     /// binary keeps one in its data directory.
     pub decoy_secret: Option<[u8; 32]>,
+    /// Group chat at `conference.<domain>`.
+    pub muc_enabled: bool,
+    /// Group chat messages kept per room for joiners.
+    pub muc_history: usize,
+    /// Rooms existing at once.
+    pub muc_max_rooms: usize,
+    /// Occupants per room.
+    pub muc_max_occupants: usize,
+    /// The guide's "X has arrived." / "X has left." room messages.
+    pub muc_join_messages: bool,
+    /// Largest vCard stored, in serialized bytes.
+    pub max_vcard_bytes: usize,
+    /// Items in one jabber:iq:search result (past it: `<truncated/>`).
+    pub search_max_results: usize,
+    /// Accounts listed in the searchable user directory.
+    pub max_directory_entries: usize,
+    /// Releases served by the update service at `update.<domain>` (none: no service).
+    pub releases: Vec<crate::autoupdate::Release>,
 }
 
 impl ServerConfig {
@@ -72,6 +90,15 @@ impl ServerConfig {
             max_sessions_per_account: 16,
             max_offline_messages: 100,
             decoy_secret: None,
+            muc_enabled: true,
+            muc_history: 20,
+            muc_max_rooms: 1000,
+            muc_max_occupants: 200,
+            muc_join_messages: false,
+            max_vcard_bytes: 64 * 1024,
+            search_max_results: 50,
+            max_directory_entries: 10_000,
+            releases: Vec::new(),
         }
     }
 
@@ -164,11 +191,13 @@ pub struct Server {
     pub(crate) rosters: HashMap<BareJid, Roster>,
     /// Wall-clock calibration: Unix milliseconds at `Instant` zero.
     pub(crate) wall_epoch_ms: Option<u64>,
+    /// State of the services and components (group chat rooms, uptime).
+    pub(crate) ext: crate::services::Extras,
 }
 
 impl Server {
     /// A server with no connections.
-    pub fn new(config: ServerConfig, seed: [u8; 32], _now: Instant) -> Self {
+    pub fn new(config: ServerConfig, seed: [u8; 32], now: Instant) -> Self {
         Server {
             stream_config: config.stream_config(),
             config,
@@ -186,6 +215,7 @@ impl Server {
             ready: VecDeque::new(),
             rosters: HashMap::new(),
             wall_epoch_ms: None,
+            ext: crate::services::Extras::new(now),
         }
     }
 
@@ -417,7 +447,7 @@ impl Server {
     }
 
     /// Collect a connection's output and events after it was driven.
-    fn after(&mut self, id: ConnId, now: Instant) {
+    pub(crate) fn after(&mut self, id: ConnId, now: Instant) {
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
@@ -471,6 +501,7 @@ impl Server {
                                 self.broadcast_unavailable(&jid, &presence, c.directed, now);
                             }
                             self.remove_session(&jid, id);
+                            self.session_closed(&jid, id, now);
                             if !self.sessions.contains_key(&jid.to_bare()) {
                                 self.rosters.remove(&jid.to_bare());
                             }
@@ -566,6 +597,10 @@ impl Server {
                 self.bounce(id, &el, err, now);
                 return;
             }
+        };
+        // Components (group chat, updates) and service iqs (src/services.rs) first.
+        let Some(el) = self.intercept(id, &from, el, to.as_ref(), now) else {
+            return;
         };
         let kind = el.name.clone();
         let for_server = match &to {

@@ -47,6 +47,9 @@ impl Server {
             let mut features = vec![NS_DISCO_INFO, NS_PRIVATE];
             if !for_account {
                 features.push(NS_PING);
+                features.extend_from_slice(crate::services::SERVER_FEATURES);
+            } else {
+                features.push(crate::services::NS_VCARD);
             }
             features.extend_from_slice(crate::pep::disco_features());
             for f in features {
