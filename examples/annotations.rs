@@ -1,0 +1,117 @@
+//! XEP-0145 annotations: add, update, read and remove notes about contacts.
+//!
+//! ```text
+//! cargo run -p elsinore-examples --example annotations -- \
+//!     --addr HOST:PORT --jid USER@DOMAIN --password PW --insecure-tls
+//! ```
+//!
+//! Prints one line per check and exits 0 only if all hold. Notes stored before are kept.
+
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use anyhow::{Context, Result, anyhow, bail};
+use elsinore_jid::{BareJid, Jid};
+use elsinore_tokio::{Client, ClientOptions};
+
+const USAGE: &str =
+    "usage: annotations --addr HOST:PORT --jid USER@DOMAIN --password PW --insecure-tls";
+
+fn parse_args() -> Result<(String, Jid, String)> {
+    let (mut addr, mut jid, mut password, mut insecure) = (None, None, None, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| anyhow!("{name} needs a value"));
+        match arg.as_str() {
+            "--addr" => addr = Some(value("--addr")?),
+            "--jid" => jid = Some(value("--jid")?),
+            "--password" => password = Some(value("--password")?),
+            "--insecure-tls" => insecure = true,
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    if !insecure {
+        bail!("this example carries no trusted roots; pass --insecure-tls");
+    }
+    let jid = jid.ok_or_else(|| anyhow!("--jid is required"))?;
+    Ok((
+        addr.ok_or_else(|| anyhow!("--addr is required"))?,
+        Jid::from_str(&jid).map_err(|e| anyhow!("invalid JID {jid:?}: {e}"))?,
+        password.ok_or_else(|| anyhow!("--password is required"))?,
+    ))
+}
+
+async fn run(addr: String, jid: Jid, password: String) -> Result<usize> {
+    let client = Client::connect(ClientOptions::new(addr, jid, password).insecure_tls())
+        .await
+        .context("logging in")?;
+    let mut failed = 0;
+    let mut check = |name: &str, ok: bool, detail: String| {
+        println!("{} {name}: {detail}", if ok { "ok  " } else { "FAIL" });
+        failed += usize::from(!ok);
+    };
+    let romeo = BareJid::from_str("romeo@montague.lit").map_err(|e| anyhow!("{e}"))?;
+
+    let notes = client
+        .annotations_set_note(&romeo, "Wherefore art thou? <&>")
+        .await?;
+    let first = notes.get(&romeo).cloned();
+    check("add", first.is_some(), format!("{first:?}"));
+
+    let notes = client.annotations_set_note(&romeo, "Found him").await?;
+    let updated = notes.get(&romeo).cloned();
+    check(
+        "update keeps cdate",
+        updated.as_ref().map(|n| n.cdate) == first.as_ref().map(|n| n.cdate)
+            && updated.as_ref().map(|n| n.text.as_str()) == Some("Found him"),
+        format!("{updated:?}"),
+    );
+
+    let read = client.annotations_get().await?;
+    check(
+        "read back",
+        read.get(&romeo).map(|n| n.text.as_str()) == Some("Found him"),
+        format!("{} note(s)", read.notes().len()),
+    );
+
+    let removed = client.annotations_remove_note(&romeo).await?;
+    let read = client.annotations_get().await?;
+    check(
+        "remove",
+        removed && read.get(&romeo).is_none(),
+        format!("{} note(s) left", read.notes().len()),
+    );
+    client.close().await?;
+    Ok(failed)
+}
+
+fn main() -> ExitCode {
+    let (addr, jid, password) = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("annotations: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("annotations: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(addr, jid, password)) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(n) => {
+            println!("{n} check(s) failed");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("annotations: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
