@@ -167,6 +167,10 @@ fn regressions() {
         // Fuzz: an error in an attribute is reported before invalid UTF-8
         // later in the same tag.
         b"<s xmlns:p='' a='\xff'>",
+        // Fuzz: the same inside the XML declaration.
+        b"<?xml version='1x' a='\xff'?><s/>",
+        // A CDATA section after the root is content after the root, at once.
+        b"<s/><![CDATA[\0",
     ];
     for input in cases {
         check(input, &[]).unwrap();

@@ -358,7 +358,7 @@ impl Parser {
                     }
                     false
                 }
-                Some(b'!') => data.get(2) != Some(&b'-'),
+                Some(b'!') => !matches!(data.get(2), Some(b'-' | b'[')),
                 _ => false,
             };
             if !judged {
@@ -1240,7 +1240,16 @@ fn push_cdata(s: &str, out: &mut String) -> Result<(), XmlError> {
 
 /// The pseudo-attributes of the XML declaration (between `<?xml` and `?>`).
 fn parse_decl(body: &[u8]) -> Result<(), XmlError> {
-    let s = core::str::from_utf8(body).map_err(|_| nwf("invalid UTF-8"))?;
+    // As in start tags, invalid UTF-8 ends the declaration early, so that
+    // errors before it are reported first.
+    let (s, utf8_ok) = match core::str::from_utf8(body) {
+        Ok(s) => (s, true),
+        Err(e) => (
+            core::str::from_utf8(body.get(..e.valid_up_to()).unwrap_or_default())
+                .map_err(|_| nwf("invalid UTF-8"))?,
+            false,
+        ),
+    };
     let b = s.as_bytes();
     let mut i = 0;
     let mut seen = 0;
@@ -1291,6 +1300,9 @@ fn parse_decl(body: &[u8]) -> Result<(), XmlError> {
             _ => {}
         }
         i = vend + 1;
+    }
+    if !utf8_ok {
+        return Err(nwf("invalid UTF-8"));
     }
     if seen == 0 {
         return Err(nwf("XML declaration without version"));
