@@ -508,9 +508,11 @@ fn child_elements(el: Element) -> Vec<Element> {
     out
 }
 
-/// Remove and parse the first `<error/>` child (already in [`NS_CLIENT`]).
+/// Remove and parse the last `<error/>` child (already in [`NS_CLIENT`]): serialization
+/// writes the error after the payloads / echoed original, so taking the last one keeps any
+/// other `<error/>` child where it was and the round trip exact (found by fuzzing).
 fn take_error(children: &mut Vec<Element>) -> StanzaError {
-    match children.iter().position(|c| c.is("error", NS_CLIENT)) {
+    match children.iter().rposition(|c| c.is("error", NS_CLIENT)) {
         Some(pos) => StanzaError::from_element(&children.remove(pos)),
         // RFC 6120 §8.3.1 requires the child; tolerate its absence rather than lose the stanza.
         None => StanzaError::new(DefinedCondition::UndefinedCondition),
