@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""XEP-0223 (private data via PEP) interop check driven by slixmpp's stock plugins.
+
+Two sessions of one account, "balcony" and "chamber" (XEP-0223 listings 1-2):
+
+  1. both log in over STARTTLS + SCRAM; chamber is available and shows
+     interest in the node (XEP-0163 +notify, advertised through XEP-0115 caps)
+  2. disco#info on the account's bare JID: identity pubsub/pep and the
+     publish-options feature (listings 5-6)
+  3. balcony stores a payload with the stock xep_0223 plugin (publish with
+     publish-options persist_items=true, access_model=whitelist)
+  4. chamber receives the event notification from the bare JID
+  5. chamber retrieves the item with the stock plugin and compares
+  6. publishing to that node with conflicting options (access_model=open)
+     fails with conflict + precondition-not-met
+
+Prints one line per check and exits 0 only when every check passed.
+Run by `cargo xtask interop`; usable by hand:
+
+  python3 slixmpp_pep.py --host 127.0.0.1 --port 5222 \
+      --jid alice@localhost --password pw --insecure
+"""
+
+import argparse
+import asyncio
+import logging
+import ssl
+import sys
+import uuid
+
+from slixmpp import ClientXMPP
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.plugins.xep_0060.stanza import EventItem, Item
+from slixmpp.xmlstream import ElementBase, register_stanza_plugin
+
+NODE = "urn:elsinore:interop:private"
+PAYLOAD_NS = "urn:elsinore:interop:private"
+PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
+STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+SCRAM_MECHS = {"SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"}
+
+
+class Secret(ElementBase):
+    """The private payload, registered for items and event items."""
+
+    name = "secret"
+    namespace = PAYLOAD_NS
+    plugin_attrib = "secret"
+    interfaces = {"value"}
+    sub_interfaces = interfaces
+
+
+register_stanza_plugin(Item, Secret)
+register_stanza_plugin(EventItem, Secret)
+
+
+class Report:
+    def __init__(self):
+        self.results = []
+
+    def check(self, name, ok, detail=""):
+        self.results.append((name, ok))
+        status = "PASS" if ok else "FAIL"
+        print(f"[{status}] {name}" + (f" -- {detail}" if detail else ""), flush=True)
+        return ok
+
+    def all_passed(self):
+        return bool(self.results) and all(ok for _, ok in self.results)
+
+
+def error_conditions(iq):
+    """(defined condition, pubsub#errors condition) of an error iq, from the raw XML."""
+    err = iq.xml.find("{jabber:client}error")
+    if err is None:
+        return None, None
+    cond = app = None
+    for child in err:
+        ns, _, name = child.tag[1:].partition("}")
+        if ns == STANZAS_NS and name != "text":
+            cond = name
+        elif ns == PUBSUB_ERRORS:
+            app = name
+    return cond, app
+
+
+class Session(ClientXMPP):
+    def __init__(self, args, resource):
+        super().__init__(
+            f"{args.jid}/{resource}",
+            args.password,
+            plugin_config={"feature_mechanisms": {"use_mechs": set(SCRAM_MECHS)}},
+        )
+        ctx = ssl.create_default_context()
+        if args.cafile:
+            ctx.load_verify_locations(cafile=args.cafile)
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        self.ssl_context = ctx
+        self.enable_direct_tls = False
+        self.enable_starttls = True
+        self.enable_plaintext = False
+        for p in ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0223"):
+            self.register_plugin(p)
+        self.mech_used = None
+        self.started = asyncio.get_event_loop().create_future()
+        self.events = asyncio.Queue()
+        self.add_event_handler("auth_success", self.on_auth)
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("pubsub_publish", self.on_publish)
+        for ev in ("failed_all_auth", "no_auth", "connection_failed"):
+            self.add_event_handler(ev, self.on_fail)
+
+    def on_auth(self, *_):
+        mech = self.plugin["feature_mechanisms"].mech
+        self.mech_used = mech.name if mech is not None else None
+
+    def on_fail(self, *_):
+        if not self.started.done():
+            self.started.set_result(False)
+
+    async def on_start(self, _):
+        if not self.started.done():
+            self.started.set_result(True)
+
+    def on_publish(self, msg):
+        self.events.put_nowait(msg)
+
+    def tls_in_use(self):
+        t = self.transport
+        return t is not None and t.get_extra_info("ssl_object") is not None
+
+
+async def login(args, resource, report, interest):
+    s = Session(args, resource)
+    if interest:
+        # +notify before the first presence, so its caps hash carries it.
+        s.plugin["xep_0163"].add_interest(NODE)
+    s.connect(host=args.host, port=args.port)
+    try:
+        ok = await asyncio.wait_for(s.started, args.timeout)
+    except asyncio.TimeoutError:
+        ok = False
+    ok = ok and s.tls_in_use() and s.mech_used in SCRAM_MECHS
+    report.check(f"login {resource} (STARTTLS + SCRAM)", ok, f"mechanism={s.mech_used}")
+    if ok:
+        s.send_presence()
+        await s.plugin["xep_0115"].update_caps()
+    return s if ok else None
+
+
+async def run(args, report):
+    t = args.timeout
+    chamber = await login(args, "chamber", report, interest=True)
+    balcony = await login(args, "balcony", report, interest=False)
+    if chamber is None or balcony is None:
+        return [s for s in (chamber, balcony) if s is not None]
+    # Give the server time to learn chamber's caps (Prosody asks it for disco#info).
+    await asyncio.sleep(1.0)
+
+    # Listings 5-6: support on the account's bare JID.
+    try:
+        info = await balcony.plugin["xep_0030"].get_info(jid=args.jid, timeout=t)
+        q = info["disco_info"]
+        identities = {(i[0], i[1]) for i in q["identities"]}
+        features = set(q["features"])
+        ok = ("pubsub", "pep") in identities and "http://jabber.org/protocol/pubsub#publish-options" in features
+        report.check("disco#info: pubsub/pep + publish-options", ok, f"identities={sorted(identities)}")
+    except (IqError, IqTimeout) as e:
+        report.check("disco#info: pubsub/pep + publish-options", False, repr(e))
+
+    # Listing 1 / 4: store with the stock plugin (its publish options: persist + whitelist).
+    value = f"G10b3-{uuid.uuid4().hex[:8]}"
+    payload = Secret()
+    payload["value"] = value
+    try:
+        await balcony.plugin["xep_0223"].store(payload, node=NODE, id="current", timeout=t)
+        report.check("xep_0223 store (publish-options)", True, "type=result")
+    except (IqError, IqTimeout) as e:
+        detail = repr(e) if isinstance(e, IqTimeout) else "error %s/%s" % error_conditions(e.iq)
+        report.check("xep_0223 store (publish-options)", False, detail)
+        return [chamber, balcony]
+
+    # Listing 2: the notification reaches the other resource.
+    got = None
+    try:
+        while got is None:
+            msg = await asyncio.wait_for(chamber.events.get(), t)
+            items = msg["pubsub_event"]["items"]
+            if items["node"] == NODE:
+                got = msg
+    except asyncio.TimeoutError:
+        pass
+    if got is None:
+        report.check("notification to second resource", False, "none within timeout")
+    else:
+        item = got["pubsub_event"]["items"]["item"]
+        ok = str(got["from"]) == args.jid and item["id"] == "current" and item["secret"]["value"] == value
+        report.check("notification to second resource", ok, f"from={got['from']} id={item['id']}")
+
+    # Retrieve with the stock plugin.
+    try:
+        res = await chamber.plugin["xep_0223"].retrieve(NODE, timeout=t)
+        items = list(res["pubsub"]["items"])
+        values = [(i["id"], i["secret"]["value"]) for i in items]
+        report.check("xep_0223 retrieve", ("current", value) in values, f"items={values}")
+    except (IqError, IqTimeout) as e:
+        detail = repr(e) if isinstance(e, IqTimeout) else "error %s/%s" % error_conditions(e.iq)
+        report.check("xep_0223 retrieve", False, detail)
+
+    # Conflicting publish options on the existing whitelist node.
+    form = balcony.plugin["xep_0004"].stanza.Form()
+    form["type"] = "submit"
+    form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#publish-options")
+    form.add_field(var="pubsub#access_model", value="open")
+    other = Secret()
+    other["value"] = "leak"
+    try:
+        await balcony.plugin["xep_0060"].publish(None, NODE, id="current", payload=other, options=form, timeout=t)
+        report.check("conflicting publish-options refused", False, "publish succeeded")
+    except IqError as e:
+        cond, app = error_conditions(e.iq)
+        report.check(
+            "conflicting publish-options refused",
+            cond == "conflict" and app == "precondition-not-met",
+            f"condition={cond} app={app}",
+        )
+    except IqTimeout:
+        report.check("conflicting publish-options refused", False, "timeout")
+    return [chamber, balcony]
+
+
+async def main_async(args):
+    report = Report()
+    sessions = []
+    try:
+        sessions = await asyncio.wait_for(run(args, report), args.overall_timeout)
+    except asyncio.TimeoutError:
+        report.check("finished in time", False, f"no result after {args.overall_timeout}s")
+    except Exception as e:  # report, never hang
+        report.check("unexpected exception", False, repr(e))
+    for s in sessions or []:
+        try:
+            await asyncio.wait_for(s.disconnect(), 5)
+        except Exception:
+            pass
+    return report
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5222)
+    p.add_argument("--jid", required=True, help="bare JID of the account")
+    p.add_argument("--password", required=True)
+    p.add_argument("--cafile", help="verify the server certificate against this PEM file")
+    p.add_argument("--insecure", action="store_true", help="accept any server certificate")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--overall-timeout", type=float, default=60.0)
+    p.add_argument("--debug", action="store_true")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR, format="%(levelname)s %(message)s")
+    report = asyncio.run(main_async(args))
+    passed = sum(1 for _, ok in report.results if ok)
+    print(f"slixmpp summary: {passed} of {len(report.results)} checks passed", flush=True)
+    sys.exit(0 if report.all_passed() else 1)
+
+
+if __name__ == "__main__":
+    main()
