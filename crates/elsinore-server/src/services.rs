@@ -265,7 +265,10 @@ impl Server {
         if el.name != "iq" || !matches!(el.attr("type"), Some("get" | "set")) {
             return Some(el);
         }
+        let own_vcard = el.elements().next().is_some_and(|p| p.ns == NS_VCARD);
         let target = match to {
+            // XEP-0054: a vCard iq without `to` is about the sender's own vCard.
+            None if own_vcard => Target::Account(from.to_bare()),
             None => Target::Server,
             Some(t) if t.domain() != self.config.domain || t.resource().is_some() => {
                 return Some(el);
@@ -404,10 +407,7 @@ impl Server {
                 });
             }
             (target, NS_VCARD) => {
-                let own = match &target {
-                    Target::Server => head.to.is_none(),
-                    Target::Account(a) => *a == from.to_bare(),
-                };
+                let own = matches!(&target, Target::Account(a) if *a == from.to_bare());
                 if !own || payload.name != "vCard" {
                     let e = err(DefinedCondition::Forbidden, "only your own vCard can be set");
                     reply(self, Err(e), now);
@@ -557,9 +557,15 @@ impl Server {
             return;
         }
         if let Some(ms) = self.wall_ms(now) {
-            let op = Op::Put(last_key(&account), ms.to_string().into_bytes());
-            // Best effort: a lost stamp only makes jabber:iq:last answer item-not-found.
-            self.run_effect(op, |_, _, _| {});
+            // Only for an account that still exists (a removal closes its sessions).
+            let op = Op::Get(accounts::credentials_key(&account));
+            self.run_effect(op, move |s, result, _| {
+                if matches!(result, EffectResult::Value(Some(_))) {
+                    let op = Op::Put(last_key(&account), ms.to_string().into_bytes());
+                    // Best effort: a lost stamp only makes jabber:iq:last answer item-not-found.
+                    s.run_effect(op, |_, _, _| {});
+                }
+            });
         }
     }
 
