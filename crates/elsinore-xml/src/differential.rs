@@ -171,6 +171,8 @@ fn regressions() {
         b"<?xml version='1x' a='\xff'?><s/>",
         // A CDATA section after the root is content after the root, at once.
         b"<s/><![CDATA[\0",
+        // Fuzz: `?>` inside a quoted value does not end the declaration.
+        b"<?xml version='1.?>'0<s>",
     ];
     for input in cases {
         check(input, &[]).unwrap();

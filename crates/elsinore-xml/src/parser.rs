@@ -463,18 +463,19 @@ impl Parser {
         if data.len() < DECL.len() {
             return Ok(Tok::Incomplete(scan));
         }
-        let from = scan.pos.max(DECL.len()).saturating_sub(1);
-        match memchr::memmem::find(data.get(from..).unwrap_or_default(), b"?>") {
-            Some(i) => {
-                let end = from + i + 2;
-                parse_decl(data.get(DECL.len()..end - 2).unwrap_or_default())?;
+        // Quote-aware, as a value may contain `?>`.
+        match find_tag_end(data, scan) {
+            Ok(end) => {
+                let closed = end > DECL.len() && data.get(end - 1) == Some(&b'?');
+                let body_end = if closed { end - 1 } else { end };
+                parse_decl(data.get(DECL.len()..body_end).unwrap_or_default())?;
+                if !closed {
+                    return Err(nwf("malformed XML declaration"));
+                }
                 self.doc = Doc::Prolog;
-                Ok(Tok::Done(end, None))
+                Ok(Tok::Done(end + 1, None))
             }
-            None => Ok(Tok::Incomplete(Scan {
-                pos: data.len(),
-                quote: 0,
-            })),
+            Err(s) => Ok(Tok::Incomplete(s)),
         }
     }
 
