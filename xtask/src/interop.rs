@@ -194,6 +194,7 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
     run_slixmpp(ctx, "elsinore", addr, None);
     alive_check(ctx, "elsinore", &mut server, addr);
     run_slixmpp_im(ctx, "elsinore", addr, None);
+    run_slixmpp_script(ctx, "elsinore", addr, None, "slixmpp_pep.py", "XEP-0223", &[]);
     run_xmppjs(ctx, "elsinore", addr);
     run_profanity(ctx, "elsinore", addr);
     alive_check(ctx, "elsinore", &mut server, addr);
@@ -281,6 +282,7 @@ fn prosody_side(ctx: &mut Ctx) -> Result<()> {
     // Prosody's cert is ours: the script verifies it for real.
     run_slixmpp(ctx, "prosody", addr, Some(&cert));
     run_slixmpp_im(ctx, "prosody", addr, Some(&cert));
+    run_slixmpp_script(ctx, "prosody", addr, Some(&cert), "slixmpp_pep.py", "XEP-0223", &[]);
     alive_check(ctx, "prosody", &mut server, addr);
     run_example(ctx, "prosody", addr);
     alive_check(ctx, "prosody", &mut server, addr);
@@ -310,7 +312,7 @@ fn prosody_config(dir: &Path, certs: &Path, data: &Path, port: u16) -> String {
     let _ = writeln!(c, "s2s_ports = {{ }}");
     let _ = writeln!(
         c,
-        "modules_enabled = {{ \"disco\", \"roster\", \"saslauth\", \"tls\", \"private\", \"ping\", \"posix\" }}"
+        "modules_enabled = {{ \"disco\", \"roster\", \"saslauth\", \"tls\", \"private\", \"pep\", \"ping\", \"posix\" }}"
     );
     let _ = writeln!(c, "modules_disabled = {{ \"s2s\" }}");
     let _ = writeln!(c, "authentication = \"internal_hashed\"");
