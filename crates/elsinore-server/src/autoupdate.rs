@@ -122,18 +122,19 @@ impl Server {
                     .cloned();
                 if let Some(r) = newer {
                     let service = to.to_bare().to_string();
-                    let m = Element::new("message", NS_CLIENT)
-                        .with_attr("from", service.clone())
-                        .with_attr("to", from.to_string())
-                        .with_child(
-                            Element::new("subject", NS_CLIENT)
-                                .with_text(format!("Upgrade available for {client}")),
-                        )
-                        .with_child(Element::new("body", NS_CLIENT).with_text(format!(
-                            "Version {} is available: {}",
-                            r.version, r.url
-                        )))
-                        .with_child(Element::new("x", NS_X_AUTOUPDATE).with_text(service));
+                    let m =
+                        Element::new("message", NS_CLIENT)
+                            .with_attr("from", service.clone())
+                            .with_attr("to", from.to_string())
+                            .with_child(
+                                Element::new("subject", NS_CLIENT)
+                                    .with_text(format!("Upgrade available for {client}")),
+                            )
+                            .with_child(Element::new("body", NS_CLIENT).with_text(format!(
+                                "Version {} is available: {}",
+                                r.version, r.url
+                            )))
+                            .with_child(Element::new("x", NS_X_AUTOUPDATE).with_text(service));
                     self.deliver_to_conn(id, &m, now);
                 }
             }
@@ -165,9 +166,15 @@ impl Server {
                                 q = q.with_child(
                                     Element::new(r.kind.as_str(), ns)
                                         .with_attr("priority", r.priority.clone())
-                                        .with_child(Element::new("ver", ns).with_text(r.version.clone()))
-                                        .with_child(Element::new("desc", ns).with_text(r.desc.clone()))
-                                        .with_child(Element::new("url", ns).with_text(r.url.clone())),
+                                        .with_child(
+                                            Element::new("ver", ns).with_text(r.version.clone()),
+                                        )
+                                        .with_child(
+                                            Element::new("desc", ns).with_text(r.desc.clone()),
+                                        )
+                                        .with_child(
+                                            Element::new("url", ns).with_text(r.url.clone()),
+                                        ),
                                 );
                             }
                             iq_result(&head, Some(q))

@@ -60,7 +60,11 @@ impl Occupant {
         if self.owner { "owner" } else { "none" }
     }
     fn role(&self) -> &'static str {
-        if self.owner { "moderator" } else { "participant" }
+        if self.owner {
+            "moderator"
+        } else {
+            "participant"
+        }
     }
 }
 
@@ -101,7 +105,14 @@ impl Server {
         }
         let mut item = Element::new("item", NS_MUC_USER)
             .with_attr("affiliation", o.affiliation())
-            .with_attr("role", if unavailable && new_nick.is_none() { "none" } else { o.role() });
+            .with_attr(
+                "role",
+                if unavailable && new_nick.is_none() {
+                    "none"
+                } else {
+                    o.role()
+                },
+            );
         // Semi-anonymous: real JIDs are shown to moderators only.
         if to.owner {
             item.set_attr("jid", o.jid.to_string());
@@ -138,13 +149,19 @@ impl Server {
             } else if new_nick.is_some() {
                 codes.push("303");
             }
-            out.push((to.conn, self.occupant_presence(room, o, to, unavailable, &codes, new_nick)));
+            out.push((
+                to.conn,
+                self.occupant_presence(room, o, to, unavailable, &codes, new_nick),
+            ));
         }
         // A leaving occupant is no longer in the list but still gets its own presence.
         if !r.occupants.iter().any(|x| x.jid == o.jid) {
             let mut codes = vec!["110"];
             codes.extend_from_slice(self_codes);
-            out.push((o.conn, self.occupant_presence(room, o, o, unavailable, &codes, new_nick)));
+            out.push((
+                o.conn,
+                self.occupant_presence(room, o, o, unavailable, &codes, new_nick),
+            ));
         }
         for (c, p) in out {
             self.deliver_to_conn(c, &p, now);
@@ -157,8 +174,11 @@ impl Server {
             return;
         };
         let from = self.room_jid(room);
-        let targets: Vec<(ConnId, String)> =
-            r.occupants.iter().map(|o| (o.conn, o.jid.to_string())).collect();
+        let targets: Vec<(ConnId, String)> = r
+            .occupants
+            .iter()
+            .map(|o| (o.conn, o.jid.to_string()))
+            .collect();
         for (c, to) in targets {
             let m = Element::new("message", NS_CLIENT)
                 .with_attr("type", "groupchat")
@@ -169,7 +189,14 @@ impl Server {
         }
     }
 
-    pub(crate) fn handle_muc(&mut self, id: ConnId, from: &Jid, el: Element, to: Jid, now: Instant) {
+    pub(crate) fn handle_muc(
+        &mut self,
+        id: ConnId,
+        from: &Jid,
+        el: Element,
+        to: Jid,
+        now: Instant,
+    ) {
         match (el.name.as_str(), to.node()) {
             ("iq", None) => self.muc_service_iq(id, from, el, now),
             ("iq", Some(room)) => {
@@ -241,9 +268,10 @@ impl Server {
                 }
                 iq_result(&head, Some(q))
             }
-            Some(p) if get && p.is("query", NS_AGENT) => {
-                iq_result(&head, Some(self.muc_service().agent_element("query", NS_AGENT)))
-            }
+            Some(p) if get && p.is("query", NS_AGENT) => iq_result(
+                &head,
+                Some(self.muc_service().agent_element("query", NS_AGENT)),
+            ),
             _ => iq_error(
                 &head,
                 None,
@@ -288,7 +316,10 @@ impl Server {
             _ if to_occupant => iq_error(
                 &head,
                 None,
-                muc_error(DefinedCondition::FeatureNotImplemented, "iqs to occupants are not relayed"),
+                muc_error(
+                    DefinedCondition::FeatureNotImplemented,
+                    "iqs to occupants are not relayed",
+                ),
             ),
             Some(p) if ty == "get" && p.is("query", NS_DISCO_INFO) && p.attr("node").is_none() => {
                 let mut q = Element::new("query", NS_DISCO_INFO).with_child(
@@ -324,7 +355,10 @@ impl Server {
                     iq_error(
                         &head,
                         None,
-                        muc_error(DefinedCondition::FeatureNotImplemented, "rooms are not configurable"),
+                        muc_error(
+                            DefinedCondition::FeatureNotImplemented,
+                            "rooms are not configurable",
+                        ),
                     )
                 }
             }
@@ -376,7 +410,10 @@ impl Server {
             return;
         }
         let Some(nick) = nick.filter(|n| !n.trim().is_empty()) else {
-            let e = muc_error(DefinedCondition::JidMalformed, "join with your nickname as the resource");
+            let e = muc_error(
+                DefinedCondition::JidMalformed,
+                "join with your nickname as the resource",
+            );
             self.bounce(id, &el, e, now);
             return;
         };
@@ -387,7 +424,10 @@ impl Server {
             .get(room)
             .is_some_and(|r| r.occupants.iter().any(|o| o.nick == nick && o.jid != *from));
         if taken {
-            let e = muc_error(DefinedCondition::Conflict, "this nickname is in use in the room");
+            let e = muc_error(
+                DefinedCondition::Conflict,
+                "this nickname is in use in the room",
+            );
             self.bounce(id, &el, e, now);
             return;
         }
@@ -477,11 +517,16 @@ impl Server {
             let p = self.occupant_presence(room, other, &o, false, &[], None);
             self.deliver_to_conn(id, &p, now);
         }
-        let r = self.ext.rooms.rooms.entry(room.to_string()).or_insert_with(|| Room {
-            occupants: Vec::new(),
-            subject: None,
-            history: VecDeque::new(),
-        });
+        let r = self
+            .ext
+            .rooms
+            .rooms
+            .entry(room.to_string())
+            .or_insert_with(|| Room {
+                occupants: Vec::new(),
+                subject: None,
+                history: VecDeque::new(),
+            });
         r.occupants.push(o.clone());
         // 201: a new room, unlocked at once (an instant room).
         let codes: &[&str] = if created { &["201"] } else { &[] };
@@ -609,7 +654,10 @@ impl Server {
                 .unwrap_or_default();
             let invitees: Vec<String> = guide.into_iter().chain(mediated).collect();
             if invitees.is_empty() {
-                let e = muc_error(DefinedCondition::BadRequest, "send groupchat messages to the room");
+                let e = muc_error(
+                    DefinedCondition::BadRequest,
+                    "send groupchat messages to the room",
+                );
                 self.bounce(id, &el, e, now);
                 return;
             }
@@ -629,14 +677,18 @@ impl Server {
                     self.bounce(id, &el, e, now);
                     continue;
                 };
-                let mut invite = Element::new("invite", NS_MUC_USER).with_attr("from", from.to_string());
+                let mut invite =
+                    Element::new("invite", NS_MUC_USER).with_attr("from", from.to_string());
                 if !reason.is_empty() {
-                    invite = invite.with_child(Element::new("reason", NS_MUC_USER).with_text(reason.clone()));
+                    invite = invite
+                        .with_child(Element::new("reason", NS_MUC_USER).with_text(reason.clone()));
                 }
                 let mut m = Element::new("message", NS_CLIENT)
                     .with_attr("from", room_jid.clone())
                     .with_attr("to", to.to_string())
-                    .with_child(Element::new("subject", NS_CLIENT).with_text(format!("invite:{to}")));
+                    .with_child(
+                        Element::new("subject", NS_CLIENT).with_text(format!("invite:{to}")),
+                    );
                 if !reason.is_empty() {
                     m = m.with_child(Element::new("body", NS_CLIENT).with_text(reason.clone()));
                 }
@@ -710,7 +762,12 @@ impl Server {
                     .rooms
                     .rooms
                     .get(room)
-                    .map(|r| r.occupants.iter().map(|o| (o.conn, o.jid.to_string())).collect())
+                    .map(|r| {
+                        r.occupants
+                            .iter()
+                            .map(|o| (o.conn, o.jid.to_string()))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 for (c, to) in targets {
                     let mut m = out.clone();

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use elsinore_jid::{BareJid, Jid};
 use elsinore_stanza::datetime::{format_datetime, format_legacy_stamp};
 use elsinore_stanza::{
-    DefinedCondition, NS_DISCO_ITEMS, NS_REGISTER, NS_VERSION, StanzaError,
-    StreamError, StreamErrorCondition,
+    DefinedCondition, NS_DISCO_ITEMS, NS_REGISTER, NS_VERSION, StanzaError, StreamError,
+    StreamErrorCondition,
 };
 use elsinore_storage::{EffectResult, Key, Op, Space};
 use elsinore_xml::Element;
@@ -387,10 +387,10 @@ impl Server {
             (Target::Server, NS_VCARD) if get => {
                 let q = Element::new("vCard", NS_VCARD)
                     .with_child(Element::new("FN", NS_VCARD).with_text("elsinore"))
-                    .with_child(Element::new("DESC", NS_VCARD).with_text(format!(
-                        "XMPP server for {}",
-                        self.config.domain
-                    )));
+                    .with_child(
+                        Element::new("DESC", NS_VCARD)
+                            .with_text(format!("XMPP server for {}", self.config.domain)),
+                    );
                 reply(self, Ok(Some(q)), now);
             }
             (Target::Account(account), NS_VCARD) if get => {
@@ -409,7 +409,10 @@ impl Server {
             (target, NS_VCARD) => {
                 let own = matches!(&target, Target::Account(a) if *a == from.to_bare());
                 if !own || payload.name != "vCard" {
-                    let e = err(DefinedCondition::Forbidden, "only your own vCard can be set");
+                    let e = err(
+                        DefinedCondition::Forbidden,
+                        "only your own vCard can be set",
+                    );
                     reply(self, Err(e), now);
                     return;
                 }
@@ -418,7 +421,9 @@ impl Server {
                 });
             }
             (Target::Server, NS_SEARCH) => self.search(id, head, &payload, get, now),
-            (Target::Server, NS_REGISTER) => self.register_authenticated(id, head, &payload, get, now),
+            (Target::Server, NS_REGISTER) => {
+                self.register_authenticated(id, head, &payload, get, now)
+            }
             _ => reply(self, Err(not_allowed()), now),
         }
     }
@@ -448,7 +453,11 @@ impl Server {
         self.exclusive(key.clone(), now, move |s: &mut Server, _now| {
             s.run_effect(Op::Get(key.clone()), move |s, result, now| {
                 let EffectResult::Value(old) = result else {
-                    k(s, Err(StanzaError::new(DefinedCondition::InternalServerError)), now);
+                    k(
+                        s,
+                        Err(StanzaError::new(DefinedCondition::InternalServerError)),
+                        now,
+                    );
                     s.release(&key);
                     return;
                 };
@@ -513,7 +522,8 @@ impl Server {
                 let el = match (stamp, wall) {
                     (Some(then), Some(wall)) => {
                         let secs = wall.saturating_sub(then) / 1000;
-                        let q = Element::new("query", NS_LAST).with_attr("seconds", secs.to_string());
+                        let q =
+                            Element::new("query", NS_LAST).with_attr("seconds", secs.to_string());
                         iq_result(&head, Some(q))
                     }
                     _ if result.is_failed() => iq_error(
@@ -633,8 +643,8 @@ impl Server {
                     break;
                 }
                 found += 1;
-                let mut item =
-                    Element::new("item", NS_SEARCH).with_attr("jid", entry.attr("jid").unwrap_or_default());
+                let mut item = Element::new("item", NS_SEARCH)
+                    .with_attr("jid", entry.attr("jid").unwrap_or_default());
                 for f in SEARCH_FIELDS {
                     item = item.with_child(
                         Element::new(f, NS_SEARCH).with_text(entry.attr(f).unwrap_or_default()),
@@ -683,7 +693,10 @@ impl Server {
         if let Some(k) = query.get_child("key", NS_REGISTER)
             && k.text().trim() != key
         {
-            let e = err(DefinedCondition::NotAcceptable, "the registration key is not valid");
+            let e = err(
+                DefinedCondition::NotAcceptable,
+                "the registration key is not valid",
+            );
             fail(self, e, now);
             return;
         }
@@ -694,21 +707,30 @@ impl Server {
         let username = query.get_child("username", NS_REGISTER).map(|e| e.text());
         let password = query.get_child("password", NS_REGISTER).map(|e| e.text());
         let Some(password) = password.filter(|p| !p.is_empty()) else {
-            let e = err(DefinedCondition::BadRequest, "a password or <remove/> is required");
+            let e = err(
+                DefinedCondition::BadRequest,
+                "a password or <remove/> is required",
+            );
             fail(self, e, now);
             return;
         };
         if let Some(u) = username
             && BareJid::new(Some(u.trim()), account.domain()).ok().as_ref() != Some(&account)
         {
-            let e = err(DefinedCondition::NotAllowed, "the username cannot be changed");
+            let e = err(
+                DefinedCondition::NotAllowed,
+                "the username cannot be changed",
+            );
             fail(self, e, now);
             return;
         }
         let seed = self.rng.fork();
-        match accounts::create_account_op(&account, &password, seed, self.config.scram_iterations)
-        {
-            Err(e) => fail(self, err(DefinedCondition::NotAcceptable, &e.to_string()), now),
+        match accounts::create_account_op(&account, &password, seed, self.config.scram_iterations) {
+            Err(e) => fail(
+                self,
+                err(DefinedCondition::NotAcceptable, &e.to_string()),
+                now,
+            ),
             Ok(op) => self.run_effect(op, move |s, result, now| {
                 let el = match result {
                     EffectResult::Done => iq_result(&head, None),
@@ -781,7 +803,10 @@ mod tests {
               <EMAIL><INTERNET/><PREF/>hamlet@denmark</EMAIL></vCard>",
         )
         .expect("parses");
-        assert_eq!(directory_fields(&v), ["Hamlet", "", "Ham", "hamlet@denmark"].map(String::from));
+        assert_eq!(
+            directory_fields(&v),
+            ["Hamlet", "", "Ham", "hamlet@denmark"].map(String::from)
+        );
         let v = Element::parse(
             b"<vCard xmlns='vcard-temp'><EMAIL><USERID>a@b</USERID></EMAIL></vCard>",
         )
@@ -800,10 +825,21 @@ mod tests {
     fn directory_entries_replace_and_remove() {
         let a = BareJid::parse("a@d").expect("jid");
         let mut dir = parse_directory(Some(b"garbage"));
-        set_directory_entry(&mut dir, &a, Some(["x".into(), "".into(), "".into(), "".into()]));
-        set_directory_entry(&mut dir, &a, Some(["y".into(), "".into(), "".into(), "".into()]));
+        set_directory_entry(
+            &mut dir,
+            &a,
+            Some(["x".into(), "".into(), "".into(), "".into()]),
+        );
+        set_directory_entry(
+            &mut dir,
+            &a,
+            Some(["y".into(), "".into(), "".into(), "".into()]),
+        );
         assert_eq!(dir.elements().count(), 1);
-        assert_eq!(dir.elements().next().and_then(|e| e.attr("first")), Some("y"));
+        assert_eq!(
+            dir.elements().next().and_then(|e| e.attr("first")),
+            Some("y")
+        );
         set_directory_entry(&mut dir, &a, None);
         assert_eq!(dir.elements().count(), 0);
     }

@@ -60,29 +60,49 @@ fn version_of_the_server_and_routed_to_a_client() {
     );
     assert_eq!(r.attr("type"), Some("result"));
     let q = r.get_child("query", "jabber:iq:version").expect("query");
-    assert_eq!(child_text(q, &[("name", "jabber:iq:version")]).as_deref(), Some("elsinore"));
+    assert_eq!(
+        child_text(q, &[("name", "jabber:iq:version")]).as_deref(),
+        Some("elsinore")
+    );
     assert!(q.get_child("version", "jabber:iq:version").is_some());
     assert!(q.get_child("os", "jabber:iq:version").is_some());
     // Guide Example: to a full JID the query reaches that client, and its answer comes back.
     net.send(
         horatio,
-        &el("<iq type='get' id='1001' to='hamlet@denmark/castle' xmlns='jabber:client'>\
-             <query xmlns='jabber:iq:version'/></iq>"),
+        &el(
+            "<iq type='get' id='1001' to='hamlet@denmark/castle' xmlns='jabber:client'>\
+             <query xmlns='jabber:iq:version'/></iq>",
+        ),
     );
     let got = net.take_inbox(hamlet);
-    let q = got.iter().find(|e| e.attr("id") == Some("1001")).expect("routed to hamlet");
+    let q = got
+        .iter()
+        .find(|e| e.attr("id") == Some("1001"))
+        .expect("routed to hamlet");
     assert_eq!(q.attr("from"), Some("horatio@denmark/castle"));
     net.send(
         hamlet,
-        &el("<iq type='result' id='1001' to='horatio@denmark/castle' xmlns='jabber:client'>\
+        &el(
+            "<iq type='result' id='1001' to='horatio@denmark/castle' xmlns='jabber:client'>\
              <query xmlns='jabber:iq:version'><name>WinJab</name><version>0.9.1.1</version>\
-             <os>NT 4.0</os></query></iq>"),
+             <os>NT 4.0</os></query></iq>",
+        ),
     );
     let got = net.take_inbox(horatio);
-    let r = got.iter().find(|e| e.attr("id") == Some("1001")).expect("answer routed back");
+    let r = got
+        .iter()
+        .find(|e| e.attr("id") == Some("1001"))
+        .expect("answer routed back");
     assert_eq!(r.attr("from"), Some("hamlet@denmark/castle"));
     assert_eq!(
-        child_text(r, &[("query", "jabber:iq:version"), ("name", "jabber:iq:version")]).as_deref(),
+        child_text(
+            r,
+            &[
+                ("query", "jabber:iq:version"),
+                ("name", "jabber:iq:version")
+            ]
+        )
+        .as_deref(),
         Some("WinJab")
     );
 }
@@ -95,16 +115,28 @@ fn time_legacy_and_xep_0202() {
         "<iq type='get' id='1001' to='denmark' xmlns='jabber:client'><query xmlns='jabber:iq:time'/></iq>",
     );
     let q = r.get_child("query", "jabber:iq:time").expect("query");
-    assert_eq!(child_text(q, &[("utc", "jabber:iq:time")]).as_deref(), Some("20000106T06:35:29"));
-    assert_eq!(child_text(q, &[("tz", "jabber:iq:time")]).as_deref(), Some("UTC"));
+    assert_eq!(
+        child_text(q, &[("utc", "jabber:iq:time")]).as_deref(),
+        Some("20000106T06:35:29")
+    );
+    assert_eq!(
+        child_text(q, &[("tz", "jabber:iq:time")]).as_deref(),
+        Some("UTC")
+    );
     assert!(q.get_child("display", "jabber:iq:time").is_some());
     let r = net.iq(
         horatio,
         "<iq type='get' id='t2' to='denmark' xmlns='jabber:client'><time xmlns='urn:xmpp:time'/></iq>",
     );
     let t = r.get_child("time", "urn:xmpp:time").expect("time");
-    assert_eq!(child_text(t, &[("utc", "urn:xmpp:time")]).as_deref(), Some("2000-01-06T06:35:29Z"));
-    assert_eq!(child_text(t, &[("tzo", "urn:xmpp:time")]).as_deref(), Some("+00:00"));
+    assert_eq!(
+        child_text(t, &[("utc", "urn:xmpp:time")]).as_deref(),
+        Some("2000-01-06T06:35:29Z")
+    );
+    assert_eq!(
+        child_text(t, &[("tzo", "urn:xmpp:time")]).as_deref(),
+        Some("+00:00")
+    );
 }
 
 #[test]
@@ -123,7 +155,10 @@ fn time_without_a_wall_clock_is_an_error_not_a_guess() {
 fn vcard_set_own_get_anyones_stored_durably() {
     let (mut net, hamlet, horatio) = denmark();
     // Guide: set (no `to`), then Horatio gets it with to='hamlet@denmark'.
-    let r = net.iq(hamlet, &format!("<iq type='set' id='1001' xmlns='jabber:client'>{VCARD}</iq>"));
+    let r = net.iq(
+        hamlet,
+        &format!("<iq type='set' id='1001' xmlns='jabber:client'>{VCARD}</iq>"),
+    );
     assert_eq!(r.attr("type"), Some("result"), "{r:?}");
     let r = net.iq(
         horatio,
@@ -133,16 +168,26 @@ fn vcard_set_own_get_anyones_stored_durably() {
     let v = r.get_child("vCard", "vcard-temp").expect("vCard");
     assert_eq!(v, &el(VCARD));
     // Own vCard, with no `to`.
-    let r = net.iq(hamlet, "<iq type='get' id='g' xmlns='jabber:client'><vCard xmlns='vcard-temp'/></iq>");
+    let r = net.iq(
+        hamlet,
+        "<iq type='get' id='g' xmlns='jabber:client'><vCard xmlns='vcard-temp'/></iq>",
+    );
     assert_eq!(r.get_child("vCard", "vcard-temp"), Some(&el(VCARD)));
     // In the store, under the account.
-    assert!(net.store.get(&Key::new("hamlet@denmark", Space::VCard, "vcard")).is_some());
+    assert!(
+        net.store
+            .get(&Key::new("hamlet@denmark", Space::VCard, "vcard"))
+            .is_some()
+    );
     // No vCard yet: an empty one.
     let r = net.iq(
         hamlet,
         "<iq type='get' to='horatio@denmark' id='e' xmlns='jabber:client'><vCard xmlns='vcard-temp'/></iq>",
     );
-    assert!(r.get_child("vCard", "vcard-temp").is_some_and(|v| v.elements().count() == 0));
+    assert!(
+        r.get_child("vCard", "vcard-temp")
+            .is_some_and(|v| v.elements().count() == 0)
+    );
     // Setting someone else's is forbidden.
     let r = net.iq(
         horatio,
@@ -162,7 +207,11 @@ fn vcard_over_the_size_limit_is_refused() {
     );
     let r = net.iq(hamlet, &big);
     assert_eq!(error_condition(&r).as_deref(), Some("not-acceptable"));
-    assert!(net.store.get(&Key::new("hamlet@denmark", Space::VCard, "vcard")).is_none());
+    assert!(
+        net.store
+            .get(&Key::new("hamlet@denmark", Space::VCard, "vcard"))
+            .is_none()
+    );
 }
 
 #[test]
@@ -173,7 +222,8 @@ fn last_activity_uptime_and_accounts() {
         "<iq type='get' id='l' to='denmark' xmlns='jabber:client'><query xmlns='jabber:iq:last'/></iq>",
     );
     assert_eq!(
-        r.get_child("query", "jabber:iq:last").and_then(|q| q.attr("seconds")),
+        r.get_child("query", "jabber:iq:last")
+            .and_then(|q| q.attr("seconds")),
         Some("0")
     );
     // Not subscribed to Hamlet's presence: forbidden.
@@ -181,22 +231,37 @@ fn last_activity_uptime_and_accounts() {
     let r = net.iq(horatio, ask);
     assert_eq!(error_condition(&r).as_deref(), Some("forbidden"));
     // Horatio subscribes, Hamlet approves.
-    net.send(horatio, &el("<presence to='hamlet@denmark' type='subscribe' xmlns='jabber:client'/>"));
-    net.send(hamlet, &el("<presence to='horatio@denmark' type='subscribed' xmlns='jabber:client'/>"));
+    net.send(
+        horatio,
+        &el("<presence to='hamlet@denmark' type='subscribe' xmlns='jabber:client'/>"),
+    );
+    net.send(
+        hamlet,
+        &el("<presence to='horatio@denmark' type='subscribed' xmlns='jabber:client'/>"),
+    );
     net.send(hamlet, &el("<presence xmlns='jabber:client'/>"));
     let r = net.iq(horatio, ask);
     assert_eq!(
-        r.get_child("query", "jabber:iq:last").and_then(|q| q.attr("seconds")),
+        r.get_child("query", "jabber:iq:last")
+            .and_then(|q| q.attr("seconds")),
         Some("0"),
         "online: active now; {r:?}"
     );
     // Hamlet's last session ends: its time is stored and answered.
     net.server.handle_eof(hamlet, T0);
     net.drive();
-    assert!(net.store.get(&Key::new("hamlet@denmark", Space::Last, "")).is_some());
+    assert!(
+        net.store
+            .get(&Key::new("hamlet@denmark", Space::Last, ""))
+            .is_some()
+    );
     let r = net.iq(horatio, ask);
     assert_eq!(r.attr("type"), Some("result"), "{r:?}");
-    assert!(r.get_child("query", "jabber:iq:last").and_then(|q| q.attr("seconds")).is_some());
+    assert!(
+        r.get_child("query", "jabber:iq:last")
+            .and_then(|q| q.attr("seconds"))
+            .is_some()
+    );
 }
 
 #[test]
@@ -211,7 +276,10 @@ fn agents_agent_and_disco_items_from_one_service_list() {
     assert_eq!(jids, ["denmark", "conference.denmark"]);
     let jud = q.elements().next().expect("jud");
     assert!(jud.get_child("search", "jabber:iq:agents").is_some());
-    assert_eq!(child_text(jud, &[("service", "jabber:iq:agents")]).as_deref(), Some("jud"));
+    assert_eq!(
+        child_text(jud, &[("service", "jabber:iq:agents")]).as_deref(),
+        Some("jud")
+    );
     // Guide: jabber:iq:agent to the conference server.
     let r = net.iq(
         horatio,
@@ -219,7 +287,10 @@ fn agents_agent_and_disco_items_from_one_service_list() {
     );
     let a = r.get_child("query", "jabber:iq:agent").expect("agent");
     assert!(a.get_child("groupchat", "jabber:iq:agent").is_some());
-    assert_eq!(child_text(a, &[("name", "jabber:iq:agent")]).as_deref(), Some("Conference Server"));
+    assert_eq!(
+        child_text(a, &[("name", "jabber:iq:agent")]).as_deref(),
+        Some("Conference Server")
+    );
     let r = net.iq(
         horatio,
         "<iq type='get' id='d' to='denmark' xmlns='jabber:client'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
@@ -237,7 +308,13 @@ fn agents_agent_and_disco_items_from_one_service_list() {
         .get_child("query", "http://jabber.org/protocol/disco#info")
         .map(|q| q.elements().filter_map(|f| f.attr("var")).collect())
         .unwrap_or_default();
-    for f in ["jabber:iq:version", "urn:xmpp:time", "vcard-temp", "jabber:iq:search", "jabber:iq:last"] {
+    for f in [
+        "jabber:iq:version",
+        "urn:xmpp:time",
+        "vcard-temp",
+        "jabber:iq:search",
+        "jabber:iq:last",
+    ] {
         assert!(feats.contains(&f), "{f} in {feats:?}");
     }
 }
@@ -283,16 +360,27 @@ fn search_the_directory_as_the_guide_shows() {
     let mut jids: Vec<&str> = q.elements().filter_map(|i| i.attr("jid")).collect();
     jids.sort();
     assert_eq!(jids, ["hamlet@denmark", "king@denmark"]);
-    let ham = q.elements().find(|i| i.attr("jid") == Some("hamlet@denmark")).expect("hamlet");
-    assert_eq!(child_text(ham, &[("nick", "jabber:iq:search")]).as_deref(), Some("Ham"));
-    assert_eq!(child_text(ham, &[("email", "jabber:iq:search")]).as_deref(), Some("hamlet@denmark"));
+    let ham = q
+        .elements()
+        .find(|i| i.attr("jid") == Some("hamlet@denmark"))
+        .expect("hamlet");
+    assert_eq!(
+        child_text(ham, &[("nick", "jabber:iq:search")]).as_deref(),
+        Some("Ham")
+    );
+    assert_eq!(
+        child_text(ham, &[("email", "jabber:iq:search")]).as_deref(),
+        Some("hamlet@denmark")
+    );
     // Case-insensitive, several fields must all match.
     let r = net.iq(
         horatio,
         "<iq type='set' id='s3' to='denmark' xmlns='jabber:client'><query xmlns='jabber:iq:search'>\
          <first>hamlet</first><nick>king</nick></query></iq>",
     );
-    let n = r.get_child("query", "jabber:iq:search").map(|q| q.elements().count());
+    let n = r
+        .get_child("query", "jabber:iq:search")
+        .map(|q| q.elements().count());
     assert_eq!(n, Some(1));
     // Example 1003: no match is an empty result.
     let r = net.iq(
@@ -300,7 +388,11 @@ fn search_the_directory_as_the_guide_shows() {
         "<iq type='set' id='1003' to='denmark' xmlns='jabber:client'><query xmlns='jabber:iq:search'>\
          <last>Fortinbras</last></query></iq>",
     );
-    assert_eq!(r.get_child("query", "jabber:iq:search").map(|q| q.elements().count()), Some(0));
+    assert_eq!(
+        r.get_child("query", "jabber:iq:search")
+            .map(|q| q.elements().count()),
+        Some(0)
+    );
     // Nothing to search for.
     let r = net.iq(
         horatio,
@@ -334,7 +426,10 @@ fn register_after_auth_key_password_change_and_remove() {
     );
     let q = r.get_child("query", "jabber:iq:register").expect("query");
     assert!(q.get_child("registered", "jabber:iq:register").is_some());
-    assert_eq!(child_text(q, &[("username", "jabber:iq:register")]).as_deref(), Some("hamlet"));
+    assert_eq!(
+        child_text(q, &[("username", "jabber:iq:register")]).as_deref(),
+        Some("hamlet")
+    );
     let key = child_text(q, &[("key", "jabber:iq:register")]).expect("the guide's key");
     // A wrong key is refused.
     let r = net.iq(
@@ -365,7 +460,10 @@ fn register_after_auth_key_password_change_and_remove() {
     assert!(net.jid_of(old).is_none(), "the old one does not");
     // Data to be removed with the account.
     set_vcard(&mut net, hamlet, "Hamlet", "Ham", "hamlet@denmark");
-    net.send(hamlet, &el("<presence to='horatio@denmark' type='subscribe' xmlns='jabber:client'/>"));
+    net.send(
+        hamlet,
+        &el("<presence to='horatio@denmark' type='subscribe' xmlns='jabber:client'/>"),
+    );
     // Example 9-5: remove with the key.
     let r = net.iq(
         hamlet,
@@ -386,7 +484,11 @@ fn register_after_auth_key_password_change_and_remove() {
         horatio,
         "<iq type='set' id='s' xmlns='jabber:client'><query xmlns='jabber:iq:search'><nick>Ham</nick></query></iq>",
     );
-    assert_eq!(r.get_child("query", "jabber:iq:search").map(|q| q.elements().count()), Some(0));
+    assert_eq!(
+        r.get_child("query", "jabber:iq:search")
+            .map(|q| q.elements().count()),
+        Some(0)
+    );
     let gone = net.connect("hamlet@denmark/back", "ophelia");
     assert!(net.jid_of(gone).is_none(), "cannot log in any more");
 }
@@ -399,11 +501,13 @@ fn extensions_pass_through_intact() {
     net.send(horatio, &el("<presence xmlns='jabber:client'/>"));
     net.take_inbox(horatio);
     // jabber:x:oob (guide), jabber:x:roster, XHTML-IM and an unknown payload in one message.
-    let msg = el("<message to='horatio@denmark' xmlns='jabber:client'><body> URL Attached. </body>\
+    let msg = el(
+        "<message to='horatio@denmark' xmlns='jabber:client'><body> URL Attached. </body>\
         <x xmlns='jabber:x:oob'><url> http://denmark/act4/letter-1.html </url><desc> There's a letter for you sir </desc></x>\
         <x xmlns='jabber:x:roster'><item jid='hamlet@denmark' name='Hamlet'><group>Friends</group></item></x>\
         <html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'><p style='font-weight:bold'>URL <em>Attached</em>.</p></body></html>\
-        <custom xmlns='urn:example:unknown' a='1'><deep><deeper>text &amp; more</deeper></deep></custom></message>");
+        <custom xmlns='urn:example:unknown' a='1'><deep><deeper>text &amp; more</deeper></deep></custom></message>",
+    );
     net.send(sailor, &msg);
     let got = net.take_inbox(horatio);
     let m = got.iter().find(|e| e.name == "message").expect("delivered");
@@ -418,13 +522,20 @@ fn extensions_pass_through_intact() {
              <url>http://denmark/act4/letter-1.html</url><desc>There's a letter for you sir</desc></query></iq>"),
     );
     let got = net.take_inbox(horatio);
-    let iq = got.iter().find(|e| e.attr("id") == Some("oob1")).expect("routed");
+    let iq = got
+        .iter()
+        .find(|e| e.attr("id") == Some("oob1"))
+        .expect("routed");
     assert!(iq.get_child("query", "jabber:iq:oob").is_some());
     net.send(
         horatio,
         &el("<iq type='result' id='oob1' to='sailor@denmark/ship' xmlns='jabber:client'/>"),
     );
-    assert!(net.take_inbox(sailor).iter().any(|e| e.attr("id") == Some("oob1")));
+    assert!(
+        net.take_inbox(sailor)
+            .iter()
+            .any(|e| e.attr("id") == Some("oob1"))
+    );
 }
 
 fn update_config() -> ServerConfig {
@@ -438,9 +549,21 @@ fn update_config() -> ServerConfig {
         url: url.into(),
     };
     cfg.releases = vec![
-        rel("0.9.1.1", ReleaseKind::Release, "http://update.denmark/winjab/winjab_setup.exe"),
-        rel("0.9.0.5", ReleaseKind::Release, "http://update.denmark/winjab/old.exe"),
-        rel("0.9.2.16", ReleaseKind::Beta, "http://update.denmark/winjab/winjab_beta.exe"),
+        rel(
+            "0.9.1.1",
+            ReleaseKind::Release,
+            "http://update.denmark/winjab/winjab_setup.exe",
+        ),
+        rel(
+            "0.9.0.5",
+            ReleaseKind::Release,
+            "http://update.denmark/winjab/old.exe",
+        ),
+        rel(
+            "0.9.2.16",
+            ReleaseKind::Beta,
+            "http://update.denmark/winjab/winjab_beta.exe",
+        ),
     ];
     cfg
 }
@@ -449,16 +572,27 @@ fn update_config() -> ServerConfig {
 fn autoupdate_as_the_guide_shows() {
     let (mut net, hamlet, _) = denmark_with(update_config());
     // Example 7-1 / 7-2.
-    net.send(hamlet, &el("<presence to='winjab@update.denmark/0.9.1.0' xmlns='jabber:client'/>"));
+    net.send(
+        hamlet,
+        &el("<presence to='winjab@update.denmark/0.9.1.0' xmlns='jabber:client'/>"),
+    );
     let got = net.take_inbox(hamlet);
-    let m = got.iter().find(|e| e.name == "message").expect("notification");
+    let m = got
+        .iter()
+        .find(|e| e.name == "message")
+        .expect("notification");
     assert_eq!(m.attr("from"), Some("winjab@update.denmark"));
     assert_eq!(
-        m.get_child("x", "jabber:x:autoupdate").map(|x| x.text()).as_deref(),
+        m.get_child("x", "jabber:x:autoupdate")
+            .map(|x| x.text())
+            .as_deref(),
         Some("winjab@update.denmark")
     );
     // Up to date: nothing.
-    net.send(hamlet, &el("<presence to='winjab@update.denmark/0.9.1.1' xmlns='jabber:client'/>"));
+    net.send(
+        hamlet,
+        &el("<presence to='winjab@update.denmark/0.9.1.1' xmlns='jabber:client'/>"),
+    );
     assert!(net.take_inbox(hamlet).iter().all(|e| e.name != "message"));
     // Example 7-3 / 7-4.
     let r = net.iq(
@@ -467,9 +601,18 @@ fn autoupdate_as_the_guide_shows() {
     );
     let q = r.get_child("query", "jabber:iq:autoupdate").expect("query");
     let ns = "jabber:iq:autoupdate";
-    assert_eq!(child_text(q, &[("release", ns), ("ver", ns)]).as_deref(), Some("0.9.1.1"));
-    assert_eq!(q.get_child("release", ns).and_then(|r| r.attr("priority")), Some("optional"));
-    assert_eq!(child_text(q, &[("beta", ns), ("ver", ns)]).as_deref(), Some("0.9.2.16"));
+    assert_eq!(
+        child_text(q, &[("release", ns), ("ver", ns)]).as_deref(),
+        Some("0.9.1.1")
+    );
+    assert_eq!(
+        q.get_child("release", ns).and_then(|r| r.attr("priority")),
+        Some("optional")
+    );
+    assert_eq!(
+        child_text(q, &[("beta", ns), ("ver", ns)]).as_deref(),
+        Some("0.9.2.16")
+    );
     let r = net.iq(
         hamlet,
         "<iq type='get' id='u2' to='gabber@update.denmark' xmlns='jabber:client'><query xmlns='jabber:iq:autoupdate'/></iq>",
@@ -484,5 +627,8 @@ fn no_releases_no_update_service() {
         hamlet,
         "<iq type='get' id='u' to='winjab@update.denmark' xmlns='jabber:client'><query xmlns='jabber:iq:autoupdate'/></iq>",
     );
-    assert_eq!(error_condition(&r).as_deref(), Some("remote-server-not-found"));
+    assert_eq!(
+        error_condition(&r).as_deref(),
+        Some("remote-server-not-found")
+    );
 }
