@@ -173,8 +173,14 @@ fn regressions() {
         b"<s/><![CDATA[\0",
         // Fuzz: `?>` inside a quoted value does not end the declaration.
         b"<?xml version='1.?>'0<s>",
+        // Fuzz: after the root, `<` cut off from `?` judges the same.
+        b"<s\t/>\t\t<?xkl\ta",
+        b"<s/><!DOCTYPE",
     ];
     for input in cases {
+        for cut in 0..=input.len() {
+            check(input, &[cut]).unwrap();
+        }
         check(input, &[]).unwrap();
         check(input, &[1, 3, 7]).unwrap();
     }

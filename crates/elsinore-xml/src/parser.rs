@@ -347,6 +347,9 @@ impl Parser {
             // As rxml: PIs and declarations are judged as such, the rest is
             // content after the root.
             let judged = match data.get(1) {
+                // Too short to tell: wait, whatever the chunking.
+                None => return Ok(Tok::Incomplete(scan)),
+                Some(b'!') if data.len() < 3 => return Ok(Tok::Incomplete(scan)),
                 Some(b'?') => {
                     const DECL: &[u8] = b"<?xml";
                     let n = data.len().min(DECL.len());
