@@ -1,18 +1,20 @@
-//! An async XMPP client over [`elsinore_stream::Connection`] in the client role.
+//! An async XMPP client: a thin tokio driver over [`elsinore_client::Client`].
 //!
-//! One task owns the socket and the `Connection`; the [`Client`] handle talks to it through
-//! channels. The task follows the core's run rule: after every input or command it writes
-//! all pending bytes, then drains the events.
+//! One task owns the socket and the sans-IO client core; the [`Client`] handle talks to it
+//! through channels. Every protocol decision (iq ids and matching, timeouts, the bounded
+//! inbound queue, XEP-0049 request shapes) lives in the core; the task moves bytes, time and
+//! results. It follows the core's run rule: after every input or command it writes all
+//! pending bytes, then drains the events.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use elsinore_client::{ClientEvent, IqError, IqId, Options, private};
 use elsinore_jid::Jid;
-use elsinore_stream::{ClientConfig, Connection, Event, Limits, TlsPolicy};
+use elsinore_stream::{ClientConfig, TlsPolicy};
 use elsinore_xml::Element;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,13 +25,9 @@ use tracing::debug;
 use crate::clock::{Clock, random_seed, sleep_until_opt};
 use crate::server::BoxStream;
 
-/// Namespace of stanza error conditions (RFC 6120 §8.3).
-const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
-/// Namespace of XEP-0049 private XML storage.
-const PRIVATE_NS: &str = "jabber:iq:private";
-/// Inbound stanzas buffered for [`Client::recv`] before the client stops reading the socket.
-const INBOUND_CAPACITY: usize = 256;
 const READ_BUF: usize = 16 * 1024;
+/// Inbound stanzas handed to [`Client::recv`] ahead of time (the core queues the rest).
+const HANDOFF_CAPACITY: usize = 16;
 /// How long [`Client::close`] waits for the server's `</stream:stream>`.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -150,10 +148,9 @@ impl ClientOptions {
 /// Commands from the handle to the connection task.
 enum Cmd {
     Send(Element, oneshot::Sender<Result<(), ClientError>>),
+    Iq(Element, oneshot::Sender<Result<Element, ClientError>>),
     Close(oneshot::Sender<()>),
 }
-
-type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Element>>>>;
 
 /// A logged-in XMPP client session.
 ///
@@ -163,9 +160,6 @@ pub struct Client {
     jid: Jid,
     cmd_tx: mpsc::UnboundedSender<Cmd>,
     inbound: tokio::sync::Mutex<mpsc::Receiver<Element>>,
-    pending: Pending,
-    next_id: AtomicU64,
-    id_prefix: String,
     timeout: Duration,
 }
 
@@ -208,25 +202,27 @@ impl Client {
             .map_err(|e| ClientError::Tls(format!("invalid server name {name:?}: {e}")))?;
         let socket = TcpStream::connect(addr.as_str()).await?;
         let _ = socket.set_nodelay(true);
-        let seed = random_seed()?;
         let clock = Clock::new();
-        let conn = Connection::new_client(
+        let options = Options {
+            iq_timeout: timeout,
+            ..Options::default()
+        };
+        let core = elsinore_client::Client::new(
             ClientConfig { jid, password, tls },
-            Limits::default(),
-            seed,
+            options,
+            random_seed()?,
             clock.now(),
         );
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
+        let (inbound_tx, inbound_rx) = mpsc::channel(HANDOFF_CAPACITY);
         let (established_tx, established_rx) = oneshot::channel();
-        let pending: Pending = Arc::default();
         let driver = Driver {
-            conn,
+            core,
             clock,
             tls_config,
             server_name,
-            pending: Arc::clone(&pending),
-            backlog: VecDeque::new(),
+            waiters: HashMap::new(),
+            next_inbound: None,
             established: Some(established_tx),
             close_waiters: Vec::new(),
             closed: false,
@@ -235,17 +231,10 @@ impl Client {
         let jid = established_rx
             .await
             .map_err(|_| ClientError::Disconnected)??;
-        let id_prefix = {
-            let r = random_seed()?;
-            format!("el{:02x}{:02x}{:02x}{:02x}-", r[0], r[1], r[2], r[3])
-        };
         Ok(Client {
             jid,
             cmd_tx,
             inbound: tokio::sync::Mutex::new(inbound_rx),
-            pending,
-            next_id: AtomicU64::new(1),
-            id_prefix,
             timeout,
         })
     }
@@ -276,58 +265,30 @@ impl Client {
 
     /// Sends an iq request and waits for the response with the same id (one is assigned if
     /// missing). A `type='error'` response becomes [`ClientError::Stanza`].
-    pub async fn iq(&self, mut iq: Element) -> Result<Element, ClientError> {
-        let id = match iq.attr("id") {
-            Some(id) => id.to_owned(),
-            None => {
-                let id = format!(
-                    "{}{}",
-                    self.id_prefix,
-                    self.next_id.fetch_add(1, Ordering::Relaxed)
-                );
-                iq.set_attr("id", id.clone());
-                id
-            }
-        };
+    pub async fn iq(&self, iq: Element) -> Result<Element, ClientError> {
         let (tx, rx) = oneshot::channel();
-        // Registered before sending, so a fast response cannot overtake the registration.
-        self.lock_pending().insert(id.clone(), tx);
-        let result = async {
-            self.send(iq).await?;
-            let response = tokio::time::timeout(self.timeout, rx)
-                .await
-                .map_err(|_| ClientError::Timeout("iq response"))?
-                .map_err(|_| ClientError::Disconnected)?;
-            match response.attr("type") {
-                Some("error") => Err(stanza_error(&response)),
-                _ => Ok(response),
-            }
-        }
-        .await;
-        self.lock_pending().remove(&id);
-        result
+        self.cmd_tx
+            .send(Cmd::Iq(iq, tx))
+            .map_err(|_| ClientError::Disconnected)?;
+        // The core times the request out itself; this outer bound is a backstop.
+        tokio::time::timeout(self.timeout + CLOSE_TIMEOUT, rx)
+            .await
+            .map_err(|_| ClientError::Timeout("iq response"))?
+            .map_err(|_| ClientError::Disconnected)?
     }
 
     /// XEP-0049: stores `payload` (an element in its own namespace) in private XML storage,
     /// replacing what was stored under the same name and namespace.
     pub async fn private_set(&self, payload: Element) -> Result<(), ClientError> {
-        let iq = Element::new("iq", "jabber:client")
-            .with_attr("type", "set")
-            .with_child(Element::new("query", PRIVATE_NS).with_child(payload));
-        self.iq(iq).await.map(|_| ())
+        self.iq(private::set_request(payload)).await.map(|_| ())
     }
 
     /// XEP-0049: retrieves what is stored under `name` in namespace `ns`. The server returns
     /// the stored element, or the empty element if nothing is stored.
     pub async fn private_get(&self, name: &str, ns: &str) -> Result<Vec<Element>, ClientError> {
-        let iq = Element::new("iq", "jabber:client")
-            .with_attr("type", "get")
-            .with_child(Element::new("query", PRIVATE_NS).with_child(Element::new(name, ns)));
-        let response = self.iq(iq).await?;
-        let query = response.get_child("query", PRIVATE_NS).ok_or_else(|| {
-            ClientError::UnexpectedResponse("private storage result without <query/>".into())
-        })?;
-        Ok(query.elements().cloned().collect())
+        let response = self.iq(private::get_request(name, ns)).await?;
+        private::parse_get_response(&response)
+            .map_err(|e| ClientError::UnexpectedResponse(e.to_string()))
     }
 
     /// Closes the stream (`</stream:stream>`) and waits, bounded, for the server to close its
@@ -341,79 +302,30 @@ impl Client {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT * 2, rx).await;
         Ok(())
     }
-
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Element>>> {
-        // Only map operations happen under this lock; a poisoned map is still consistent.
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
-/// Reads the condition, type and text out of an error stanza.
-fn stanza_error(stanza: &Element) -> ClientError {
-    let Some(error) = stanza.get_child("error", "jabber:client").or_else(|| {
-        // Be lenient about the error element's namespace.
-        stanza.elements().find(|e| e.name == "error")
-    }) else {
-        return ClientError::Stanza {
-            condition: "undefined-condition".into(),
-            error_type: None,
-            text: None,
-        };
-    };
-    let condition = error
-        .elements()
-        .find(|e| e.ns == STANZAS_NS && e.name != "text")
-        .map(|e| e.name.clone())
-        .or_else(|| {
-            error
-                .attr("code")
-                .and_then(legacy_condition)
-                .map(String::from)
-        })
-        .unwrap_or_else(|| "undefined-condition".into());
-    let text = error
-        .get_child("text", STANZAS_NS)
-        .map(Element::text)
-        .or_else(|| Some(error.text()).filter(|t| !t.trim().is_empty()));
-    ClientError::Stanza {
-        condition,
-        error_type: error.attr("type").map(String::from),
-        text,
+/// The handle's error for an iq the core reports as failed.
+fn iq_error(e: IqError) -> ClientError {
+    match e {
+        IqError::Stanza(e) => ClientError::Stanza {
+            condition: e.condition.name().to_string(),
+            error_type: Some(e.type_.as_str().to_string()),
+            text: e.text,
+        },
+        IqError::Timeout => ClientError::Timeout("iq response"),
+        IqError::Disconnected => ClientError::Disconnected,
     }
-}
-
-/// The RFC 6120 condition for a legacy (jabber:client) numeric error code.
-fn legacy_condition(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "302" => "redirect",
-        "400" => "bad-request",
-        "401" => "not-authorized",
-        "402" => "payment-required",
-        "403" => "forbidden",
-        "404" => "item-not-found",
-        "405" => "not-allowed",
-        "406" => "not-acceptable",
-        "407" => "registration-required",
-        "408" => "remote-server-timeout",
-        "409" => "conflict",
-        "500" => "internal-server-error",
-        "501" => "feature-not-implemented",
-        "502" => "service-unavailable",
-        "503" => "service-unavailable",
-        "504" => "remote-server-timeout",
-        _ => return None,
-    })
 }
 
 /// The connection task's state.
 struct Driver {
-    conn: Connection,
+    core: elsinore_client::Client,
     clock: Clock,
     tls_config: Option<Arc<rustls::ClientConfig>>,
     server_name: ServerName<'static>,
-    pending: Pending,
-    /// Stanzas for `recv` not yet accepted by the bounded channel.
-    backlog: VecDeque<Element>,
+    waiters: HashMap<IqId, oneshot::Sender<Result<Element, ClientError>>>,
+    /// The stanza taken from the core's queue, waiting for room in the hand-off channel.
+    next_inbound: Option<Element>,
     established: Option<oneshot::Sender<Result<Jid, ClientError>>>,
     close_waiters: Vec<oneshot::Sender<()>>,
     closed: bool,
@@ -440,51 +352,68 @@ impl Driver {
             if self.closed {
                 break;
             }
-            let deadline = self.conn.poll_timeout().map(|t| self.clock.to_tokio(t));
+            if self.next_inbound.is_none() {
+                self.next_inbound = self.core.recv();
+            }
+            let deadline = self.core.poll_timeout().map(|t| self.clock.to_tokio(t));
             tokio::select! {
                 biased;
-                cmd = cmd_rx.recv(), if commands_open => match cmd {
-                    Some(Cmd::Send(stanza, reply)) => {
-                        let result = self
-                            .conn
-                            .send(&stanza)
-                            .map_err(|e| ClientError::Send(format!("{e:?}")));
-                        let _ = reply.send(result);
+                cmd = cmd_rx.recv(), if commands_open => {
+                    let now = self.clock.now();
+                    match cmd {
+                        Some(Cmd::Send(stanza, reply)) => {
+                            let result = self
+                                .core
+                                .send(&stanza)
+                                .map_err(|e| ClientError::Send(e.to_string()));
+                            let _ = reply.send(result);
+                        }
+                        Some(Cmd::Iq(iq, reply)) => match self.core.send_iq(iq, now) {
+                            Ok(id) => {
+                                self.waiters.insert(id, reply);
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(ClientError::Send(e.to_string())));
+                            }
+                        },
+                        Some(Cmd::Close(waiter)) => {
+                            self.close_waiters.push(waiter);
+                            self.start_close(&mut close_deadline);
+                        }
+                        None => {
+                            // The handle was dropped: close the stream.
+                            commands_open = false;
+                            self.start_close(&mut close_deadline);
+                        }
                     }
-                    Some(Cmd::Close(waiter)) => {
-                        self.close_waiters.push(waiter);
-                        start_close(&mut self.conn, &self.clock, &mut close_deadline);
-                    }
-                    None => {
-                        // The handle was dropped: close the stream.
-                        commands_open = false;
-                        start_close(&mut self.conn, &self.clock, &mut close_deadline);
-                    }
-                },
-                permit = inbound_tx.reserve(), if !self.backlog.is_empty() => match permit {
+                }
+                permit = inbound_tx.reserve(), if self.next_inbound.is_some() => match permit {
                     Ok(permit) => {
-                        if let Some(stanza) = self.backlog.pop_front() {
+                        if let Some(stanza) = self.next_inbound.take() {
                             permit.send(stanza);
                         }
                     }
-                    // Nobody will ever call recv again.
-                    Err(_) => self.backlog.clear(),
+                    // Nobody will ever call recv again: drop what arrives.
+                    Err(_) => {
+                        self.next_inbound = None;
+                        while self.core.recv().is_some() {}
+                    }
                 },
-                // Stop reading while the backlog is full: TCP back-pressure instead of an
-                // unbounded buffer.
-                read = stream.read(&mut buf), if reading && self.backlog.len() < INBOUND_CAPACITY => {
+                // The core says when to stop reading (its inbound queue is full):
+                // TCP back-pressure instead of an unbounded buffer.
+                read = stream.read(&mut buf), if reading && self.core.wants_read() => {
                     let now = self.clock.now();
                     match read {
                         Ok(0) | Err(_) => {
                             reading = false;
-                            self.conn.handle_eof(now);
+                            self.core.handle_eof(now);
                         }
                         // `n <= buf.len()` by `read`'s contract.
-                        Ok(n) => self.conn.handle_input(&buf[..n], now),
+                        Ok(n) => self.core.handle_input(&buf[..n], now),
                     }
                 }
                 _ = sleep_until_opt(deadline) => {
-                    self.conn.handle_timeout(self.clock.now());
+                    self.core.handle_timeout(self.clock.now());
                 }
                 _ = sleep_until_opt(close_deadline) => {
                     debug!("server did not close its stream in time");
@@ -493,7 +422,7 @@ impl Driver {
             }
         }
         // Best effort: send what is still pending (e.g. our `</stream:stream>`), then close.
-        let pending = self.conn.pending_transmit().to_vec();
+        let pending = self.core.take_transmit();
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
             stream.write_all(&pending).await?;
             stream.shutdown().await
@@ -503,12 +432,10 @@ impl Driver {
             let _ = tx.send(Err(failure.unwrap_or(ClientError::Closed { error: None })));
         }
         // Dropping the senders wakes every `iq` waiter with `Disconnected`.
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.waiters.clear();
         // Deliver what was received before the end, as far as the channel takes it.
-        for stanza in self.backlog.drain(..) {
+        let rest = self.next_inbound.take().into_iter();
+        for stanza in rest.chain(std::iter::from_fn(|| self.core.recv())) {
             if inbound_tx.try_send(stanza).is_err() {
                 break;
             }
@@ -518,22 +445,29 @@ impl Driver {
         }
     }
 
+    fn start_close(&mut self, deadline: &mut Option<tokio::time::Instant>) {
+        if deadline.is_none() {
+            self.core.close(self.clock.now());
+            *deadline = Some(tokio::time::Instant::now() + CLOSE_TIMEOUT);
+        }
+    }
+
     /// Writes everything pending, then handles every event (the core's run rule).
     async fn process(&mut self, stream: &mut BoxStream) -> Result<(), ClientError> {
         loop {
-            while !self.conn.pending_transmit().is_empty() {
-                let n = stream.write(self.conn.pending_transmit()).await?;
+            while !self.core.pending_transmit().is_empty() {
+                let n = stream.write(self.core.pending_transmit()).await?;
                 if n == 0 {
                     return Err(ClientError::Io(io::ErrorKind::WriteZero.into()));
                 }
-                self.conn.advance_transmit(n);
+                self.core.advance_transmit(n);
             }
             stream.flush().await?;
-            let Some(event) = self.conn.poll_event() else {
+            let Some(event) = self.core.poll_event() else {
                 return Ok(());
             };
             match event {
-                Event::UpgradeTls => {
+                ClientEvent::UpgradeTls => {
                     // Everything queued before the event is written and flushed above; the
                     // handshake runs on the same socket before anything else is read.
                     let config = self.tls_config.clone().ok_or_else(|| {
@@ -548,49 +482,27 @@ impl Driver {
                         .await
                         .map_err(|e| ClientError::Tls(e.to_string()))?;
                     *stream = Box::new(tls);
-                    self.conn.handle_tls_ready(self.clock.now());
+                    self.core.handle_tls_ready(self.clock.now());
                 }
-                Event::Established { jid } => {
+                ClientEvent::Established { jid } => {
                     if let Some(tx) = self.established.take() {
                         let _ = tx.send(Ok(jid));
                     }
                 }
-                Event::Stanza(stanza) => self.route(stanza),
-                Event::Closed { error } => {
+                ClientEvent::IqResponse { id, result } => {
+                    if let Some(waiter) = self.waiters.remove(&id) {
+                        let _ = waiter.send(result.map_err(iq_error));
+                    }
+                }
+                ClientEvent::Closed { error, .. } => {
+                    // This adapter does not reconnect: `Client::connect` again instead.
                     self.closed = true;
                     if let Some(tx) = self.established.take() {
                         let _ = tx.send(Err(ClientError::Closed { error }));
                     }
                 }
-                _ => {}
             }
         }
-    }
-
-    /// An awaited iq response goes to its waiter, anything else to `recv`.
-    fn route(&mut self, stanza: Element) {
-        if stanza.name == "iq"
-            && matches!(stanza.attr("type"), Some("result" | "error"))
-            && let Some(id) = stanza.attr("id")
-        {
-            let waiter = self
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(id);
-            if let Some(waiter) = waiter {
-                let _ = waiter.send(stanza);
-                return;
-            }
-        }
-        self.backlog.push_back(stanza);
-    }
-}
-
-fn start_close(conn: &mut Connection, clock: &Clock, deadline: &mut Option<tokio::time::Instant>) {
-    if deadline.is_none() {
-        conn.close(clock.now());
-        *deadline = Some(tokio::time::Instant::now() + CLOSE_TIMEOUT);
     }
 }
 
@@ -598,22 +510,26 @@ fn start_close(conn: &mut Connection, clock: &Clock, deadline: &mut Option<tokio
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use elsinore_client::stanza_error;
 
-    fn iq_error(error: Element) -> Element {
-        Element::new("iq", "jabber:client")
+    const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+    fn iq_error_of(error: Element) -> ClientError {
+        let iq = Element::new("iq", "jabber:client")
             .with_attr("type", "error")
-            .with_child(error)
+            .with_child(error);
+        super::iq_error(IqError::Stanza(Box::new(stanza_error(&iq))))
     }
 
     #[test]
     fn modern_stanza_error() {
-        let e = iq_error(
+        let e = iq_error_of(
             Element::new("error", "jabber:client")
                 .with_attr("type", "cancel")
                 .with_child(Element::new("forbidden", STANZAS_NS))
                 .with_child(Element::new("text", STANZAS_NS).with_text("not yours")),
         );
-        match stanza_error(&e) {
+        match e {
             ClientError::Stanza {
                 condition,
                 error_type,
@@ -629,12 +545,12 @@ mod tests {
 
     #[test]
     fn legacy_code_only_error() {
-        let e = iq_error(
+        let e = iq_error_of(
             Element::new("error", "jabber:client")
                 .with_attr("code", "406")
                 .with_text("Not Acceptable"),
         );
-        match stanza_error(&e) {
+        match e {
             ClientError::Stanza {
                 condition, text, ..
             } => {
@@ -647,9 +563,10 @@ mod tests {
 
     #[test]
     fn missing_error_element() {
-        let e = Element::new("iq", "jabber:client").with_attr("type", "error");
+        let iq = Element::new("iq", "jabber:client").with_attr("type", "error");
+        let e = super::iq_error(IqError::Stanza(Box::new(stanza_error(&iq))));
         assert!(matches!(
-            stanza_error(&e),
+            e,
             ClientError::Stanza { condition, .. } if condition == "undefined-condition"
         ));
     }
