@@ -28,17 +28,36 @@ impl core::fmt::Debug for StoredScram {
     }
 }
 
-/// What the store keeps for an account: SCRAM-SHA-1 and SCRAM-SHA-256 verifiers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the store keeps for an account: SCRAM-SHA-1 and SCRAM-SHA-256 verifiers, and
+/// optionally the DIGEST-MD5 secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredCredentials {
     /// The SCRAM-SHA-1 verifier.
     pub sha1: StoredScram,
     /// The SCRAM-SHA-256 verifier (also used to check PLAIN passwords).
     pub sha256: StoredScram,
+    /// `H(username ":" realm ":" password)` (RFC 2831) for the server's realm, if the account
+    /// was created with one ([`StoredCredentials::derive_with_digest_md5`]). It is
+    /// password-equivalent for DIGEST-MD5 in that realm (not for SCRAM or PLAIN). Without it
+    /// DIGEST-MD5 fails for the account with `not-authorized`.
+    pub digest_md5: Option<[u8; 16]>,
 }
 
-/// First byte of the binary encoding; bumped when the layout changes.
-const ENCODING_VERSION: u8 = 1;
+// Keys are secrets: keep them out of logs.
+impl core::fmt::Debug for StoredCredentials {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StoredCredentials")
+            .field("sha1", &self.sha1)
+            .field("sha256", &self.sha256)
+            .field("digest_md5", &self.digest_md5.is_some())
+            .finish()
+    }
+}
+
+/// First byte of the version 1 encoding (SCRAM verifiers only).
+const ENCODING_V1: u8 = 1;
+/// First byte of the version 2 encoding (SCRAM verifiers and the DIGEST-MD5 secret).
+const ENCODING_V2: u8 = 2;
 
 impl StoredScram {
     fn derive(alg: HashAlg, password: &[u8], salt: &[u8], iterations: u32) -> StoredScram {
@@ -135,34 +154,76 @@ impl StoredCredentials {
                 salt_sha256,
                 iterations,
             ),
+            digest_md5: None,
         })
+    }
+
+    /// Like [`derive`](Self::derive), and also stores the DIGEST-MD5 secret
+    /// `H(username ":" realm ":" password)` so the account can use DIGEST-MD5 in `realm`
+    /// (the server's domain). `username` is the authcid clients send (the account's
+    /// localpart); username and password are SASLprep'd as the mechanisms do.
+    pub fn derive_with_digest_md5(
+        username: &str,
+        realm: &str,
+        password: &str,
+        salt_sha1: &[u8],
+        salt_sha256: &[u8],
+        iterations: u32,
+    ) -> Result<StoredCredentials, SaslError> {
+        let mut creds = StoredCredentials::derive(password, salt_sha1, salt_sha256, iterations)?;
+        let username = prep::saslprep(username)?;
+        if username.is_empty() {
+            return Err(SaslError::EmptyAuthcid);
+        }
+        let password = prep::saslprep(password)?;
+        creds.digest_md5 = Some(crate::digest::user_hash(&username, realm, &password));
+        Ok(creds)
     }
 
     /// Compact binary encoding for the store.
     ///
-    /// Layout (version 1): `0x01`, then for SHA-1 and SHA-256 in turn: iterations (u32 BE),
-    /// salt length (u16 BE), salt, StoredKey, ServerKey (hash-length each).
+    /// Layout: a version byte, then for SHA-1 and SHA-256 in turn: iterations (u32 BE),
+    /// salt length (u16 BE), salt, StoredKey, ServerKey (hash-length each). Version 1
+    /// (`0x01`) ends there and is written when there is no DIGEST-MD5 secret (so older
+    /// readers keep working); version 2 (`0x02`) appends the 16-byte DIGEST-MD5 secret.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + 2 * (6 + 16) + 2 * (20 + 32));
-        out.push(ENCODING_VERSION);
+        let mut out = Vec::with_capacity(1 + 2 * (6 + 16) + 2 * (20 + 32) + 16);
+        out.push(if self.digest_md5.is_some() {
+            ENCODING_V2
+        } else {
+            ENCODING_V1
+        });
         self.sha1.encode(&mut out);
         self.sha256.encode(&mut out);
+        if let Some(d) = &self.digest_md5 {
+            out.extend_from_slice(d);
+        }
         out
     }
 
-    /// Decodes [`to_bytes`](Self::to_bytes) output; anything else is
-    /// [`SaslError::InvalidCredentials`].
+    /// Decodes [`to_bytes`](Self::to_bytes) output, either version (version 1 records decode
+    /// with `digest_md5: None`); anything else is [`SaslError::InvalidCredentials`].
     pub fn from_bytes(bytes: &[u8]) -> Result<StoredCredentials, SaslError> {
         let mut input = bytes;
-        if take(&mut input, 1)? != [ENCODING_VERSION] {
+        let version = take_array::<1>(&mut input)?[0];
+        if version != ENCODING_V1 && version != ENCODING_V2 {
             return Err(SaslError::InvalidCredentials);
         }
         let sha1 = StoredScram::decode(HashAlg::Sha1, &mut input)?;
         let sha256 = StoredScram::decode(HashAlg::Sha256, &mut input)?;
+        let digest_md5 = if version == ENCODING_V2 {
+            Some(take_array::<16>(&mut input)?)
+        } else {
+            None
+        };
         if !input.is_empty() {
             return Err(SaslError::InvalidCredentials);
         }
-        Ok(StoredCredentials { sha1, sha256 })
+        Ok(StoredCredentials {
+            sha1,
+            sha256,
+            digest_md5,
+        })
     }
 
     /// The verifier for a SCRAM hash.

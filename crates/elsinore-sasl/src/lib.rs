@@ -75,19 +75,25 @@
 
 extern crate alloc;
 
+mod cb;
 mod client;
 mod creds;
 mod crypto;
+mod digest;
+mod legacy;
 mod prep;
 mod scram;
 mod server;
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
+pub use cb::{ChannelBinding, MAX_CHANNEL_BINDING_BYTES};
 pub use client::ClientSession;
 pub use creds::{StoredCredentials, StoredScram};
-pub use server::{ServerSession, ServerStep};
+pub use legacy::{legacy_digest, verify_plain};
+pub use server::{ServerContext, ServerSession, ServerStep};
 
 /// Maximum size of any SASL message, in either direction.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
@@ -109,11 +115,33 @@ pub enum Mechanism {
     ScramSha1,
     /// `SCRAM-SHA-256` (RFC 7677).
     ScramSha256,
+    /// `SCRAM-SHA-1-PLUS` (RFC 5802 with channel binding).
+    ScramSha1Plus,
+    /// `SCRAM-SHA-256-PLUS` (RFC 7677 with channel binding).
+    ScramSha256Plus,
+    /// `DIGEST-MD5` (RFC 2831, `qop=auth` only; the draft's mandatory mechanism).
+    DigestMd5,
+    /// `EXTERNAL` (RFC 4422 appendix A, XEP-0178): identity established outside SASL (TLS).
+    External,
+    /// `ANONYMOUS` (RFC 4505).
+    Anonymous,
 }
 
 impl Mechanism {
-    /// All mechanisms, strongest first (the order [`client_preference`] uses).
-    pub const ALL: [Mechanism; 3] = [
+    /// Every mechanism, in [`client_preference_with_binding`] order (strongest first).
+    pub const ALL: [Mechanism; 8] = [
+        Mechanism::ScramSha256Plus,
+        Mechanism::ScramSha1Plus,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha1,
+        Mechanism::DigestMd5,
+        Mechanism::Plain,
+        Mechanism::External,
+        Mechanism::Anonymous,
+    ];
+
+    /// Password mechanisms [`client_preference`] chooses from, strongest first.
+    pub const PASSWORD: [Mechanism; 3] = [
         Mechanism::ScramSha256,
         Mechanism::ScramSha1,
         Mechanism::Plain,
@@ -130,15 +158,37 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha1 => "SCRAM-SHA-1",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
+            Mechanism::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
+            Mechanism::DigestMd5 => "DIGEST-MD5",
+            Mechanism::External => "EXTERNAL",
+            Mechanism::Anonymous => "ANONYMOUS",
         }
     }
 
-    /// The SCRAM hash, or `None` for PLAIN.
+    /// Whether this is a channel-binding (`-PLUS`) mechanism: offer it only when the TLS
+    /// layer provides a [`ChannelBinding`].
+    pub fn is_plus(self) -> bool {
+        matches!(self, Mechanism::ScramSha1Plus | Mechanism::ScramSha256Plus)
+    }
+
+    /// Whether the mechanism authenticates with the account's stored credentials (every
+    /// mechanism but EXTERNAL and ANONYMOUS).
+    pub fn uses_credentials(self) -> bool {
+        !matches!(self, Mechanism::External | Mechanism::Anonymous)
+    }
+
+    /// Whether the mechanism sends the password in the clear (PLAIN): offer it only on TLS.
+    pub fn is_plaintext(self) -> bool {
+        self == Mechanism::Plain
+    }
+
+    /// The SCRAM hash, or `None` for other mechanisms.
     fn scram_hash(self) -> Option<crypto::HashAlg> {
         match self {
-            Mechanism::Plain => None,
-            Mechanism::ScramSha1 => Some(crypto::HashAlg::Sha1),
-            Mechanism::ScramSha256 => Some(crypto::HashAlg::Sha256),
+            Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => Some(crypto::HashAlg::Sha1),
+            Mechanism::ScramSha256 | Mechanism::ScramSha256Plus => Some(crypto::HashAlg::Sha256),
+            _ => None,
         }
     }
 }
@@ -149,11 +199,52 @@ impl fmt::Display for Mechanism {
     }
 }
 
-/// The strongest mechanism among those the server offers: SCRAM-SHA-256, SCRAM-SHA-1, PLAIN.
+/// The strongest password mechanism without channel binding among those the server offers:
+/// SCRAM-SHA-256, SCRAM-SHA-1, PLAIN. Never picks DIGEST-MD5 (deprecated by RFC 6331),
+/// EXTERNAL, ANONYMOUS or a -PLUS mechanism; see [`client_preference_with_binding`].
 pub fn client_preference(offered: &[&str]) -> Option<Mechanism> {
-    Mechanism::ALL
+    Mechanism::PASSWORD
         .into_iter()
         .find(|m| offered.contains(&m.name()))
+}
+
+/// Like [`client_preference`], but prefers SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS when the
+/// client has a channel binding (`has_binding`): with a binding and no -PLUS offered, the
+/// client must still pass the binding to [`ClientSession::with_channel_binding`] so that it
+/// sends the `y` flag (downgrade detection, RFC 5802 §6).
+pub fn client_preference_with_binding(offered: &[&str], has_binding: bool) -> Option<Mechanism> {
+    let plus = [Mechanism::ScramSha256Plus, Mechanism::ScramSha1Plus];
+    plus.into_iter()
+        .filter(|_| has_binding)
+        .chain(Mechanism::PASSWORD)
+        .find(|m| offered.contains(&m.name()))
+}
+
+/// What the transport offers, for [`offered_mechanisms`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OfferContext {
+    /// The TLS layer has channel-binding data (offer the -PLUS mechanisms).
+    pub channel_binding: bool,
+    /// The TLS layer verified a client certificate identity (offer EXTERNAL).
+    pub external_identity: bool,
+}
+
+/// The mechanisms to advertise: `enabled` (in its order) minus those the transport cannot
+/// support: -PLUS without a channel binding, EXTERNAL without a verified identity. Whether
+/// PLAIN may be offered without TLS (and ANONYMOUS at all) stays the stream's policy.
+pub fn offered_mechanisms(enabled: &[Mechanism], ctx: OfferContext) -> Vec<Mechanism> {
+    let mut out: Vec<Mechanism> = Vec::with_capacity(enabled.len());
+    for &m in enabled {
+        let ok = match m {
+            Mechanism::ScramSha1Plus | Mechanism::ScramSha256Plus => ctx.channel_binding,
+            Mechanism::External => ctx.external_identity,
+            _ => true,
+        };
+        if ok && !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
 }
 
 /// A SASL failure condition as sent in `<failure/>` (RFC 6120 §6.5).
@@ -263,6 +354,9 @@ pub enum SaslError {
     UnexpectedMessage,
     /// Stored credentials could not be decoded, or derivation parameters are out of range.
     InvalidCredentials,
+    /// The constructor or parameters do not fit the mechanism: a -PLUS mechanism without a
+    /// channel binding, or EXTERNAL/ANONYMOUS through the password constructor.
+    MechanismMismatch,
 }
 
 impl fmt::Display for SaslError {
@@ -288,6 +382,7 @@ impl fmt::Display for SaslError {
             SaslError::ServerError(e) => write!(f, "server error: {e}"),
             SaslError::UnexpectedMessage => f.write_str("unexpected message"),
             SaslError::InvalidCredentials => f.write_str("invalid stored credentials"),
+            SaslError::MechanismMismatch => f.write_str("parameters do not fit the mechanism"),
         }
     }
 }

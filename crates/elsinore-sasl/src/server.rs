@@ -7,8 +7,51 @@ use alloc::vec::Vec;
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::crypto::{HashAlg, xor};
+use crate::digest;
 use crate::scram::{self, Attrs, CbindFlag};
-use crate::{MAX_MESSAGE_BYTES, MIN_ITERATIONS, Mechanism, SaslFailure, StoredCredentials, prep};
+use crate::{
+    ChannelBinding, MAX_MESSAGE_BYTES, MAX_NONCE_BYTES, MIN_ITERATIONS, Mechanism, SaslFailure,
+    StoredCredentials, prep,
+};
+
+/// What the server knows about the connection, for [`ServerSession::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ServerContext {
+    /// This server's nonce part (SCRAM) or nonce (DIGEST-MD5): fresh random printable ASCII
+    /// without `,`, 1..=[`MAX_NONCE_BYTES`] bytes.
+    pub nonce: String,
+    /// Channel bindings of the TLS connection (the adapter computes them; empty or
+    /// [`ChannelBinding::None`] entries when there is none). A `p=` naming a type not here
+    /// fails with `not-authorized`.
+    pub channel_bindings: Vec<ChannelBinding>,
+    /// Whether the advertised mechanism list contained a -PLUS mechanism. Then a client
+    /// sending the GS2 flag `y` ("I could bind but you do not offer it") is under a
+    /// downgrade attack and fails with `not-authorized` (RFC 5802 §6).
+    pub plus_offered: bool,
+    /// The identity the TLS adapter verified from the client certificate (a JID for c2s, a
+    /// domain for s2s), for EXTERNAL. `None`: EXTERNAL fails with `not-authorized`.
+    pub external_identity: Option<String>,
+    /// The DIGEST-MD5 realm: the server's domain (the realm the accounts' DIGEST-MD5
+    /// secrets were stored for). Empty: DIGEST-MD5 fails with `temporary-auth-failure`.
+    pub realm: String,
+    /// The DIGEST-MD5 `digest-uri` service type; empty means `xmpp`.
+    pub service: String,
+}
+
+impl ServerContext {
+    /// A context with just a nonce: no channel binding, no EXTERNAL identity, no realm.
+    pub fn new(nonce: &str) -> ServerContext {
+        ServerContext {
+            nonce: String::from(nonce),
+            ..ServerContext::default()
+        }
+    }
+}
+
+/// Longest ANONYMOUS trace kept, in characters (RFC 4505 §3).
+const MAX_TRACE_CHARS: usize = 255;
+/// Longest EXTERNAL authzid (a full JID is at most 3071 bytes).
+const MAX_AUTHZID_BYTES: usize = 3071;
 
 /// What the server must do next in an exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +68,11 @@ pub enum ServerStep {
     /// [`ServerSession::response`].
     Challenge(Vec<u8>),
     /// Authentication succeeded; send `<success/>` with the additional data, if any.
+    ///
+    /// For EXTERNAL `authcid` is the identity from [`ServerContext::external_identity`]. For
+    /// ANONYMOUS `authcid` is empty and [`ServerSession::is_anonymous`] is true: the caller
+    /// creates a temporary identity (an empty authcid is never a valid account, so a caller
+    /// unaware of ANONYMOUS fails closed).
     Success {
         /// The authenticated identity.
         authcid: String,
@@ -44,8 +92,11 @@ pub enum ServerStep {
 pub struct ServerSession {
     mech: Mechanism,
     server_nonce: String,
+    ctx: ServerContext,
     decoy_secret: Vec<u8>,
     decoy_iterations: u32,
+    anonymous: bool,
+    trace: Option<String>,
     state: State,
 }
 
@@ -67,14 +118,15 @@ enum State {
     ScramAwaitCredentials {
         alg: HashAlg,
         ident: Identity,
-        gs2_header: String,
+        /// The expected `c=` content: GS2 header, then the binding data for `p=`.
+        cbind: Vec<u8>,
         client_first_bare: String,
         client_nonce: String,
     },
     ScramAwaitFinal {
         alg: HashAlg,
         ident: Identity,
-        gs2_header: String,
+        cbind: Vec<u8>,
         /// `client-first-message-bare "," server-first-message ","`.
         auth_prefix: String,
         nonce: String,
@@ -83,7 +135,28 @@ enum State {
         /// `false` for a decoy exchange (unknown account): it must fail at the end.
         known: bool,
     },
+    /// DIGEST-MD5: the digest-challenge was sent.
+    DigestAwaitResponse,
+    DigestAwaitCredentials {
+        ident: Identity,
+        resp: DigestResponse,
+    },
+    /// DIGEST-MD5: `rspauth` was sent; the client answers with an empty response.
+    DigestAwaitAck(Identity),
+    /// EXTERNAL or ANONYMOUS without initial response: the empty challenge was sent.
+    ExternalAwaitResponse,
+    AnonymousAwaitResponse,
     Done,
+}
+
+/// The parts of a DIGEST-MD5 digest-response needed after the credentials arrive.
+struct DigestResponse {
+    cnonce: String,
+    digest_uri: String,
+    /// Lower-case hex.
+    response: String,
+    /// The authzid exactly as sent (it enters A1 unprepared).
+    authzid_raw: Option<String>,
 }
 
 /// Salt length of decoy challenges (the usual length of real salts).
@@ -97,6 +170,11 @@ impl core::fmt::Debug for ServerSession {
             State::ScramAwaitFirst(_) => "ScramAwaitFirst",
             State::ScramAwaitCredentials { .. } => "ScramAwaitCredentials",
             State::ScramAwaitFinal { .. } => "ScramAwaitFinal",
+            State::DigestAwaitResponse => "DigestAwaitResponse",
+            State::DigestAwaitCredentials { .. } => "DigestAwaitCredentials",
+            State::DigestAwaitAck(_) => "DigestAwaitAck",
+            State::ExternalAwaitResponse => "ExternalAwaitResponse",
+            State::AnonymousAwaitResponse => "AnonymousAwaitResponse",
             State::Done => "Done",
         };
         f.debug_struct("ServerSession")
@@ -112,37 +190,100 @@ impl ServerSession {
     /// `nonce` is this server's SCRAM nonce part: fresh random printable ASCII without `,`
     /// (1..=[`MAX_NONCE_BYTES`](crate::MAX_NONCE_BYTES) bytes; 18+ random bytes in base64 is
     /// usual). An invalid nonce is a local error: the step is `temporary-auth-failure`.
+    /// Same as [`start_with`](Self::start_with) with [`ServerContext::new`]`(nonce)`: no
+    /// channel binding (-PLUS fails), no EXTERNAL identity, no DIGEST-MD5 realm.
     pub fn start(
         mech: Mechanism,
         initial_response: Option<&[u8]>,
         nonce: &str,
     ) -> (ServerSession, ServerStep) {
+        ServerSession::start_with(mech, initial_response, ServerContext::new(nonce))
+    }
+
+    /// Starts an exchange for `mech` with the client's initial response (`Some(&[])` for
+    /// the empty response `=`), knowing the connection's channel bindings, EXTERNAL identity
+    /// and DIGEST-MD5 realm.
+    ///
+    /// Mechanisms without an initial response (DIGEST-MD5) accept `Some(&[])` like `None`
+    /// and refuse a non-empty one with `malformed-request`; client-first mechanisms
+    /// without one get an empty challenge.
+    pub fn start_with(
+        mech: Mechanism,
+        initial_response: Option<&[u8]>,
+        ctx: ServerContext,
+    ) -> (ServerSession, ServerStep) {
         let mut session = ServerSession {
             mech,
-            server_nonce: String::from(nonce),
+            server_nonce: ctx.nonce.clone(),
+            ctx,
             decoy_secret: Vec::new(),
             decoy_iterations: MIN_ITERATIONS,
+            anonymous: false,
+            trace: None,
             state: State::Done,
         };
-        if mech.scram_hash().is_some() && !scram::valid_nonce(nonce) {
+        let needs_nonce = mech.scram_hash().is_some() || mech == Mechanism::DigestMd5;
+        if needs_nonce && !scram::valid_nonce(&session.server_nonce) {
             return (
                 session,
                 ServerStep::Failure(SaslFailure::TemporaryAuthFailure),
             );
         }
-        let step = match (mech.scram_hash(), initial_response) {
-            (None, None) => {
+        if initial_response.is_some_and(|d| d.len() > MAX_MESSAGE_BYTES) {
+            return (session, ServerStep::Failure(SaslFailure::MalformedRequest));
+        }
+        let step = match (mech, initial_response) {
+            (Mechanism::Plain, None) => {
                 session.state = State::PlainAwaitResponse;
                 ServerStep::Challenge(Vec::new())
             }
-            (None, Some(data)) => session.plain_message(data),
-            (Some(alg), None) => {
-                session.state = State::ScramAwaitFirst(alg);
+            (Mechanism::Plain, Some(data)) => session.plain_message(data),
+            (Mechanism::DigestMd5, Some(data)) if !data.is_empty() => {
+                session.fail(SaslFailure::MalformedRequest)
+            }
+            (Mechanism::DigestMd5, _) => session.digest_challenge(),
+            (Mechanism::External, _) if session.ctx.external_identity.is_none() => {
+                session.fail(SaslFailure::NotAuthorized)
+            }
+            (Mechanism::External, None) => {
+                session.state = State::ExternalAwaitResponse;
                 ServerStep::Challenge(Vec::new())
             }
-            (Some(alg), Some(data)) => session.scram_first(alg, data),
+            (Mechanism::External, Some(data)) => session.external_finish(data),
+            (Mechanism::Anonymous, None) => {
+                session.state = State::AnonymousAwaitResponse;
+                ServerStep::Challenge(Vec::new())
+            }
+            (Mechanism::Anonymous, Some(data)) => session.anonymous_finish(data),
+            (
+                Mechanism::ScramSha1
+                | Mechanism::ScramSha256
+                | Mechanism::ScramSha1Plus
+                | Mechanism::ScramSha256Plus,
+                data,
+            ) => match (mech.scram_hash(), data) {
+                (Some(alg), None) => {
+                    session.state = State::ScramAwaitFirst(alg);
+                    ServerStep::Challenge(Vec::new())
+                }
+                (Some(alg), Some(data)) => session.scram_first(alg, data),
+                // Every SCRAM mechanism has a hash.
+                (None, _) => session.fail(SaslFailure::TemporaryAuthFailure),
+            },
         };
         (session, step)
+    }
+
+    /// Whether the exchange succeeded as ANONYMOUS: the caller must create a temporary
+    /// identity (a generated localpart or resource) instead of using the empty authcid.
+    pub fn is_anonymous(&self) -> bool {
+        self.anonymous
+    }
+
+    /// The ANONYMOUS trace information the client sent (at most 255 characters), if any.
+    /// For logs only: it is unverified.
+    pub fn anonymous_trace(&self) -> Option<&str> {
+        self.trace.as_deref()
     }
 
     /// The mechanism of this exchange.
@@ -176,17 +317,15 @@ impl ServerSession {
             State::ScramAwaitCredentials {
                 alg,
                 ident,
-                gs2_header,
+                cbind,
                 client_first_bare,
                 client_nonce,
-            } => self.scram_server_first(
-                alg,
-                ident,
-                gs2_header,
-                client_first_bare,
-                &client_nonce,
-                creds,
-            ),
+            } => {
+                self.scram_server_first(alg, ident, cbind, client_first_bare, &client_nonce, creds)
+            }
+            State::DigestAwaitCredentials { ident, resp } => {
+                self.digest_verify(ident, &resp, creds)
+            }
             // Credentials were not asked for: the caller misused the session.
             _ => ServerStep::Failure(SaslFailure::TemporaryAuthFailure),
         }
@@ -200,10 +339,18 @@ impl ServerSession {
         match core::mem::replace(&mut self.state, State::Done) {
             State::PlainAwaitResponse => self.plain_message(data),
             State::ScramAwaitFirst(alg) => self.scram_first(alg, data),
+            State::DigestAwaitResponse => self.digest_response(data),
+            State::DigestAwaitAck(ident) if data.is_empty() => ServerStep::Success {
+                authcid: ident.authcid,
+                authzid: ident.authzid,
+                additional: None,
+            },
+            State::ExternalAwaitResponse => self.external_finish(data),
+            State::AnonymousAwaitResponse => self.anonymous_finish(data),
             State::ScramAwaitFinal {
                 alg,
                 ident,
-                gs2_header,
+                cbind,
                 auth_prefix,
                 nonce,
                 stored_key,
@@ -212,7 +359,7 @@ impl ServerSession {
             } => {
                 let verifier = Verifier {
                     alg,
-                    gs2_header: &gs2_header,
+                    cbind: &cbind,
                     auth_prefix: &auth_prefix,
                     nonce: &nonce,
                     stored_key: &stored_key,
@@ -228,7 +375,8 @@ impl ServerSession {
                     Err(failure) => ServerStep::Failure(failure),
                 }
             }
-            // A response while waiting for credentials, or after the end.
+            // A response while waiting for credentials, a non-empty answer to rspauth, or
+            // anything after the end.
             _ => ServerStep::Failure(SaslFailure::MalformedRequest),
         }
     }
@@ -331,18 +479,231 @@ impl ServerSession {
         }
     }
 
+    // -- EXTERNAL (RFC 4422 appendix A) and ANONYMOUS (RFC 4505) ---------------------------
+
+    /// The EXTERNAL message is the authzid: empty (act as the verified identity) or equal
+    /// to it (XEP-0178: anything else is `invalid-authzid`).
+    fn external_finish(&mut self, data: &[u8]) -> ServerStep {
+        self.state = State::Done;
+        let Some(identity) = self.ctx.external_identity.clone() else {
+            return ServerStep::Failure(SaslFailure::NotAuthorized);
+        };
+        if data.len() > MAX_AUTHZID_BYTES {
+            return ServerStep::Failure(SaslFailure::InvalidAuthzid);
+        }
+        let Ok(authzid) = core::str::from_utf8(data) else {
+            return ServerStep::Failure(SaslFailure::MalformedRequest);
+        };
+        if authzid.contains('\0') {
+            return ServerStep::Failure(SaslFailure::MalformedRequest);
+        }
+        // JID domains (and ASCII localparts, after nodeprep) compare case-insensitively.
+        if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(&identity) {
+            return ServerStep::Failure(SaslFailure::InvalidAuthzid);
+        }
+        ServerStep::Success {
+            authcid: identity,
+            authzid: None,
+            additional: None,
+        }
+    }
+
+    /// The ANONYMOUS message is optional trace information, kept (bounded) for logs.
+    fn anonymous_finish(&mut self, data: &[u8]) -> ServerStep {
+        self.state = State::Done;
+        let Ok(trace) = core::str::from_utf8(data) else {
+            return ServerStep::Failure(SaslFailure::MalformedRequest);
+        };
+        if trace.chars().count() > MAX_TRACE_CHARS || trace.chars().any(char::is_control) {
+            return ServerStep::Failure(SaslFailure::MalformedRequest);
+        }
+        self.trace = (!trace.is_empty()).then(|| String::from(trace));
+        self.anonymous = true;
+        ServerStep::Success {
+            authcid: String::new(),
+            authzid: None,
+            additional: None,
+        }
+    }
+
+    // -- DIGEST-MD5 (RFC 2831) -------------------------------------------------------------
+
+    /// The digest-challenge: our realm and nonce, `qop=auth` only, UTF-8, md5-sess.
+    fn digest_challenge(&mut self) -> ServerStep {
+        if self.ctx.realm.is_empty() || self.ctx.realm.len() > MAX_AUTHZID_BYTES {
+            return self.fail(SaslFailure::TemporaryAuthFailure);
+        }
+        let mut out = String::from("realm=");
+        digest::push_quoted(&mut out, &self.ctx.realm);
+        out.push_str(",nonce=");
+        digest::push_quoted(&mut out, &self.server_nonce);
+        out.push_str(",qop=\"auth\",charset=utf-8,algorithm=md5-sess");
+        self.state = State::DigestAwaitResponse;
+        ServerStep::Challenge(out.into_bytes())
+    }
+
+    fn digest_response(&mut self, data: &[u8]) -> ServerStep {
+        match self.parse_digest_response(data) {
+            Ok((ident, resp)) => {
+                self.state = State::DigestAwaitCredentials {
+                    ident: ident.clone(),
+                    resp,
+                };
+                ServerStep::NeedCredentials {
+                    authcid: ident.authcid,
+                    authzid: ident.authzid,
+                }
+            }
+            Err(f) => self.fail(f),
+        }
+    }
+
+    /// Parses and checks a digest-response up to the password check.
+    fn parse_digest_response(
+        &self,
+        data: &[u8],
+    ) -> Result<(Identity, DigestResponse), SaslFailure> {
+        use SaslFailure::{InvalidAuthzid, MalformedRequest, NotAuthorized};
+        if data.len() > digest::MAX_DIGEST_MESSAGE_BYTES {
+            return Err(MalformedRequest);
+        }
+        let text = core::str::from_utf8(data).map_err(|_| MalformedRequest)?;
+        let dirs = digest::parse_directives(text).ok_or(MalformedRequest)?;
+        let get = |name: &str| digest::unique(&dirs, name).map_err(|()| MalformedRequest);
+        for name in ["maxbuf", "stale", "algorithm"] {
+            get(name)?;
+        }
+        let charset = get("charset")?;
+        let utf8 = match charset {
+            None => false,
+            Some(c) if c.eq_ignore_ascii_case("utf-8") => true,
+            Some(_) => return Err(MalformedRequest),
+        };
+        // Only qop=auth: no security layer (auth-int, auth-conf, or a cipher) is offered.
+        match get("qop")? {
+            None => {}
+            Some(q) if q.eq_ignore_ascii_case("auth") => {}
+            Some(_) => return Err(MalformedRequest),
+        }
+        if get("cipher")?.is_some() {
+            return Err(MalformedRequest);
+        }
+        let username = get("username")?.ok_or(MalformedRequest)?;
+        let realm = get("realm")?;
+        let nonce = get("nonce")?.ok_or(MalformedRequest)?;
+        let cnonce = get("cnonce")?.ok_or(MalformedRequest)?;
+        let nc = get("nc")?.ok_or(MalformedRequest)?;
+        let digest_uri = get("digest-uri")?.ok_or(MalformedRequest)?;
+        let response = get("response")?.ok_or(MalformedRequest)?;
+        let authzid_raw = get("authzid")?;
+        if cnonce.is_empty() || cnonce.len() > MAX_NONCE_BYTES || !digest::is_hex32(response) {
+            return Err(MalformedRequest);
+        }
+        if nc.len() != 8 || !nc.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(MalformedRequest);
+        }
+        // Without charset=utf-8 the strings are ISO 8859-1; only ASCII reads the same.
+        if !utf8 && (!username.is_ascii() || !authzid_raw.is_none_or(str::is_ascii)) {
+            return Err(MalformedRequest);
+        }
+        let authcid = prep::saslprep(username).map_err(|_| MalformedRequest)?;
+        if authcid.is_empty() {
+            return Err(MalformedRequest);
+        }
+        let authzid = match authzid_raw {
+            None | Some("") => None,
+            Some(z) => Some(String::from(prep::saslprep(z).map_err(|_| InvalidAuthzid)?)),
+        };
+        // Our nonce, first use, our realm (the stored secret is for it), our service.
+        if nonce != self.server_nonce || nc != digest::NONCE_COUNT {
+            return Err(NotAuthorized);
+        }
+        if realm != Some(self.ctx.realm.as_str()) || !self.digest_uri_ok(digest_uri) {
+            return Err(NotAuthorized);
+        }
+        Ok((
+            Identity {
+                authcid: String::from(authcid),
+                authzid,
+            },
+            DigestResponse {
+                cnonce: String::from(cnonce),
+                digest_uri: String::from(digest_uri),
+                response: response.to_ascii_lowercase(),
+                authzid_raw: authzid_raw.filter(|z| !z.is_empty()).map(String::from),
+            },
+        ))
+    }
+
+    /// `serv-type "/" host [ "/" serv-name ]`: our service type, and our realm (domain) as
+    /// host or serv-name.
+    fn digest_uri_ok(&self, uri: &str) -> bool {
+        let service = if self.ctx.service.is_empty() {
+            "xmpp"
+        } else {
+            self.ctx.service.as_str()
+        };
+        let mut parts = uri.split('/');
+        let (Some(serv_type), Some(host)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        let serv_name = parts.next();
+        if parts.next().is_some() || !serv_type.eq_ignore_ascii_case(service) {
+            return false;
+        }
+        let realm = self.ctx.realm.as_str();
+        host.eq_ignore_ascii_case(realm) || serv_name.is_some_and(|n| n.eq_ignore_ascii_case(realm))
+    }
+
+    /// Checks the response with the stored DIGEST-MD5 secret; answers with `rspauth`.
+    ///
+    /// An unknown account and an account without a DIGEST-MD5 secret (created without a
+    /// realm, or decoded from a version 1 record) both fail with `not-authorized` after the
+    /// same work, so the answer does not reveal which accounts exist.
+    fn digest_verify(
+        &mut self,
+        ident: Identity,
+        resp: &DigestResponse,
+        creds: Option<&StoredCredentials>,
+    ) -> ServerStep {
+        let stored = creds.and_then(|c| c.digest_md5);
+        let user_hash = stored.unwrap_or([0; 16]);
+        let input = digest::ResponseInput {
+            user_hash: &user_hash,
+            nonce: &self.server_nonce,
+            cnonce: &resp.cnonce,
+            nc: digest::NONCE_COUNT,
+            digest_uri: &resp.digest_uri,
+            authzid: resp.authzid_raw.as_deref(),
+        };
+        let expected = input.response();
+        let ok = expected.as_bytes().ct_eq(resp.response.as_bytes())
+            & Choice::from(u8::from(stored.is_some()));
+        if !bool::from(ok) {
+            return self.fail(SaslFailure::NotAuthorized);
+        }
+        let rspauth = format!("rspauth={}", input.rspauth());
+        self.state = State::DigestAwaitAck(ident);
+        ServerStep::Challenge(rspauth.into_bytes())
+    }
+
     // -- SCRAM (RFC 5802) ------------------------------------------------------------------
 
     /// Parses the client-first message.
     fn scram_first(&mut self, alg: HashAlg, data: &[u8]) -> ServerStep {
-        match parse_client_first(data) {
-            Ok((ident, gs2_header, client_first_bare, client_nonce)) => {
+        let parsed = parse_client_first(data).and_then(|(first, flag)| {
+            let cbind = self.expected_cbind(&flag, &first.gs2_header)?;
+            Ok((first, cbind))
+        });
+        match parsed {
+            Ok((first, cbind)) => {
+                let ident = first.ident;
                 self.state = State::ScramAwaitCredentials {
                     alg,
                     ident: ident.clone(),
-                    gs2_header,
-                    client_first_bare,
-                    client_nonce,
+                    cbind,
+                    client_first_bare: first.bare,
+                    client_nonce: first.nonce,
                 };
                 ServerStep::NeedCredentials {
                     authcid: ident.authcid,
@@ -353,12 +714,39 @@ impl ServerSession {
         }
     }
 
+    /// Checks the GS2 channel-binding flag against the mechanism and the connection
+    /// (RFC 5802 §6) and returns what `c=` must decode to.
+    fn expected_cbind(&self, flag: &CbindFlag, gs2_header: &str) -> Result<Vec<u8>, SaslFailure> {
+        let mut cbind = gs2_header.as_bytes().to_vec();
+        match (self.mech.is_plus(), flag) {
+            (true, CbindFlag::Required(name)) => {
+                let binding = self
+                    .ctx
+                    .channel_bindings
+                    .iter()
+                    .find(|b| b.is_available() && b.type_name() == Some(name.as_str()))
+                    .ok_or(SaslFailure::NotAuthorized)?;
+                cbind.extend_from_slice(binding.data());
+                Ok(cbind)
+            }
+            // A -PLUS mechanism without `p=` contradicts itself.
+            (true, _) => Err(SaslFailure::MalformedRequest),
+            // `p=` on a non-PLUS mechanism is a protocol violation.
+            (false, CbindFlag::Required(_)) => Err(SaslFailure::MalformedRequest),
+            // The client could bind but did not see -PLUS, which we offered: downgrade.
+            (false, CbindFlag::ClientOnly) if self.ctx.plus_offered => {
+                Err(SaslFailure::NotAuthorized)
+            }
+            (false, _) => Ok(cbind),
+        }
+    }
+
     /// Sends the server-first message (real or decoy).
     fn scram_server_first(
         &mut self,
         alg: HashAlg,
         ident: Identity,
-        gs2_header: String,
+        cbind: Vec<u8>,
         client_first_bare: String,
         client_nonce: &str,
         creds: Option<&StoredCredentials>,
@@ -388,7 +776,7 @@ impl ServerSession {
         self.state = State::ScramAwaitFinal {
             alg,
             ident,
-            gs2_header,
+            cbind,
             auth_prefix,
             nonce,
             stored_key,
@@ -429,20 +817,25 @@ fn alg_label(alg: HashAlg) -> &'static [u8] {
     }
 }
 
-/// Parses a client-first message into (identity, gs2 header, client-first-bare, nonce).
-fn parse_client_first(data: &[u8]) -> Result<(Identity, String, String, String), SaslFailure> {
+/// A parsed SCRAM client-first message.
+struct ClientFirst {
+    ident: Identity,
+    /// The GS2 header exactly as sent.
+    gs2_header: String,
+    /// The client-first-message-bare.
+    bare: String,
+    nonce: String,
+}
+
+/// Parses a client-first message; the channel-binding flag is returned for the caller to
+/// check against the mechanism.
+fn parse_client_first(data: &[u8]) -> Result<(ClientFirst, CbindFlag), SaslFailure> {
     use SaslFailure::{InvalidAuthzid, MalformedRequest};
     if data.len() > MAX_MESSAGE_BYTES {
         return Err(MalformedRequest);
     }
     let msg = core::str::from_utf8(data).map_err(|_| MalformedRequest)?;
     let (gs2, bare) = scram::split_gs2(msg).ok_or(MalformedRequest)?;
-    match gs2.flag {
-        // `y`: the client could bind but thinks we cannot, which is true (no -PLUS offered).
-        CbindFlag::No | CbindFlag::ClientOnly => {}
-        // `p=` on a non-PLUS mechanism is a protocol violation.
-        CbindFlag::Required(_) => return Err(MalformedRequest),
-    }
     let authzid = match gs2.authzid {
         None => None,
         Some(escaped) => {
@@ -475,20 +868,24 @@ fn parse_client_first(data: &[u8]) -> Result<(Identity, String, String, String),
         return Err(MalformedRequest);
     }
     Ok((
-        Identity {
-            authcid: String::from(authcid),
-            authzid,
+        ClientFirst {
+            ident: Identity {
+                authcid: String::from(authcid),
+                authzid,
+            },
+            gs2_header: String::from(gs2.raw),
+            bare: String::from(bare),
+            nonce: String::from(client_nonce),
         },
-        String::from(gs2.raw),
-        String::from(bare),
-        String::from(client_nonce),
+        gs2.flag,
     ))
 }
 
 /// What is needed to check a client-final message.
 struct Verifier<'a> {
     alg: HashAlg,
-    gs2_header: &'a str,
+    /// What `c=` must decode to: the GS2 header, plus the binding data for `p=`.
+    cbind: &'a [u8],
     auth_prefix: &'a str,
     nonce: &'a str,
     stored_key: &'a [u8],
@@ -514,8 +911,8 @@ impl Verifier<'_> {
             return Err(MalformedRequest);
         }
         let cbind = scram::decode_b64(cbind_b64, MAX_MESSAGE_BYTES).ok_or(MalformedRequest)?;
-        // Without channel binding, c= is the GS2 header exactly (RFC 5802 §7).
-        if cbind != self.gs2_header.as_bytes() {
+        // c= is the GS2 header, then the channel-binding data for `p=` (RFC 5802 §7).
+        if !bool::from(cbind.ct_eq(self.cbind)) {
             return Err(NotAuthorized);
         }
         if nonce != self.nonce {

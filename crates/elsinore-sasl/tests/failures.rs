@@ -43,7 +43,7 @@ fn exchange(
 
 #[test]
 fn our_client_and_server_agree() {
-    for mech in Mechanism::ALL {
+    for mech in Mechanism::PASSWORD {
         let (step, mut c) = exchange(mech, "pencil", Some(creds()));
         let ServerStep::Success {
             authcid,
@@ -60,7 +60,7 @@ fn our_client_and_server_agree() {
 
 #[test]
 fn wrong_password_is_not_authorized() {
-    for mech in Mechanism::ALL {
+    for mech in Mechanism::PASSWORD {
         let (step, _) = exchange(mech, "pencil2", Some(creds()));
         assert_eq!(
             step,
@@ -72,7 +72,7 @@ fn wrong_password_is_not_authorized() {
 
 #[test]
 fn unknown_user_is_not_authorized_with_a_stable_decoy() {
-    for mech in Mechanism::ALL {
+    for mech in Mechanism::PASSWORD {
         let (step, _) = exchange(mech, "pencil", None);
         assert_eq!(
             step,
@@ -504,7 +504,11 @@ fn mechanism_names_and_preference() {
         assert_eq!(Mechanism::from_name(m.name()), Some(m));
     }
     assert_eq!(Mechanism::from_name("scram-sha-1"), None);
-    assert_eq!(Mechanism::from_name("DIGEST-MD5"), None);
+    assert_eq!(
+        Mechanism::from_name("DIGEST-MD5"),
+        Some(Mechanism::DigestMd5)
+    );
+    assert_eq!(Mechanism::from_name("CRAM-MD5"), None);
     assert_eq!(
         client_preference(&["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]),
         Some(Mechanism::ScramSha256)
