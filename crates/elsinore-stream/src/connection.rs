@@ -18,8 +18,9 @@ use elsinore_sasl::{
     ClientSession, Mechanism, SaslFailure, ServerSession, ServerStep, StoredCredentials,
 };
 use elsinore_stanza::{
-    NS_BIND, NS_CLIENT, NS_REGISTER, NS_REGISTER_FEATURE, NS_SASL, NS_SESSION, NS_STANZAS,
-    NS_STREAM, NS_TLS, StreamError, StreamErrorCondition,
+    DefinedCondition, ErrorType, NS_AUTH, NS_BIND, NS_CLIENT, NS_PING, NS_REGISTER,
+    NS_REGISTER_FEATURE, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS, StanzaError,
+    StreamError, StreamErrorCondition,
 };
 use elsinore_xml::{Element, StreamHeader, StreamParser, XmlError, XmlEvent, XmlLimits};
 
@@ -51,6 +52,13 @@ pub struct Limits {
     pub close_timeout: Duration,
     /// Failed SASL attempts on one stream before it is closed.
     pub max_auth_failures: u32,
+    /// Server role: silence from an established client before we ping it (XEP-0199).
+    pub ping_after: Duration,
+    /// Server role: silence after that ping before the stream ends with `connection-timeout`.
+    pub ping_timeout: Duration,
+    /// Client role: a whitespace keepalive is sent at this interval while established
+    /// (keeps NAT and firewall state alive; costs one byte).
+    pub keepalive_interval: Duration,
 }
 
 impl Default for Limits {
@@ -62,6 +70,9 @@ impl Default for Limits {
             negotiation_timeout: Duration::from_secs(60),
             close_timeout: Duration::from_secs(10),
             max_auth_failures: 3,
+            ping_after: Duration::from_secs(300),
+            ping_timeout: Duration::from_secs(60),
+            keepalive_interval: Duration::from_secs(90),
         }
     }
 }
@@ -243,6 +254,20 @@ pub struct Connection {
     peer_lang: Option<String>,
     /// Client: the server requires the RFC 3921 session iq after binding.
     session_needed: bool,
+    /// Server: a pre-1.0 stream (no `version`): no features, jabber:iq:auth login.
+    legacy: bool,
+    /// Server: the jabber:iq:auth request in progress (iq id, resource).
+    legacy_auth: Option<(String, String)>,
+    /// Last time bytes arrived from the peer.
+    last_input: Instant,
+    /// Last time a keepalive (or the stream header) was queued for the peer.
+    last_output: Instant,
+    /// Server: when our keepalive ping was sent, while unanswered.
+    ping_sent: Option<Instant>,
+    /// Bytes of a UTF-8 byte order mark seen at the very start of the connection.
+    bom_seen: u8,
+    /// Whether any byte of the connection has been examined yet (BOM detection).
+    started: bool,
 }
 
 impl Connection {
@@ -283,6 +308,13 @@ impl Connection {
             close_deadline: None,
             peer_lang: None,
             session_needed: false,
+            legacy: false,
+            legacy_auth: None,
+            last_input: now,
+            last_output: now,
+            ping_sent: None,
+            bom_seen: 0,
+            started: false,
             limits,
         }
     }
@@ -323,6 +355,14 @@ impl Connection {
 
     /// Bytes read from the peer. Any split of the byte stream gives the same result.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        if !bytes.is_empty() {
+            self.last_input = now;
+            self.ping_sent = None;
+        }
+        let bytes = match self.strip_encoding_prefix(bytes) {
+            Some(b) => b,
+            None => return,
+        };
         if self.paused {
             self.hold(bytes);
             return;
@@ -332,6 +372,43 @@ impl Connection {
         if self.paused && !buf.is_empty() {
             self.hold(buf);
         }
+    }
+
+    /// At the very start of the connection: skip a UTF-8 byte order mark (XML 1.0
+    /// allows one) and refuse UTF-16 and other encodings we do not read
+    /// (`unsupported-encoding`, RFC 6120 4.9.3.22). `None` when the input is consumed.
+    fn strip_encoding_prefix<'a>(&mut self, mut bytes: &'a [u8]) -> Option<&'a [u8]> {
+        const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+        while !self.started && !bytes.is_empty() {
+            let b = bytes[0];
+            if usize::from(self.bom_seen) < BOM.len() && b == BOM[usize::from(self.bom_seen)] {
+                self.bom_seen += 1;
+                bytes = &bytes[1..];
+                if usize::from(self.bom_seen) == BOM.len() {
+                    self.started = true;
+                }
+                continue;
+            }
+            if self.bom_seen > 0 {
+                // A partial BOM followed by something else: not UTF-8.
+                self.fail_encoding();
+                return None;
+            }
+            // UTF-16 and UTF-32, with or without a byte order mark, start with one of these.
+            if matches!(b, 0x00 | 0xFE | 0xFF) {
+                self.fail_encoding();
+                return None;
+            }
+            self.started = true;
+        }
+        Some(bytes)
+    }
+
+    fn fail_encoding(&mut self) {
+        self.fail(
+            StreamError::new(StreamErrorCondition::UnsupportedEncoding)
+                .with_text("streams must be encoded in UTF-8"),
+        );
     }
 
     fn hold(&mut self, bytes: &[u8]) {
@@ -398,6 +475,7 @@ impl Connection {
 
     /// A deadline from [`Connection::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.keepalive(now);
         if let Some(d) = self.close_deadline
             && now >= d
         {
@@ -414,6 +492,46 @@ impl Connection {
                 StreamError::new(StreamErrorCondition::ConnectionTimeout)
                     .with_text("stream negotiation took too long"),
             );
+        }
+    }
+
+    /// Keepalive work due at `now`: the server pings a silent client and ends the
+    /// stream when the ping goes unanswered; the client sends whitespace.
+    fn keepalive(&mut self, now: Instant) {
+        if !matches!(self.state, State::Established) {
+            return;
+        }
+        match self.side {
+            Side::Server(_) => match self.ping_sent {
+                Some(sent) if now >= sent + self.limits.ping_timeout => {
+                    self.ping_sent = None;
+                    self.fail(
+                        StreamError::new(StreamErrorCondition::ConnectionTimeout)
+                            .with_text("no answer to the keepalive ping"),
+                    );
+                }
+                None if now >= self.last_input + self.limits.ping_after => {
+                    let id = format!("ping-{}", self.rng.token(8));
+                    let ping = Element::new("iq", NS_CLIENT)
+                        .with_attr("type", "get")
+                        .with_attr("id", id)
+                        .with_child(Element::new("ping", NS_PING));
+                    if let Some(jid) = &self.jid {
+                        let ping = ping.with_attr("to", jid.to_string());
+                        self.write_element(&ping);
+                    }
+                    self.ping_sent = Some(now);
+                    self.last_output = now;
+                }
+                _ => {}
+            },
+            Side::Client(_) => {
+                if now >= self.last_output + self.limits.keepalive_interval {
+                    // Whitespace between stanzas is allowed (RFC 6120 4.6.1).
+                    self.out.push(b' ');
+                    self.last_output = now;
+                }
+            }
         }
     }
 
@@ -464,13 +582,14 @@ impl Connection {
         self.paused = false;
         match result {
             Ok(jid) => {
-                let reply = Element::new("iq", NS_CLIENT)
-                    .with_attr("type", "result")
-                    .with_attr("id", id)
-                    .with_child(
+                let reply = if self.legacy {
+                    iq_result(&id)
+                } else {
+                    iq_result(&id).with_child(
                         Element::new("bind", NS_BIND)
                             .with_child(Element::new("jid", NS_BIND).with_text(jid.to_string())),
-                    );
+                    )
+                };
                 self.write_element(&reply);
                 self.jid = Some(jid.clone());
                 self.state = State::Established;
@@ -582,10 +701,20 @@ impl Connection {
         if self.is_closed() {
             return None;
         }
-        match (self.negotiation_deadline, self.close_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let keepalive = match (&self.side, &self.state) {
+            (Side::Server(_), State::Established) => Some(match self.ping_sent {
+                Some(sent) => sent + self.limits.ping_timeout,
+                None => self.last_input + self.limits.ping_after,
+            }),
+            (Side::Client(_), State::Established) => {
+                Some(self.last_output + self.limits.keepalive_interval)
+            }
+            _ => None,
+        };
+        [self.negotiation_deadline, self.close_deadline, keepalive]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ---- internals -----------------------------------------------------
@@ -600,7 +729,7 @@ impl Connection {
         }
         if !self.header_sent && matches!(self.side, Side::Server(_)) {
             // A stream error needs an open stream: open ours first (RFC 6120 4.9.1.1).
-            self.send_server_header(None);
+            self.send_server_header(None, true);
         }
         let text = error.to_string();
         let el = error.to_element();
@@ -667,7 +796,8 @@ impl Connection {
                     Some(to) => domain_eq(to, &cfg.domain),
                 };
                 let peer_from = header.attr("from").map(str::to_string);
-                self.send_server_header(peer_from.as_deref());
+                let legacy = stream_version(header.attr("version")) == StreamVersion::Legacy;
+                self.send_server_header(peer_from.as_deref(), !legacy);
                 if !stream_ok || !ns_ok {
                     self.fail(
                         StreamError::new(StreamErrorCondition::InvalidNamespace)
@@ -682,13 +812,22 @@ impl Connection {
                     );
                     return;
                 }
-                if !version_is_1(header.attr("version")) {
-                    self.fail(
-                        StreamError::new(StreamErrorCondition::UnsupportedVersion).with_text(
-                            "only XMPP 1.0 streams are supported (version='1.0' required)",
-                        ),
-                    );
-                    return;
+                match stream_version(header.attr("version")) {
+                    StreamVersion::V1 => {}
+                    StreamVersion::Legacy if self.authenticated.is_none() => {
+                        // Pre-1.0 stream (the Jabber Programmers Guide): no features,
+                        // jabber:iq:auth instead of SASL and binding.
+                        self.legacy = true;
+                        self.state = State::Negotiating;
+                        return;
+                    }
+                    _ => {
+                        self.fail(
+                            StreamError::new(StreamErrorCondition::UnsupportedVersion)
+                                .with_text("this server speaks XMPP 1.0 and pre-1.0 streams"),
+                        );
+                        return;
+                    }
                 }
                 self.state = State::Negotiating;
                 self.send_features();
@@ -707,7 +846,7 @@ impl Connection {
         }
     }
 
-    fn send_server_header(&mut self, peer_from: Option<&str>) {
+    fn send_server_header(&mut self, peer_from: Option<&str>, version: bool) {
         let Side::Server(cfg) = &self.side else {
             return;
         };
@@ -715,8 +854,10 @@ impl Connection {
         let mut header = StreamHeader::new(NS_CLIENT)
             .with_attr("from", cfg.domain.clone())
             .with_attr("id", id.clone())
-            .with_attr("version", "1.0")
             .with_lang(self.peer_lang.as_deref().unwrap_or("en"));
+        if version {
+            header = header.with_attr("version", "1.0");
+        }
         if let Some(from) = peer_from
             && Jid::parse(from).is_ok()
         {
@@ -860,6 +1001,14 @@ impl Connection {
                 }
                 self.sasl_failure(SaslFailure::Aborted);
             }
+            State::Negotiating
+                if self.legacy
+                    && self.authenticated.is_none()
+                    && el.is("iq", NS_CLIENT)
+                    && first_child_ns(&el) == Some(NS_AUTH) =>
+            {
+                self.on_legacy_auth(el);
+            }
             State::Negotiating if self.authenticated.is_some() && el.is("iq", NS_CLIENT) => {
                 self.on_server_bind_phase_iq(el);
             }
@@ -881,6 +1030,68 @@ impl Connection {
             _ => {
                 self.fail(unsupported_stanza(&el));
             }
+        }
+    }
+
+    /// jabber:iq:auth (XEP-0078, the Jabber Programmers Guide) on a pre-1.0 stream.
+    /// Only the plaintext password form: the digest form needs the stored
+    /// plaintext password, which elsinore never keeps.
+    fn on_legacy_auth(&mut self, el: Element) {
+        let Side::Server(cfg) = &self.side else {
+            return;
+        };
+        let id = el.attr("id").unwrap_or_default().to_string();
+        let query = el.get_child("query", NS_AUTH);
+        let field = |name: &str| {
+            query
+                .and_then(|q| q.get_child(name, NS_AUTH))
+                .map(|f| f.text().trim().to_string())
+        };
+        match el.attr("type") {
+            Some("get") => {
+                let mut q = Element::new("query", NS_AUTH)
+                    .with_child(
+                        Element::new("username", NS_AUTH)
+                            .with_text(field("username").unwrap_or_default()),
+                    )
+                    .with_child(Element::new("resource", NS_AUTH));
+                if self.tls_allowed_auth(cfg) {
+                    q = q.with_child(Element::new("password", NS_AUTH));
+                }
+                let reply = iq_result(&id).with_child(q);
+                self.write_element(&reply);
+            }
+            Some("set") => {
+                if !self.tls_allowed_auth(cfg) {
+                    // No STARTTLS on pre-1.0 streams: only direct TLS can carry a password.
+                    self.write_element(&iq_error(&id, "not-acceptable", "modify"));
+                    return;
+                }
+                let (Some(user), Some(password), Some(resource)) =
+                    (field("username"), field("password"), field("resource"))
+                else {
+                    // XEP-0078 3.1: a missing field is not-acceptable; digest is not offered.
+                    self.write_element(&iq_error(&id, "not-acceptable", "modify"));
+                    return;
+                };
+                if user.is_empty() || resource.is_empty() {
+                    self.write_element(&iq_error(&id, "not-acceptable", "modify"));
+                    return;
+                }
+                // Verified exactly like SASL PLAIN, against the stored SCRAM keys.
+                let mut initial = Vec::with_capacity(user.len() + password.len() + 2);
+                initial.push(0);
+                initial.extend_from_slice(user.as_bytes());
+                initial.push(0);
+                initial.extend_from_slice(password.as_bytes());
+                let nonce = self.rng.token(24);
+                let (session, first) =
+                    ServerSession::start(Mechanism::Plain, Some(&initial), &nonce);
+                self.legacy_auth = Some((id, resource));
+                self.state = State::ServerSasl(session, false);
+                self.on_server_step(first);
+            }
+            _ => self.write_element(&iq_error(&id, "bad-request", "modify")),
         }
     }
 
@@ -962,6 +1173,24 @@ impl Connection {
                         return;
                     }
                 }
+                if let Some((iq_id, resource)) = self.legacy_auth.take() {
+                    // jabber:iq:auth: authentication and binding in one step, no restart.
+                    let resource = match account.with_resource(&resource) {
+                        Ok(j) => j.resource().map(str::to_string),
+                        Err(_) => {
+                            self.write_element(&iq_error(&iq_id, "not-acceptable", "modify"));
+                            self.state = State::Negotiating;
+                            return;
+                        }
+                    };
+                    self.authenticated = Some(account.clone());
+                    self.events.push_back(Event::Authenticated { jid: account });
+                    self.bind_iq_id = Some(iq_id);
+                    self.state = State::Binding;
+                    self.paused = true;
+                    self.events.push_back(Event::BindRequest { resource });
+                    return;
+                }
                 let mut el = Element::new("success", NS_SASL);
                 if let Some(a) = additional {
                     el = el.with_text(encode_sasl_data(&a));
@@ -978,8 +1207,18 @@ impl Connection {
     }
 
     fn sasl_failure(&mut self, f: SaslFailure) {
-        let el = Element::new("failure", NS_SASL).with_child(Element::new(f.condition(), NS_SASL));
-        self.write_element(&el);
+        if let Some((iq_id, _)) = self.legacy_auth.take() {
+            // XEP-0078 3.1: wrong credentials are not-authorized (401).
+            let (cond, ty) = match f {
+                SaslFailure::TemporaryAuthFailure => ("internal-server-error", "wait"),
+                _ => ("not-authorized", "auth"),
+            };
+            self.write_element(&iq_error(&iq_id, cond, ty));
+        } else {
+            let el =
+                Element::new("failure", NS_SASL).with_child(Element::new(f.condition(), NS_SASL));
+            self.write_element(&el);
+        }
         self.state = State::Negotiating;
         self.auth_failures += 1;
         if self.auth_failures >= self.limits.max_auth_failures {
@@ -1242,22 +1481,42 @@ fn iq_result(id: &str) -> Element {
         .with_attr("id", id)
 }
 
+/// An iq error with the RFC 6120 condition and its legacy code (XEP-0086).
 fn iq_error(id: &str, condition: &str, ty: &str) -> Element {
+    let condition = DefinedCondition::from_name(condition, None)
+        .unwrap_or(DefinedCondition::UndefinedCondition);
+    let mut err = StanzaError::new(condition);
+    if let Some(t) = ErrorType::from_attr(ty) {
+        err = err.with_type(t);
+    }
     Element::new("iq", NS_CLIENT)
         .with_attr("type", "error")
         .with_attr("id", id)
-        .with_child(
-            Element::new("error", NS_CLIENT)
-                .with_attr("type", ty)
-                .with_child(Element::new(condition, NS_STANZAS)),
-        )
+        .with_child(err.to_element(NS_CLIENT))
 }
 
-fn version_is_1(v: Option<&str>) -> bool {
-    let Some(v) = v else { return false };
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamVersion {
+    /// No `version`, or a 0.x one: the pre-XMPP Jabber protocol.
+    Legacy,
+    /// 1.x: XMPP (RFC 6120 4.7.5: minor versions are compatible).
+    V1,
+    /// A major version we do not speak.
+    Unsupported,
+}
+
+fn stream_version(v: Option<&str>) -> StreamVersion {
+    let Some(v) = v else {
+        return StreamVersion::Legacy;
+    };
     let mut parts = v.trim().splitn(2, '.');
     let major = parts.next().and_then(|m| m.parse::<u32>().ok());
-    major == Some(1)
+    let minor_ok = parts.next().is_some_and(|m| m.parse::<u32>().is_ok());
+    match major {
+        Some(0) if minor_ok => StreamVersion::Legacy,
+        Some(1) if minor_ok => StreamVersion::V1,
+        _ => StreamVersion::Unsupported,
+    }
 }
 
 fn domain_eq(to: &str, domain: &str) -> bool {

@@ -307,16 +307,206 @@ fn wrong_namespace_gets_invalid_namespace() {
 }
 
 #[test]
-fn missing_version_gets_unsupported_version() {
+fn unknown_major_version_gets_unsupported_version() {
     let mut s = server_alone();
     s.handle_input(
         HEADER
-            .replace("to='capulet.lit' version='1.0'", "to='capulet.lit'")
+            .replace(
+                "to='capulet.lit' version='1.0'",
+                "to='capulet.lit' version='2.0'",
+            )
             .as_bytes(),
         T0,
     );
     let out = output(&mut s);
     assert!(out.contains("unsupported-version"), "{out}");
+}
+
+const LEGACY_HEADER: &str = "<?xml version='1.0'?><stream:stream to='capulet.lit' \
+    xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+fn legacy_server() -> Connection {
+    let mut cfg = ServerConfig::new("capulet.lit");
+    cfg.tls = TlsPolicy::Optional;
+    Connection::new_server(cfg, Limits::default(), [3; 32], T0)
+}
+
+/// Answers credential and bind requests the way the server core would.
+fn serve_events(s: &mut Connection) -> Vec<Event> {
+    let mut seen = Vec::new();
+    while let Some(ev) = s.poll_event() {
+        match &ev {
+            Event::NeedCredentials { username } => {
+                let c = (username == "juliet").then(|| creds("r0meo"));
+                s.provide_credentials(c.as_ref(), T0);
+            }
+            Event::BindRequest { resource } => {
+                let r = resource.clone().unwrap_or_default();
+                let jid = Jid::parse(&format!("juliet@capulet.lit/{r}")).expect("valid");
+                s.complete_bind(Ok(jid), T0);
+            }
+            _ => {}
+        }
+        seen.push(ev);
+    }
+    seen
+}
+
+#[test]
+fn pre_1_0_stream_logs_in_with_jabber_iq_auth() {
+    let mut s = legacy_server();
+    s.handle_input(LEGACY_HEADER.as_bytes(), T0);
+    let header = output(&mut s);
+    assert!(header.contains("id='"), "{header}");
+    let stream_tag = header.split("?>").nth(1).expect("declaration then header");
+    assert!(
+        !stream_tag.contains("version="),
+        "no version for a pre-1.0 peer: {header}"
+    );
+    assert!(
+        !header.contains("features"),
+        "no features on a pre-1.0 stream: {header}"
+    );
+    s.handle_input(
+        b"<iq type='get' id='auth1'><query xmlns='jabber:iq:auth'><username>juliet</username></query></iq>",
+        T0,
+    );
+    let fields = output(&mut s);
+    assert!(
+        fields.contains("<password/>") && fields.contains("<resource/>"),
+        "{fields}"
+    );
+    assert!(
+        !fields.contains("digest"),
+        "digest is not offered: {fields}"
+    );
+    // Wrong password: 401 not-authorized.
+    s.handle_input(
+        b"<iq type='set' id='auth2'><query xmlns='jabber:iq:auth'><username>juliet</username><password>nurse</password><resource>balcony</resource></query></iq>",
+        T0,
+    );
+    serve_events(&mut s);
+    let out = output(&mut s);
+    assert!(
+        out.contains("not-authorized") && out.contains("code='401'"),
+        "{out}"
+    );
+    // Missing resource: not-acceptable.
+    s.handle_input(
+        b"<iq type='set' id='auth3'><query xmlns='jabber:iq:auth'><username>juliet</username><password>r0meo</password></query></iq>",
+        T0,
+    );
+    let out = output(&mut s);
+    assert!(out.contains("not-acceptable"), "{out}");
+    // Right password: result, then stanzas flow.
+    s.handle_input(
+        b"<iq type='set' id='auth4'><query xmlns='jabber:iq:auth'><username>juliet</username><password>r0meo</password><resource>balcony</resource></query></iq>",
+        T0,
+    );
+    let events = serve_events(&mut s);
+    let out = output(&mut s);
+    assert!(
+        out.contains("type='result'") && out.contains("id='auth4'"),
+        "{out}"
+    );
+    assert_eq!(
+        established(&events).map(|j| j.to_string()).as_deref(),
+        Some("juliet@capulet.lit/balcony")
+    );
+    s.handle_input(
+        b"<message to='romeo@montague.lit'><body>hi</body></message>",
+        T0,
+    );
+    assert!(matches!(s.poll_event(), Some(Event::Stanza(_))));
+}
+
+#[test]
+fn pre_1_0_password_needs_tls_when_tls_is_required() {
+    let mut s = server_alone();
+    s.handle_input(LEGACY_HEADER.as_bytes(), T0);
+    let _ = output(&mut s);
+    s.handle_input(
+        b"<iq type='set' id='a'><query xmlns='jabber:iq:auth'><username>juliet</username><password>r0meo</password><resource>b</resource></query></iq>",
+        T0,
+    );
+    let out = output(&mut s);
+    assert!(out.contains("not-acceptable"), "{out}");
+    assert_eq!(s.poll_event(), None, "no credential lookup without TLS");
+}
+
+#[test]
+fn utf16_gets_unsupported_encoding_and_utf8_bom_is_accepted() {
+    let mut s = server_alone();
+    let utf16: Vec<u8> = HEADER.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let mut with_bom = vec![0xFE, 0xFF];
+    with_bom.extend(&utf16);
+    s.handle_input(&with_bom, T0);
+    let out = output(&mut s);
+    assert!(out.contains("unsupported-encoding"), "{out}");
+    assert!(s.is_closed());
+
+    let mut s = server_alone();
+    s.handle_input(&utf16, T0);
+    assert!(output(&mut s).contains("unsupported-encoding"));
+
+    // A UTF-8 BOM, even split across reads, is allowed by XML 1.0.
+    let mut s = server_alone();
+    s.handle_input(&[0xEF], T0);
+    s.handle_input(&[0xBB, 0xBF], T0);
+    s.handle_input(HEADER.as_bytes(), T0);
+    let out = output(&mut s);
+    assert!(
+        out.contains("features") && out.contains("starttls"),
+        "{out}"
+    );
+}
+
+#[test]
+fn silent_client_is_pinged_then_timed_out() {
+    let mut p = Pair::new(
+        TlsPolicy::Required,
+        ServerConfig::new("capulet.lit"),
+        "r0meo",
+        64,
+    );
+    p.drive();
+    assert!(p.server.is_established());
+    let ping_at = p.server.poll_timeout().expect("keepalive deadline");
+    assert_eq!(ping_at, T0 + Limits::default().ping_after);
+    p.server.handle_timeout(ping_at);
+    let out = String::from_utf8(p.server.take_transmit()).expect("utf-8");
+    assert!(out.contains("urn:xmpp:ping"), "{out}");
+    // Any input counts as an answer and re-arms the timer.
+    let later = ping_at + std::time::Duration::from_secs(10);
+    p.server.handle_input(b" ", later);
+    assert_eq!(
+        p.server.poll_timeout(),
+        Some(later + Limits::default().ping_after)
+    );
+    // Silence after the next ping ends the stream.
+    let t = p.server.poll_timeout().expect("deadline");
+    p.server.handle_timeout(t);
+    let _ = p.server.take_transmit();
+    let t2 = p.server.poll_timeout().expect("ping timeout deadline");
+    p.server.handle_timeout(t2);
+    let out = String::from_utf8(p.server.take_transmit()).expect("utf-8");
+    assert!(out.contains("connection-timeout"), "{out}");
+    assert!(p.server.is_closed());
+}
+
+#[test]
+fn client_sends_whitespace_keepalives() {
+    let mut p = Pair::new(
+        TlsPolicy::Required,
+        ServerConfig::new("capulet.lit"),
+        "r0meo",
+        64,
+    );
+    p.drive();
+    let t = p.client.poll_timeout().expect("keepalive deadline");
+    p.client.handle_timeout(t);
+    assert_eq!(p.client.take_transmit(), b" ");
+    assert!(p.client.poll_timeout().expect("next") > t);
 }
 
 #[test]
