@@ -72,10 +72,8 @@ pub fn create_account_op(
     Ok(Op::Put(credentials_key(jid), creds.to_bytes()))
 }
 
-/// The effect that deletes `jid`'s credentials.
-///
-/// Private XML of the account is not removed yet (the store has no prefix
-/// delete); see `docs/conformance.md`.
+/// The effect that deletes `jid`'s account: credentials and every other stored value
+/// (private XML, roster, offline messages, vCard, ...).
 pub fn delete_account_op(jid: &BareJid) -> Op {
-    Op::Delete(credentials_key(jid))
+    Op::DeleteAccount(jid.to_string())
 }

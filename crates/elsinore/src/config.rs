@@ -26,6 +26,31 @@ pub struct FileConfig {
     pub key: Option<PathBuf>,
     /// PBKDF2 iterations for new SCRAM credentials.
     pub scram_iterations: Option<u32>,
+    /// Group chat at `conference.<domain>` (default on).
+    pub muc: Option<bool>,
+    /// Group chat messages kept per room for joiners (default 20).
+    pub muc_history: Option<usize>,
+    /// Releases served by the update service at `update.<domain>` (`[[release]]` tables).
+    #[serde(default)]
+    pub release: Vec<ReleaseConfig>,
+}
+
+/// One `[[release]]` table: release information for the update service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseConfig {
+    /// The software's name (`client` of `client@update.<domain>`).
+    pub client: String,
+    /// Its version.
+    pub version: String,
+    /// `release` (default), `beta` or `dev`.
+    pub kind: Option<String>,
+    /// `optional` (default) or `mandatory`.
+    pub priority: Option<String>,
+    /// Description.
+    pub desc: Option<String>,
+    /// Download address.
+    pub url: String,
 }
 
 impl FileConfig {
@@ -71,6 +96,12 @@ pub struct Settings {
     pub cert_key: Option<(PathBuf, PathBuf)>,
     /// SCRAM iterations for new credentials.
     pub scram_iterations: u32,
+    /// Group chat on.
+    pub muc: bool,
+    /// Group chat history length.
+    pub muc_history: usize,
+    /// Update service releases.
+    pub releases: Vec<elsinore_server::Release>,
 }
 
 /// Command-line overrides (all optional).
@@ -111,7 +142,27 @@ impl Settings {
                 "scram_iterations must be at least 4096 (RFC 7677), got {scram_iterations}"
             );
         }
+        let mut releases = Vec::new();
+        for r in file.release {
+            let kind = match r.kind.as_deref().unwrap_or("release") {
+                "release" => elsinore_server::ReleaseKind::Release,
+                "beta" => elsinore_server::ReleaseKind::Beta,
+                "dev" => elsinore_server::ReleaseKind::Dev,
+                other => anyhow::bail!("release kind must be release, beta or dev, got {other:?}"),
+            };
+            releases.push(elsinore_server::Release {
+                client: r.client.to_lowercase(),
+                version: r.version,
+                kind,
+                priority: r.priority.unwrap_or_else(|| "optional".into()),
+                desc: r.desc.unwrap_or_default(),
+                url: r.url,
+            });
+        }
         Ok(Settings {
+            muc: file.muc.unwrap_or(true),
+            muc_history: file.muc_history.unwrap_or(20),
+            releases,
             domain: cli
                 .domain
                 .or(file.domain)
@@ -186,6 +237,26 @@ mod tests {
     fn cert_needs_key() {
         let file = parse("cert = '/tmp/c.pem'\n").unwrap();
         assert!(Settings::resolve(file, Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn services_keys() {
+        let file = parse(
+            "muc = false\nmuc_history = 5\n[[release]]\nclient = 'WinJab'\nversion = '0.9.1.1'\n\
+             kind = 'beta'\nurl = 'http://update.denmark/w.exe'\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(file, Overrides::default()).unwrap();
+        assert!(!s.muc);
+        assert_eq!(s.muc_history, 5);
+        assert_eq!(s.releases.len(), 1);
+        assert_eq!(s.releases[0].client, "winjab");
+        assert_eq!(s.releases[0].kind, elsinore_server::ReleaseKind::Beta);
+        let bad = parse("[[release]]\nclient = 'a'\nversion = '1'\nkind = 'nightly'\nurl = 'u'\n")
+            .unwrap();
+        assert!(Settings::resolve(bad, Overrides::default()).is_err());
+        let d = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert!(d.muc && d.releases.is_empty());
     }
 
     #[test]

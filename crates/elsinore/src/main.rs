@@ -153,6 +153,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.allow_plaintext_auth = settings.allow_plaintext_auth;
     config.tls_available = true;
     config.scram_iterations = settings.scram_iterations;
+    config.muc_enabled = settings.muc;
+    config.muc_history = settings.muc_history;
+    config.releases = settings.releases.clone();
     config.decoy_secret = Some(server_secret(&mut store)?);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
