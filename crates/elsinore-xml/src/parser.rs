@@ -826,6 +826,7 @@ fn check_decl(prefix: Option<&str>, local: &str, value: &str) -> Result<(), XmlE
         Some("xmlns") if local != "xml" && value == XML_NS => {
             bad("the xml namespace bound to another prefix")
         }
+        Some("xmlns") if local == "xmlns" => bad("the xmlns prefix cannot be declared"),
         Some("xmlns") if value.is_empty() => bad("a prefix cannot be undeclared"),
         None if local == "xmlns" && value == XML_NS => {
             bad("the xml namespace cannot be the default")
