@@ -195,6 +195,11 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
     alive_check(ctx, "elsinore", &mut server, addr);
     run_slixmpp_im(ctx, "elsinore", addr, None);
     run_slixmpp_script(ctx, "elsinore", addr, None, "slixmpp_pep.py", "XEP-0223", &[]);
+    // Group chat at conference.<domain> (elsinore only: the Prosody side has no MUC component).
+    let (other, other_password) = USERS[1];
+    let other = format!("{other}@{DOMAIN}");
+    let muc_args = ["--other", &other, "--other-password", other_password];
+    run_slixmpp_script(ctx, "elsinore", addr, None, "slixmpp_muc.py", "MUC", &muc_args);
     run_xmppjs(ctx, "elsinore", addr);
     run_profanity(ctx, "elsinore", addr);
     alive_check(ctx, "elsinore", &mut server, addr);
