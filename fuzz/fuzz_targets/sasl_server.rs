@@ -2,6 +2,11 @@
 //! messages (raw, or well-formed PLAIN / SCRAM messages with fuzzer-chosen fields and
 //! tampering), credentials (known, absent, corrupt) and aborts, in any order.
 //!
+//! Input (see `Reader` in fuzz/src/lib.rs and `seeds/make_seeds.py`): mech byte, server
+//! nonce choice, optional decoy secret, optional initial message, then up to 16 ops:
+//! `0 msg` response, `1 creds` credentials, `2` abort. msg: `0 bytes` raw, `1` PLAIN,
+//! `2` SCRAM client-first, `3` SCRAM client-final built by the oracle (with tampering).
+//!
 //! Checks: never panics, and the steps stay consistent:
 //! - after `Success` or `Failure` every step is a `Failure`;
 //! - `NeedCredentials` only answers a client message, `Challenge`s from the first message
