@@ -1,5 +1,7 @@
-//! SASL for elsinore, both sides, without IO: PLAIN (RFC 4616), SCRAM-SHA-1 (RFC 5802) and
-//! SCRAM-SHA-256 (RFC 7677).
+//! SASL for elsinore, both sides, without IO: PLAIN (RFC 4616), SCRAM-SHA-1 (RFC 5802),
+//! SCRAM-SHA-256 (RFC 7677), their -PLUS channel-binding variants, DIGEST-MD5 (RFC 2831,
+//! `qop=auth` only), EXTERNAL (RFC 4422 appendix A, XEP-0178) and ANONYMOUS (RFC 4505);
+//! plus the legacy `jabber:iq:auth` helpers [`legacy_digest`] and [`verify_plain`].
 //!
 //! Messages are raw bytes; the XMPP stream layer does the base64 of `<auth/>`,
 //! `<challenge/>`, `<response/>` and `<success/>`.
@@ -17,8 +19,32 @@
 //! reveal which accounts exist ([`ServerSession::set_unknown_user_decoy`] keys it with a
 //! server secret).
 //!
-//! The SASL layer reports the authzid; deciding whether the authcid may act as it is the
-//! caller's job (answer [`SaslFailure::InvalidAuthzid`] if not).
+//! [`ServerSession::start_with`] takes a [`ServerContext`]: the connection's channel
+//! bindings, whether -PLUS was offered, the EXTERNAL identity and the DIGEST-MD5 realm;
+//! [`ServerSession::start`] is the same with only a nonce. [`offered_mechanisms`] filters the
+//! configured list by what the transport supports (-PLUS only with a channel binding,
+//! EXTERNAL only with a verified certificate identity).
+//!
+//! # Authorization identities
+//!
+//! PLAIN, SCRAM and DIGEST-MD5 report the SASLprep'd authzid (an empty one is `None`);
+//! deciding whether the authcid may act as it is the caller's job (answer
+//! [`SaslFailure::InvalidAuthzid`] if not). EXTERNAL checks it here: empty, or equal (ASCII
+//! case-insensitively) to the verified identity, else `invalid-authzid`; its
+//! [`ServerStep::Success`] carries the identity as `authcid` and no authzid. ANONYMOUS
+//! succeeds with an empty `authcid` and [`ServerSession::is_anonymous`] set: the caller
+//! creates a temporary identity.
+//!
+//! # Failure conditions
+//!
+//! The server answers: `malformed-request` for syntax errors, messages at the wrong step and
+//! mechanism/flag contradictions; `not-authorized` for wrong credentials, unknown accounts,
+//! channel-binding mismatches, downgrades and replayed DIGEST-MD5 nonces; `invalid-authzid`
+//! for an authzid that fails SASLprep (or, for EXTERNAL, names someone else);
+//! `temporary-auth-failure` for server-side problems (bad nonce, corrupt credentials, no
+//! DIGEST-MD5 realm configured). `incorrect-encoding` (base64), `invalid-mechanism`,
+//! `encryption-required` and `aborted` belong to the stream layer, which sees the XML.
+//! After [`ServerSession::abort`] every further message is `malformed-request`.
 //!
 //! ```
 //! use elsinore_sasl::{ClientSession, Mechanism, ServerSession, ServerStep, StoredCredentials};
@@ -42,17 +68,46 @@
 //!
 //! # Client
 //!
-//! [`ClientSession::new`], [`ClientSession::initial_response`], then
-//! [`ClientSession::challenge`] per challenge and [`ClientSession::success`], which verifies
-//! the SCRAM server signature. [`client_preference`] picks the strongest offered mechanism.
+//! [`ClientSession::new`] (or [`ClientSession::new_with_binding`] with the TLS channel
+//! binding, [`ClientSession::external`], [`ClientSession::anonymous`]),
+//! [`ClientSession::initial_response`] (none for DIGEST-MD5:
+//! [`ClientSession::has_initial_response`]), then [`ClientSession::challenge`] per challenge
+//! and [`ClientSession::success`], which verifies the SCRAM server signature or the
+//! DIGEST-MD5 `rspauth`. [`client_preference`] picks the strongest offered password
+//! mechanism, [`client_preference_with_binding`] prefers -PLUS when a binding exists.
 //!
 //! # Channel binding
 //!
-//! Not yet supported: clients send the GS2 flag `n`. A server accepts `n` and `y` (`y` means
-//! the client could bind but believes the server cannot, which is true while this server
-//! offers no -PLUS mechanism) and rejects `p=` with [`SaslFailure::MalformedRequest`]. The
-//! GS2 header is kept parsed (flag, authzid, raw text) so that -PLUS variants only add the
-//! binding data to the `c=` check.
+//! The TLS adapter computes the binding data ([`ChannelBinding::TlsExporter`] per RFC 9266,
+//! [`ChannelBinding::TlsServerEndPoint`] per RFC 5929); the core never sees TLS. A -PLUS
+//! client sends the GS2 header `p=tls-exporter,,` or `p=tls-server-end-point,,` and
+//! `c=` = base64(GS2 header ‖ binding data), which the server compares with its own data.
+//! Downgrade protection (RFC 5802 §6): a client that has a binding but uses a non-PLUS
+//! mechanism sends `y`, and a server that offered -PLUS ([`ServerContext::plus_offered`])
+//! refuses `y` with `not-authorized`. A `p=` naming a type the server does not have is
+//! `not-authorized`; `p=` with a non-PLUS mechanism, or `n`/`y` with a -PLUS one, is
+//! `malformed-request`.
+//!
+//! # DIGEST-MD5
+//!
+//! The draft's mandatory mechanism, obsoleted by RFC 6331; kept for old clients. The server
+//! needs `H(username:realm:password)`, stored as [`StoredCredentials::digest_md5`] by
+//! [`StoredCredentials::derive_with_digest_md5`] (it is password-equivalent for that realm).
+//! An account without it (including any version 1 credential record) fails DIGEST-MD5 with
+//! `not-authorized`, like an unknown account, so the answer does not reveal which accounts
+//! exist. Only `qop=auth`: `auth-int`, `auth-conf` and `cipher` are refused with
+//! `malformed-request`; `nc` must be `00000001` (no subsequent authentication); the
+//! `digest-uri` must be `<service>/<realm>` (service `xmpp` unless configured). The server
+//! sends `rspauth` as a challenge and succeeds on the empty response; the client accepts it
+//! either as a challenge or in `<success/>`. Directive lists are parsed strictly: quoted
+//! strings with backslash escapes, duplicate directives refused, at most
+//! 32 directives and 4096 bytes.
+//!
+//! # Legacy authentication (XEP-0078)
+//!
+//! The `<digest/>` form needs the plaintext password on the server, which is never stored:
+//! servers support `<password/>` only (check it with [`verify_plain`]), do not offer
+//! `<digest/>` in the fields, and refuse it. Clients compute it with [`legacy_digest`].
 //!
 //! # Limits
 //!
@@ -210,7 +265,7 @@ pub fn client_preference(offered: &[&str]) -> Option<Mechanism> {
 
 /// Like [`client_preference`], but prefers SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS when the
 /// client has a channel binding (`has_binding`): with a binding and no -PLUS offered, the
-/// client must still pass the binding to [`ClientSession::with_channel_binding`] so that it
+/// client must still pass the binding to [`ClientSession::new_with_binding`] so that it
 /// sends the `y` flag (downgrade detection, RFC 5802 §6).
 pub fn client_preference_with_binding(offered: &[&str], has_binding: bool) -> Option<Mechanism> {
     let plus = [Mechanism::ScramSha256Plus, Mechanism::ScramSha1Plus];
