@@ -243,10 +243,24 @@ impl Server {
 
     /// A new connection was accepted by the adapter.
     pub fn accept(&mut self, now: Instant) -> ConnId {
+        self.accept_with(now, Connection::new_server)
+    }
+
+    /// A new connection whose TLS handshake the adapter already completed
+    /// (XEP-0368 direct TLS, e.g. port 5223).
+    pub fn accept_direct_tls(&mut self, now: Instant) -> ConnId {
+        self.accept_with(now, Connection::new_server_direct_tls)
+    }
+
+    fn accept_with(
+        &mut self,
+        now: Instant,
+        make: fn(StreamConfig, Limits, [u8; 32], Instant) -> Connection,
+    ) -> ConnId {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         let seed = self.rng.fork();
-        let stream = Connection::new_server(
+        let stream = make(
             self.stream_config.clone(),
             self.config.limits.clone(),
             seed,

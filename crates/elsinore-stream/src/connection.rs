@@ -276,6 +276,19 @@ impl Connection {
         Self::new(Side::Server(config), limits, seed, now)
     }
 
+    /// A receiving connection whose socket is already TLS (XEP-0368 direct TLS):
+    /// STARTTLS is not offered and authentication may start at once.
+    pub fn new_server_direct_tls(
+        config: ServerConfig,
+        limits: Limits,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Self {
+        let mut c = Self::new(Side::Server(config), limits, seed, now);
+        c.tls_done = true;
+        c
+    }
+
     /// An initiating (client-side) connection; its stream header is queued at once.
     pub fn new_client(config: ClientConfig, limits: Limits, seed: [u8; 32], now: Instant) -> Self {
         let mut c = Self::new(Side::Client(config), limits, seed, now);

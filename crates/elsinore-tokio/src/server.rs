@@ -199,6 +199,7 @@ pub struct Serve {
     clock: Clock,
     storage: Storage,
     tls: Option<Arc<rustls::ServerConfig>>,
+    direct_tls: Option<TcpListener>,
     max_backlog: usize,
     max_connections: usize,
 }
@@ -208,6 +209,7 @@ impl Serve {
     /// `clock.now()`), executing effects with `storage`.
     pub fn new(server: Server, clock: Clock, storage: Storage) -> Self {
         Serve {
+            direct_tls: None,
             server,
             clock,
             storage,
@@ -241,6 +243,13 @@ impl Serve {
         self
     }
 
+    /// Also accept direct TLS connections (XEP-0368) on `listener`: the TLS handshake
+    /// comes first, then the XMPP stream, with no STARTTLS. Needs [`Serve::tls`].
+    pub fn direct_tls(mut self, listener: TcpListener) -> Self {
+        self.direct_tls = Some(listener);
+        self
+    }
+
     /// Accepts connections on `listener` until `shutdown` resolves, then stops accepting,
     /// closes the connection tasks, stops the storage worker after its current group and
     /// returns.
@@ -267,6 +276,7 @@ impl Serve {
         let timer = tokio::spawn(timer_task(Arc::clone(&shared)));
         let acceptor = self.tls.map(TlsAcceptor::from);
         let mut tasks = tokio::task::JoinSet::new();
+        let direct_tls = self.direct_tls;
 
         tokio::pin!(shutdown);
         let result = loop {
@@ -309,12 +319,56 @@ impl Serve {
                         acceptor.clone(),
                     ));
                 }
+                accepted = accept_opt(direct_tls.as_ref()) => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) if is_transient_accept_error(&e) => {
+                            warn!("accept (direct TLS): {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                        Err(e) => break Err(e),
+                    };
+                    let Some(acceptor) = acceptor.clone() else {
+                        warn!(%peer, "direct TLS connection but no TLS configured; refusing");
+                        continue;
+                    };
+                    if tasks.len() >= self.max_connections {
+                        warn!(%peer, "connection limit reached; refusing");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let shared = Arc::clone(&shared);
+                    tasks.spawn(async move {
+                        // The handshake runs before the core hears of the connection.
+                        let tls = match upgrade(Box::new(stream), Some(&acceptor)).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                debug!(%peer, "direct TLS handshake failed: {e}");
+                                return;
+                            }
+                        };
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        let queued = Arc::new(AtomicUsize::new(0));
+                        let handle = ConnHandle { tx, queued: Arc::clone(&queued) };
+                        let conn = {
+                            let mut core = shared.lock();
+                            let conn = core.server.accept_direct_tls(shared.clock.now());
+                            core.conns.insert(conn, handle);
+                            core.drain(&shared.clock);
+                            conn
+                        };
+                        debug!(?conn, %peer, "accepted (direct TLS)");
+                        connection_task(shared, conn, tls, rx, queued, Some(acceptor)).await;
+                    });
+                }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         };
 
         info!("shutting down");
         drop(listener);
+        drop(direct_tls);
         // Every stream gets a `system-shutdown` stream error and is closed by its task.
         let now = shared.clock.now();
         shared.with_core(|s| s.shutdown(now));
@@ -333,6 +387,16 @@ impl Serve {
         // The worker finishes its current group (so acknowledged writes are durable) and exits.
         let _ = tokio::task::spawn_blocking(move || worker.join()).await;
         result
+    }
+}
+
+/// Accept on an optional listener; pending forever when there is none.
+async fn accept_opt(
+    listener: Option<&TcpListener>,
+) -> io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }
 

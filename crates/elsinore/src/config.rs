@@ -14,11 +14,13 @@ pub struct FileConfig {
     pub domain: Option<String>,
     /// `ADDR:PORT` for client-to-server connections.
     pub listen: Option<String>,
+    /// `ADDR:PORT` for direct TLS client connections (XEP-0368); off when absent.
+    pub listen_tls: Option<String>,
     /// Data directory.
     pub data: Option<PathBuf>,
     /// Allow in-band registration (XEP-0077).
     pub allow_registration: Option<bool>,
-    /// Offer SASL PLAIN (over TLS).
+    /// Allow authentication without TLS (loopback tests, benchmarks).
     pub allow_plaintext_auth: Option<bool>,
     /// PEM certificate chain.
     pub cert: Option<PathBuf>,
@@ -86,11 +88,13 @@ pub struct Settings {
     pub domain: String,
     /// Listen address.
     pub listen: String,
+    /// Direct TLS listen address, if any.
+    pub listen_tls: Option<String>,
     /// Data directory.
     pub data: PathBuf,
     /// In-band registration.
     pub allow_registration: bool,
-    /// SASL PLAIN.
+    /// Authentication without TLS.
     pub allow_plaintext_auth: bool,
     /// Certificate and key files, if configured (else a generated self-signed pair).
     pub cert_key: Option<(PathBuf, PathBuf)>,
@@ -109,6 +113,7 @@ pub struct Settings {
 pub struct Overrides {
     pub domain: Option<String>,
     pub listen: Option<String>,
+    pub listen_tls: Option<String>,
     pub data: Option<PathBuf>,
     pub allow_registration: bool,
     pub allow_plaintext_auth: bool,
@@ -171,6 +176,7 @@ impl Settings {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            listen_tls: cli.listen_tls.or(file.listen_tls),
             data: cli
                 .data
                 .or(file.data)

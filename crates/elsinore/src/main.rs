@@ -46,8 +46,8 @@ enum Command {
 /// Options every command shares.
 #[derive(Debug, Default, Args)]
 struct Common {
-    /// TOML configuration file (keys: domain, listen, data, allow_registration,
-    /// allow_plaintext_auth, cert, key, scram_iterations).
+    /// TOML configuration file (keys: domain, listen, listen_tls, data, allow_registration,
+    /// allow_plaintext_auth, cert, key, scram_iterations, muc, muc_history, [[release]]).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory [default: ./elsinore-data].
@@ -65,10 +65,13 @@ struct ServeArgs {
     /// Address for client connections [default: 127.0.0.1:5222].
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<String>,
+    /// Address for direct TLS client connections (XEP-0368), e.g. 127.0.0.1:5223 [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen_tls: Option<String>,
     /// Allow in-band registration (XEP-0077).
     #[arg(long)]
     allow_registration: bool,
-    /// Offer SASL PLAIN (only ever over TLS).
+    /// Allow authentication without TLS (for loopback tests and benchmarks only).
     #[arg(long)]
     allow_plaintext_auth: bool,
     /// PEM certificate chain (with --key); default: a generated self-signed certificate.
@@ -136,6 +139,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         Overrides {
             domain: args.domain,
             listen: args.listen,
+            listen_tls: args.listen_tls,
             data: None,
             allow_registration: args.allow_registration,
             allow_plaintext_auth: args.allow_plaintext_auth,
@@ -167,6 +171,17 @@ fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local = listener.local_addr().context("listener address")?;
+        let direct_tls = match &settings.listen_tls {
+            None => None,
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (direct TLS)"))?;
+                let local_tls = l.local_addr().context("listener address")?;
+                println!("elsinore: listening for direct TLS on {local_tls}");
+                Some(l)
+            }
+        };
         let clock = Clock::new();
         let server = Server::new(config, random_seed()?, clock.now());
         // Group commit: everything the storage worker has queued is one durable transaction.
@@ -178,8 +193,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         );
         std::io::stdout().flush().context("stdout")?;
         info!(%local, domain = %settings.domain, "serving");
-        Serve::new(server, clock, storage)
-            .tls(tls)
+        let mut serve = Serve::new(server, clock, storage).tls(tls);
+        if let Some(l) = direct_tls {
+            serve = serve.direct_tls(l);
+        }
+        serve
             .run(listener, shutdown_signal())
             .await
             .context("server failed")?;
