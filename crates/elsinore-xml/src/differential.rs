@@ -178,6 +178,8 @@ fn regressions() {
         b"<s/><!DOCTYPE",
         // Fuzz: the xmlns prefix cannot be declared.
         b"<s xmlns:xmlns='urn:x'>",
+        // Fuzz: a bad byte right after the name comes before the depth limit.
+        &[b"<a>".repeat(49).as_slice(), b"<b\x02>"].concat(),
     ];
     for input in cases {
         for cut in 0..=input.len() {

@@ -564,14 +564,6 @@ impl Parser {
             Doc::Start | Doc::Prolog => self.doc = Doc::Root,
             Doc::Root => {}
         }
-        // The new element's depth is the number of open elements.
-        if self.depth > self.limits.max_depth {
-            return Err(XmlError::LimitExceeded(Limit::Depth));
-        }
-        if self.depth <= self.tree_depth {
-            self.element_bytes = 0;
-        }
-        self.count(tag.len())?;
         // Invalid UTF-8 ends the tag early: errors in the attributes before
         // it are reported first, as a byte-wise parser would.
         let s = match core::str::from_utf8(tag) {
@@ -582,6 +574,22 @@ impl Parser {
         let max_token = self.limits.max_token_length;
         let (prefix, local, mut i) = qname(s, 1, max_token)?;
         let name_range = 1..local.end;
+        if !matches!(
+            s.as_bytes().get(i),
+            Some(b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>')
+        ) {
+            return Err(nwf("invalid character after the element name"));
+        }
+        // Limits are judged once the name is read (as the previous parser,
+        // on rxml's element-open event). The new element's depth is the
+        // number of open elements.
+        if self.depth > self.limits.max_depth {
+            return Err(XmlError::LimitExceeded(Limit::Depth));
+        }
+        if self.depth <= self.tree_depth {
+            self.element_bytes = 0;
+        }
+        self.count(tag.len())?;
         self.attrs.clear();
         self.values.clear();
         let b = s.as_bytes();
