@@ -329,7 +329,7 @@ fn prosody_config(dir: &Path, certs: &Path, data: &Path, port: u16) -> String {
 }
 
 /// A path as a Lua string literal.
-fn lua_str(path: &Path) -> String {
+pub(crate) fn lua_str(path: &Path) -> String {
     let s = path.to_string_lossy();
     let mut out = String::from("\"");
     for ch in s.chars() {
@@ -618,7 +618,7 @@ fn alive_check(ctx: &mut Ctx, side: &str, server: &mut Service, addr: SocketAddr
 }
 
 /// `cargo <args>` with output echoed, bounded by [`BUILD_TIMEOUT`].
-fn run_cargo_build(args: &[&str]) -> Result<String> {
+pub(crate) fn run_cargo_build(args: &[&str]) -> Result<String> {
     let mut cmd = workspace::cargo();
     cmd.args(args);
     let f = proc::run_bounded(&mut cmd, BUILD_TIMEOUT, Some("  | "), None)?;
@@ -688,7 +688,7 @@ fn ensure_slixmpp() -> Result<String> {
 }
 
 /// Makes sure `program` is on PATH, installing Debian package `package` if not (root only).
-fn ensure_apt_package(program: &str, package: &str) -> Result<String> {
+pub(crate) fn ensure_apt_package(program: &str, package: &str) -> Result<String> {
     if let Some(path) = proc::find_in_path(program) {
         return Ok(path.display().to_string());
     }
@@ -718,7 +718,7 @@ fn ensure_apt_package(program: &str, package: &str) -> Result<String> {
 }
 
 /// The last lines of a file, for failure output.
-fn tail_file(path: &Path) -> String {
+pub(crate) fn tail_file(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let tail: Vec<&str> = lines

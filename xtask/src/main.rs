@@ -6,6 +6,7 @@
 
 mod fuzz;
 mod interop;
+mod loadbench;
 mod proc;
 mod report;
 mod terminal;
@@ -18,6 +19,10 @@ const COMMANDS: &[(&str, &str)] = &[
     (
         "interop [--only elsinore|prosody] [--keep]",
         "run slixmpp and the private_xml example against elsinore and Prosody",
+    ),
+    (
+        "loadbench [--quick] [--only elsinore|prosody|ejabberd]... [--keep]",
+        "load scenarios against elsinore, Prosody and ejabberd (release build); ratio table",
     ),
     (
         "fuzz [--secs N]",
@@ -53,6 +58,7 @@ fn run(args: &[String]) -> Result<i32> {
     };
     match cmd.as_str() {
         "interop" => interop::run(interop::Options::parse(rest)?),
+        "loadbench" => loadbench::run(loadbench::Options::parse(rest)?),
         "fuzz" => fuzz::run(fuzz::Options::parse(rest)?),
         "help" | "--help" | "-h" => {
             print!("{}", usage());

@@ -278,6 +278,11 @@ impl Service {
         s
     }
 
+    /// The process id; it leads its own process group, so this is also the group id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the process (SIGTERM, then SIGKILL) and reaps it.
     pub fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
