@@ -283,12 +283,16 @@ fn digest_md5_client_rejects_bad_challenges() {
         )
         .expect("accepted");
     assert!(!resp.starts_with(b"charset"));
-    let mut c =
-        ClientSession::new(Mechanism::DigestMd5, "chr\u{e9}s", "s", None, "cn").expect("ok");
-    assert_eq!(
-        c.challenge(br#"nonce="n",algorithm=md5-sess,realm="r""#),
-        Err(SaslError::Prep)
-    );
+    // Non-ASCII names need full SASLprep (std).
+    #[cfg(feature = "std")]
+    {
+        let mut c =
+            ClientSession::new(Mechanism::DigestMd5, "chr\u{e9}s", "s", None, "cn").expect("ok");
+        assert_eq!(
+            c.challenge(br#"nonce="n",algorithm=md5-sess,realm="r""#),
+            Err(SaslError::Prep)
+        );
+    }
 }
 
 #[test]
@@ -879,5 +883,67 @@ proptest! {
         if let Ok(c) = StoredCredentials::from_bytes(&b) {
             prop_assert_eq!(c.to_bytes(), b);
         }
+    }
+}
+
+proptest! {
+    // Each case derives credentials (PBKDF2): few cases.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    // Non-ASCII names need full SASLprep.
+    #[cfg(feature = "std")]
+    #[test]
+    fn digest_md5_round_trip(user in "[a-zA-Z0-9\u{e0}-\u{ff}\u{4e00}-\u{4e10}\"\\\\ ]{1,12}",
+            pass in "[a-zA-Z0-9\u{e0}-\u{ff}\u{20ac}\"\\\\]{1,12}",
+            authzid in proptest::option::of("[a-z@.]{1,10}"),
+            cnonce in "[!-+.-~]{1,20}") {
+        prop_assume!(user.trim() == user);
+        let creds = StoredCredentials::derive_with_digest_md5(
+            &user, "example.com", &pass, b"s1", b"s2", 4096,
+        ).expect("valid");
+        let ctx = ServerContext { realm: "example.com".into(), ..ServerContext::new("srv") };
+        let mut c = ClientSession::new(Mechanism::DigestMd5, &user, &pass, authzid.as_deref(), &cnonce)
+            .expect("valid");
+        let (mut s, step) = ServerSession::start_with(Mechanism::DigestMd5, None, ctx);
+        let ServerStep::Challenge(ch) = step else { panic!("challenge expected") };
+        let resp = c.challenge(&ch).expect("accepted");
+        let step = s.response(&resp);
+        let named = matches!(step, ServerStep::NeedCredentials { ref authcid, .. } if *authcid == user);
+        prop_assert!(named, "{:?}", step);
+        let ServerStep::Challenge(rspauth) = s.provide_credentials(Some(&creds)) else {
+            panic!("rspauth expected")
+        };
+        prop_assert_eq!(c.challenge(&rspauth), Ok(Vec::new()));
+        let done = matches!(s.response(b""), ServerStep::Success { .. });
+        prop_assert!(done);
+    }
+
+    #[test]
+    fn scram_plus_round_trip(data in proptest::collection::vec(any::<u8>(), 1..=64),
+            other in proptest::collection::vec(any::<u8>(), 1..=64),
+            exporter in any::<bool>(),
+            authzid in proptest::option::of("[a-z=,@]{1,10}")) {
+        let make = |d: &[u8]| if exporter {
+            ChannelBinding::TlsExporter(d.to_vec())
+        } else {
+            ChannelBinding::TlsServerEndPoint(d.to_vec())
+        };
+        let mut c = ClientSession::new_with_binding(
+            Mechanism::ScramSha256Plus, "user", "pencil", authzid.as_deref(), "cn", make(&data),
+        ).expect("valid");
+        let (mut s, step) = ServerSession::start_with(
+            Mechanism::ScramSha256Plus,
+            Some(&c.initial_response()),
+            plus_ctx(vec![make(&other)]),
+        );
+        let asks = matches!(step, ServerStep::NeedCredentials { .. });
+        prop_assert!(asks);
+        let ServerStep::Challenge(sf) = s.provide_credentials(Some(creds())) else {
+            panic!("challenge expected")
+        };
+        let cf = c.challenge(&sf).expect("accepted");
+        let step = s.response(&cf);
+        // Success exactly when both ends see the same binding data.
+        prop_assert_eq!(matches!(step, ServerStep::Success { .. }), data == other, "{:?}", step);
     }
 }
