@@ -576,8 +576,10 @@ impl Parser {
         let name_range = 1..local.end;
         if !matches!(
             s.as_bytes().get(i),
-            Some(b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>')
+            Some(b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>' | b'\'' | b'"' | b'=' | b'?')
         ) {
+            // The bytes that end a name token in rxml; other syntax errors
+            // after the name come after the limits, as there.
             return Err(nwf("invalid character after the element name"));
         }
         // Limits are judged once the name is read (as the previous parser,
