@@ -48,7 +48,10 @@ fn bench(c: &mut Criterion) {
     let stored = stored();
     let initial = format!("\0juliet\0{PASSWORD}").into_bytes();
     // Not a timing assertion: a bench of a failing login would measure the wrong thing.
-    assert!(plain_login(&initial, &stored), "the benchmarked login must succeed");
+    assert!(
+        plain_login(&initial, &stored),
+        "the benchmarked login must succeed"
+    );
 
     let mut g = c.benchmark_group("sasl_plain_4096");
     g.bench_function("pbkdf2_hmac_sha256", |b| {
