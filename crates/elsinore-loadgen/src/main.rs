@@ -30,7 +30,7 @@ use elsinore_xml::Element;
 use sha1::Digest as _;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio::time::{sleep, sleep_until, timeout_at};
+use tokio::time::{sleep, timeout_at};
 
 use crate::procstat::Sample;
 use crate::xmpp::{LoginSpec, Mech, Session, escape};
@@ -741,14 +741,29 @@ async fn pep(ctx: Arc<Ctx>) -> Result<Outcome> {
         s.send(presence.as_bytes()).await?;
     }
     // Until start_at, sessions only answer the server's caps queries.
-    let start_at = Instant::now() + Duration::from_millis(1500);
-    let deadline = start_at + Duration::from_secs(ctx.cli.phase_secs);
+    let settle_until = Instant::now() + Duration::from_millis(1500);
+    let deadline = settle_until + Duration::from_secs(ctx.cli.phase_secs);
+    // Node creation (the first publish of each account) runs one at a time before the
+    // measured phase: ejabberd 23.01 answers item-not-found to most of 50 concurrent
+    // first publishes, and steady-state publishing is what the scenario measures.
+    let create = Arc::new(tokio::sync::Mutex::new(()));
+    let ready = Arc::new(tokio::sync::Barrier::new(n + 1));
+    let go = Arc::new(tokio::sync::Barrier::new(n + 1));
     let mut set = JoinSet::new();
     for s in sessions {
-        set.spawn(pep_session(s, publishes, start_at, deadline));
+        let gate = PepGate {
+            create: Arc::clone(&create),
+            ready: Arc::clone(&ready),
+            go: Arc::clone(&go),
+            settle_until,
+            deadline,
+        };
+        set.spawn(pep_session(s, publishes, gate));
     }
-    sleep_until(start_at.into()).await;
+    ready.wait().await;
     let before = ctx.sample()?;
+    let start_at = Instant::now();
+    go.wait().await;
     let mut out = Outcome {
         status: "ok",
         ..Outcome::default()
@@ -762,6 +777,7 @@ async fn pep(ctx: Arc<Ctx>) -> Result<Outcome> {
     let mut notify_lat = Vec::new();
     let mut last = start_at;
     let mut unsupported = None;
+    let mut refused = 0usize;
     let mut first_error = None;
     let mut done = Vec::new();
     for r in runs {
@@ -769,7 +785,11 @@ async fn pep(ctx: Arc<Ctx>) -> Result<Outcome> {
         out.latencies_us.extend(r.acks);
         notify_lat.extend(r.notify_lat);
         last = last.max(r.last_ack);
-        unsupported = unsupported.or(r.unsupported);
+        if r.unsupported.is_some() {
+            // Refused at the first publish: n/a if every session was refused, else errors.
+            refused += 1;
+            unsupported = unsupported.or(r.unsupported);
+        }
         if r.err.is_some() {
             out.errors += 1;
             first_error = first_error.or(r.err);
@@ -783,11 +803,16 @@ async fn pep(ctx: Arc<Ctx>) -> Result<Outcome> {
         "expected={} notifications={notes} notify_p50_us={n50} notify_p99_us={n99}",
         n * publishes
     );
-    if let Some(why) = unsupported
-        && out.ops == 0
-    {
-        out.status = "na";
-        out.note = format!("server lacks PEP publish: {why}");
+    if let Some(why) = unsupported {
+        if out.ops == 0 {
+            out.status = "na";
+            out.note = format!("server lacks PEP publish: {why}");
+        } else {
+            out.errors += refused;
+            out.note.push_str(&format!(
+                " refused_first_publish={refused} first_refusal={why}"
+            ));
+        }
     }
     if let Some(e) = first_error {
         out.note.push_str(&format!(" first_error={e}"));
@@ -796,56 +821,87 @@ async fn pep(ctx: Arc<Ctx>) -> Result<Outcome> {
     Ok(out)
 }
 
-async fn pep_session(
-    mut s: Session,
-    publishes: usize,
-    start_at: Instant,
+/// How a PEP session lines up with the others around the measured phase.
+struct PepGate {
+    create: Arc<tokio::sync::Mutex<()>>,
+    ready: Arc<tokio::sync::Barrier>,
+    go: Arc<tokio::sync::Barrier>,
+    settle_until: Instant,
     deadline: Instant,
-) -> PepRun {
+}
+
+/// The XEP-0223 publish of item `current` with a timestamp, as iq `id`.
+fn pep_publish(id: &str) -> String {
+    format!(
+        "<iq type='set' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+         <publish node='{PEP_NODE}'><item id='current'><entry xmlns='{PEP_NODE}'>t{}</entry>\
+         </item></publish><publish-options><x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE' type='hidden'>\
+         <value>http://jabber.org/protocol/pubsub#publish-options</value></field>\
+         <field var='pubsub#persist_items'><value>true</value></field>\
+         <field var='pubsub#access_model'><value>whitelist</value></field>\
+         </x></publish-options></pubsub></iq>",
+        now_us()
+    )
+}
+
+/// Before the measured phase: create the node (one session at a time), answer caps
+/// queries until `settle_until`. Returns the refusal of the first publish, if any.
+async fn pep_prepare(s: &mut Session, gate: &PepGate) -> Result<Option<String>> {
+    let refused = {
+        let _one_at_a_time = gate.create.lock().await;
+        s.send(pep_publish("create").as_bytes()).await?;
+        let mut answers = Vec::new();
+        let reply =
+            s.rd.iq_reply("create", |el| answers.extend(disco_answer(el)))
+                .await?;
+        for a in answers {
+            s.send(a.as_bytes()).await?;
+        }
+        (reply.attr("type") != Some("result")).then(|| xmpp::brief(&reply))
+    };
+    while let Ok(r) = timeout_at(gate.settle_until.into(), s.rd.element()).await {
+        if let Some(a) = disco_answer(&r?) {
+            s.send(a.as_bytes()).await?;
+        }
+    }
+    Ok(refused)
+}
+
+async fn pep_session(mut s: Session, publishes: usize, gate: PepGate) -> PepRun {
+    let prepared = pep_prepare(&mut s, &gate).await;
+    // Every session reaches both barriers, failed or not, so none waits forever.
+    gate.ready.wait().await;
+    gate.go.wait().await;
+    let deadline = gate.deadline;
     let mut run = PepRun {
         acks: Vec::with_capacity(publishes),
         notify_lat: Vec::with_capacity(publishes),
-        last_ack: start_at,
+        last_ack: Instant::now(),
         unsupported: None,
         err: None,
         session: s,
     };
-    let mut answers: Vec<String> = Vec::new();
-    let mut notify_lat: Vec<u64> = Vec::new();
-    // Settle: answer caps queries until the measured phase starts.
-    while let Ok(r) = timeout_at(start_at.into(), run.session.rd.element()).await {
-        match r {
-            Ok(el) => {
-                if let Some(a) = disco_answer(&el)
-                    && let Err(e) = run.session.send(a.as_bytes()).await
-                {
-                    run.err = Some(format!("{e:#}"));
-                    return run;
-                }
-            }
-            Err(e) => {
-                run.err = Some(format!("{e:#}"));
-                return run;
-            }
+    match prepared {
+        Ok(None) => {}
+        Ok(Some(refusal)) => {
+            run.unsupported = Some(refusal);
+            return run;
+        }
+        Err(e) => {
+            run.err = Some(format!("{e:#}"));
+            return run;
         }
     }
-    s = run.session;
+    let mut answers: Vec<String> = Vec::new();
+    let mut notify_lat: Vec<u64> = Vec::new();
+    let mut s = run.session;
     for k in 0..publishes {
         if Instant::now() > deadline {
             break;
         }
         let t = Instant::now();
-        let iq = format!(
-            "<iq type='set' id='p{k}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
-             <publish node='{PEP_NODE}'><item id='current'><entry xmlns='{PEP_NODE}'>t{}</entry>\
-             </item></publish><publish-options><x xmlns='jabber:x:data' type='submit'>\
-             <field var='FORM_TYPE' type='hidden'>\
-             <value>http://jabber.org/protocol/pubsub#publish-options</value></field>\
-             <field var='pubsub#persist_items'><value>true</value></field>\
-             <field var='pubsub#access_model'><value>whitelist</value></field>\
-             </x></publish-options></pubsub></iq>",
-            now_us()
-        );
+        let iq = pep_publish(&format!("p{k}"));
         let reply = match s.send(iq.as_bytes()).await {
             Ok(()) => {
                 s.rd.iq_reply(&format!("p{k}"), |el| {
