@@ -44,6 +44,9 @@
 //!     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
 //!         Ok(buf.len())
 //!     }
+//!     async fn flush(&mut self) -> Result<(), Self::Error> {
+//!         Ok(())
+//!     }
 //! }
 //!
 //! let mut buf = [0u8; 512];
@@ -251,7 +254,10 @@ where
     /// One turn of the run loop: flush, handle events, one read.
     async fn step(&mut self) -> Result<(), Error<T::Error>> {
         self.flush().await?;
+        // Events are handled before reading: a caller waiting for one returns at once.
+        let mut handled = false;
         while let Some(event) = self.core.poll_event() {
+            handled = true;
             match event {
                 // Never offered to a `TlsPolicy::Disabled` client; if it were, fail closed.
                 ClientEvent::UpgradeTls => self.core.handle_eof((self.clock)()),
@@ -264,6 +270,9 @@ where
             return Err(Error::Closed {
                 error: error.clone(),
             });
+        }
+        if handled {
+            return Ok(());
         }
         let now = (self.clock)();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {

@@ -324,7 +324,10 @@ impl Client {
     /// by `deadline`.
     fn step(&mut self, deadline: Instant) -> Result<(), ClientError> {
         self.flush()?;
+        // Events are handled before reading: a caller waiting for one returns at once.
+        let mut handled = false;
         while let Some(event) = self.core.poll_event() {
+            handled = true;
             match event {
                 ClientEvent::UpgradeTls => {
                     self.flush()?;
@@ -341,6 +344,9 @@ impl Client {
             return Err(ClientError::Closed {
                 error: error.clone(),
             });
+        }
+        if handled {
+            return Ok(());
         }
         let now = self.clock.now();
         if now >= deadline {
