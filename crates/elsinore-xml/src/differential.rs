@@ -180,8 +180,14 @@ fn regressions() {
         b"<s xmlns:xmlns='urn:x'>",
         // Fuzz: a bad byte right after the name comes before the depth limit.
         &[b"<a>".repeat(49).as_slice(), b"<b\x02>"].concat(),
-        // ... but the limit comes first if a delimiter follows.
         &[b"<a>".repeat(49).as_slice(), b"<b=>"].concat(),
+        // ... but the limit comes first if a delimiter follows.
+        &[b"<a>".repeat(48).as_slice(), b"<b=>"].concat(),
+        // Fuzz: `?` after the name is a syntax error before the limit.
+        &[b"<a>".repeat(49).as_slice(), b"<b?>"].concat(),
+        &[b"<a>".repeat(49).as_slice(), b"<b)>"].concat(),
+        &[b"<a>".repeat(49).as_slice(), b"<b =>"].concat(),
+        &[b"<a>".repeat(49).as_slice(), b"<b\">"].concat(),
     ];
     for input in cases {
         for cut in 0..=input.len() {
