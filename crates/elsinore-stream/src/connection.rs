@@ -1457,7 +1457,7 @@ impl Connection {
     }
 }
 
-fn stream_error_for(e: &XmlError) -> StreamError {
+pub(crate) fn stream_error_for(e: &XmlError) -> StreamError {
     let cond = match e {
         XmlError::RestrictedXml(_) => StreamErrorCondition::RestrictedXml,
         XmlError::LimitExceeded(_) => StreamErrorCondition::PolicyViolation,
@@ -1532,13 +1532,13 @@ fn stream_version(v: Option<&str>) -> StreamVersion {
     }
 }
 
-fn domain_eq(to: &str, domain: &str) -> bool {
+pub(crate) fn domain_eq(to: &str, domain: &str) -> bool {
     let to = to.strip_suffix('.').unwrap_or(to);
     to.eq_ignore_ascii_case(domain)
 }
 
 /// SASL data on the wire: base64, with `=` meaning "present but empty" (RFC 6120 6.4.2).
-fn decode_sasl_data(text: &str) -> Result<Option<Vec<u8>>, ()> {
+pub(crate) fn decode_sasl_data(text: &str) -> Result<Option<Vec<u8>>, ()> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(None);

@@ -27,11 +27,13 @@ extern crate alloc;
 
 mod connection;
 mod rng;
+pub mod s2s;
 
 pub use connection::{
     BindError, ClientConfig, Connection, Event, Limits, SendError, ServerConfig, TlsPolicy,
 };
 pub use rng::Rng;
+pub use s2s::{S2sAuth, S2sConfig, S2sConnection, S2sEvent};
 
 use core::time::Duration;
 
