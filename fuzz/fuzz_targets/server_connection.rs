@@ -182,6 +182,7 @@ impl Net {
                         self.server.handle_tls_ready(id, T0);
                     }
                     ServerEvent::Close(id) => self.closed.push(id),
+                    ServerEvent::Connect { .. } => {}
                 }
             }
             while let Some(effect) = self.server.poll_effect() {

@@ -374,9 +374,13 @@ impl Server {
 
     /// Deliver a presence stanza to a local JID: a full JID to that session, a
     /// bare JID to every available session (RFC 6121 8.5.2.1.2, 8.5.3.1).
-    fn deliver_presence(&mut self, to: &Jid, el: &Element, now: Instant) {
+    pub(crate) fn deliver_presence(&mut self, to: &Jid, el: &Element, now: Instant) {
         if to.domain() != self.config.domain {
-            // No server-to-server yet: presence to remote domains is dropped.
+            if self.config.s2s.enabled {
+                let mut el = el.clone();
+                el.set_attr("to", to.to_string());
+                self.s2s_send(el, now);
+            }
             return;
         }
         let mut el = el.clone();
@@ -472,6 +476,13 @@ impl Server {
         now: Instant,
     ) {
         if account.domain() != self.config.domain {
+            // A remote contact: its server fans the presence out (server-to-server).
+            if self.config.s2s.enabled {
+                let mut p = el.clone();
+                p.set_attr("from", from.to_string());
+                p.set_attr("to", account.to_string());
+                self.s2s_send(p, now);
+            }
             return;
         }
         for (t, _) in self.available_sessions(account) {
@@ -490,6 +501,12 @@ impl Server {
 
     /// Send the current presence of every available session of `source` to session `to_conn`.
     fn send_current_presence(&mut self, source: &BareJid, to: &Jid, to_conn: ConnId, now: Instant) {
+        if source.domain() != self.config.domain {
+            if self.config.s2s.enabled {
+                self.s2s_probe(source, to, now);
+            }
+            return;
+        }
         let sessions = self.available_sessions(source);
         for (c, _) in sessions {
             if c == to_conn {
@@ -600,7 +617,7 @@ impl Server {
     }
 
     /// A subscription stanza from `user` reaches `contact` (a local account or not).
-    fn subscription_inbound(
+    pub(crate) fn subscription_inbound(
         &mut self,
         user: BareJid,
         contact: BareJid,
@@ -609,7 +626,23 @@ impl Server {
         now: Instant,
     ) {
         if contact.domain() != self.config.domain {
-            // No server-to-server yet: the request cannot leave this server.
+            // The contact's server handles its side (server-to-server).
+            if self.config.s2s.enabled {
+                let ty = match kind {
+                    SubKind::Subscribe => "subscribe",
+                    SubKind::Subscribed => "subscribed",
+                    SubKind::Unsubscribe => "unsubscribe",
+                    SubKind::Unsubscribed => "unsubscribed",
+                };
+                let mut p = Element::new("presence", NS_CLIENT)
+                    .with_attr("type", ty)
+                    .with_attr("from", user.to_string())
+                    .with_attr("to", contact.to_string());
+                if let Some(st) = status {
+                    p = p.with_child(Element::new("status", NS_CLIENT).with_text(st));
+                }
+                self.s2s_send(p, now);
+            }
             return;
         }
         self.account_exists(contact.clone(), now, move |s: &mut Server, exists, now| {

@@ -16,18 +16,20 @@
 //! 4. [`Server::poll_timeout`]: call [`Server::handle_timeout`] then.
 
 pub mod accounts;
+mod autoupdate;
 mod im;
 mod iq;
+mod muc;
 mod pep;
 mod private_xml;
 mod register;
 pub mod roster;
+mod s2s;
 mod server;
 mod server_iq;
 mod services;
-mod muc;
-mod autoupdate;
 
-pub use elsinore_stream::{Instant, Limits};
 pub use autoupdate::{Release, ReleaseKind};
+pub use elsinore_stream::{Instant, Limits};
+pub use s2s::S2sSettings;
 pub use server::{ConnId, Server, ServerConfig, ServerEvent};

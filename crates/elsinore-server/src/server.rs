@@ -23,13 +23,22 @@ use crate::roster::Roster;
 pub struct ConnId(pub u64);
 
 /// What the adapter must do for a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
     /// Flush what was transmitted before, run the TLS server handshake, then
     /// call [`Server::handle_tls_ready`].
     UpgradeTls(ConnId),
     /// Flush what was transmitted before, then close the socket.
     Close(ConnId),
+    /// Open an outgoing server-to-server connection `conn` to `domain` (the
+    /// adapter maps domains to addresses), then call [`Server::handle_connected`]
+    /// or [`Server::handle_connect_failed`]. Its TLS upgrades are client-side.
+    Connect {
+        /// The new connection.
+        conn: ConnId,
+        /// The remote domain.
+        domain: String,
+    },
 }
 
 /// Server configuration.
@@ -74,6 +83,8 @@ pub struct ServerConfig {
     pub max_directory_entries: usize,
     /// Releases served by the update service at `update.<domain>` (none: no service).
     pub releases: Vec<crate::autoupdate::Release>,
+    /// Server-to-server (off by default).
+    pub s2s: crate::s2s::S2sSettings,
 }
 
 impl ServerConfig {
@@ -99,6 +110,7 @@ impl ServerConfig {
             search_max_results: 50,
             max_directory_entries: 10_000,
             releases: Vec::new(),
+            s2s: crate::s2s::S2sSettings::default(),
         }
     }
 
@@ -193,6 +205,8 @@ pub struct Server {
     pub(crate) wall_epoch_ms: Option<u64>,
     /// State of the services and components (group chat rooms, uptime).
     pub(crate) ext: crate::services::Extras,
+    /// Server-to-server connections.
+    pub(crate) s2s: crate::s2s::S2sState,
 }
 
 impl Server {
@@ -216,6 +230,7 @@ impl Server {
             rosters: HashMap::new(),
             wall_epoch_ms: None,
             ext: crate::services::Extras::new(now),
+            s2s: crate::s2s::S2sState::default(),
         }
     }
 
@@ -285,6 +300,8 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stream.handle_input(bytes, now);
             self.after(conn, now);
+        } else {
+            self.s2s_input(conn, bytes, now);
         }
         self.run_ready(now);
     }
@@ -306,6 +323,8 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stream.handle_eof(now);
             self.after(conn, now);
+        } else {
+            self.s2s_eof(conn, now);
         }
         self.run_ready(now);
     }
@@ -315,6 +334,9 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stream.handle_tls_ready(now);
             self.after(conn, now);
+        } else if self.is_s2s(conn) {
+            // No certificate information: dialback only (see handle_s2s_tls_ready).
+            return self.handle_s2s_tls_ready(conn, Vec::new(), now);
         }
         self.run_ready(now);
     }
@@ -333,6 +355,7 @@ impl Server {
                 self.after(id, now);
             }
         }
+        self.s2s_timeouts(now);
         self.run_ready(now);
     }
 
@@ -378,6 +401,7 @@ impl Server {
                 self.after(id, now);
             }
         }
+        self.s2s_shutdown(now);
     }
 
     // ---- outputs -------------------------------------------------------
@@ -402,6 +426,7 @@ impl Server {
         self.conns
             .values()
             .filter_map(|c| c.stream.poll_timeout())
+            .chain(self.s2s_poll_timeout())
             .min()
     }
 
@@ -445,7 +470,7 @@ impl Server {
     }
 
     /// Jobs handed a lock run here, iteratively, never nested in a release.
-    fn run_ready(&mut self, now: Instant) {
+    pub(crate) fn run_ready(&mut self, now: Instant) {
         while let Some(job) = self.ready.pop_front() {
             (job.0)(self, now);
         }
@@ -594,6 +619,9 @@ impl Server {
                 );
             }
             self.after(id, now);
+        } else if self.is_s2s(id) {
+            // A reply to a stanza that came over s2s goes back through our outgoing stream.
+            self.s2s_send(el.clone(), now);
         }
     }
 
@@ -668,9 +696,13 @@ impl Server {
         let Some(to) = to else {
             return;
         };
+        if to.domain() != self.config.domain && self.config.s2s.enabled {
+            self.s2s_send(el, now);
+            return;
+        }
         if to.domain() != self.config.domain {
             let err = StanzaError::new(DefinedCondition::RemoteServerNotFound)
-                .with_text("server-to-server connections are not supported yet");
+                .with_text("server-to-server is disabled on this server");
             self.bounce(id, &el, err, now);
             return;
         }

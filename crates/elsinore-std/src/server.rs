@@ -83,6 +83,11 @@ impl Shared {
                             let _ = tx.send(ConnMsg::Close);
                         }
                     }
+                    // This adapter has no server-to-server: remote domains bounce.
+                    ServerEvent::Connect { conn, .. } => {
+                        core.server.handle_connect_failed(conn, self.clock.now());
+                        moved = true;
+                    }
                 }
             }
             while let Some(effect) = core.server.poll_effect() {

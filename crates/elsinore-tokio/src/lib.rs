@@ -15,6 +15,7 @@
 mod client;
 mod clock;
 mod private_data;
+mod s2s;
 mod server;
 mod storage;
 mod tls;

@@ -54,7 +54,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
 pub(crate) type BoxStream = Box<dyn AsyncStream>;
 
 /// What the core asks a connection task to do, in the order it asked.
-enum ConnMsg {
+pub(crate) enum ConnMsg {
     /// Write these bytes.
     Bytes(Vec<u8>),
     /// Everything before this was the plaintext; run the TLS server handshake now.
@@ -66,10 +66,10 @@ enum ConnMsg {
 }
 
 /// The core's handle on one connection task.
-struct ConnHandle {
-    tx: mpsc::UnboundedSender<ConnMsg>,
+pub(crate) struct ConnHandle {
+    pub(crate) tx: mpsc::UnboundedSender<ConnMsg>,
     /// Bytes sent to the task and not yet written by it.
-    queued: Arc<AtomicUsize>,
+    pub(crate) queued: Arc<AtomicUsize>,
 }
 
 /// What the storage worker receives.
@@ -79,20 +79,20 @@ enum StorageMsg {
 }
 
 /// The core plus where its outputs go.
-struct Core {
-    server: Server,
-    conns: HashMap<ConnId, ConnHandle>,
+pub(crate) struct Core {
+    pub(crate) server: Server,
+    pub(crate) conns: HashMap<ConnId, ConnHandle>,
     storage_tx: std_mpsc::Sender<StorageMsg>,
     max_backlog: usize,
 }
 
-struct Shared {
-    core: Mutex<Core>,
-    clock: Clock,
+pub(crate) struct Shared {
+    pub(crate) core: Mutex<Core>,
+    pub(crate) clock: Clock,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Core> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
         // A panic while holding the lock leaves the core in an unknown state, but it was a bug
         // in the core, not input; keep serving the other connections rather than cascade.
         self.core
@@ -101,7 +101,7 @@ impl Shared {
     }
 
     /// Runs `f` on the core under the lock, then drains every output.
-    fn with_core<R>(&self, f: impl FnOnce(&mut Server) -> R) -> R {
+    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut Server) -> R) -> R {
         let mut core = self.lock();
         let r = f(&mut core.server);
         core.drain(&self.clock);
@@ -151,6 +151,7 @@ impl Core {
                             let _ = handle.tx.send(ConnMsg::Close);
                         }
                     }
+                    ServerEvent::Connect { conn, domain } => self.connect_s2s(conn, domain, clock),
                 }
             }
             while let Some(effect) = self.server.poll_effect() {

@@ -21,6 +21,11 @@ pub struct Net {
     pub client_events: HashMap<ConnId, Vec<Event>>,
     /// Set to make every storage effect fail.
     pub fail_store: bool,
+    /// Server-to-server (tests/s2s.rs): connections the server asked for, bytes and
+    /// closes for connections that are not clients.
+    pub connects: Vec<(ConnId, String)>,
+    pub s2s_out: Vec<(ConnId, Vec<u8>)>,
+    pub s2s_closed: Vec<ConnId>,
     seed: u8,
 }
 
@@ -39,6 +44,9 @@ impl Net {
             inbox: HashMap::new(),
             client_events: HashMap::new(),
             fail_store: false,
+            connects: Vec::new(),
+            s2s_out: Vec::new(),
+            s2s_closed: Vec::new(),
             seed: 1,
         }
     }
@@ -126,6 +134,8 @@ impl Net {
                 progress = true;
                 if let Some(c) = self.clients.get_mut(&id) {
                     c.handle_input(&bytes, T0);
+                } else {
+                    self.s2s_out.push((id, bytes));
                 }
             }
             while let Some(ev) = self.server.poll_event() {
@@ -135,6 +145,8 @@ impl Net {
                         while let Some((to, bytes)) = self.server.poll_transmit() {
                             if let Some(c) = self.clients.get_mut(&to) {
                                 c.handle_input(&bytes, T0);
+                            } else {
+                                self.s2s_out.push((to, bytes));
                             }
                         }
                         self.server.handle_tls_ready(id, T0);
@@ -142,8 +154,11 @@ impl Net {
                     ServerEvent::Close(id) => {
                         if let Some(c) = self.clients.get_mut(&id) {
                             c.handle_eof(T0);
+                        } else {
+                            self.s2s_closed.push(id);
                         }
                     }
+                    ServerEvent::Connect { conn, domain } => self.connects.push((conn, domain)),
                 }
             }
             while let Some(effect) = self.server.poll_effect() {

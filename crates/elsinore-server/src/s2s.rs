@@ -1,0 +1,589 @@
+//! Server-to-server: outgoing streams per remote domain (queue while connecting,
+//! bounce on failure), incoming streams (dialback verification through the
+//! authoritative server, stanza delivery by the local rules).
+//!
+//! The core stays sans-IO: it asks the adapter to connect with
+//! [`ServerEvent::Connect`]; the adapter resolves the domain from its
+//! configuration and answers [`Server::handle_connected`] or
+//! [`Server::handle_connect_failed`].
+
+use std::collections::{HashMap, VecDeque};
+
+use elsinore_jid::Jid;
+use elsinore_stanza::{
+    DefinedCondition, NS_CLIENT, StanzaError, StreamError, StreamErrorCondition,
+};
+use elsinore_stream::{Instant, S2sConfig, S2sConnection, S2sEvent, TlsPolicy};
+use elsinore_xml::{Element, Node};
+
+use crate::roster::SubKind;
+use crate::server::{ConnId, Server, ServerEvent};
+
+/// Server-to-server settings.
+#[derive(Debug, Clone)]
+pub struct S2sSettings {
+    /// Route stanzas to remote domains and accept s2s streams (off: remote
+    /// domains bounce `remote-server-not-found`).
+    pub enabled: bool,
+    /// Offer and use server dialback (SASL EXTERNAL needs verified certificates).
+    pub dialback: bool,
+    /// Secret of our dialback keys; keep it across restarts.
+    pub secret: [u8; 32],
+    /// Require TLS on s2s streams before authentication.
+    pub require_tls: bool,
+    /// Stanzas queued per remote domain while its stream is being set up.
+    pub max_queue: usize,
+    /// Outgoing streams at once.
+    pub max_outgoing: usize,
+    /// Dialback verifications in flight at once.
+    pub max_verifications: usize,
+}
+
+impl Default for S2sSettings {
+    fn default() -> Self {
+        S2sSettings {
+            enabled: false,
+            dialback: true,
+            secret: [0; 32],
+            require_tls: false,
+            max_queue: 100,
+            max_outgoing: 256,
+            max_verifications: 256,
+        }
+    }
+}
+
+/// One s2s connection of the core.
+#[derive(Debug)]
+pub(crate) struct S2sConn {
+    /// `None` while the adapter connects an outgoing stream.
+    stream: Option<S2sConnection>,
+    /// Outgoing: the remote domain.
+    remote: Option<String>,
+    /// Outgoing: stanzas waiting for the stream to be authenticated.
+    queue: VecDeque<Element>,
+    /// Outgoing: dialback checks (stream id, key) asked for before the adapter
+    /// connected; bounded by [`S2sSettings::max_verifications`].
+    verify_backlog: Vec<(String, String)>,
+}
+
+/// The s2s part of the server state.
+#[derive(Debug, Default)]
+pub(crate) struct S2sState {
+    pub(crate) conns: HashMap<ConnId, S2sConn>,
+    /// Remote domain → its outgoing connection.
+    out: HashMap<String, ConnId>,
+    /// (remote domain, stream id) of a dialback check in flight → incoming stream asking.
+    verifying: HashMap<(String, String), ConnId>,
+}
+
+impl Server {
+    fn s2s_config(&self) -> S2sConfig {
+        let s = &self.config.s2s;
+        let mut c = S2sConfig::new(self.config.domain.clone(), s.secret);
+        c.dialback = s.dialback;
+        c.tls = match (self.config.tls_available, s.require_tls) {
+            (false, _) => TlsPolicy::Disabled,
+            (true, true) => TlsPolicy::Required,
+            (true, false) => TlsPolicy::Optional,
+        };
+        c
+    }
+
+    /// Whether `conn` is a server-to-server connection.
+    pub fn is_s2s(&self, conn: ConnId) -> bool {
+        self.s2s.conns.contains_key(&conn)
+    }
+
+    /// A new connection accepted on the s2s listener.
+    pub fn accept_s2s(&mut self, now: Instant) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let seed = self.rng.fork();
+        let stream =
+            S2sConnection::new_receiving(self.s2s_config(), self.config.limits.clone(), seed, now);
+        self.s2s.conns.insert(
+            id,
+            S2sConn {
+                stream: Some(stream),
+                remote: None,
+                queue: VecDeque::new(),
+                verify_backlog: Vec::new(),
+            },
+        );
+        id
+    }
+
+    /// The adapter connected the outgoing connection `conn` (asked for by
+    /// [`ServerEvent::Connect`]); the stream starts.
+    pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        let config = self.s2s_config();
+        let limits = self.config.limits.clone();
+        let seed = self.rng.fork();
+        if let Some(c) = self.s2s.conns.get_mut(&conn)
+            && c.stream.is_none()
+            && let Some(remote) = c.remote.clone()
+        {
+            let mut stream = S2sConnection::new_initiating(config, &remote, limits, seed, now);
+            for (stream_id, key) in c.verify_backlog.drain(..) {
+                // Bounded by max_verifications, below the stream's own bound.
+                let _ = stream.send_verify(&stream_id, &key);
+            }
+            c.stream = Some(stream);
+            self.s2s_after(conn, now);
+        }
+        self.run_ready(now);
+    }
+
+    /// The adapter could not connect `conn` (unknown domain, refused, timed out).
+    pub fn handle_connect_failed(&mut self, conn: ConnId, now: Instant) {
+        self.s2s_gone(conn, DefinedCondition::RemoteServerNotFound, now);
+        self.run_ready(now);
+    }
+
+    /// The TLS handshake on s2s connection `conn` completed; `verified`: the
+    /// domains its peer's certificate was verified for (empty: none or unverified).
+    pub fn handle_s2s_tls_ready(&mut self, conn: ConnId, verified: Vec<String>, now: Instant) {
+        if let Some(s) = self
+            .s2s
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.stream.as_mut())
+        {
+            s.handle_tls_ready(verified, now);
+            self.s2s_after(conn, now);
+        }
+        self.run_ready(now);
+    }
+
+    pub(crate) fn s2s_input(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        if let Some(s) = self
+            .s2s
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.stream.as_mut())
+        {
+            s.handle_input(bytes, now);
+            self.s2s_after(conn, now);
+        }
+    }
+
+    pub(crate) fn s2s_eof(&mut self, conn: ConnId, now: Instant) {
+        match self.s2s.conns.get_mut(&conn).map(|c| c.stream.as_mut()) {
+            Some(Some(s)) => {
+                s.handle_eof(now);
+                self.s2s_after(conn, now);
+            }
+            Some(None) => self.s2s_gone(conn, DefinedCondition::RemoteServerNotFound, now),
+            None => {}
+        }
+    }
+
+    pub(crate) fn s2s_timeouts(&mut self, now: Instant) {
+        let due: Vec<ConnId> = self
+            .s2s
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.stream
+                    .as_ref()
+                    .and_then(S2sConnection::poll_timeout)
+                    .is_some_and(|t| t <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(s) = self.s2s.conns.get_mut(&id).and_then(|c| c.stream.as_mut()) {
+                s.handle_timeout(now);
+                self.s2s_after(id, now);
+            }
+        }
+    }
+
+    pub(crate) fn s2s_poll_timeout(&self) -> Option<Instant> {
+        self.s2s
+            .conns
+            .values()
+            .filter_map(|c| c.stream.as_ref().and_then(S2sConnection::poll_timeout))
+            .min()
+    }
+
+    pub(crate) fn s2s_shutdown(&mut self, now: Instant) {
+        let ids: Vec<ConnId> = self.s2s.conns.keys().copied().collect();
+        for id in ids {
+            match self.s2s.conns.get_mut(&id).map(|c| c.stream.as_mut()) {
+                Some(Some(s)) => {
+                    s.send_stream_error(
+                        StreamError::new(StreamErrorCondition::SystemShutdown)
+                            .with_text("the server is shutting down"),
+                    );
+                    self.s2s_after(id, now);
+                }
+                _ => self.s2s_gone(id, DefinedCondition::RemoteServerNotFound, now),
+            }
+        }
+    }
+
+    /// Route `el` to its remote `to` domain: at once when the stream is up, else
+    /// queued (bounded) while it is set up; bounced when that cannot be.
+    pub(crate) fn s2s_send(&mut self, el: Element, now: Instant) {
+        let Some(domain) = el
+            .attr("to")
+            .and_then(|t| Jid::parse(t).ok())
+            .map(|j| j.domain().to_string())
+        else {
+            return;
+        };
+        if !self.config.s2s.enabled || domain == self.config.domain {
+            return self.bounce_local(
+                &el,
+                DefinedCondition::RemoteServerNotFound,
+                "server-to-server is disabled",
+                now,
+            );
+        }
+        let id = match self.s2s.out.get(&domain) {
+            Some(id) => *id,
+            None => match self.s2s_connect(&domain) {
+                Some(id) => id,
+                None => {
+                    return self.bounce_local(
+                        &el,
+                        DefinedCondition::ResourceConstraint,
+                        "too many server-to-server connections",
+                        now,
+                    );
+                }
+            },
+        };
+        let max_queue = self.config.s2s.max_queue;
+        let Some(c) = self.s2s.conns.get_mut(&id) else {
+            return;
+        };
+        match c.stream.as_mut() {
+            Some(s) if s.is_established() => {
+                if s.send(&el).is_err() {
+                    s.send_stream_error(
+                        StreamError::new(StreamErrorCondition::PolicyViolation)
+                            .with_text("output backlog over limit"),
+                    );
+                }
+                self.s2s_after(id, now);
+            }
+            _ if c.queue.len() >= max_queue => self.bounce_local(
+                &el,
+                DefinedCondition::ResourceConstraint,
+                "too many stanzas waiting for the remote server",
+                now,
+            ),
+            _ => c.queue.push_back(el),
+        }
+    }
+
+    /// A new outgoing connection to `domain` (the adapter is asked to connect).
+    fn s2s_connect(&mut self, domain: &str) -> Option<ConnId> {
+        if self.s2s.out.len() >= self.config.s2s.max_outgoing {
+            return None;
+        }
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.s2s.conns.insert(
+            id,
+            S2sConn {
+                stream: None,
+                remote: Some(domain.to_string()),
+                queue: VecDeque::new(),
+                verify_backlog: Vec::new(),
+            },
+        );
+        self.s2s.out.insert(domain.to_string(), id);
+        self.events.push_back(ServerEvent::Connect {
+            conn: id,
+            domain: domain.to_string(),
+        });
+        Some(id)
+    }
+
+    /// An error reply to `el` (sent by a local user) delivered locally; never an
+    /// error to an error (RFC 6120 8.3.1).
+    fn bounce_local(&mut self, el: &Element, cond: DefinedCondition, text: &str, now: Instant) {
+        if el.attr("type") == Some("error") {
+            return;
+        }
+        let Some(sender) = el.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            return;
+        };
+        if sender.domain() != self.config.domain {
+            return;
+        }
+        let mut reply = Element::new(el.name.clone(), NS_CLIENT).with_attr("type", "error");
+        if let Some(i) = el.attr("id") {
+            reply.set_attr("id", i);
+        }
+        if let Some(t) = el.attr("to") {
+            reply.set_attr("from", t);
+        }
+        reply.set_attr("to", sender.to_string());
+        for child in el.elements() {
+            reply.children.push(Node::Element(child.clone()));
+        }
+        let err = StanzaError::new(cond).with_text(text);
+        reply
+            .children
+            .push(Node::Element(err.to_element(NS_CLIENT)));
+        self.route(ConnId(0), reply, Some(sender), now);
+    }
+
+    /// An s2s connection ended (or never connected): forget it, bounce its queue,
+    /// fail the dialback checks that waited for it.
+    fn s2s_gone(&mut self, id: ConnId, cond: DefinedCondition, now: Instant) {
+        let Some(c) = self.s2s.conns.remove(&id) else {
+            return;
+        };
+        if let Some(remote) = &c.remote
+            && self.s2s.out.get(remote) == Some(&id)
+        {
+            self.s2s.out.remove(remote);
+        }
+        for el in c.queue {
+            self.bounce_local(
+                &el,
+                cond.clone(),
+                "the remote server could not be reached",
+                now,
+            );
+        }
+        let waiting: Vec<((String, String), ConnId)> = self
+            .s2s
+            .verifying
+            .iter()
+            .filter(|((d, _), _)| Some(d) == c.remote.as_ref())
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        for ((domain, key), incoming) in waiting {
+            self.s2s.verifying.remove(&(domain.clone(), key));
+            if let Some(s) = self
+                .s2s
+                .conns
+                .get_mut(&incoming)
+                .and_then(|c| c.stream.as_mut())
+            {
+                s.dialback_failed(&domain);
+                self.s2s_after(incoming, now);
+            }
+        }
+    }
+
+    /// Collect an s2s connection's output and events after it was driven.
+    pub(crate) fn s2s_after(&mut self, id: ConnId, now: Instant) {
+        loop {
+            let Some(s) = self.s2s.conns.get_mut(&id).and_then(|c| c.stream.as_mut()) else {
+                return;
+            };
+            let bytes = s.take_transmit();
+            if !bytes.is_empty() {
+                self.transmit.push_back((id, bytes));
+            }
+            let Some(ev) = s.poll_event() else {
+                return;
+            };
+            match ev {
+                S2sEvent::UpgradeTls => self.events.push_back(ServerEvent::UpgradeTls(id)),
+                S2sEvent::VerifyRequest {
+                    from,
+                    stream_id,
+                    key,
+                    ..
+                } => self.s2s_verify(id, from, stream_id, key, now),
+                S2sEvent::Verified {
+                    from,
+                    stream_id,
+                    valid,
+                } => {
+                    if let Some(incoming) = self.s2s.verifying.remove(&(from.clone(), stream_id))
+                        && let Some(s) = self
+                            .s2s
+                            .conns
+                            .get_mut(&incoming)
+                            .and_then(|c| c.stream.as_mut())
+                    {
+                        s.dialback_result(&from, valid, now);
+                        self.s2s_after(incoming, now);
+                    }
+                }
+                S2sEvent::Authenticated { .. } => {
+                    // Outgoing: flush what waited for the stream.
+                    let Some(c) = self.s2s.conns.get_mut(&id) else {
+                        return;
+                    };
+                    if c.remote.is_some()
+                        && let Some(s) = c.stream.as_mut()
+                    {
+                        while let Some(el) = c.queue.pop_front() {
+                            if s.send(&el).is_err() {
+                                s.send_stream_error(
+                                    StreamError::new(StreamErrorCondition::PolicyViolation)
+                                        .with_text("output backlog over limit"),
+                                );
+                                break;
+                            }
+                        }
+                    }
+                }
+                S2sEvent::Stanza(el) => self.handle_s2s_stanza(id, el, now),
+                S2sEvent::Closed { .. } => {
+                    let timed_out = self
+                        .s2s
+                        .conns
+                        .get(&id)
+                        .and_then(|c| c.stream.as_ref())
+                        .is_some_and(S2sConnection::timed_out);
+                    if let Some(rest) = self
+                        .s2s
+                        .conns
+                        .get_mut(&id)
+                        .and_then(|c| c.stream.as_mut())
+                        .map(S2sConnection::take_transmit)
+                        && !rest.is_empty()
+                    {
+                        self.transmit.push_back((id, rest));
+                    }
+                    let cond = if timed_out {
+                        DefinedCondition::RemoteServerTimeout
+                    } else {
+                        DefinedCondition::RemoteServerNotFound
+                    };
+                    self.s2s_gone(id, cond, now);
+                    self.events.push_back(ServerEvent::Close(id));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// An incoming stream claims `from` with a dialback key: ask `from`'s
+    /// authoritative server over our outgoing stream to it.
+    fn s2s_verify(
+        &mut self,
+        incoming: ConnId,
+        from: String,
+        stream_id: String,
+        key: String,
+        now: Instant,
+    ) {
+        let fail = |s: &mut Server| {
+            if let Some(st) = s
+                .s2s
+                .conns
+                .get_mut(&incoming)
+                .and_then(|c| c.stream.as_mut())
+            {
+                st.dialback_failed(&from);
+            }
+        };
+        if self.s2s.verifying.len() >= self.config.s2s.max_verifications {
+            return fail(self);
+        }
+        let out = match self.s2s.out.get(&from) {
+            Some(id) => *id,
+            None => match self.s2s_connect(&from) {
+                Some(id) => id,
+                None => return fail(self),
+            },
+        };
+        let Some(c) = self.s2s.conns.get_mut(&out) else {
+            return fail(self);
+        };
+        match c.stream.as_mut() {
+            // Not connected yet: the request waits inside the stream made at connect.
+            None => c.verify_backlog.push((stream_id.clone(), key)),
+            Some(s) => {
+                if s.send_verify(&stream_id, &key).is_err() {
+                    return fail(self);
+                }
+                self.s2s_after(out, now);
+            }
+        }
+        self.s2s.verifying.insert((from, stream_id), incoming);
+    }
+
+    /// A stanza from a remote server, addresses checked by the stream: delivered
+    /// by the same rules as a local one.
+    fn handle_s2s_stanza(&mut self, id: ConnId, el: Element, now: Instant) {
+        let (Some(from), Some(to)) = (
+            el.attr("from").and_then(|f| Jid::parse(f).ok()),
+            el.attr("to").and_then(|t| Jid::parse(t).ok()),
+        ) else {
+            return;
+        };
+        let for_server = to.node().is_none();
+        match el.name.as_str() {
+            "message" if for_server => {}
+            "message" => self.route_message(id, el, Some(to), now),
+            "presence" => self.s2s_presence(from, to, el, now),
+            _ => {
+                let ty = el.attr("type").unwrap_or_default().to_string();
+                if ty == "get" || ty == "set" {
+                    // Service iqs (version, vCards, disco, ...) answer remote entities too.
+                    let Some(el) = self.intercept(id, &from, el, Some(&to), now) else {
+                        return;
+                    };
+                    if for_server {
+                        self.handle_server_iq(id, &from, el, now);
+                    } else {
+                        self.route(id, el, Some(to), now);
+                    }
+                } else if (ty == "result" || ty == "error") && !for_server {
+                    self.route(id, el, Some(to), now);
+                }
+            }
+        }
+    }
+
+    /// Presence from a remote entity to a local one.
+    fn s2s_presence(&mut self, from: Jid, to: Jid, el: Element, now: Instant) {
+        let ty = el.attr("type").map(str::to_string);
+        if let Some(kind) = ty.as_deref().and_then(SubKind::from_type) {
+            let status = el.get_child("status", NS_CLIENT).map(Element::text);
+            return self.subscription_inbound(from.to_bare(), to.to_bare(), kind, status, now);
+        }
+        match ty.as_deref() {
+            Some("probe") => {
+                // RFC 6121 4.3.2: answer with the current presence when the prober
+                // has a subscription to the user.
+                let account = to.to_bare();
+                let subscribed = self
+                    .rosters
+                    .get(&account)
+                    .is_some_and(|r| r.presence_subscribers().any(|s| *s == from.to_bare()));
+                if !subscribed {
+                    return;
+                }
+                for (c, _) in self.available_sessions(&account) {
+                    let Some((jid, p)) = self
+                        .conns
+                        .get(&c)
+                        .and_then(|x| Some((x.jid.clone()?, x.presence.clone()?)))
+                    else {
+                        continue;
+                    };
+                    let mut p = p;
+                    p.set_attr("from", jid.to_string());
+                    p.set_attr("to", from.to_string());
+                    self.s2s_send(p, now);
+                }
+            }
+            None | Some("unavailable") | Some("error") => self.deliver_presence(&to, &el, now),
+            Some(_) => {}
+        }
+    }
+
+    /// A probe for `source`'s presence (a remote contact) on behalf of local `to`.
+    pub(crate) fn s2s_probe(&mut self, source: &elsinore_jid::BareJid, to: &Jid, now: Instant) {
+        let probe = Element::new("presence", NS_CLIENT)
+            .with_attr("type", "probe")
+            .with_attr("from", to.to_bare().to_string())
+            .with_attr("to", source.to_string());
+        self.s2s_send(probe, now);
+    }
+}
