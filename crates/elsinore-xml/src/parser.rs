@@ -611,6 +611,14 @@ impl Parser {
                 None => return Err(nwf("invalid UTF-8")),
             }
             let (ap, al, k) = qname(s, j, max_token)?;
+            if ap.as_ref().and_then(|r| s.get(r.clone())) == Some("xmlns")
+                && s.get(al.clone()) == Some("xmlns")
+            {
+                // Judged on the name alone, before the value (as rxml).
+                return Err(XmlError::InvalidNamespace(
+                    "the xmlns prefix cannot be declared".to_owned(),
+                ));
+            }
             let k = skip_ws(b, k);
             if b.get(k) != Some(&b'=') {
                 return Err(nwf("'=' expected after an attribute name"));
@@ -837,7 +845,6 @@ fn check_decl(prefix: Option<&str>, local: &str, value: &str) -> Result<(), XmlE
         Some("xmlns") if local != "xml" && value == XML_NS => {
             bad("the xml namespace bound to another prefix")
         }
-        Some("xmlns") if local == "xmlns" => bad("the xmlns prefix cannot be declared"),
         Some("xmlns") if value.is_empty() => bad("a prefix cannot be undeclared"),
         None if local == "xmlns" && value == XML_NS => {
             bad("the xml namespace cannot be the default")
