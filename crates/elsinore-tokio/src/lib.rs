@@ -25,6 +25,7 @@ pub use clock::{Clock, random_seed};
 pub use elsinore_storage::annotations::{Annotations, Note};
 pub use elsinore_storage::pep::{AccessModel, ConfigChange};
 pub use private_data::PepItem;
+pub use s2s::S2sOptions;
 pub use server::{DEFAULT_MAX_BACKLOG, DEFAULT_MAX_CONNECTIONS, Serve, serve};
 pub use storage::Storage;
 pub use tls::insecure_client_config;

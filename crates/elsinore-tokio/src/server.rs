@@ -84,6 +84,8 @@ pub(crate) struct Core {
     pub(crate) conns: HashMap<ConnId, ConnHandle>,
     storage_tx: std_mpsc::Sender<StorageMsg>,
     max_backlog: usize,
+    /// Server-to-server runtime, when configured.
+    pub(crate) s2s: Option<Arc<crate::s2s::S2sRuntime>>,
 }
 
 pub(crate) struct Shared {
@@ -203,6 +205,7 @@ pub struct Serve {
     direct_tls: Option<TcpListener>,
     max_backlog: usize,
     max_connections: usize,
+    s2s: Option<(Option<TcpListener>, crate::s2s::S2sOptions)>,
 }
 
 impl Serve {
@@ -217,7 +220,15 @@ impl Serve {
             tls: None,
             max_backlog: DEFAULT_MAX_BACKLOG,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            s2s: None,
         }
+    }
+
+    /// Enables server-to-server: outgoing connections to the configured peers and, with
+    /// `listener`, incoming ones. The server needs `config.s2s.enabled`.
+    pub fn s2s(mut self, listener: Option<TcpListener>, options: crate::s2s::S2sOptions) -> Self {
+        self.s2s = Some((listener, options));
+        self
     }
 
     /// Bytes that may wait to be written to one connection before it is dropped as not
@@ -258,15 +269,23 @@ impl Serve {
         let (storage_tx, storage_rx) = std_mpsc::channel();
         let mut server = self.server;
         server.set_wall_clock(self.clock.now(), unix_ms());
+        let (s2s_listener, s2s) = match self.s2s {
+            Some((listener, options)) => (listener, Some(crate::s2s::S2sRuntime::new(options)?)),
+            None => (None, None),
+        };
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 server,
                 conns: HashMap::new(),
                 storage_tx: storage_tx.clone(),
                 max_backlog: self.max_backlog,
+                s2s: s2s.clone(),
             }),
             clock: self.clock,
         });
+        if let Some(rt) = &s2s {
+            let _ = rt.shared.set(Arc::downgrade(&shared));
+        }
         let worker = {
             let shared = Arc::clone(&shared);
             let storage = self.storage;
@@ -363,6 +382,24 @@ impl Serve {
                         connection_task(shared, conn, tls, rx, queued, Some(acceptor)).await;
                     });
                 }
+                accepted = accept_opt(s2s_listener.as_ref()) => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) if is_transient_accept_error(&e) => {
+                            warn!("accept (s2s): {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                        Err(e) => break Err(e),
+                    };
+                    let Some(rt) = s2s.clone() else { continue };
+                    if tasks.len() >= self.max_connections {
+                        warn!(%peer, "connection limit reached; refusing");
+                        continue;
+                    }
+                    debug!(%peer, "s2s connection");
+                    tasks.spawn(crate::s2s::accept_s2s(Arc::clone(&shared), stream, rt));
+                }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         };
@@ -370,6 +407,7 @@ impl Serve {
         info!("shutting down");
         drop(listener);
         drop(direct_tls);
+        drop(s2s_listener);
         // Every stream gets a `system-shutdown` stream error and is closed by its task.
         let now = shared.clock.now();
         shared.with_core(|s| s.shutdown(now));
