@@ -35,6 +35,19 @@ pub struct FileConfig {
     /// Releases served by the update service at `update.<domain>` (`[[release]]` tables).
     #[serde(default)]
     pub release: Vec<ReleaseConfig>,
+    /// `ADDR:PORT` for incoming server-to-server connections; off when absent.
+    pub listen_s2s: Option<String>,
+    /// Server dialback (default on).
+    pub s2s_dialback: Option<bool>,
+    /// Dialback secret, 64 hex digits (default: generated and kept in the store).
+    pub s2s_secret: Option<String>,
+    /// PEM files of the CAs that identify peer servers (SASL EXTERNAL).
+    #[serde(default)]
+    pub s2s_ca: Vec<PathBuf>,
+    /// Test-only: accept unverifiable peer certificates (dialback, never EXTERNAL).
+    pub s2s_insecure: Option<bool>,
+    /// `[s2s.peers]`: remote domain → `ADDR:PORT` (there is no DNS lookup).
+    pub s2s: Option<crate::s2s::S2sTable>,
 }
 
 /// One `[[release]]` table: release information for the update service.
@@ -68,6 +81,11 @@ impl FileConfig {
             .into_iter()
             .flatten()
         {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        for p in &mut config.s2s_ca {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -106,6 +124,8 @@ pub struct Settings {
     pub muc_history: usize,
     /// Update service releases.
     pub releases: Vec<elsinore_server::Release>,
+    /// Server-to-server.
+    pub s2s: crate::s2s::S2sFile,
 }
 
 /// Command-line overrides (all optional).
@@ -119,6 +139,7 @@ pub struct Overrides {
     pub allow_plaintext_auth: bool,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    pub listen_s2s: Option<String>,
 }
 
 /// Default domain.
@@ -147,6 +168,14 @@ impl Settings {
                 "scram_iterations must be at least 4096 (RFC 7677), got {scram_iterations}"
             );
         }
+        let s2s = crate::s2s::S2sFile {
+            listen: cli.listen_s2s.or(file.listen_s2s),
+            dialback: file.s2s_dialback.unwrap_or(true),
+            secret: file.s2s_secret,
+            ca: file.s2s_ca,
+            insecure: file.s2s_insecure.unwrap_or(false),
+            peers: file.s2s.map(|t| t.peers).unwrap_or_default(),
+        };
         let mut releases = Vec::new();
         for r in file.release {
             let kind = match r.kind.as_deref().unwrap_or("release") {
@@ -186,6 +215,7 @@ impl Settings {
                 || file.allow_plaintext_auth.unwrap_or(false),
             cert_key,
             scram_iterations,
+            s2s,
         })
     }
 
@@ -269,5 +299,23 @@ mod tests {
     fn too_few_iterations_rejected() {
         let file = parse("scram_iterations = 10\n").unwrap();
         assert!(Settings::resolve(file, Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn s2s_keys() {
+        let file = parse(
+            "listen_s2s = \"127.0.0.1:5269\"\ns2s_dialback = false\ns2s_insecure = true\n\
+             s2s_ca = [\"ca.pem\"]\n[s2s.peers]\n\"two.localhost\" = \"127.0.0.1:5270\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(file, Overrides::default()).unwrap();
+        assert!(s.s2s.enabled());
+        assert!(!s.s2s.dialback && s.s2s.insecure);
+        assert_eq!(
+            s.s2s.peers.get("two.localhost").map(String::as_str),
+            Some("127.0.0.1:5270")
+        );
+        let s = Settings::resolve(parse("").unwrap(), Overrides::default()).unwrap();
+        assert!(!s.s2s.enabled(), "off by default");
     }
 }
