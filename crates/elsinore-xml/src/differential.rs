@@ -180,6 +180,8 @@ fn regressions() {
         b"<s xmlns:xmlns='urn:x'>",
         // Fuzz: ... judged on the name, before the value's syntax.
         b"<s xmlns:xmlns=='urn:x'>",
+        b"<s xmlns:xmlns?'urn:x'>",
+        b"<s xmlns:xmlns 'urn:x'>",
         // Fuzz: a bad byte right after the name comes before the depth limit.
         &[b"<a>".repeat(49).as_slice(), b"<b\x02>"].concat(),
         &[b"<a>".repeat(49).as_slice(), b"<b=>"].concat(),

@@ -574,10 +574,7 @@ impl Parser {
         let max_token = self.limits.max_token_length;
         let (prefix, local, mut i) = qname(s, 1, max_token)?;
         let name_range = 1..local.end;
-        if !matches!(
-            s.as_bytes().get(i),
-            Some(b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>' | b'\'' | b'"' | b'=')
-        ) {
+        if !ends_name_token(s.as_bytes().get(i)) {
             // After these bytes rxml reports the element (and we the
             // limits) before judging the syntax; after any other, syntax
             // first (pinned in differential.rs, `regressions`).
@@ -613,6 +610,7 @@ impl Parser {
             let (ap, al, k) = qname(s, j, max_token)?;
             if ap.as_ref().and_then(|r| s.get(r.clone())) == Some("xmlns")
                 && s.get(al.clone()) == Some("xmlns")
+                && ends_name_token(b.get(k))
             {
                 // Judged on the name alone, before the value (as rxml).
                 return Err(XmlError::InvalidNamespace(
@@ -911,6 +909,15 @@ fn find_tag_end(data: &[u8], scan: Scan) -> Result<usize, Scan> {
             }
         }
     }
+}
+
+/// Whether a name followed by this byte is reported (and judged) by rxml
+/// before the syntax around it; pinned by the differential regressions.
+fn ends_name_token(b: Option<&u8>) -> bool {
+    matches!(
+        b,
+        Some(b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>' | b'\'' | b'"' | b'=')
+    )
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
