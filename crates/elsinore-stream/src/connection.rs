@@ -15,7 +15,8 @@ use core::time::Duration;
 
 use elsinore_jid::{BareJid, Jid};
 use elsinore_sasl::{
-    ClientSession, Mechanism, SaslFailure, ServerSession, ServerStep, StoredCredentials,
+    ChannelBinding, ClientSession, Mechanism, OfferContext, SaslFailure, ServerContext,
+    ServerSession, ServerStep, StoredCredentials, offered_mechanisms,
 };
 use elsinore_stanza::{
     DefinedCondition, ErrorType, NS_AUTH, NS_BIND, NS_CLIENT, NS_PING, NS_REGISTER,
@@ -86,6 +87,8 @@ pub struct ServerConfig {
     pub tls: TlsPolicy,
     /// SASL mechanisms offered, in order of preference.
     pub mechanisms: Vec<Mechanism>,
+    /// Offer SASL ANONYMOUS (RFC 4505): a temporary account per session.
+    pub allow_anonymous: bool,
     /// Offer in-band registration (XEP-0077) before authentication.
     pub allow_registration: bool,
     /// Per-installation secret keying the SCRAM decoy answers for unknown
@@ -100,15 +103,30 @@ impl ServerConfig {
         ServerConfig {
             domain: domain.into(),
             tls: TlsPolicy::Required,
+            // -PLUS is offered only with a channel binding from the adapter, EXTERNAL only
+            // with a verified client certificate, ANONYMOUS only when allowed.
             mechanisms: vec![
+                Mechanism::ScramSha256Plus,
+                Mechanism::ScramSha1Plus,
                 Mechanism::ScramSha256,
                 Mechanism::ScramSha1,
                 Mechanism::Plain,
+                Mechanism::External,
             ],
+            allow_anonymous: false,
             allow_registration: false,
             decoy: None,
         }
     }
+}
+
+/// What the adapter learned from the TLS handshake.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Channel-binding data for SCRAM-*-PLUS (RFC 9266 `tls-exporter` on TLS 1.3).
+    pub channel_binding: ChannelBinding,
+    /// The identity (JID) of a client certificate the adapter verified, for EXTERNAL.
+    pub peer_identity: Option<String>,
 }
 
 /// Configuration of the initiating (client) role.
@@ -254,6 +272,8 @@ pub struct Connection {
     peer_lang: Option<String>,
     /// Client: the server requires the RFC 3921 session iq after binding.
     session_needed: bool,
+    /// What the TLS handshake gave us (channel binding, verified identity).
+    tls_info: TlsInfo,
     /// Server: a pre-1.0 stream (no `version`): no features, jabber:iq:auth login.
     legacy: bool,
     /// Server: the jabber:iq:auth request in progress (iq id, resource).
@@ -289,6 +309,13 @@ impl Connection {
         c
     }
 
+    /// Direct TLS: what the handshake established, given before any input.
+    pub fn set_tls_info(&mut self, info: TlsInfo) {
+        if self.tls_done && !self.header_sent {
+            self.tls_info = info;
+        }
+    }
+
     /// An initiating (client-side) connection; its stream header is queued at once.
     pub fn new_client(config: ClientConfig, limits: Limits, seed: [u8; 32], now: Instant) -> Self {
         let mut c = Self::new(Side::Client(config), limits, seed, now);
@@ -321,6 +348,7 @@ impl Connection {
             close_deadline: None,
             peer_lang: None,
             session_needed: false,
+            tls_info: TlsInfo::default(),
             legacy: false,
             legacy_auth: None,
             last_input: now,
@@ -549,10 +577,16 @@ impl Connection {
     }
 
     /// The TLS handshake asked for by [`Event::UpgradeTls`] completed.
-    pub fn handle_tls_ready(&mut self, _now: Instant) {
+    pub fn handle_tls_ready(&mut self, now: Instant) {
+        self.handle_tls_ready_with(TlsInfo::default(), now);
+    }
+
+    /// Like [`Connection::handle_tls_ready`], with what the handshake established.
+    pub fn handle_tls_ready_with(&mut self, info: TlsInfo, _now: Instant) {
         if !matches!(self.state, State::TlsPending) {
             return;
         }
+        self.tls_info = info;
         self.tls_done = true;
         self.parser.reset();
         self.state = State::AwaitHeader;
@@ -893,6 +927,22 @@ impl Connection {
         self.header_sent = true;
     }
 
+    /// The SASL mechanisms this stream offers now (also what `<auth/>` may pick).
+    fn offered(&self, cfg: &ServerConfig) -> Vec<Mechanism> {
+        let ctx = OfferContext {
+            channel_binding: self.tls_done && self.tls_info.channel_binding.is_available(),
+            external_identity: self.tls_done && self.tls_info.peer_identity.is_some(),
+        };
+        let mut list = offered_mechanisms(&cfg.mechanisms, ctx);
+        if cfg.allow_anonymous && !list.contains(&Mechanism::Anonymous) {
+            list.push(Mechanism::Anonymous);
+        }
+        if !cfg.allow_anonymous {
+            list.retain(|m| *m != Mechanism::Anonymous);
+        }
+        list
+    }
+
     fn tls_allowed_auth(&self, cfg: &ServerConfig) -> bool {
         self.tls_done || cfg.tls != TlsPolicy::Required
     }
@@ -912,7 +962,7 @@ impl Connection {
             }
             if self.tls_allowed_auth(cfg) {
                 let mut mechs = Element::new("mechanisms", NS_SASL);
-                for m in &cfg.mechanisms {
+                for m in &self.offered(cfg) {
                     mechs =
                         mechs.with_child(Element::new("mechanism", NS_SASL).with_text(m.name()));
                 }
@@ -971,10 +1021,11 @@ impl Connection {
                     self.sasl_failure(SaslFailure::EncryptionRequired);
                     return;
                 }
+                let offered = self.offered(cfg);
                 let mech = el
                     .attr("mechanism")
                     .and_then(Mechanism::from_name)
-                    .filter(|m| cfg.mechanisms.contains(m));
+                    .filter(|m| offered.contains(m));
                 let Some(mech) = mech else {
                     self.sasl_failure(SaslFailure::InvalidMechanism);
                     return;
@@ -987,7 +1038,15 @@ impl Connection {
                     }
                 };
                 let nonce = self.rng.token(24);
-                let (mut session, first) = ServerSession::start(mech, initial.as_deref(), &nonce);
+                let ctx = ServerContext {
+                    nonce,
+                    channel_bindings: vec![self.tls_info.channel_binding.clone()],
+                    plus_offered: offered.iter().any(|m| m.is_plus()),
+                    external_identity: self.tls_info.peer_identity.clone(),
+                    realm: cfg.domain.clone(),
+                    service: String::new(),
+                };
+                let (mut session, first) = ServerSession::start_with(mech, initial.as_deref(), ctx);
                 if let Some((secret, iterations)) = &cfg.decoy {
                     session.set_unknown_user_decoy(secret, *iterations);
                 }
@@ -1171,7 +1230,29 @@ impl Connection {
                 let Side::Server(cfg) = &self.side else {
                     return;
                 };
-                let account = match BareJid::new(Some(&authcid), &cfg.domain) {
+                let (anonymous, mech) = match &self.state {
+                    State::ServerSasl(session, _) => {
+                        (session.is_anonymous(), Some(session.mechanism()))
+                    }
+                    _ => (false, None),
+                };
+                let account = if anonymous {
+                    // RFC 4505: a fresh, unguessable account name for this session only.
+                    let node = self.rng.token(16).to_ascii_lowercase();
+                    BareJid::new(Some(&format!("anon-{node}")), &cfg.domain)
+                } else if mech == Some(Mechanism::External) {
+                    // EXTERNAL: the identity is the certificate's JID, which must be ours.
+                    BareJid::parse(&authcid).and_then(|j| {
+                        if j.domain() == cfg.domain && j.node().is_some() {
+                            Ok(j)
+                        } else {
+                            Err(elsinore_jid::JidError::EmptyNode)
+                        }
+                    })
+                } else {
+                    BareJid::new(Some(&authcid), &cfg.domain)
+                };
+                let account = match account {
                     Ok(j) => j,
                     Err(_) => {
                         self.sasl_failure(SaslFailure::NotAuthorized);
@@ -1354,7 +1435,11 @@ impl Connection {
                 })
                 .unwrap_or_default();
             let offered_refs: Vec<&str> = offered.iter().map(String::as_str).collect();
-            let Some(mech) = elsinore_sasl::client_preference(&offered_refs) else {
+            let binding = self.tls_info.channel_binding.clone();
+            let Some(mech) = elsinore_sasl::client_preference_with_binding(
+                &offered_refs,
+                binding.is_available(),
+            ) else {
                 self.close_with_error(format!(
                     "no common SASL mechanism (server offers: {})",
                     offered.join(", ")
@@ -1363,12 +1448,20 @@ impl Connection {
             };
             let authcid = cfg.jid.node().unwrap_or_default().to_string();
             let nonce = self.rng.token(24);
-            match ClientSession::new(mech, &authcid, &cfg.password, None, &nonce) {
+            match ClientSession::new_with_binding(
+                mech,
+                &authcid,
+                &cfg.password,
+                None,
+                &nonce,
+                binding,
+            ) {
                 Ok(mut session) => {
-                    let initial = session.initial_response();
-                    let el = Element::new("auth", NS_SASL)
-                        .with_attr("mechanism", mech.name())
-                        .with_text(encode_sasl_data(&initial));
+                    let mut el = Element::new("auth", NS_SASL).with_attr("mechanism", mech.name());
+                    if session.has_initial_response() {
+                        let initial = session.initial_response();
+                        el = el.with_text(encode_sasl_data(&initial));
+                    }
                     self.write_element(&el);
                     self.state = State::ClientSasl(session);
                 }

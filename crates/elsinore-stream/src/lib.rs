@@ -30,8 +30,9 @@ mod rng;
 pub mod s2s;
 
 pub use connection::{
-    BindError, ClientConfig, Connection, Event, Limits, SendError, ServerConfig, TlsPolicy,
+    BindError, ClientConfig, Connection, Event, Limits, SendError, ServerConfig, TlsInfo, TlsPolicy,
 };
+pub use elsinore_sasl::ChannelBinding;
 pub use rng::Rng;
 pub use s2s::{S2sAuth, S2sConfig, S2sConnection, S2sEvent};
 

@@ -686,3 +686,180 @@ mod chunking {
         }
     }
 }
+
+mod mechanisms {
+    use super::*;
+    use elsinore_stream::{ChannelBinding, TlsInfo};
+
+    /// Drive a pair where both sides learn `client_tls` / `server_tls` from the handshake.
+    fn drive_with(p: &mut Pair, client_tls: &TlsInfo, server_tls: &TlsInfo) {
+        for _ in 0..200 {
+            let mut progress = false;
+            let c2s = p.client.take_transmit();
+            if !c2s.is_empty() {
+                progress = true;
+                p.server.handle_input(&c2s, T0);
+            }
+            let s2c = p.server.take_transmit();
+            if !s2c.is_empty() {
+                progress = true;
+                p.client.handle_input(&s2c, T0);
+            }
+            while let Some(ev) = p.server.poll_event() {
+                progress = true;
+                match &ev {
+                    Event::UpgradeTls => {
+                        let s2c = p.server.take_transmit();
+                        p.client.handle_input(&s2c, T0);
+                        p.server.handle_tls_ready_with(server_tls.clone(), T0);
+                    }
+                    Event::NeedCredentials { username } => {
+                        let c = (username == "juliet").then(|| creds("r0meo"));
+                        p.server.provide_credentials(c.as_ref(), T0);
+                    }
+                    Event::BindRequest { resource } => {
+                        let jid = match p.server.authenticated() {
+                            Some(a) => a.with_resource(resource.as_deref().unwrap_or("r")),
+                            None => panic!("bind before auth"),
+                        };
+                        p.server.complete_bind(Ok(jid.expect("valid")), T0);
+                    }
+                    _ => {}
+                }
+                p.server_events.push(ev);
+            }
+            while let Some(ev) = p.client.poll_event() {
+                progress = true;
+                if ev == Event::UpgradeTls {
+                    p.client.handle_tls_ready_with(client_tls.clone(), T0);
+                }
+                p.client_events.push(ev);
+            }
+            if !progress {
+                return;
+            }
+        }
+        panic!("did not settle");
+    }
+
+    fn binding(b: u8) -> TlsInfo {
+        TlsInfo {
+            channel_binding: ChannelBinding::TlsExporter(vec![b; 32]),
+            peer_identity: None,
+        }
+    }
+
+    #[test]
+    fn scram_plus_when_both_sides_have_the_same_binding() {
+        let mut p = Pair::new(
+            TlsPolicy::Required,
+            ServerConfig::new("capulet.lit"),
+            "r0meo",
+            64,
+        );
+        drive_with(&mut p, &binding(7), &binding(7));
+        assert!(
+            established(&p.client_events).is_some(),
+            "{:?}",
+            p.client_events
+        );
+        assert_eq!(
+            p.client.authenticated().map(|j| j.to_string()).as_deref(),
+            Some("juliet@capulet.lit")
+        );
+    }
+
+    #[test]
+    fn scram_plus_with_different_bindings_fails() {
+        // A man in the middle terminates TLS twice: the bindings differ.
+        let mut p = Pair::new(
+            TlsPolicy::Required,
+            ServerConfig::new("capulet.lit"),
+            "r0meo",
+            64,
+        );
+        drive_with(&mut p, &binding(7), &binding(8));
+        assert!(established(&p.client_events).is_none());
+        let err = closed_error(&p.client_events)
+            .expect("closed")
+            .expect("error");
+        assert!(err.contains("not-authorized"), "{err}");
+    }
+
+    #[test]
+    fn downgrade_to_plain_scram_is_detected() {
+        // The client can bind but the server offers no -PLUS: the client says `y`
+        // and logs in; with the binding on the server side it would have been -PLUS.
+        let mut p = Pair::new(
+            TlsPolicy::Required,
+            ServerConfig::new("capulet.lit"),
+            "r0meo",
+            64,
+        );
+        drive_with(&mut p, &binding(7), &TlsInfo::default());
+        assert!(
+            established(&p.client_events).is_some(),
+            "{:?}",
+            p.client_events
+        );
+    }
+
+    #[test]
+    fn anonymous_only_when_allowed() {
+        let mut cfg = ServerConfig::new("capulet.lit");
+        cfg.tls = TlsPolicy::Optional;
+        let mut s = Connection::new_server(cfg.clone(), Limits::default(), [3; 32], T0);
+        s.handle_input(HEADER.as_bytes(), T0);
+        assert!(!output(&mut s).contains("ANONYMOUS"));
+        s.handle_input(
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'>c2lyaGM=</auth>",
+            T0,
+        );
+        assert!(output(&mut s).contains("invalid-mechanism"));
+
+        cfg.allow_anonymous = true;
+        let mut s = Connection::new_server(cfg, Limits::default(), [3; 32], T0);
+        s.handle_input(HEADER.as_bytes(), T0);
+        assert!(output(&mut s).contains("ANONYMOUS"));
+        s.handle_input(
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'>c2lyaGM=</auth>",
+            T0,
+        );
+        assert!(output(&mut s).contains("<success"));
+        let jid = s.authenticated().expect("temporary account").to_string();
+        assert!(
+            jid.starts_with("anon-") && jid.ends_with("@capulet.lit"),
+            "{jid}"
+        );
+    }
+
+    #[test]
+    fn external_with_a_verified_certificate_identity() {
+        let mut s = server_alone();
+        s.handle_input(HEADER.as_bytes(), T0);
+        let _ = output(&mut s);
+        s.handle_input(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", T0);
+        let _ = output(&mut s);
+        assert_eq!(s.poll_event(), Some(Event::UpgradeTls));
+        s.handle_tls_ready_with(
+            TlsInfo {
+                channel_binding: ChannelBinding::None,
+                peer_identity: Some("juliet@capulet.lit".into()),
+            },
+            T0,
+        );
+        s.handle_input(HEADER.as_bytes(), T0);
+        let features = output(&mut s);
+        assert!(features.contains("EXTERNAL"), "{features}");
+        s.handle_input(
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+            T0,
+        );
+        let out = output(&mut s);
+        assert!(out.contains("<success"), "{out}");
+        assert_eq!(
+            s.authenticated().map(|j| j.to_string()).as_deref(),
+            Some("juliet@capulet.lit")
+        );
+    }
+}
