@@ -333,6 +333,13 @@ impl Client {
         self.pump();
     }
 
+    /// [`Client::handle_tls_ready`] with what the handshake established (the channel
+    /// binding lets the client use SCRAM-*-PLUS).
+    pub fn handle_tls_ready_with(&mut self, info: elsinore_stream::TlsInfo, now: Instant) {
+        self.conn.handle_tls_ready_with(info, now);
+        self.pump();
+    }
+
     /// The deadline from [`Client::poll_timeout`] passed (calling it early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.conn.poll_timeout().is_some_and(|t| t <= now) {

@@ -30,6 +30,6 @@ mod server_iq;
 mod services;
 
 pub use autoupdate::{Release, ReleaseKind};
-pub use elsinore_stream::{Instant, Limits};
+pub use elsinore_stream::{ChannelBinding, Instant, Limits, TlsInfo};
 pub use s2s::S2sSettings;
 pub use server::{ConnId, Server, ServerConfig, ServerEvent};

@@ -11,7 +11,8 @@ use elsinore_stanza::{
 use elsinore_storage::private;
 use elsinore_storage::{Effect, EffectId, EffectResult, Key, Op};
 use elsinore_stream::{
-    BindError, Connection, Event, Instant, Limits, Rng, ServerConfig as StreamConfig, TlsPolicy,
+    BindError, Connection, Event, Instant, Limits, Rng, ServerConfig as StreamConfig, TlsInfo,
+    TlsPolicy,
 };
 use elsinore_xml::Element;
 
@@ -50,6 +51,8 @@ pub struct ServerConfig {
     pub allow_registration: bool,
     /// Allow SASL without TLS (loopback tests, benchmarks).
     pub allow_plaintext_auth: bool,
+    /// Offer SASL ANONYMOUS: temporary accounts (off by default).
+    pub allow_anonymous: bool,
     /// Whether the adapter can do TLS (a certificate is configured).
     pub tls_available: bool,
     /// Per-connection limits.
@@ -94,6 +97,7 @@ impl ServerConfig {
             domain: domain.into(),
             allow_registration: false,
             allow_plaintext_auth: false,
+            allow_anonymous: false,
             tls_available: true,
             limits: Limits::default(),
             scram_iterations: accounts::DEFAULT_SCRAM_ITERATIONS,
@@ -129,6 +133,7 @@ impl ServerConfig {
         c.mechanisms
             .retain(|m| *m != Mechanism::Plain || self.allow_plaintext_auth || self.tls_available);
         c.allow_registration = self.allow_registration;
+        c.allow_anonymous = self.allow_anonymous;
         c.decoy = self.decoy_secret.map(|s| (s, self.scram_iterations));
         c
     }
@@ -267,6 +272,15 @@ impl Server {
         self.accept_with(now, Connection::new_server_direct_tls)
     }
 
+    /// [`Server::accept_direct_tls`] with what the handshake established.
+    pub fn accept_direct_tls_with(&mut self, info: TlsInfo, now: Instant) -> ConnId {
+        let id = self.accept_direct_tls(now);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.stream.set_tls_info(info);
+        }
+        id
+    }
+
     fn accept_with(
         &mut self,
         now: Instant,
@@ -331,8 +345,14 @@ impl Server {
 
     /// The TLS handshake on `conn` completed.
     pub fn handle_tls_ready(&mut self, conn: ConnId, now: Instant) {
+        self.handle_tls_ready_with(conn, TlsInfo::default(), now);
+    }
+
+    /// The TLS handshake on `conn` completed with this channel binding and
+    /// verified client identity (c2s; for s2s see `handle_s2s_tls_ready`).
+    pub fn handle_tls_ready_with(&mut self, conn: ConnId, info: TlsInfo, now: Instant) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.stream.handle_tls_ready(now);
+            c.stream.handle_tls_ready_with(info, now);
             self.after(conn, now);
         } else if self.is_s2s(conn) {
             // No certificate information: dialback only (see handle_s2s_tls_ready).

@@ -481,8 +481,12 @@ impl Driver {
                         .connect(self.server_name.clone(), plain)
                         .await
                         .map_err(|e| ClientError::Tls(e.to_string()))?;
+                    let info = elsinore_stream::TlsInfo {
+                        channel_binding: client_tls_exporter(tls.get_ref().1),
+                        peer_identity: None,
+                    };
                     *stream = Box::new(tls);
-                    self.core.handle_tls_ready(self.clock.now());
+                    self.core.handle_tls_ready_with(info, self.clock.now());
                 }
                 ClientEvent::Established { jid } => {
                     if let Some(tx) = self.established.take() {
@@ -503,6 +507,18 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+/// RFC 9266 `tls-exporter` on TLS 1.3 (none on TLS 1.2: the client then uses plain SCRAM).
+fn client_tls_exporter(conn: &rustls::ClientConnection) -> elsinore_stream::ChannelBinding {
+    if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+        return elsinore_stream::ChannelBinding::None;
+    }
+    let mut out = [0u8; 32];
+    match conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None) {
+        Ok(_) => elsinore_stream::ChannelBinding::TlsExporter(out.to_vec()),
+        Err(_) => elsinore_stream::ChannelBinding::None,
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use elsinore_server::{ConnId, Server, ServerEvent};
+use elsinore_server::{ChannelBinding, ConnId, Server, ServerEvent, TlsInfo};
 use elsinore_storage::{Effect, EffectResult, Op, Store, StoreError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -361,7 +361,7 @@ impl Serve {
                     let shared = Arc::clone(&shared);
                     tasks.spawn(async move {
                         // The handshake runs before the core hears of the connection.
-                        let tls = match upgrade(Box::new(stream), Some(&acceptor)).await {
+                        let (tls, info) = match upgrade(Box::new(stream), Some(&acceptor)).await {
                             Ok(s) => s,
                             Err(e) => {
                                 debug!(%peer, "direct TLS handshake failed: {e}");
@@ -373,7 +373,7 @@ impl Serve {
                         let handle = ConnHandle { tx, queued: Arc::clone(&queued) };
                         let conn = {
                             let mut core = shared.lock();
-                            let conn = core.server.accept_direct_tls(shared.clock.now());
+                            let conn = core.server.accept_direct_tls_with(info, shared.clock.now());
                             core.conns.insert(conn, handle);
                             core.drain(&shared.clock);
                             conn
@@ -575,10 +575,10 @@ async fn handle_msg(
             // messages before it; the handshake starts on a clean plaintext boundary.
             let plain = std::mem::replace(stream, Box::new(tokio::io::duplex(1).0));
             match upgrade(plain, acceptor).await {
-                Ok(tls) => {
+                Ok((tls, info)) => {
                     *stream = tls;
                     let now = shared.clock.now();
-                    shared.with_core(|s| s.handle_tls_ready(conn, now));
+                    shared.with_core(|s| s.handle_tls_ready_with(conn, info, now));
                     Flow::Continue
                 }
                 Err(e) => {
@@ -620,12 +620,33 @@ async fn write_all(stream: &mut BoxStream, bytes: &[u8]) -> io::Result<()> {
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
 }
 
-async fn upgrade(stream: BoxStream, acceptor: Option<&TlsAcceptor>) -> io::Result<BoxStream> {
+async fn upgrade(
+    stream: BoxStream,
+    acceptor: Option<&TlsAcceptor>,
+) -> io::Result<(BoxStream, TlsInfo)> {
     let acceptor = acceptor.ok_or_else(|| io::Error::other("TLS requested but not configured"))?;
     let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-    Ok(Box::new(tls))
+    let info = TlsInfo {
+        channel_binding: tls_exporter(tls.get_ref().1),
+        peer_identity: None,
+    };
+    Ok((Box::new(tls), info))
+}
+
+/// RFC 9266 `tls-exporter` channel binding: 32 bytes exported with the label
+/// "EXPORTER-Channel-Binding" and no context. Only on TLS 1.3, where the exporter
+/// is bound to the whole handshake; TLS 1.2 gets none, so -PLUS is not offered there.
+fn tls_exporter(conn: &rustls::ServerConnection) -> ChannelBinding {
+    if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+        return ChannelBinding::None;
+    }
+    let mut out = [0u8; 32];
+    match conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None) {
+        Ok(_) => ChannelBinding::TlsExporter(out.to_vec()),
+        Err(_) => ChannelBinding::None,
+    }
 }
 
 /// The wall clock in Unix milliseconds (0 if the system clock is before 1970).

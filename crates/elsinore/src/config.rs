@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub allow_registration: Option<bool>,
     /// Allow authentication without TLS (loopback tests, benchmarks).
     pub allow_plaintext_auth: Option<bool>,
+    /// Offer SASL ANONYMOUS (temporary accounts).
+    pub allow_anonymous: Option<bool>,
     /// PEM certificate chain.
     pub cert: Option<PathBuf>,
     /// PEM private key.
@@ -114,6 +116,8 @@ pub struct Settings {
     pub allow_registration: bool,
     /// Authentication without TLS.
     pub allow_plaintext_auth: bool,
+    /// SASL ANONYMOUS.
+    pub allow_anonymous: bool,
     /// Certificate and key files, if configured (else a generated self-signed pair).
     pub cert_key: Option<(PathBuf, PathBuf)>,
     /// SCRAM iterations for new credentials.
@@ -137,6 +141,7 @@ pub struct Overrides {
     pub data: Option<PathBuf>,
     pub allow_registration: bool,
     pub allow_plaintext_auth: bool,
+    pub allow_anonymous: bool,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub listen_s2s: Option<String>,
@@ -213,6 +218,7 @@ impl Settings {
             allow_registration: cli.allow_registration || file.allow_registration.unwrap_or(false),
             allow_plaintext_auth: cli.allow_plaintext_auth
                 || file.allow_plaintext_auth.unwrap_or(false),
+            allow_anonymous: cli.allow_anonymous || file.allow_anonymous.unwrap_or(false),
             cert_key,
             scram_iterations,
             s2s,

@@ -79,6 +79,9 @@ struct ServeArgs {
     /// Allow authentication without TLS (for loopback tests and benchmarks only).
     #[arg(long)]
     allow_plaintext_auth: bool,
+    /// Offer SASL ANONYMOUS: anyone may log in to a temporary account.
+    #[arg(long)]
+    allow_anonymous: bool,
     /// PEM certificate chain (with --key); default: a generated self-signed certificate.
     #[arg(long, value_name = "FILE", requires = "key")]
     cert: Option<PathBuf>,
@@ -148,6 +151,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             data: None,
             allow_registration: args.allow_registration,
             allow_plaintext_auth: args.allow_plaintext_auth,
+            allow_anonymous: args.allow_anonymous,
             cert: args.cert,
             key: args.key,
             listen_s2s: args.listen_s2s,
@@ -161,6 +165,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let mut config = ServerConfig::new(settings.domain.clone());
     config.allow_registration = settings.allow_registration;
     config.allow_plaintext_auth = settings.allow_plaintext_auth;
+    config.allow_anonymous = settings.allow_anonymous;
     config.tls_available = true;
     config.scram_iterations = settings.scram_iterations;
     config.muc_enabled = settings.muc;
