@@ -194,12 +194,28 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
     run_slixmpp(ctx, "elsinore", addr, None);
     alive_check(ctx, "elsinore", &mut server, addr);
     run_slixmpp_im(ctx, "elsinore", addr, None);
-    run_slixmpp_script(ctx, "elsinore", addr, None, "slixmpp_pep.py", "XEP-0223", &[]);
+    run_slixmpp_script(
+        ctx,
+        "elsinore",
+        addr,
+        None,
+        "slixmpp_pep.py",
+        "XEP-0223",
+        &[],
+    );
     // Group chat at conference.<domain> (elsinore only: the Prosody side has no MUC component).
     let (other, other_password) = USERS[1];
     let other = format!("{other}@{DOMAIN}");
     let muc_args = ["--other", &other, "--other-password", other_password];
-    run_slixmpp_script(ctx, "elsinore", addr, None, "slixmpp_muc.py", "MUC", &muc_args);
+    run_slixmpp_script(
+        ctx,
+        "elsinore",
+        addr,
+        None,
+        "slixmpp_muc.py",
+        "MUC",
+        &muc_args,
+    );
     run_xmppjs(ctx, "elsinore", addr);
     run_profanity(ctx, "elsinore", addr);
     alive_check(ctx, "elsinore", &mut server, addr);
@@ -287,7 +303,15 @@ fn prosody_side(ctx: &mut Ctx) -> Result<()> {
     // Prosody's cert is ours: the script verifies it for real.
     run_slixmpp(ctx, "prosody", addr, Some(&cert));
     run_slixmpp_im(ctx, "prosody", addr, Some(&cert));
-    run_slixmpp_script(ctx, "prosody", addr, Some(&cert), "slixmpp_pep.py", "XEP-0223", &[]);
+    run_slixmpp_script(
+        ctx,
+        "prosody",
+        addr,
+        Some(&cert),
+        "slixmpp_pep.py",
+        "XEP-0223",
+        &[],
+    );
     alive_check(ctx, "prosody", &mut server, addr);
     run_example(ctx, "prosody", addr);
     alive_check(ctx, "prosody", &mut server, addr);
