@@ -788,8 +788,10 @@ impl Server {
                         .with_text("Offline Storage"),
                 ));
                 el.children.push(Node::Element(
+                    // The guide (jabber:x:delay): for a stored message, `from` is the
+                    // recipient, whose offline storage caused the stamp.
                     Element::new("x", NS_LEGACY_DELAY)
-                        .with_attr("from", domain)
+                        .with_attr("from", account.to_string())
                         .with_attr("stamp", format_legacy_stamp(ms))
                         .with_text("Offline Storage"),
                 ));
