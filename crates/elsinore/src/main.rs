@@ -48,7 +48,7 @@ enum Command {
 #[derive(Debug, Default, Args)]
 struct Common {
     /// TOML configuration file (keys: domain, listen, listen_tls, data, allow_registration,
-    /// allow_plaintext_auth, cert, key, scram_iterations, muc, muc_history, [[release]],
+    /// allow_plaintext_auth, cert, key, scram_iterations, muc, muc_history, release tables,
     /// listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, [s2s.peers]).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
