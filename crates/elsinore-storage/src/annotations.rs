@@ -12,6 +12,7 @@
 //! `mdate` (else `cdate`) wins, a later note winning ties and undated notes; the survivor
 //! takes the position of the first of them.
 
+use alloc::{string::String, string::ToString, vec::Vec};
 use elsinore_jid::{BareJid, Jid};
 use elsinore_stanza::datetime::{DateTimeError, format_datetime, parse_datetime};
 use elsinore_xml::{Element, Node};
@@ -77,7 +78,7 @@ impl core::fmt::Display for AnnotationsError {
     }
 }
 
-impl std::error::Error for AnnotationsError {}
+impl core::error::Error for AnnotationsError {}
 
 /// All notes of an account, at most one per bare JID, in bundle order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

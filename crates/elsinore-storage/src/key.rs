@@ -7,6 +7,7 @@
 //! or of one space of an account, are one contiguous range starting with [`encode_prefix`].
 
 use crate::{Key, StoreError};
+use alloc::{format, string::String, vec::Vec};
 
 /// Version of the layout, so a later change can be detected in stored data.
 const FORMAT: u8 = 1;

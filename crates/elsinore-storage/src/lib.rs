@@ -11,8 +11,13 @@
 //! [`private`] (XEP-0049 Private XML Storage), [`pep`] (XEP-0163 / XEP-0223 PEP nodes),
 //! [`annotations`] (XEP-0145 notes, the client-side model of a private-storage bundle).
 
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+extern crate alloc;
+
+use alloc::{boxed::Box, string::String, vec::Vec};
 
 pub mod annotations;
 mod key;
@@ -23,7 +28,7 @@ pub mod private;
 pub use key::{Space, decode_key, encode_key, encode_prefix};
 pub use memory::{FailingStore, MemoryStore};
 
-use std::fmt;
+use core::fmt;
 
 /// Identifies one effect so its completion can be routed back to whoever asked for it.
 pub type EffectId = u64;
@@ -135,7 +140,7 @@ impl fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl core::error::Error for StoreError {}
 
 /// Something that executes storage ops.
 pub trait Store {

@@ -1,6 +1,7 @@
 //! An in-memory [`Store`] and a fault-injecting wrapper for tests.
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use crate::{EffectResult, Key, Op, Store, StoreError, StoreLimits};
 

@@ -24,6 +24,7 @@
 //! Decisions where XEP-0060 leaves room are listed in `docs/conformance.md`
 //! ("XEP-0223 / XEP-0060 subset").
 
+use alloc::{format, string::String, string::ToString, vec, vec::Vec};
 use elsinore_jid::BareJid;
 use elsinore_xml::{Element, Node, XmlLimits};
 
@@ -410,7 +411,7 @@ impl core::fmt::Display for PepError {
     }
 }
 
-impl std::error::Error for PepError {}
+impl core::error::Error for PepError {}
 
 /// One stored item.
 #[derive(Debug, Clone, PartialEq, Eq)]

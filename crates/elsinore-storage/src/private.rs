@@ -10,6 +10,7 @@
 //! escaping, attributes and nested namespaces survive. The decisions taken where the XEP is
 //! loose are listed in `docs/conformance.md` ("XEP-0049 Private XML Storage").
 
+use alloc::{borrow::ToOwned, string::String, string::ToString, vec, vec::Vec};
 use elsinore_jid::{BareJid, Jid};
 use elsinore_xml::{Element, Node, XmlLimits};
 
@@ -102,7 +103,7 @@ impl core::fmt::Display for PrivateError {
     }
 }
 
-impl std::error::Error for PrivateError {}
+impl core::error::Error for PrivateError {}
 
 /// Bounds on what one account may store. (A cap on the number of namespaces per account is
 /// left out: checking it would need a listing of the account's keys before every write.)
