@@ -6,7 +6,7 @@
 use elsinore_jid::Jid;
 use elsinore_sasl::StoredCredentials;
 use elsinore_stream::{
-    BindError, ClientConfig, Connection, Event, Instant, Limits, ServerConfig, TlsPolicy,
+    BindError, ClientConfig, Connection, Event, Instant, Limits, ServerConfig, TlsInfo, TlsPolicy,
 };
 use elsinore_xml::Element;
 
@@ -34,6 +34,9 @@ struct Pair {
     /// Password the simulated store knows for "juliet".
     stored: Option<StoredCredentials>,
     chunk: usize,
+    /// What each side's (simulated) TLS handshake establishes.
+    client_tls: TlsInfo,
+    server_tls: TlsInfo,
 }
 
 impl Pair {
@@ -55,6 +58,8 @@ impl Pair {
             client_events: Vec::new(),
             server_events: Vec::new(),
             stored: Some(creds("r0meo")),
+            client_tls: TlsInfo::default(),
+            server_tls: TlsInfo::default(),
             chunk,
         }
     }
@@ -85,7 +90,8 @@ impl Pair {
                         // Deliver <proceed/> first, then both sides "finish" TLS.
                         let s2c = self.server.take_transmit();
                         self.client.handle_input(&s2c, T0);
-                        self.server.handle_tls_ready(T0);
+                        self.server
+                            .handle_tls_ready_with(self.server_tls.clone(), T0);
                     }
                     Event::NeedCredentials { username } => {
                         let c = if username == "juliet" {
@@ -107,7 +113,8 @@ impl Pair {
             while let Some(ev) = self.client.poll_event() {
                 progress = true;
                 if ev == Event::UpgradeTls {
-                    self.client.handle_tls_ready(T0);
+                    self.client
+                        .handle_tls_ready_with(self.client_tls.clone(), T0);
                 }
                 self.client_events.push(ev);
             }
@@ -689,57 +696,13 @@ mod chunking {
 
 mod mechanisms {
     use super::*;
-    use elsinore_stream::{ChannelBinding, TlsInfo};
+    use elsinore_stream::ChannelBinding;
 
     /// Drive a pair where both sides learn `client_tls` / `server_tls` from the handshake.
     fn drive_with(p: &mut Pair, client_tls: &TlsInfo, server_tls: &TlsInfo) {
-        for _ in 0..200 {
-            let mut progress = false;
-            let c2s = p.client.take_transmit();
-            if !c2s.is_empty() {
-                progress = true;
-                p.server.handle_input(&c2s, T0);
-            }
-            let s2c = p.server.take_transmit();
-            if !s2c.is_empty() {
-                progress = true;
-                p.client.handle_input(&s2c, T0);
-            }
-            while let Some(ev) = p.server.poll_event() {
-                progress = true;
-                match &ev {
-                    Event::UpgradeTls => {
-                        let s2c = p.server.take_transmit();
-                        p.client.handle_input(&s2c, T0);
-                        p.server.handle_tls_ready_with(server_tls.clone(), T0);
-                    }
-                    Event::NeedCredentials { username } => {
-                        let c = (username == "juliet").then(|| creds("r0meo"));
-                        p.server.provide_credentials(c.as_ref(), T0);
-                    }
-                    Event::BindRequest { resource } => {
-                        let jid = match p.server.authenticated() {
-                            Some(a) => a.with_resource(resource.as_deref().unwrap_or("r")),
-                            None => panic!("bind before auth"),
-                        };
-                        p.server.complete_bind(Ok(jid.expect("valid")), T0);
-                    }
-                    _ => {}
-                }
-                p.server_events.push(ev);
-            }
-            while let Some(ev) = p.client.poll_event() {
-                progress = true;
-                if ev == Event::UpgradeTls {
-                    p.client.handle_tls_ready_with(client_tls.clone(), T0);
-                }
-                p.client_events.push(ev);
-            }
-            if !progress {
-                return;
-            }
-        }
-        panic!("did not settle");
+        p.client_tls = client_tls.clone();
+        p.server_tls = server_tls.clone();
+        p.drive();
     }
 
     fn binding(b: u8) -> TlsInfo {
