@@ -494,18 +494,38 @@ fn rename_ns(el: &mut Element, from: &str, to: &str) {
     }
 }
 
-/// The child elements (text dropped: stanzas have no mixed content), with those in the
-/// stanza namespace renamed to the canonical [`NS_CLIENT`].
+/// The child elements (text dropped: stanzas have no mixed content), with those in
+/// either stanza namespace renamed to the canonical [`NS_CLIENT`]. Both count: a
+/// `jabber:server` element inside a `jabber:client` stanza would otherwise read back
+/// differently after the stanza is written into a `jabber:server` stream (found by fuzzing).
 fn child_elements(el: Element) -> Vec<Element> {
-    let ns = el.ns;
     let mut out = Vec::with_capacity(el.children.len());
     for node in el.children {
         if let Node::Element(mut child) = node {
-            rename_ns(&mut child, &ns, NS_CLIENT);
+            canonical_ns(&mut child);
             out.push(child);
         }
     }
     out
+}
+
+/// Rename `el` and its descendants in `jabber:client` or `jabber:server` to
+/// [`NS_CLIENT`], stopping at elements in other namespaces. Iterative: depth is
+/// input-controlled.
+fn canonical_ns(el: &mut Element) {
+    let is_stanza_ns = |ns: &str| ns == NS_CLIENT || ns == NS_SERVER;
+    if !is_stanza_ns(&el.ns) {
+        return;
+    }
+    let mut stack: Vec<&mut Element> = vec![el];
+    while let Some(e) = stack.pop() {
+        e.ns = NS_CLIENT.into();
+        for child in e.elements_mut() {
+            if is_stanza_ns(&child.ns) {
+                stack.push(child);
+            }
+        }
+    }
 }
 
 /// Remove and parse the last `<error/>` child (already in [`NS_CLIENT`]): serialization

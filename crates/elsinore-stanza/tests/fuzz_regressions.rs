@@ -41,3 +41,16 @@ fn fuzz_message_error_with_two_error_children_round_trips() {
          xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
     );
 }
+
+/// A `jabber:server` element inside a `jabber:client` error stanza (CI fuzz smoke,
+/// 2026-11-22): it must read back the same after the stanza is written in either namespace.
+#[test]
+fn fuzz_server_namespace_child_in_a_client_stanza_round_trips() {
+    let xml = b"<iq xmlns='jabber:client' id='e0' type='error'><query xmlns='jabber:iq:private'/>\
+<error type='modify'><bad-request xmlns='jabber:server'/></error></iq>";
+    let stanza = Stanza::try_from(Element::parse(xml).unwrap()).unwrap();
+    for ns in [NS_CLIENT, NS_SERVER] {
+        let el = stanza.clone().into_element(ns);
+        assert_eq!(Stanza::try_from(el).unwrap(), stanza, "{ns}");
+    }
+}
