@@ -23,12 +23,16 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Command-line options of `cargo xtask fuzz`.
 pub struct Options {
     secs: u64,
+    /// With `--runs N`: exactly N inputs per target from a fixed libFuzzer seed, so the
+    /// smoke run in CI is the same on every machine instead of depending on its speed.
+    runs: Option<u64>,
 }
 
 impl Options {
-    /// Parses `[--secs N]`.
+    /// Parses `[--secs N] [--runs N]`.
     pub fn parse(args: &[String]) -> Result<Options> {
         let mut secs = DEFAULT_SECS;
+        let mut runs = None;
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -41,10 +45,20 @@ impl Options {
                         bail!("--secs must be between 1 and {MAX_SECS}");
                     }
                 }
-                other => bail!("unknown fuzz option {other:?} (try --secs N)"),
+                "--runs" => {
+                    let v = it.next().context("--runs needs a number")?;
+                    let n: u64 = v
+                        .parse()
+                        .with_context(|| format!("--runs: not a number: {v:?}"))?;
+                    if n == 0 {
+                        bail!("--runs must be at least 1");
+                    }
+                    runs = Some(n);
+                }
+                other => bail!("unknown fuzz option {other:?} (try --secs N or --runs N)"),
             }
         }
-        Ok(Options { secs })
+        Ok(Options { secs, runs })
     }
 }
 
@@ -80,7 +94,11 @@ pub fn run(opts: Options) -> Result<i32> {
     }
 
     for target in &targets {
-        println!("\n=== fuzz: {target} for {} s ===", opts.secs);
+        let budget = match opts.runs {
+            Some(n) => format!("{n} runs (seed 1), at most {} s", opts.secs),
+            None => format!("{} s", opts.secs),
+        };
+        println!("\n=== fuzz: {target}: {budget} ===");
         let corpus = fuzz_dir.join("corpus").join(target);
         std::fs::create_dir_all(&corpus)
             .with_context(|| format!("cannot create {}", corpus.display()))?;
@@ -94,10 +112,13 @@ pub fn run(opts: Options) -> Result<i32> {
             cmd.arg(&seeds);
         }
         cmd.arg("--").arg(format!("-max_total_time={}", opts.secs));
+        if let Some(n) = opts.runs {
+            cmd.arg(format!("-runs={n}")).arg("-seed=1");
+        }
         let limit = BUILD_TIMEOUT + Duration::from_secs(opts.secs + 60);
         let result = proc::run_bounded(&mut cmd, limit, Some("  | "), None).and_then(|f| {
             if f.success() {
-                Ok(format!("no crash in {} s", opts.secs))
+                Ok(format!("no crash ({budget})"))
             } else {
                 // libFuzzer names the crashing input (fuzz/artifacts/...) in the output.
                 bail!("{} (see the artifact named above)", f.describe())
