@@ -1,0 +1,136 @@
+//! Requirements of draft-ietf-xmpp-core-11 §7 (stanzas) that no other test showed, one
+//! test per behaviour; each names its section. The table in `docs/conformance.md` points
+//! here.
+
+mod common;
+
+use common::{Net, error_condition};
+use elsinore_server::ConnId;
+use elsinore_xml::Element;
+
+fn el(xml: &str) -> Element {
+    Element::parse(xml.as_bytes()).expect("test XML parses")
+}
+
+fn two_users() -> (Net, ConnId, ConnId) {
+    let mut net = Net::new("shakespeare.lit");
+    net.add_user("hamlet@shakespeare.lit", "to-be");
+    net.add_user("ophelia@shakespeare.lit", "nunnery");
+    let hamlet = net.connect("hamlet@shakespeare.lit/denmark", "to-be");
+    let ophelia = net.connect("ophelia@shakespeare.lit/castle", "nunnery");
+    (net, hamlet, ophelia)
+}
+
+/// §7.7.1: a message of type `error` is never answered with another error, even when it
+/// cannot be delivered (the same message without the type bounces).
+#[test]
+fn undeliverable_error_message_is_not_answered() {
+    let (mut net, hamlet, _) = two_users();
+    net.send(
+        hamlet,
+        &el(
+            "<message xmlns='jabber:client' to='yorick@shakespeare.lit' id='m1'>\
+             <body>Alas</body></message>",
+        ),
+    );
+    let got = net.take_inbox(hamlet);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].attr("type"), Some("error"));
+    net.send(
+        hamlet,
+        &el(
+            "<message xmlns='jabber:client' type='error' to='yorick@shakespeare.lit' id='m2'>\
+             <error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             </error></message>",
+        ),
+    );
+    assert_eq!(net.take_inbox(hamlet), Vec::<Element>::new());
+}
+
+/// §7.2.3 and §7.5.1: an iq error keeps the request's `id`; §7.5.3 and §7.7.1 (SHOULD):
+/// it carries the request's child back, followed by the `<error/>`.
+#[test]
+fn iq_error_keeps_the_id_and_the_request() {
+    let (mut net, hamlet, _) = two_users();
+    let reply = net.iq(
+        hamlet,
+        "<iq type='get' id='q-17' xmlns='jabber:client'>\
+         <query xmlns='urn:example:unknown'><x/></query></iq>",
+    );
+    assert_eq!(reply.attr("type"), Some("error"));
+    assert_eq!(reply.attr("id"), Some("q-17"));
+    let children: Vec<&Element> = reply.elements().collect();
+    assert_eq!(children.len(), 2, "{reply:?}");
+    assert!(children[0].is("query", "urn:example:unknown"));
+    assert!(children[0].get_child("x", "urn:example:unknown").is_some());
+    assert!(children[1].is("error", "jabber:client"));
+    assert_eq!(
+        error_condition(&reply).as_deref(),
+        Some("service-unavailable")
+    );
+}
+
+/// §7.5.3: an iq get or set needs a child element; one without is `bad-request`.
+#[test]
+fn iq_get_without_a_child_is_bad_request() {
+    let (mut net, hamlet, _) = two_users();
+    let reply = net.iq(hamlet, "<iq type='get' id='empty' xmlns='jabber:client'/>");
+    assert_eq!(reply.attr("type"), Some("error"));
+    assert_eq!(error_condition(&reply).as_deref(), Some("bad-request"));
+}
+
+/// §7.5.1: iq results and errors addressed to the server get no answer.
+#[test]
+fn iq_result_or_error_to_the_server_is_not_answered() {
+    let (mut net, hamlet, _) = two_users();
+    net.send(
+        hamlet,
+        &el("<iq type='result' id='r1' to='shakespeare.lit' xmlns='jabber:client'/>"),
+    );
+    net.send(
+        hamlet,
+        &el(
+            "<iq type='error' id='r2' to='shakespeare.lit' xmlns='jabber:client'>\
+             <error type='cancel'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             </error></iq>",
+        ),
+    );
+    assert_eq!(net.take_inbox(hamlet), Vec::<Element>::new());
+}
+
+/// §7.2.1: a `to` that is not a valid JID is answered with an error to the sender
+/// (`jid-malformed`), nothing is delivered.
+#[test]
+fn malformed_to_is_answered_with_jid_malformed() {
+    let (mut net, hamlet, ophelia) = two_users();
+    net.send_raw(
+        hamlet,
+        "<message xmlns='jabber:client' to='ophelia@@shakespeare.lit' id='bad'>\
+         <body>x</body></message>",
+    );
+    let got = net.take_inbox(hamlet);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].attr("id"), Some("bad"));
+    assert_eq!(error_condition(&got[0]).as_deref(), Some("jid-malformed"));
+    assert_eq!(net.take_inbox(ophelia), Vec::<Element>::new());
+}
+
+/// §7.2.5 and §7.3.2: `xml:lang` on a stanza and on its body, and several bodies in
+/// other languages, reach the recipient unchanged.
+#[test]
+fn xml_lang_is_delivered_unchanged() {
+    let (mut net, hamlet, ophelia) = two_users();
+    let msg = el(
+        "<message xmlns='jabber:client' to='ophelia@shakespeare.lit/castle' type='chat' \
+         xml:lang='en'><body>Get thee to a nunnery</body>\
+         <body xml:lang='de'>Geh in ein Kloster</body>\
+         <subject xml:lang='fr'>Couvent</subject><thread>t-1</thread></message>",
+    );
+    net.send(hamlet, &msg);
+    let got = net.take_inbox(ophelia);
+    let m = got.iter().find(|e| e.name == "message").expect("delivered");
+    assert_eq!(m.lang(), Some("en"));
+    let sent: Vec<&Element> = msg.elements().collect();
+    let recv: Vec<&Element> = m.elements().collect();
+    assert_eq!(sent, recv);
+}
