@@ -260,6 +260,8 @@ pub struct Connection {
     paused: bool,
     /// The parser must restart at the current element boundary.
     restart: bool,
+    /// After a restart, until the first other byte: whitespace is dropped.
+    restart_whitespace: bool,
     header_sent: bool,
     tls_done: bool,
     stream_id: Option<String>,
@@ -337,6 +339,7 @@ impl Connection {
             held: Vec::new(),
             paused: false,
             restart: false,
+            restart_whitespace: false,
             header_sent: false,
             tls_done: false,
             stream_id: None,
@@ -471,8 +474,15 @@ impl Connection {
                     return;
                 }
                 State::TlsPending => {
-                    // Plaintext after <proceed/> would be processed as if it came
-                    // over TLS: the STARTTLS command injection attack.
+                    // Whitespace between elements carries nothing; some clients
+                    // (go-xmpp) write `<starttls/>\n` in one go.
+                    let ws = whitespace_prefix(buf);
+                    if ws > 0 {
+                        *buf = buf.get(ws..).unwrap_or_default();
+                        continue;
+                    }
+                    // Other plaintext after <proceed/> would be processed as if it
+                    // came over TLS: the STARTTLS command injection attack.
                     self.fail(
                         StreamError::new(StreamErrorCondition::PolicyViolation)
                             .with_text("data after <proceed/> before the TLS handshake"),
@@ -490,6 +500,19 @@ impl Connection {
                 // a new document, possibly held back while we were paused.
                 self.restart = false;
                 self.parser.reset();
+                self.restart_whitespace = true;
+            }
+            if self.restart_whitespace {
+                // Whitespace that followed the peer's last element of the old stream
+                // (go-xmpp ends `<auth/>` with a newline) is not part of the new
+                // document, where it would make an XML declaration a processing
+                // instruction.
+                let ws = whitespace_prefix(buf);
+                *buf = buf.get(ws..).unwrap_or_default();
+                if buf.is_empty() {
+                    return;
+                }
+                self.restart_whitespace = false;
             }
             match self.parser.parse(buf) {
                 Ok(Some(ev)) => self.on_xml(ev, now),
@@ -1548,6 +1571,13 @@ impl Connection {
         elsinore_xml::write_stream_close(&mut self.out);
         self.finish(Some(msg));
     }
+}
+
+/// How many bytes at the start of `buf` are XML whitespace (`S` of XML 1.0).
+pub(crate) fn whitespace_prefix(buf: &[u8]) -> usize {
+    buf.iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .count()
 }
 
 pub(crate) fn stream_error_for(e: &XmlError) -> StreamError {

@@ -29,7 +29,7 @@ use elsinore_stanza::{
 };
 use elsinore_xml::{Element, Node, StreamHeader, StreamParser, XmlEvent};
 
-use crate::connection::{decode_sasl_data, domain_eq, stream_error_for};
+use crate::connection::{decode_sasl_data, domain_eq, stream_error_for, whitespace_prefix};
 use crate::{Instant, Limits, Rng, SendError, TlsPolicy};
 
 /// The stream feature announcing dialback (XEP-0220 section 2.5).
@@ -165,6 +165,8 @@ pub struct S2sConnection {
     out: Vec<u8>,
     events: VecDeque<S2sEvent>,
     restart: bool,
+    /// After a restart, until the first other byte: whitespace is dropped.
+    restart_whitespace: bool,
     header_sent: bool,
     tls_done: bool,
     /// Domains the adapter verified in the peer's certificate.
@@ -220,6 +222,7 @@ impl S2sConnection {
             out: Vec::new(),
             events: VecDeque::new(),
             restart: false,
+            restart_whitespace: false,
             header_sent: false,
             tls_done: false,
             verified: Vec::new(),
@@ -287,7 +290,14 @@ impl S2sConnection {
             match self.state {
                 State::Closed => return,
                 State::TlsPending => {
-                    // Plaintext after <proceed/>: the STARTTLS command injection attack.
+                    // Whitespace between elements is harmless (and some peers write
+                    // `<starttls/>\n` at once); anything else is the STARTTLS command
+                    // injection attack.
+                    let ws = whitespace_prefix(buf);
+                    if ws > 0 {
+                        buf = buf.get(ws..).unwrap_or_default();
+                        continue;
+                    }
                     self.fail(
                         StreamError::new(StreamErrorCondition::PolicyViolation)
                             .with_text("data after <proceed/> before the TLS handshake"),
@@ -299,6 +309,17 @@ impl S2sConnection {
             if self.restart {
                 self.restart = false;
                 self.parser.reset();
+                self.restart_whitespace = true;
+            }
+            if self.restart_whitespace {
+                // Whitespace after the peer's last element of the old stream is not
+                // part of the new document (where an XML declaration must come first).
+                let ws = whitespace_prefix(buf);
+                buf = buf.get(ws..).unwrap_or_default();
+                if buf.is_empty() {
+                    return;
+                }
+                self.restart_whitespace = false;
             }
             match self.parser.parse(&mut buf) {
                 Ok(Some(ev)) => self.on_xml(ev, now),

@@ -292,6 +292,34 @@ fn plaintext_after_proceed_is_an_attack() {
 }
 
 #[test]
+fn whitespace_after_starttls_is_not_an_attack() {
+    // go-xmpp (go-sendxmpp) writes "<starttls/>\n" in one write: the newline arrives
+    // with the command, before <proceed/> was sent.
+    let mut s = server_alone();
+    s.handle_input(HEADER.as_bytes(), T0);
+    let _ = output(&mut s);
+    s.handle_input(
+        b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n \t\r\n",
+        T0,
+    );
+    let out = output(&mut s);
+    assert!(out.contains("<proceed"), "{out}");
+    assert!(!out.contains("policy-violation"), "{out}");
+    assert!(!s.is_closed());
+    assert_eq!(s.poll_event(), Some(Event::UpgradeTls));
+    // Whitespace followed by an element is still the injection.
+    let mut s = server_alone();
+    s.handle_input(HEADER.as_bytes(), T0);
+    let _ = output(&mut s);
+    s.handle_input(
+        b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n<iq type='get' id='x'/>",
+        T0,
+    );
+    assert!(output(&mut s).contains("policy-violation"));
+    assert!(s.is_closed());
+}
+
+#[test]
 fn wrong_host_gets_host_unknown() {
     let mut s = server_alone();
     s.handle_input(HEADER.replace("capulet.lit", "montague.lit").as_bytes(), T0);
@@ -794,6 +822,30 @@ mod mechanisms {
             jid.starts_with("anon-") && jid.ends_with("@capulet.lit"),
             "{jid}"
         );
+    }
+
+    #[test]
+    fn whitespace_before_the_restarted_stream_header() {
+        // go-xmpp sends "<auth/>\n", then (after <success/>) a new header that begins
+        // with an XML declaration: the newline belongs to the old stream.
+        let mut cfg = ServerConfig::new("capulet.lit");
+        cfg.tls = TlsPolicy::Optional;
+        cfg.allow_anonymous = true;
+        let mut s = Connection::new_server(cfg, Limits::default(), [3; 32], T0);
+        s.handle_input(HEADER.as_bytes(), T0);
+        let _ = output(&mut s);
+        s.handle_input(
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'>c2lyaGM=</auth>\n",
+            T0,
+        );
+        assert!(output(&mut s).contains("<success"));
+        // More whitespace in a later read, then the header with its declaration.
+        s.handle_input(b" \r\n", T0);
+        s.handle_input(HEADER.as_bytes(), T0);
+        let out = output(&mut s);
+        assert!(out.contains("<bind"), "{out}");
+        assert!(!out.contains("restricted-xml"), "{out}");
+        assert!(!s.is_closed());
     }
 
     #[test]

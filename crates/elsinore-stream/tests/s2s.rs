@@ -397,6 +397,25 @@ fn external_for_another_domain_fails() {
 }
 
 #[test]
+fn whitespace_after_starttls_is_not_an_attack() {
+    let header = "<stream:stream xmlns='jabber:server' \
+        xmlns:stream='http://etherx.jabber.org/streams' from='one.example' to='two.example' \
+        version='1.0'><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+    let mut r = S2sConnection::new_receiving(config(TWO, 9), Limits::default(), [2; 32], now());
+    r.handle_input(format!("{header}\n ").as_bytes(), now());
+    let out = String::from_utf8(r.take_transmit()).unwrap();
+    assert!(out.contains("<proceed"), "{out}");
+    let events: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
+    assert!(events.contains(&S2sEvent::UpgradeTls), "{events:?}");
+    assert!(!events.iter().any(|e| matches!(e, S2sEvent::Closed { .. })));
+    // Anything but whitespace before the handshake is still refused.
+    let mut r = S2sConnection::new_receiving(config(TWO, 9), Limits::default(), [2; 32], now());
+    r.handle_input(format!("{header}\n<db:result/>").as_bytes(), now());
+    let events: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
+    assert!(closed_with(&events, StreamErrorCondition::PolicyViolation));
+}
+
+#[test]
 fn tls_required_refuses_dialback_before_tls() {
     let mut cfg = config(TWO, 9);
     cfg.tls = TlsPolicy::Required;
