@@ -15,7 +15,7 @@ use elsinore_stanza::{
 use elsinore_storage::pep::{
     self, AccessModel, Action, IqKind, Notification, PepError, Request, Requester,
 };
-use elsinore_storage::{EffectResult, Op};
+use elsinore_storage::{EffectResult, Op, bookmarks};
 use elsinore_stream::Instant;
 use elsinore_xml::Element;
 
@@ -59,6 +59,15 @@ pub(crate) fn pep_error(e: &PepError) -> StanzaError {
         err = err.with_app(app);
     }
     err
+}
+
+/// A bookmark write that cannot be carried over to the other copies.
+fn bookmark_pep_error(e: bookmarks::BookmarkError) -> PepError {
+    match e {
+        bookmarks::BookmarkError::Invalid(_) => PepError::InvalidPayload,
+        bookmarks::BookmarkError::TooLarge => PepError::ResourceConstraint,
+        bookmarks::BookmarkError::Store => PepError::InternalServerError,
+    }
 }
 
 impl Server {
@@ -132,6 +141,10 @@ impl Server {
             }
             Action::Load(pending) => pending,
         };
+        if let Some(source) = bookmarks::Source::of_node(&pending.key().name) {
+            self.bookmark_pep_request(id, owner, source, pending, pubsub, head, now);
+            return;
+        }
         let key = pending.key().clone();
         self.exclusive(key.clone(), now, move |s: &mut Server, _now| {
             s.run_effect(Op::Get(key.clone()), move |s: &mut Server, loaded, now| {
@@ -151,6 +164,72 @@ impl Server {
                 });
             });
         });
+    }
+
+    /// A request on one of the two bookmark nodes: the three bookmark copies are loaded
+    /// and written together under the account's bookmark lock (see
+    /// `elsinore_storage::bookmarks`), so the other copies follow every change.
+    #[allow(clippy::too_many_arguments)] // one request's parts, passed along once
+    fn bookmark_pep_request(
+        &mut self,
+        id: ConnId,
+        owner: BareJid,
+        source: bookmarks::Source,
+        pending: pep::Pending,
+        pubsub: Element,
+        head: IqHead,
+        now: Instant,
+    ) {
+        let lock = bookmarks::lock_key(&owner);
+        self.exclusive(lock.clone(), now, move |s: &mut Server, _now| {
+            let load = bookmarks::load_op(&owner);
+            s.run_effect(load, move |s: &mut Server, loaded, now| {
+                let loaded = match bookmarks::Loaded::from_result(loaded) {
+                    Ok(l) => l,
+                    Err(_) => {
+                        let reply = Err(PepError::InternalServerError);
+                        s.pep_reply(id, &head, pubsub, reply, now);
+                        s.release(&lock);
+                        return;
+                    }
+                };
+                let outcome = pending.complete(loaded.result_for(source));
+                let Some(write) = outcome.write.clone() else {
+                    let (reply, notes) = outcome.finish(None);
+                    s.pep_reply(id, &head, pubsub, reply, now);
+                    s.pep_notify(&owner, notes, now);
+                    s.release(&lock);
+                    return;
+                };
+                let limits = s.bookmark_limits();
+                let sync = match bookmarks::sync(&owner, source, &write, &loaded, &limits) {
+                    Ok(sync) => sync,
+                    Err(e) => {
+                        s.pep_reply(id, &head, pubsub, Err(bookmark_pep_error(e)), now);
+                        s.release(&lock);
+                        return;
+                    }
+                };
+                let op = sync.combine(write);
+                s.run_effect(op, move |s: &mut Server, written: EffectResult, now| {
+                    let written = sync.primary_result(written);
+                    let (reply, mut notes) = outcome.finish(Some(written));
+                    if reply.is_ok() {
+                        notes.extend(sync.notifications);
+                    }
+                    s.pep_reply(id, &head, pubsub, reply, now);
+                    s.pep_notify(&owner, notes, now);
+                    s.release(&lock);
+                });
+            });
+        });
+    }
+
+    pub(crate) fn bookmark_limits(&self) -> bookmarks::SyncLimits {
+        bookmarks::SyncLimits {
+            pep: pep::Limits::default(),
+            private: self.config.private_limits,
+        }
     }
 
     fn pep_reply(
@@ -194,7 +273,7 @@ impl Server {
         out
     }
 
-    fn pep_notify(&mut self, owner: &BareJid, notes: Vec<Notification>, now: Instant) {
+    pub(crate) fn pep_notify(&mut self, owner: &BareJid, notes: Vec<Notification>, now: Instant) {
         if notes.is_empty() {
             return;
         }

@@ -50,6 +50,9 @@ impl Server {
                 features.extend_from_slice(crate::services::SERVER_FEATURES);
             } else {
                 features.push(crate::services::NS_VCARD);
+                // Bookmarks are unified across private XML, XEP-0048 PEP and XEP-0402.
+                features.push(elsinore_storage::bookmarks::FEATURE_COMPAT);
+                features.push(elsinore_storage::bookmarks::FEATURE_COMPAT_PEP);
             }
             features.extend_from_slice(crate::pep::disco_features());
             for f in features {

@@ -9,7 +9,8 @@
 //!
 //! Protocol semantics that are pure functions over these values live in submodules:
 //! [`private`] (XEP-0049 Private XML Storage), [`pep`] (XEP-0163 / XEP-0223 PEP nodes),
-//! [`annotations`] (XEP-0145 notes, the client-side model of a private-storage bundle).
+//! [`annotations`] (XEP-0145 notes, the client-side model of a private-storage bundle),
+//! [`bookmarks`] (XEP-0048 / XEP-0402 bookmarks kept consistent across private XML and PEP).
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ extern crate alloc;
 use alloc::{boxed::Box, string::String, vec::Vec};
 
 pub mod annotations;
+pub mod bookmarks;
 mod key;
 mod memory;
 pub mod pep;
@@ -85,6 +87,15 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether this op (or any op nested in it) puts or deletes `key`.
+    pub fn writes_key(&self, key: &Key) -> bool {
+        match self {
+            Op::Put(k, _) | Op::Delete(k) => k == key,
+            Op::Batch(ops) => ops.iter().any(|op| op.writes_key(key)),
+            Op::Get(_) | Op::DeleteAccount(_) => false,
+        }
+    }
+
     /// Whether this op (or any op nested in it) writes.
     pub fn is_write(&self) -> bool {
         match self {

@@ -1180,6 +1180,9 @@ fn to_change(
                 }
                 change.max_items = Some(n);
             }
+            // Nothing is ever sent on subscription or presence here, so `never` is what
+            // every node does (XEP-0402 clients publish with it); other values are not.
+            "pubsub#send_last_published_item" if value == "never" => {}
             other => return Err(unknown(other)),
         }
     }

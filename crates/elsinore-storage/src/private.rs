@@ -338,7 +338,7 @@ fn is_xml_whitespace(s: &str) -> bool {
 }
 
 /// Serialize the elements of one namespace as the stored value.
-fn encode(elements: &[&Element]) -> Vec<u8> {
+pub(crate) fn encode(elements: &[&Element]) -> Vec<u8> {
     let mut wrapper = Element::new("query", NS);
     wrapper.children = elements
         .iter()
@@ -348,7 +348,7 @@ fn encode(elements: &[&Element]) -> Vec<u8> {
 }
 
 /// Read a stored value back: the elements of namespace `ns` inside the wrapper.
-fn decode(bytes: &[u8], ns: &str) -> Result<Vec<Element>, PrivateError> {
+pub(crate) fn decode(bytes: &[u8], ns: &str) -> Result<Vec<Element>, PrivateError> {
     // Read back with room for what was accepted on write: the serialized form can be longer
     // than the wire form (escapes, namespace declarations), and its size was checked then.
     let defaults = XmlLimits::default();
