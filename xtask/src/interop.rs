@@ -156,6 +156,8 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
             Command::new(&bin)
                 .arg("adduser")
                 .arg(&jid)
+                // Store the DIGEST-MD5 secret too, for the slixmpp DIGEST-MD5 login.
+                .arg("--allow-digest-md5")
                 .current_dir(&dir),
             Some(format!("{password}\n").as_bytes()),
         );
@@ -178,6 +180,7 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
             .arg(addr.to_string())
             .arg("--data")
             .arg(&data)
+            .arg("--allow-digest-md5")
             .current_dir(&dir),
         &dir.join("elsinore.log"),
     )?;
@@ -193,6 +196,16 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
 
     run_slixmpp(ctx, "elsinore", addr, None);
     alive_check(ctx, "elsinore", &mut server, addr);
+    // The draft's mandatory mechanism (off by default, enabled above).
+    run_slixmpp_script(
+        ctx,
+        "elsinore",
+        addr,
+        None,
+        "slixmpp_sasl.py",
+        "DIGEST-MD5",
+        &["--mech", "DIGEST-MD5"],
+    );
     run_slixmpp_im(ctx, "elsinore", addr, None);
     run_slixmpp_script(
         ctx,

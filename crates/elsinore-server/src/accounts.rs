@@ -1,6 +1,9 @@
 //! Accounts: where credentials live and how they are made.
 //!
-//! Only salted SCRAM keys are stored (SHA-1 and SHA-256), never the password.
+//! Only salted SCRAM keys are stored (SHA-1 and SHA-256), never the password. When
+//! DIGEST-MD5 is enabled ([`CredentialPolicy::digest_md5`]), the RFC 2831 secret
+//! `H(localpart:domain:password)` is stored next to them (credential encoding version 2;
+//! records without it stay readable and simply cannot use DIGEST-MD5).
 
 use elsinore_jid::BareJid;
 use elsinore_sasl::StoredCredentials;
@@ -39,11 +42,47 @@ pub fn credentials_key(jid: &BareJid) -> Key {
     }
 }
 
+/// How credentials are made when a password is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialPolicy {
+    /// PBKDF2 iterations of the SCRAM keys.
+    pub iterations: u32,
+    /// Also store the DIGEST-MD5 secret `H(localpart:domain:password)` (RFC 2831), with the
+    /// served domain as realm. It is password-equivalent for DIGEST-MD5, so it is only
+    /// stored when the server offers that mechanism.
+    pub digest_md5: bool,
+}
+
+impl CredentialPolicy {
+    /// SCRAM keys only, with `iterations`.
+    pub fn scram(iterations: u32) -> Self {
+        CredentialPolicy {
+            iterations,
+            digest_md5: false,
+        }
+    }
+}
+
 /// Derive stored credentials for `password` with fresh salts from `salt_seed`.
 pub fn derive_credentials(
     password: &str,
     salt_seed: [u8; 32],
     iterations: u32,
+) -> Result<StoredCredentials, AccountError> {
+    derive_for(
+        None,
+        password,
+        salt_seed,
+        CredentialPolicy::scram(iterations),
+    )
+}
+
+/// Derive `jid`'s credentials under `policy` (the DIGEST-MD5 secret needs the JID).
+fn derive_for(
+    jid: Option<&BareJid>,
+    password: &str,
+    salt_seed: [u8; 32],
+    policy: CredentialPolicy,
 ) -> Result<StoredCredentials, AccountError> {
     if password.is_empty() {
         return Err(AccountError::BadPassword("empty".into()));
@@ -51,8 +90,19 @@ pub fn derive_credentials(
     let mut rng = Rng::new(salt_seed);
     let s1 = rng.next_block();
     let s256 = rng.next_block();
-    StoredCredentials::derive(password, &s1[..16], &s256[..16], iterations)
-        .map_err(|e| AccountError::BadPassword(e.to_string()))
+    let creds = match jid.filter(|_| policy.digest_md5) {
+        // DIGEST-MD5 clients send the localpart as username and the domain as realm.
+        Some(jid) => StoredCredentials::derive_with_digest_md5(
+            jid.node().unwrap_or_default(),
+            jid.domain(),
+            password,
+            &s1[..16],
+            &s256[..16],
+            policy.iterations,
+        ),
+        None => StoredCredentials::derive(password, &s1[..16], &s256[..16], policy.iterations),
+    };
+    creds.map_err(|e| AccountError::BadPassword(e.to_string()))
 }
 
 /// The effect that stores (creates or replaces) `jid`'s credentials.
@@ -65,10 +115,26 @@ pub fn create_account_op(
     salt_seed: [u8; 32],
     iterations: u32,
 ) -> Result<Op, AccountError> {
+    set_password_op(
+        jid,
+        password,
+        salt_seed,
+        CredentialPolicy::scram(iterations),
+    )
+}
+
+/// Like [`create_account_op`], making the credentials under `policy` (with the
+/// DIGEST-MD5 secret when it says so).
+pub fn set_password_op(
+    jid: &BareJid,
+    password: &str,
+    salt_seed: [u8; 32],
+    policy: CredentialPolicy,
+) -> Result<Op, AccountError> {
     if jid.node().is_none() {
         return Err(AccountError::NoNode);
     }
-    let creds = derive_credentials(password, salt_seed, iterations)?;
+    let creds = derive_for(Some(jid), password, salt_seed, policy)?;
     Ok(Op::Put(credentials_key(jid), creds.to_bytes()))
 }
 

@@ -88,11 +88,11 @@ impl Server {
         let err = match result {
             EffectResult::Value(None) => {
                 let seed = self.rng.fork();
-                match accounts::create_account_op(
+                match accounts::set_password_op(
                     &jid,
                     &password,
                     seed,
-                    self.config.scram_iterations,
+                    self.config.credential_policy(),
                 ) {
                     Ok(op) => {
                         self.run_effect(op, move |s: &mut Server, result, now| {

@@ -53,6 +53,9 @@ pub struct ServerConfig {
     pub allow_plaintext_auth: bool,
     /// Offer SASL ANONYMOUS: temporary accounts (off by default).
     pub allow_anonymous: bool,
+    /// Offer SASL DIGEST-MD5 and store its secret whenever a password is set (off by
+    /// default: RFC 6331 made it Historic and the secret is password-equivalent).
+    pub sasl_digest_md5: bool,
     /// Whether the adapter can do TLS (a certificate is configured).
     pub tls_available: bool,
     /// Per-connection limits.
@@ -98,6 +101,7 @@ impl ServerConfig {
             allow_registration: false,
             allow_plaintext_auth: false,
             allow_anonymous: false,
+            sasl_digest_md5: false,
             tls_available: true,
             limits: Limits::default(),
             scram_iterations: accounts::DEFAULT_SCRAM_ITERATIONS,
@@ -118,6 +122,14 @@ impl ServerConfig {
         }
     }
 
+    /// How passwords set on this server are turned into stored credentials.
+    pub fn credential_policy(&self) -> accounts::CredentialPolicy {
+        accounts::CredentialPolicy {
+            iterations: self.scram_iterations,
+            digest_md5: self.sasl_digest_md5,
+        }
+    }
+
     fn stream_config(&self) -> StreamConfig {
         let mut c = StreamConfig::new(self.domain.clone());
         c.tls = match (self.tls_available, self.allow_plaintext_auth) {
@@ -132,6 +144,15 @@ impl ServerConfig {
         }
         c.mechanisms
             .retain(|m| *m != Mechanism::Plain || self.allow_plaintext_auth || self.tls_available);
+        if self.sasl_digest_md5 && !c.mechanisms.is_empty() {
+            // After SCRAM (stronger, and what every current client picks), before PLAIN.
+            let at = c
+                .mechanisms
+                .iter()
+                .position(|m| *m == Mechanism::Plain)
+                .unwrap_or(c.mechanisms.len());
+            c.mechanisms.insert(at, Mechanism::DigestMd5);
+        }
         c.allow_registration = self.allow_registration;
         c.allow_anonymous = self.allow_anonymous;
         c.decoy = self.decoy_secret.map(|s| (s, self.scram_iterations));

@@ -725,7 +725,8 @@ impl Server {
             return;
         }
         let seed = self.rng.fork();
-        match accounts::create_account_op(&account, &password, seed, self.config.scram_iterations) {
+        match accounts::set_password_op(&account, &password, seed, self.config.credential_policy())
+        {
             Err(e) => fail(
                 self,
                 err(DefinedCondition::NotAcceptable, &e.to_string()),

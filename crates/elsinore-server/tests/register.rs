@@ -102,3 +102,130 @@ fn registration_is_off_by_default() {
         None | Some(ServerEvent::Close(_))
     ));
 }
+
+mod digest_md5 {
+    //! DIGEST-MD5 (`ServerConfig::sasl_digest_md5`): the secret is stored whenever a
+    //! password is set while it is enabled, and the mechanism offered.
+
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use elsinore_jid::BareJid;
+    use elsinore_sasl::{ClientSession, Mechanism, StoredCredentials};
+    use elsinore_server::accounts;
+    use elsinore_storage::{EffectResult, Op, Store};
+
+    fn server(digest: bool) -> Net {
+        let mut net = super::server(true);
+        let mut cfg = net.server.config().clone();
+        cfg.sasl_digest_md5 = digest;
+        // TLS optional: raw exchanges stay plaintext, `Net::connect` clients use TLS.
+        cfg.tls_available = true;
+        net.server = elsinore_server::Server::new(cfg, [9; 32], T0);
+        net
+    }
+
+    fn stored(net: &mut Net, jid: &str) -> StoredCredentials {
+        let key = accounts::credentials_key(&BareJid::parse(jid).expect("jid"));
+        match net.store.apply(&Op::Get(key)) {
+            EffectResult::Value(Some(b)) => StoredCredentials::from_bytes(&b).expect("decodes"),
+            other => panic!("no credentials: {other:?}"),
+        }
+    }
+
+    fn payload(out: &str, name: &str) -> Vec<u8> {
+        let start = out
+            .find(&format!("<{name}"))
+            .unwrap_or_else(|| panic!("{out}"));
+        let rest = &out[start..];
+        let open_end = rest.find('>').expect("tag end");
+        let close = rest.find(&format!("</{name}>")).expect("close");
+        B64.decode(&rest[open_end + 1..close]).expect("base64")
+    }
+
+    /// A DIGEST-MD5 login on a fresh connection; returns the server's last answer.
+    fn digest_login(net: &mut Net, user: &str, password: &str) -> String {
+        let conn = net.server.accept(T0);
+        let features = raw_exchange(net, conn, HEADER);
+        assert!(features.contains(">DIGEST-MD5<"), "{features}");
+        let out = raw_exchange(
+            net,
+            conn,
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='DIGEST-MD5'/>",
+        );
+        let mut client =
+            ClientSession::new(Mechanism::DigestMd5, user, password, None, "c").expect("client");
+        let resp = client.challenge(&payload(&out, "challenge")).expect("resp");
+        let xml = format!(
+            "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+            B64.encode(resp)
+        );
+        let out = raw_exchange(net, conn, &xml);
+        if !out.contains("<challenge") {
+            return out;
+        }
+        client
+            .challenge(&payload(&out, "challenge"))
+            .expect("rspauth verifies");
+        raw_exchange(
+            net,
+            conn,
+            "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+        )
+    }
+
+    fn register(net: &mut Net, user: &str, password: &str) {
+        let conn = net.server.accept(T0);
+        raw_exchange(net, conn, HEADER);
+        let ok = raw_exchange(
+            net,
+            conn,
+            &format!(
+                "<iq type='set' id='r'><query xmlns='jabber:iq:register'><username>{user}</username><password>{password}</password></query></iq>"
+            ),
+        );
+        assert!(ok.contains("type='result'"), "{ok}");
+    }
+
+    #[test]
+    fn registered_account_logs_in_with_digest_md5() {
+        let mut net = server(true);
+        register(&mut net, "benvolio", "peace");
+        assert!(stored(&mut net, "benvolio@verona.lit").digest_md5.is_some());
+        let out = digest_login(&mut net, "benvolio", "peace");
+        assert!(out.contains("<success"), "{out}");
+        let out = digest_login(&mut net, "benvolio", "war");
+        assert!(out.contains("not-authorized"), "{out}");
+    }
+
+    #[test]
+    fn off_by_default_and_no_secret_stored() {
+        let mut net = server(false);
+        let conn = net.server.accept(T0);
+        let features = raw_exchange(&mut net, conn, HEADER);
+        assert!(!features.contains("DIGEST-MD5"), "{features}");
+        register(&mut net, "tybalt", "cat");
+        assert!(stored(&mut net, "tybalt@verona.lit").digest_md5.is_none());
+    }
+
+    #[test]
+    fn accounts_from_before_fail_until_the_password_is_set_again() {
+        // Created with SCRAM keys only (version 1 record), then DIGEST-MD5 is enabled.
+        let mut net = server(true);
+        net.add_user("romeo@verona.lit", "juliet");
+        assert!(stored(&mut net, "romeo@verona.lit").digest_md5.is_none());
+        let out = digest_login(&mut net, "romeo", "juliet");
+        assert!(out.contains("not-authorized"), "{out}");
+        // SCRAM still works with the old record; a password change stores the secret.
+        let id = net.connect("romeo@verona.lit/r", "juliet");
+        assert!(net.jid_of(id).is_some(), "{:?}", net.client_events.get(&id));
+        let reply = net.iq(
+            id,
+            "<iq type='set' id='pw' xmlns='jabber:client'><query xmlns='jabber:iq:register'><username>romeo</username><password>rosaline</password></query></iq>",
+        );
+        assert_eq!(reply.attr("type"), Some("result"), "{reply:?}");
+        assert!(stored(&mut net, "romeo@verona.lit").digest_md5.is_some());
+        let out = digest_login(&mut net, "romeo", "rosaline");
+        assert!(out.contains("<success"), "{out}");
+    }
+}

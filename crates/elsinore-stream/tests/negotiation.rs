@@ -877,4 +877,236 @@ mod mechanisms {
             Some("juliet@capulet.lit")
         );
     }
+
+    // ---- DIGEST-MD5 (RFC 2831), server side --------------------------------------------
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use elsinore_sasl::{ClientSession, Mechanism};
+
+    fn digest_creds() -> StoredCredentials {
+        StoredCredentials::derive_with_digest_md5(
+            "juliet",
+            "capulet.lit",
+            "r0meo",
+            b"salt-sha1-16byte",
+            b"salt-sha256-16by",
+            4096,
+        )
+        .expect("derivable")
+    }
+
+    /// A server offering DIGEST-MD5 (plaintext allowed, so no TLS dance), after the header.
+    fn digest_server() -> Connection {
+        let mut cfg = ServerConfig::new("capulet.lit");
+        cfg.tls = TlsPolicy::Optional;
+        cfg.mechanisms.insert(4, Mechanism::DigestMd5);
+        let mut s = Connection::new_server(cfg, Limits::default(), [3; 32], T0);
+        s.handle_input(HEADER.as_bytes(), T0);
+        let features = output(&mut s);
+        assert!(
+            features.contains("<mechanism>DIGEST-MD5</mechanism>"),
+            "{features}"
+        );
+        s
+    }
+
+    /// The text of the one `<name>` element in `out`, base64-decoded.
+    fn sasl_payload(out: &str, name: &str) -> Vec<u8> {
+        let start = out
+            .find(&format!("<{name}"))
+            .unwrap_or_else(|| panic!("no <{name}> in {out}"));
+        let rest = &out[start..];
+        let open_end = rest.find('>').expect("tag end");
+        if rest[..open_end].ends_with('/') {
+            return Vec::new();
+        }
+        let close = rest.find(&format!("</{name}>")).expect("closing tag");
+        let text = &rest[open_end + 1..close];
+        if text == "=" {
+            return Vec::new();
+        }
+        B64.decode(text).expect("base64")
+    }
+
+    fn answer_credentials(s: &mut Connection, creds: Option<&StoredCredentials>) {
+        match s.poll_event() {
+            Some(Event::NeedCredentials { username }) => {
+                assert_eq!(username, "juliet");
+                s.provide_credentials(creds, T0);
+            }
+            other => panic!("expected NeedCredentials, got {other:?}"),
+        }
+    }
+
+    fn response(data: &[u8]) -> Vec<u8> {
+        format!(
+            "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+            B64.encode(data)
+        )
+        .into_bytes()
+    }
+
+    const AUTH_DIGEST: &[u8] =
+        b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='DIGEST-MD5'/>";
+
+    #[test]
+    fn digest_md5_is_not_offered_by_default() {
+        let mut cfg = ServerConfig::new("capulet.lit");
+        cfg.tls = TlsPolicy::Optional;
+        let mut s = Connection::new_server(cfg, Limits::default(), [3; 32], T0);
+        s.handle_input(HEADER.as_bytes(), T0);
+        assert!(!output(&mut s).contains("DIGEST-MD5"));
+        s.handle_input(AUTH_DIGEST, T0);
+        assert!(output(&mut s).contains("invalid-mechanism"));
+    }
+
+    #[test]
+    fn digest_md5_full_exchange_then_bind() {
+        let mut s = digest_server();
+        s.handle_input(AUTH_DIGEST, T0);
+        let challenge = sasl_payload(&output(&mut s), "challenge");
+        let text = String::from_utf8(challenge.clone()).expect("ascii");
+        // Realm = the served domain; only qop=auth; charset utf-8; algorithm md5-sess.
+        assert!(text.contains("realm=\"capulet.lit\""), "{text}");
+        assert!(text.contains("qop=\"auth\""), "{text}");
+        assert!(text.contains("algorithm=md5-sess"), "{text}");
+        let mut client = ClientSession::new(
+            Mechanism::DigestMd5,
+            "juliet",
+            "r0meo",
+            None,
+            "OA6MHXh6VqTrRk",
+        )
+        .expect("client");
+        let resp = client.challenge(&challenge).expect("digest-response");
+        let resp_text = String::from_utf8(resp.clone()).expect("ascii");
+        assert!(
+            resp_text.contains("digest-uri=\"xmpp/capulet.lit\""),
+            "{resp_text}"
+        );
+        s.handle_input(&response(&resp), T0);
+        answer_credentials(&mut s, Some(&digest_creds()));
+        // rspauth proves the server knows the secret; the client checks it.
+        let rspauth = sasl_payload(&output(&mut s), "challenge");
+        let empty = client.challenge(&rspauth).expect("rspauth verifies");
+        assert!(empty.is_empty());
+        s.handle_input(&response(&empty), T0);
+        let out = output(&mut s);
+        assert!(out.contains("<success"), "{out}");
+        client.success(None).expect("client done");
+        assert_eq!(
+            s.authenticated().map(|j| j.to_string()).as_deref(),
+            Some("juliet@capulet.lit")
+        );
+        // The stream restarts and binding follows as for any mechanism.
+        s.handle_input(HEADER.as_bytes(), T0);
+        assert!(output(&mut s).contains("urn:ietf:params:xml:ns:xmpp-bind"));
+    }
+
+    /// Runs an exchange up to the credentials with a hand-edited digest-response and
+    /// returns the server's answer.
+    fn digest_with(edit: impl Fn(String) -> String, creds: Option<&StoredCredentials>) -> String {
+        let mut s = digest_server();
+        s.handle_input(AUTH_DIGEST, T0);
+        let challenge = sasl_payload(&output(&mut s), "challenge");
+        let mut client =
+            ClientSession::new(Mechanism::DigestMd5, "juliet", "r0meo", None, "cn0nce")
+                .expect("client");
+        let resp =
+            String::from_utf8(client.challenge(&challenge).expect("response")).expect("ascii");
+        s.handle_input(&response(edit(resp).as_bytes()), T0);
+        if let Some(Event::NeedCredentials { .. }) = s.poll_event() {
+            s.provide_credentials(creds, T0);
+        }
+        output(&mut s)
+    }
+
+    #[test]
+    fn digest_md5_refuses_replays_foreign_nonces_and_wrong_uris() {
+        let creds = digest_creds();
+        // Unchanged: the server answers rspauth.
+        assert!(digest_with(|r| r, Some(&creds)).contains("<challenge"));
+        // nc other than 00000001: subsequent authentication is not supported.
+        let out = digest_with(|r| r.replace("nc=00000001", "nc=00000002"), Some(&creds));
+        assert!(out.contains("not-authorized"), "{out}");
+        // A nonce the server did not issue (replay from another exchange).
+        let out = digest_with(
+            |r| {
+                let start = r.find("nonce=\"").expect("nonce") + 7;
+                let mut r = r;
+                r.replace_range(start..start + 4, "AAAA");
+                r
+            },
+            Some(&creds),
+        );
+        assert!(out.contains("not-authorized"), "{out}");
+        // digest-uri for another service or host.
+        let out = digest_with(
+            |r| r.replace("xmpp/capulet.lit", "imap/capulet.lit"),
+            Some(&creds),
+        );
+        assert!(out.contains("not-authorized"), "{out}");
+        let out = digest_with(
+            |r| r.replace("xmpp/capulet.lit", "xmpp/montague.lit"),
+            Some(&creds),
+        );
+        assert!(out.contains("not-authorized"), "{out}");
+        // Missing cnonce, or qop=auth-int (no security layers): malformed.
+        let out = digest_with(|r| r.replace("cnonce=\"cn0nce\",", ""), Some(&creds));
+        assert!(out.contains("malformed-request"), "{out}");
+        let out = digest_with(|r| r.replace("qop=auth", "qop=auth-int"), Some(&creds));
+        assert!(out.contains("malformed-request"), "{out}");
+    }
+
+    #[test]
+    fn digest_md5_without_a_stored_secret_is_not_authorized() {
+        // An account whose record predates DIGEST-MD5 (SCRAM keys only), and no account.
+        let out = digest_with(|r| r, Some(&creds("r0meo")));
+        assert!(out.contains("not-authorized"), "{out}");
+        let out = digest_with(|r| r, None);
+        assert!(out.contains("not-authorized"), "{out}");
+        // A wrong password.
+        let wrong = StoredCredentials::derive_with_digest_md5(
+            "juliet",
+            "capulet.lit",
+            "other",
+            b"salt-sha1-16byte",
+            b"salt-sha256-16by",
+            4096,
+        )
+        .expect("derivable");
+        let out = digest_with(|r| r, Some(&wrong));
+        assert!(out.contains("not-authorized"), "{out}");
+    }
+
+    #[test]
+    fn digest_md5_authzid_must_be_the_account() {
+        let creds = digest_creds();
+        for (authzid, ok) in [
+            ("juliet@capulet.lit", true),
+            ("romeo@capulet.lit", false),
+            ("juliet@montague.lit", false),
+        ] {
+            let mut s = digest_server();
+            s.handle_input(AUTH_DIGEST, T0);
+            let challenge = sasl_payload(&output(&mut s), "challenge");
+            let mut client =
+                ClientSession::new(Mechanism::DigestMd5, "juliet", "r0meo", Some(authzid), "cn")
+                    .expect("client");
+            let resp = client.challenge(&challenge).expect("response");
+            s.handle_input(&response(&resp), T0);
+            answer_credentials(&mut s, Some(&creds));
+            let rspauth = sasl_payload(&output(&mut s), "challenge");
+            let empty = client.challenge(&rspauth).expect("rspauth");
+            s.handle_input(&response(&empty), T0);
+            let out = output(&mut s);
+            if ok {
+                assert!(out.contains("<success"), "{authzid}: {out}");
+            } else {
+                assert!(out.contains("invalid-authzid"), "{authzid}: {out}");
+                assert!(s.authenticated().is_none());
+            }
+        }
+    }
 }

@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub allow_plaintext_auth: Option<bool>,
     /// Offer SASL ANONYMOUS (temporary accounts).
     pub allow_anonymous: Option<bool>,
+    /// Offer SASL DIGEST-MD5 and store its secret when passwords are set (default off).
+    pub sasl_digest_md5: Option<bool>,
     /// PEM certificate chain.
     pub cert: Option<PathBuf>,
     /// PEM private key.
@@ -118,6 +120,8 @@ pub struct Settings {
     pub allow_plaintext_auth: bool,
     /// SASL ANONYMOUS.
     pub allow_anonymous: bool,
+    /// SASL DIGEST-MD5 offered, and its secret stored with new passwords.
+    pub sasl_digest_md5: bool,
     /// Certificate and key files, if configured (else a generated self-signed pair).
     pub cert_key: Option<(PathBuf, PathBuf)>,
     /// SCRAM iterations for new credentials.
@@ -142,6 +146,7 @@ pub struct Overrides {
     pub allow_registration: bool,
     pub allow_plaintext_auth: bool,
     pub allow_anonymous: bool,
+    pub allow_digest_md5: bool,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub listen_s2s: Option<String>,
@@ -219,6 +224,7 @@ impl Settings {
             allow_plaintext_auth: cli.allow_plaintext_auth
                 || file.allow_plaintext_auth.unwrap_or(false),
             allow_anonymous: cli.allow_anonymous || file.allow_anonymous.unwrap_or(false),
+            sasl_digest_md5: cli.allow_digest_md5 || file.sasl_digest_md5.unwrap_or(false),
             cert_key,
             scram_iterations,
             s2s,
@@ -251,6 +257,7 @@ mod tests {
             PathBuf::from("./elsinore-data/elsinore.redb")
         );
         assert!(!s.allow_registration && !s.allow_plaintext_auth);
+        assert!(!s.sasl_digest_md5, "DIGEST-MD5 is off by default");
         assert!(s.cert_key.is_none());
     }
 
@@ -267,6 +274,24 @@ mod tests {
         assert_eq!(s.domain, "elsinore.test");
         assert_eq!(s.listen, "0.0.0.0:5222");
         assert!(s.allow_registration);
+    }
+
+    #[test]
+    fn digest_md5_from_file_or_flag() {
+        let s = Settings::resolve(
+            parse("sasl_digest_md5 = true\n").unwrap(),
+            Overrides::default(),
+        );
+        assert!(s.unwrap().sasl_digest_md5);
+        let cli = Overrides {
+            allow_digest_md5: true,
+            ..Overrides::default()
+        };
+        assert!(
+            Settings::resolve(FileConfig::default(), cli)
+                .unwrap()
+                .sasl_digest_md5
+        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ enum Command {
 #[derive(Debug, Default, Args)]
 struct Common {
     /// TOML configuration file (keys: domain, listen, listen_tls, data, allow_registration,
-    /// allow_plaintext_auth, cert, key, scram_iterations, muc, muc_history, release tables,
+    /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, cert, key, scram_iterations, muc, muc_history, release tables,
     /// listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, [s2s.peers]).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -82,6 +82,10 @@ struct ServeArgs {
     /// Offer SASL ANONYMOUS: anyone may log in to a temporary account.
     #[arg(long)]
     allow_anonymous: bool,
+    /// Offer SASL DIGEST-MD5 (Historic, RFC 6331) to accounts whose password was set while
+    /// it was enabled (config `sasl_digest_md5`; `adduser`/`passwd` need it too).
+    #[arg(long)]
+    allow_digest_md5: bool,
     /// PEM certificate chain (with --key); default: a generated self-signed certificate.
     #[arg(long, value_name = "FILE", requires = "key")]
     cert: Option<PathBuf>,
@@ -96,6 +100,9 @@ struct UserArgs {
     jid: String,
     #[command(flatten)]
     common: Common,
+    /// Also store the DIGEST-MD5 secret for the password (as config `sasl_digest_md5`).
+    #[arg(long)]
+    allow_digest_md5: bool,
 }
 
 fn main() -> ExitCode {
@@ -152,6 +159,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             allow_registration: args.allow_registration,
             allow_plaintext_auth: args.allow_plaintext_auth,
             allow_anonymous: args.allow_anonymous,
+            allow_digest_md5: args.allow_digest_md5,
             cert: args.cert,
             key: args.key,
             listen_s2s: args.listen_s2s,
@@ -166,6 +174,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.allow_registration = settings.allow_registration;
     config.allow_plaintext_auth = settings.allow_plaintext_auth;
     config.allow_anonymous = settings.allow_anonymous;
+    config.sasl_digest_md5 = settings.sasl_digest_md5;
     config.tls_available = true;
     config.scram_iterations = settings.scram_iterations;
     config.muc_enabled = settings.muc;
@@ -330,13 +339,21 @@ fn read_password(prompt: &str) -> Result<String> {
 
 fn set_password(store: &mut RedbStore, jid: &BareJid, settings: &Settings) -> Result<()> {
     let password = read_password(&format!("Password for {jid}"))?;
-    let op = accounts::create_account_op(jid, &password, random_seed()?, settings.scram_iterations)
+    let policy = accounts::CredentialPolicy {
+        iterations: settings.scram_iterations,
+        digest_md5: settings.sasl_digest_md5,
+    };
+    let op = accounts::set_password_op(jid, &password, random_seed()?, policy)
         .with_context(|| format!("cannot set the password of {jid}"))?;
     apply_write(store, &op)
 }
 
 fn user_settings(args: &UserArgs) -> Result<Settings> {
-    settings(&args.common, Overrides::default())
+    let overrides = Overrides {
+        allow_digest_md5: args.allow_digest_md5,
+        ..Overrides::default()
+    };
+    settings(&args.common, overrides)
 }
 
 fn adduser(args: UserArgs) -> Result<()> {
