@@ -134,3 +134,26 @@ fn xml_lang_is_delivered_unchanged() {
     let recv: Vec<&Element> = m.elements().collect();
     assert_eq!(sent, recv);
 }
+
+/// §7.6: a message to the server itself (here with only an unknown payload) is ignored:
+/// no reply, nothing delivered.
+#[test]
+fn message_to_the_server_is_ignored() {
+    let (mut net, hamlet, ophelia) = two_users();
+    net.send(
+        hamlet,
+        &el(
+            "<message xmlns='jabber:client' to='shakespeare.lit' id='m3'>\
+             <x xmlns='urn:example:unknown'/></message>",
+        ),
+    );
+    assert_eq!(net.take_inbox(hamlet), Vec::<Element>::new());
+    assert_eq!(net.take_inbox(ophelia), Vec::<Element>::new());
+    // The server is still there.
+    let pong = net.iq(
+        hamlet,
+        "<iq type='get' id='p' to='shakespeare.lit' xmlns='jabber:client'>\
+         <ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    assert_eq!(pong.attr("type"), Some("result"));
+}

@@ -73,7 +73,7 @@ fn server_header_has_from_id_and_version() {
     assert!(!s.is_closed());
 }
 
-/// §4.2 the initiating header carries `to` (the server's domain) and no `id`; §5.1 item
+/// §4.2 the initiating header carries `to` (the server's domain) and no `id` or `from`; §5.1 item
 /// 1 and §6.1.1 item 2: it says `version='1.0'`.
 #[test]
 fn client_header_has_to_and_version() {
@@ -97,6 +97,7 @@ fn client_header_has_to_and_version() {
         Some("1.0")
     );
     assert_eq!(attr_of(&out, "stream:stream", "id"), None, "{out}");
+    assert_eq!(attr_of(&out, "stream:stream", "from"), None, "{out}");
 }
 
 /// §4.3: any prefix for the stream namespace is accepted, not only `stream:`.
@@ -294,6 +295,25 @@ fn s2s_receiving_header_has_an_id() {
     assert!(!r.is_closed());
 }
 
+/// §5.4 step 3: a receiving server that requires TLS says so with `<required/>`, and
+/// offers no authentication before it.
+#[test]
+fn s2s_required_tls_is_signalled() {
+    let mut cfg = s2s_config("two.example");
+    cfg.tls = TlsPolicy::Required;
+    let mut r = S2sConnection::new_receiving(cfg, Limits::default(), [2; 32], T0);
+    r.handle_input(S2S_HEADER.as_bytes(), T0);
+    let out = String::from_utf8(r.take_transmit()).unwrap();
+    assert!(
+        out.contains("<starttls") && out.contains("<required/>"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("urn:xmpp:features:dialback") && !out.contains("mechanisms"),
+        "{out}"
+    );
+}
+
 /// §6.2.1 step 8: a `<db:verify/>` addressed to a domain the authoritative server does
 /// not serve is `host-unknown`.
 #[test]
@@ -391,4 +411,86 @@ fn s2s_verify_answers_are_checked() {
     assert!(closed_with(&other, StreamErrorCondition::InvalidFrom));
     let no_id = pre_1_0("<db:verify from='two.example' to='one.example' type='valid'/>");
     assert!(closed_with(&no_id, StreamErrorCondition::BadFormat));
+}
+
+/// A receiving stream from one.example on which one.example's dialback key is waiting
+/// for verification (the `VerifyRequest` event drained).
+fn awaiting_verification() -> S2sConnection {
+    let mut r = receiving();
+    r.handle_input(S2S_HEADER.as_bytes(), T0);
+    r.handle_input(
+        b"<db:result from='one.example' to='two.example'>0123abcd</db:result>",
+        T0,
+    );
+    let evs = events(&mut r);
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, S2sEvent::VerifyRequest { from, .. } if from == "one.example")),
+        "{evs:?}"
+    );
+    let _ = r.take_transmit();
+    r
+}
+
+/// §6.2.1 step 7 (last paragraph): when the authoritative server cannot be asked, the
+/// originating server's stream ends with `remote-connection-failed`.
+#[test]
+fn s2s_unreachable_authority_is_remote_connection_failed() {
+    let mut r = awaiting_verification();
+    r.dialback_failed("one.example");
+    assert!(closed_with(
+        &events(&mut r),
+        StreamErrorCondition::RemoteConnectionFailed
+    ));
+    let out = String::from_utf8(r.take_transmit()).unwrap();
+    assert!(out.contains("remote-connection-failed") && out.ends_with("</stream:stream>"));
+}
+
+/// §7.2.2 and §6.2.1 (last paragraph): a stanza between servers without `from` ends the
+/// stream (the draft's `invalid-xml`, RFC 6120 `improper-addressing`).
+#[test]
+fn s2s_missing_from_is_improper_addressing() {
+    let mut r = awaiting_verification();
+    r.dialback_result("one.example", true, T0);
+    assert!(events(&mut r).contains(&S2sEvent::Authenticated {
+        domain: "one.example".into(),
+        method: elsinore_stream::S2sAuth::Dialback,
+    }));
+    r.handle_input(
+        b"<message to='bob@two.example'><body>x</body></message>",
+        T0,
+    );
+    assert!(closed_with(
+        &events(&mut r),
+        StreamErrorCondition::ImproperAddressing
+    ));
+}
+
+// ---- §8 XML usage -------------------------------------------------------
+
+/// §8.1 and §8.4: a comment, or an encoding other than UTF-8 declared, ends the stream
+/// with `restricted-xml` (RFC 6120 11.1; the draft said to ignore such data).
+#[test]
+fn comment_and_foreign_encoding_are_restricted_xml() {
+    let mut s = server(TlsPolicy::Required);
+    s.handle_input(HEADER.as_bytes(), T0);
+    let _ = output(&mut s);
+    s.handle_input(b"<!-- hello -->", T0);
+    let out = output(&mut s);
+    assert!(out.contains("restricted-xml"), "{out}");
+    assert!(s.is_closed());
+
+    let mut s = server(TlsPolicy::Required);
+    s.handle_input(
+        HEADER
+            .replace(
+                "<?xml version='1.0'?>",
+                "<?xml version='1.0' encoding='ISO-8859-1'?>",
+            )
+            .as_bytes(),
+        T0,
+    );
+    let out = output(&mut s);
+    assert!(out.contains("restricted-xml"), "{out}");
+    assert!(s.is_closed());
 }
