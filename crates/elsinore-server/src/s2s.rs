@@ -304,10 +304,10 @@ impl Server {
         Some(id)
     }
 
-    /// An error reply to `el` (sent by a local user) delivered locally; never an
-    /// error to an error (RFC 6120 8.3.1).
+    /// An error reply to `el` (sent by a local user) delivered locally; never to an
+    /// error or an iq result ([`crate::server::may_bounce`]).
     fn bounce_local(&mut self, el: &Element, cond: DefinedCondition, text: &str, now: Instant) {
-        if el.attr("type") == Some("error") {
+        if !crate::server::may_bounce(el) {
             return;
         }
         let Some(sender) = el.attr("from").and_then(|f| Jid::parse(f).ok()) else {

@@ -773,8 +773,7 @@ impl Server {
     }
 
     pub(crate) fn bounce(&mut self, id: ConnId, el: &Element, err: StanzaError, now: Instant) {
-        // Never answer an error with an error (RFC 6120 8.3.1).
-        if el.attr("type") == Some("error") {
+        if !may_bounce(el) {
             return;
         }
         let mut reply = Element::new(el.name.clone(), NS_CLIENT).with_attr("type", "error");
@@ -796,5 +795,15 @@ impl Server {
             .children
             .push(elsinore_xml::Node::Element(err.to_element(NS_CLIENT)));
         self.deliver_to_conn(id, &reply, now);
+    }
+}
+
+/// Whether an undeliverable stanza may be answered with an error: never an error
+/// (RFC 6120 8.3.1), nor an iq result (RFC 6120 8.2.3, draft-ietf-xmpp-core-11 7.5.1).
+pub(crate) fn may_bounce(el: &Element) -> bool {
+    match el.attr("type") {
+        Some("error") => false,
+        Some("result") => el.name != "iq",
+        _ => true,
     }
 }

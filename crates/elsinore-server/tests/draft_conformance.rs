@@ -157,3 +157,24 @@ fn message_to_the_server_is_ignored() {
     );
     assert_eq!(pong.attr("type"), Some("result"));
 }
+
+/// §7.5.1: an iq result is never answered, also when its recipient is gone (an iq get
+/// to the same address bounces).
+#[test]
+fn iq_result_to_an_unavailable_resource_is_not_answered() {
+    let (mut net, hamlet, _) = two_users();
+    net.send(
+        hamlet,
+        &el("<iq type='result' id='r9' to='ophelia@shakespeare.lit/gone' xmlns='jabber:client'/>"),
+    );
+    assert_eq!(net.take_inbox(hamlet), Vec::<Element>::new());
+    let reply = net.iq(
+        hamlet,
+        "<iq type='get' id='g9' to='ophelia@shakespeare.lit/gone' xmlns='jabber:client'>\
+         <query xmlns='jabber:iq:version'/></iq>",
+    );
+    assert_eq!(
+        error_condition(&reply).as_deref(),
+        Some("service-unavailable")
+    );
+}

@@ -249,6 +249,13 @@ fn unreachable_domain_bounces_remote_server_not_found() {
         "<message xmlns='jabber:client' to='nobody@nowhere.example' type='error' id='m2'/>",
     );
     assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    // Nor an iq result (draft-ietf-xmpp-core-11 7.5.1, RFC 6120 8.2.3).
+    fed.send(
+        0,
+        romeo,
+        "<iq xmlns='jabber:client' to='nobody@nowhere.example/r' type='result' id='r1'/>",
+    );
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
 }
 
 #[test]
