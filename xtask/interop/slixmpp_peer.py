@@ -2,8 +2,11 @@
 """A slixmpp peer for checks driven from another client (e.g. profanity in tmux).
 
 Logs in, waits for a chat or normal message whose body is --expect (also when
-delivered from offline storage), then answers the sender with --reply.
-Prints [PASS]/[FAIL] lines and exits 0 only when both steps worked.
+delivered from offline storage), then answers the sender with --reply (when
+given). With --expect-from, the sender's bare JID must be that one. With
+--ready, "[PASS] peer logged in" is printed once the session started (for a
+driver that sends only then). Prints [PASS]/[FAIL] lines and exits 0 only when
+every step worked.
 
   python3 slixmpp_peer.py --port 5222 --jid bob@localhost --password pw \
       --expect 'hello' --reply 'hi back' --insecure
@@ -63,11 +66,17 @@ async def main_async(args):
     ok = True
     try:
         await asyncio.wait_for(peer.started, args.timeout)
+        if args.ready:
+            check("peer logged in", True, str(peer.boundjid))
         msg = await asyncio.wait_for(peer.got, args.timeout)
-        ok &= check("peer received the message", True, f"from={msg['from']}")
-        peer.send_message(mto=msg["from"], mbody=args.reply, mtype="chat")
-        await asyncio.sleep(1.0)  # let the reply leave before disconnecting
-        ok &= check("peer sent the reply", True)
+        if args.expect_from and msg["from"].bare != args.expect_from:
+            ok &= check("peer received the message", False, f"from={msg['from']}, expected {args.expect_from}")
+        else:
+            ok &= check("peer received the message", True, f"from={msg['from']} body={msg['body']!r}")
+        if args.reply is not None:
+            peer.send_message(mto=msg["from"], mbody=args.reply, mtype="chat")
+            await asyncio.sleep(1.0)  # let the reply leave before disconnecting
+            ok &= check("peer sent the reply", True)
     except Exception as e:
         ok = check("peer scenario", False, repr(e))
     finally:
@@ -82,7 +91,9 @@ def main():
     p.add_argument("--jid", required=True)
     p.add_argument("--password", required=True)
     p.add_argument("--expect", required=True)
-    p.add_argument("--reply", required=True)
+    p.add_argument("--reply")
+    p.add_argument("--expect-from", help="bare JID the message must come from")
+    p.add_argument("--ready", action="store_true", help="print a line once logged in")
     p.add_argument("--cafile")
     p.add_argument("--insecure", action="store_true")
     p.add_argument("--timeout", type=float, default=20.0)

@@ -1,41 +1,120 @@
-"""Federation check: a user on server A sends a chat message to a user on server B
-(over server-to-server) and waits for it. Exit 0 when it arrives.
+#!/usr/bin/env python3
+"""Federation check: two users on two servers exchange chat messages over s2s.
 
-usage: slixmpp_s2s.py FROM_JID FROM_HOST:PORT TO_JID TO_HOST:PORT PASSWORD
-Certificates are not checked (self-signed test servers)."""
+A (on server A) sends B (on server B) a message; B must receive it with A's
+bare JID as sender and the exact body; B answers; A must receive the answer the
+same way. Each direction makes its server open its own outgoing s2s stream.
+Prints one [PASS]/[FAIL] line per check; exit 0 only when all passed.
+Certificates are not checked (self-signed test servers).
+
+  python3 slixmpp_s2s.py --a-jid alice@one.test --a-port 5222 --a-password pw \
+      --b-jid bob@two.test --b-port 5223 --b-password pw2
+"""
+
+import argparse
 import asyncio
+import logging
 import ssl
 import sys
 
-import slixmpp
-
-got = asyncio.Event()
+from slixmpp import ClientXMPP
 
 
-class C(slixmpp.ClientXMPP):
+def check(name, ok, detail=""):
+    print(f"[{'PASS' if ok else 'FAIL'}] {name}" + (f" -- {detail}" if detail else ""), flush=True)
+    return ok
+
+
+class Client(ClientXMPP):
     def __init__(self, jid, password):
         super().__init__(jid, password)
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.add_event_handler("message", self.on_msg)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.ssl_context = ctx
+        self.enable_direct_tls = False
+        self.enable_plaintext = False
+        self.started = asyncio.get_event_loop().create_future()
+        self.messages = asyncio.Queue()
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("message", self.on_message)
+        for ev in ("failed_all_auth", "connection_failed"):
+            self.add_event_handler(ev, self.on_fail)
 
-    def on_msg(self, m):
-        print("received", m["from"], m["body"])
-        got.set()
+    def on_fail(self, *_):
+        if not self.started.done():
+            self.started.set_exception(RuntimeError("login failed"))
+
+    def on_start(self, _):
+        self.send_presence()
+        if not self.started.done():
+            self.started.set_result(True)
+
+    def on_message(self, msg):
+        if msg["type"] in ("chat", "normal"):
+            self.messages.put_nowait(msg)
 
 
-async def main(a_jid, a_addr, b_jid, b_addr, password):
-    a, b = C(a_jid, password), C(b_jid, password)
-    for c, addr in ((a, a_addr), (b, b_addr)):
-        host, port = addr.rsplit(":", 1)
-        c.connect(host=host, port=int(port))
-    await asyncio.wait_for(
-        asyncio.gather(a.wait_until("session_start"), b.wait_until("session_start")), 20
-    )
-    a.send_message(mto=b_jid, mbody="over s2s", mtype="chat")
-    await asyncio.wait_for(got.wait(), 30)
-    print("OK")
+async def expect(client, sender, body, timeout):
+    """Waits for a message from `sender` (bare) with `body`; returns (ok, detail)."""
+    seen = []
+    loop = asyncio.get_event_loop()
+    deadline = loop.time() + timeout
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            return False, f"nothing matching within {timeout}s; saw {seen}"
+        try:
+            msg = await asyncio.wait_for(client.messages.get(), left)
+        except asyncio.TimeoutError:
+            continue
+        seen.append((str(msg["from"]), msg["body"]))
+        if msg["from"].bare == sender and msg["body"] == body:
+            return True, f"from={msg['from']} body={body!r}"
+
+
+async def main_async(args):
+    a = Client(args.a_jid, args.a_password)
+    b = Client(args.b_jid, args.b_password)
+    a.connect(host=args.host, port=args.a_port)
+    b.connect(host=args.host, port=args.b_port)
+    ok = True
+    try:
+        try:
+            await asyncio.wait_for(asyncio.gather(a.started, b.started), args.timeout)
+            ok &= check(f"{args.label} both users logged in", True)
+        except Exception as e:
+            return 0 if check(f"{args.label} both users logged in", False, repr(e)) else 1
+        there = f"hello {args.b_jid}, from {args.a_jid} over s2s"
+        a.send_message(mto=args.b_jid, mbody=there, mtype="chat")
+        got, detail = await expect(b, args.a_jid, there, args.timeout)
+        ok &= check(f"{args.label} {args.a_jid} -> {args.b_jid}", got, detail)
+        back = f"hello {args.a_jid}, from {args.b_jid} over s2s"
+        b.send_message(mto=args.a_jid, mbody=back, mtype="chat")
+        got, detail = await expect(a, args.b_jid, back, args.timeout)
+        ok &= check(f"{args.label} {args.b_jid} -> {args.a_jid}", got, detail)
+    finally:
+        a.disconnect()
+        b.disconnect()
+        await asyncio.sleep(0.3)
+    return 0 if ok else 1
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--a-jid", required=True)
+    p.add_argument("--a-password", required=True)
+    p.add_argument("--a-port", type=int, required=True)
+    p.add_argument("--b-jid", required=True)
+    p.add_argument("--b-password", required=True)
+    p.add_argument("--b-port", type=int, required=True)
+    p.add_argument("--label", default="s2s")
+    p.add_argument("--timeout", type=float, default=30.0)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.CRITICAL)
+    sys.exit(asyncio.run(main_async(args)))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:6]))
+    main()

@@ -21,6 +21,9 @@ use crate::report::Report;
 use crate::terminal::{self, Tmux};
 use crate::workspace;
 
+mod clients;
+mod federation;
+
 /// Building a crate of this workspace from scratch on 2 cores.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// A server's start, up to its "ready" signal.
@@ -43,6 +46,8 @@ const DOMAIN: &str = "localhost";
 enum Side {
     Elsinore,
     Prosody,
+    /// s2s: elsinore ↔ elsinore and elsinore ↔ Prosody.
+    Federation,
 }
 
 /// Command-line options of `cargo xtask interop`.
@@ -52,7 +57,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// Parses `[--only elsinore|prosody] [--keep]`.
+    /// Parses `[--only elsinore|prosody|federation] [--keep]`.
     pub fn parse(args: &[String]) -> Result<Options> {
         let mut opts = Options {
             only: None,
@@ -66,7 +71,10 @@ impl Options {
                     opts.only = Some(match it.next().map(String::as_str) {
                         Some("elsinore") => Side::Elsinore,
                         Some("prosody") => Side::Prosody,
-                        other => bail!("--only takes elsinore or prosody, got {other:?}"),
+                        Some("federation") => Side::Federation,
+                        other => {
+                            bail!("--only takes elsinore, prosody or federation, got {other:?}")
+                        }
                     })
                 }
                 other => bail!("unknown interop option {other:?} (try --only, --keep)"),
@@ -116,6 +124,20 @@ pub fn run(opts: Options) -> Result<i32> {
         section("prosody");
         if let Err(e) = prosody_side(&mut ctx) {
             ctx.report.record("prosody: setup", false, format!("{e:#}"));
+        }
+    }
+
+    if opts.runs(Side::Federation) {
+        section("federation");
+        if let Some(bin) = clients::elsinore_bin(&mut ctx) {
+            federation::elsinore_pair(&mut ctx, &bin);
+            let prosody = ensure_apt_package("prosody", "prosody");
+            if ctx
+                .report
+                .record_result("setup: prosody installed (federation)", prosody)
+            {
+                federation::with_prosody(&mut ctx, &bin);
+            }
         }
     }
 
@@ -207,6 +229,15 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
         &["--mech", "DIGEST-MD5"],
     );
     run_slixmpp_im(ctx, "elsinore", addr, None);
+    clients::sasl_mechanisms(ctx, &bin, addr, USERS[0], DOMAIN);
+    let (sender, sender_password) = USERS[1];
+    let (receiver, receiver_password) = USERS[0];
+    clients::go_sendxmpp(
+        ctx,
+        addr,
+        (&format!("{sender}@{DOMAIN}"), sender_password),
+        (&format!("{receiver}@{DOMAIN}"), receiver_password),
+    );
     run_slixmpp_script(
         ctx,
         "elsinore",

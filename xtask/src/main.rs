@@ -17,8 +17,8 @@ use anyhow::{Result, bail};
 /// Subcommands and their one-line help, printed by `cargo xtask help`.
 const COMMANDS: &[(&str, &str)] = &[
     (
-        "interop [--only elsinore|prosody] [--keep]",
-        "run slixmpp and the private_xml example against elsinore and Prosody",
+        "interop [--only elsinore|prosody|federation] [--keep]",
+        "run slixmpp, other clients and the private_xml example against elsinore and Prosody; s2s federation",
     ),
     (
         "loadbench [--quick] [--only elsinore|prosody|ejabberd]... [--keep]",

@@ -1,0 +1,382 @@
+//! Federation on loopback: two elsinore servers over s2s (dialback; STARTTLS + SASL
+//! EXTERNAL with certificates made here by openssl), and elsinore ↔ Prosody.
+//!
+//! There is no DNS. elsinore maps domains to addresses with `[s2s.peers]`. Prosody
+//! resolves s2s targets through libunbound (Debian's lua-unbound); its `unbound`
+//! option passes `local-data` to libunbound, so an SRV record
+//! `_xmpp-server._tcp.elsinore.test` pointing at our s2s port on `localhost` (a name
+//! libunbound answers itself) exists only inside that Prosody process — nothing on
+//! the machine changes. `.test` names are reserved (RFC 6761) and libunbound answers
+//! every other `.test` query with NXDOMAIN at once, so no lookup waits on a network.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use super::clients::{Instance, start_elsinore};
+use super::{Ctx, START_TIMEOUT, lua_str, run_admin, run_checks, tail_file};
+use crate::proc::{self, Service};
+use crate::workspace;
+
+const ONE: &str = "one.elsinore.test";
+const TWO: &str = "two.elsinore.test";
+const ELSINORE: &str = "elsinore.test";
+const PROSODY: &str = "prosody.test";
+const ALICE: (&str, &str) = ("alice", "alice-s2s-pw");
+const BOB: (&str, &str) = ("bob", "bob-s2s-pw");
+
+/// How the two elsinore servers authenticate each other.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// No CA configured, unverifiable self-signed certificates accepted for TLS:
+    /// only dialback can authenticate.
+    Dialback,
+    /// Each server trusts the other's CA; dialback is off, so only SASL EXTERNAL can.
+    External,
+}
+
+/// elsinore ↔ elsinore, once with dialback and once with SASL EXTERNAL.
+pub(super) fn elsinore_pair(ctx: &mut Ctx, bin: &Path) {
+    for auth in [Auth::Dialback, Auth::External] {
+        let label = match auth {
+            Auth::Dialback => "s2s dialback",
+            Auth::External => "s2s SASL EXTERNAL",
+        };
+        if let Err(e) = pair(ctx, bin, auth, label) {
+            ctx.report.record(
+                format!("federation: {label} setup"),
+                false,
+                format!("{e:#}"),
+            );
+        }
+    }
+}
+
+fn pair(ctx: &mut Ctx, bin: &Path, auth: Auth, label: &str) -> Result<()> {
+    let base = ctx.tmp.path().join(match auth {
+        Auth::Dialback => "s2s-dialback",
+        Auth::External => "s2s-external",
+    });
+    std::fs::create_dir_all(&base)?;
+    let s2s_one = SocketAddr::from(([127, 0, 0, 1], proc::free_port()?));
+    let s2s_two = SocketAddr::from(([127, 0, 0, 1], proc::free_port()?));
+    let config = |domain: &str, listen: SocketAddr, peer: &str, peer_addr: SocketAddr| {
+        let mut c = String::new();
+        let _ = writeln!(c, "domain = \"{domain}\"");
+        let _ = writeln!(c, "listen_s2s = \"{listen}\"");
+        match auth {
+            Auth::Dialback => {
+                let _ = writeln!(c, "s2s_insecure = true");
+            }
+            Auth::External => {
+                let _ = writeln!(c, "cert = \"../certs/{domain}.crt\"");
+                let _ = writeln!(c, "key = \"../certs/{domain}.key\"");
+                let _ = writeln!(c, "s2s_ca = [\"../certs/{peer}-ca.crt\"]");
+                let _ = writeln!(c, "s2s_dialback = false");
+            }
+        }
+        let _ = writeln!(c, "[s2s.peers]\n\"{peer}\" = \"{peer_addr}\"");
+        c
+    };
+    if auth == Auth::External {
+        let certs = base.join("certs");
+        std::fs::create_dir_all(&certs)?;
+        for domain in [ONE, TWO] {
+            ca_signed_cert(&certs, domain).with_context(|| format!("certificate for {domain}"))?;
+        }
+    }
+    let alice = (format!("{}@{ONE}", ALICE.0), ALICE.1);
+    let bob = (format!("{}@{TWO}", BOB.0), BOB.1);
+    let one = start_elsinore(
+        bin,
+        &base.join("one"),
+        ONE,
+        &config(ONE, s2s_one, TWO, s2s_two),
+        &[],
+        std::slice::from_ref(&alice),
+    )?;
+    let two = start_elsinore(
+        bin,
+        &base.join("two"),
+        TWO,
+        &config(TWO, s2s_two, ONE, s2s_one),
+        &[],
+        std::slice::from_ref(&bob),
+    )?;
+    exchange(
+        ctx,
+        label,
+        (&alice.0, alice.1, one.c2s),
+        (&bob.0, bob.1, two.c2s),
+    );
+    if auth == Auth::External {
+        // Evidence that the certificates did the work: each side verified the other's.
+        for (dir, domain, peer) in [("one", ONE, TWO), ("two", TWO, ONE)] {
+            let log =
+                std::fs::read_to_string(base.join(dir).join("elsinore.log")).unwrap_or_default();
+            let needle = format!("verified=[\"{peer}\"]");
+            let seen = log.lines().filter(|l| l.contains(&needle)).count();
+            ctx.report.record(
+                format!("federation: {label}: {domain} verified {peer}'s certificate"),
+                seen >= 2,
+                format!("{seen} TLS handshakes logged {needle} (outgoing and incoming expected)"),
+            );
+        }
+    }
+    drop(one);
+    drop(two);
+    Ok(())
+}
+
+/// Runs `slixmpp_s2s.py`: `a` sends `b` a message, `b` answers.
+fn exchange(ctx: &mut Ctx, label: &str, a: (&str, &str, SocketAddr), b: (&str, &str, SocketAddr)) {
+    if !ctx.slixmpp {
+        ctx.report.record(
+            format!("federation: {label}"),
+            false,
+            "skipped: slixmpp not installed",
+        );
+        return;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.arg(workspace::root().join("xtask/interop/slixmpp_s2s.py"))
+        .args(["--a-jid", a.0, "--a-password", a.1])
+        .args(["--a-port", &a.2.port().to_string()])
+        .args(["--b-jid", b.0, "--b-password", b.1])
+        .args(["--b-port", &b.2.port().to_string()])
+        .args(["--label", label, "--timeout", "40"]);
+    run_checks(
+        ctx,
+        &format!("federation: {label}"),
+        "federation:",
+        &mut cmd,
+    );
+}
+
+/// A CA (`<domain>-ca.crt`) and a certificate for `domain` it signed
+/// (`<domain>.crt`, `<domain>.key`), usable for TLS server and client authentication.
+fn ca_signed_cert(dir: &Path, domain: &str) -> Result<()> {
+    let p = |name: &str| dir.join(name);
+    let ca_key = p(&format!("{domain}-ca.key"));
+    let ca_crt = p(&format!("{domain}-ca.crt"));
+    let key = p(&format!("{domain}.key"));
+    let csr = p(&format!("{domain}.csr"));
+    let crt = p(&format!("{domain}.crt"));
+    let ext = p(&format!("{domain}.ext"));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run_admin(
+        Command::new("openssl")
+            .args(["req", "-x509", "-days", "2"])
+            .args(ec)
+            .args(["-subj", &format!("/CN={domain} test CA")])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+            .arg("-keyout")
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&ca_crt),
+        None,
+    )?;
+    run_admin(
+        Command::new("openssl")
+            .args(["req", "-new"])
+            .args(ec)
+            .args(["-subj", &format!("/CN={domain}")])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr),
+        None,
+    )?;
+    // clientAuth too: the same certificate identifies us when we connect (XEP-0178).
+    std::fs::write(
+        &ext,
+        format!(
+            "subjectAltName=DNS:{domain}\nextendedKeyUsage=serverAuth,clientAuth\n\
+             basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        ),
+    )?;
+    run_admin(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-set_serial", "2"])
+            .arg("-in")
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&ca_crt)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(&crt),
+        None,
+    )?;
+    Ok(())
+}
+
+/// elsinore (`elsinore.test`) ↔ Prosody (`prosody.test`): a message each way, each
+/// making its server open an outgoing s2s stream that the other verifies by dialback.
+pub(super) fn with_prosody(ctx: &mut Ctx, bin: &Path) {
+    if let Err(e) = prosody_pair(ctx, bin) {
+        ctx.report.record(
+            "federation: elsinore <-> Prosody setup",
+            false,
+            format!("{e:#}"),
+        );
+    }
+}
+
+fn prosody_pair(ctx: &mut Ctx, bin: &Path) -> Result<()> {
+    let base = ctx.tmp.path().join("s2s-prosody");
+    let pdir = base.join("prosody");
+    let certs = pdir.join("certs");
+    let data = pdir.join("data");
+    std::fs::create_dir_all(&certs)?;
+    std::fs::create_dir_all(&data)?;
+    // Prosody finds <host>.crt / <host>.key in `certificates` by itself.
+    run_admin(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", &format!("/CN={PROSODY}")])
+            .args(["-addext", &format!("subjectAltName=DNS:{PROSODY}")])
+            .arg("-keyout")
+            .arg(certs.join(format!("{PROSODY}.key")))
+            .arg("-out")
+            .arg(certs.join(format!("{PROSODY}.crt"))),
+        None,
+    )
+    .context("openssl could not make Prosody's certificate")?;
+
+    let elsinore_s2s = SocketAddr::from(([127, 0, 0, 1], proc::free_port()?));
+    let prosody_c2s = SocketAddr::from(([127, 0, 0, 1], proc::free_port()?));
+    let prosody_s2s = SocketAddr::from(([127, 0, 0, 1], proc::free_port()?));
+    let config = pdir.join("prosody.cfg.lua");
+    std::fs::write(
+        &config,
+        prosody_config(
+            &pdir,
+            prosody_c2s.port(),
+            prosody_s2s.port(),
+            elsinore_s2s.port(),
+        ),
+    )?;
+    run_admin(
+        Command::new("prosodyctl")
+            .arg("--config")
+            .arg(&config)
+            .args(["register", BOB.0, PROSODY, BOB.1]),
+        None,
+    )
+    .context("prosodyctl register")?;
+
+    let alice = (format!("{}@{ELSINORE}", ALICE.0), ALICE.1);
+    // Prosody's certificate is self-signed: accepted for TLS, then dialback.
+    let elsinore: Instance = start_elsinore(
+        bin,
+        &base.join("elsinore"),
+        ELSINORE,
+        &format!(
+            "domain = \"{ELSINORE}\"\nlisten_s2s = \"{elsinore_s2s}\"\ns2s_insecure = true\n\
+             [s2s.peers]\n\"{PROSODY}\" = \"{prosody_s2s}\"\n"
+        ),
+        &[],
+        std::slice::from_ref(&alice),
+    )?;
+    let mut prosody = Service::spawn(
+        "prosody (s2s)",
+        Command::new("prosody")
+            .arg("--config")
+            .arg(&config)
+            .arg("-F")
+            .current_dir(&pdir),
+        &pdir.join("prosody.out"),
+    )?;
+    if let Err(e) = prosody
+        .wait_for_port(prosody_c2s, START_TIMEOUT)
+        .and_then(|()| prosody.wait_for_port(prosody_s2s, START_TIMEOUT))
+    {
+        bail!("{e:#}\n{}", tail_file(&pdir.join("prosody.log")));
+    }
+    let bob = format!("{}@{PROSODY}", BOB.0);
+    let before = ctx.report.failed();
+    exchange(
+        ctx,
+        "elsinore <-> Prosody",
+        (&alice.0, alice.1, elsinore.c2s),
+        (&bob, BOB.1, prosody_c2s),
+    );
+    // Prosody's view: both of its s2s sessions with elsinore.test completed.
+    let log = std::fs::read_to_string(pdir.join("prosody.log")).unwrap_or_default();
+    for (what, needle) in [
+        (
+            "Prosody accepted elsinore's stream (dialback)",
+            format!("Incoming s2s connection {ELSINORE}->{PROSODY} complete"),
+        ),
+        (
+            "Prosody's stream to elsinore authenticated (dialback)",
+            format!("Outgoing s2s connection {PROSODY}->{ELSINORE} complete"),
+        ),
+    ] {
+        let seen = log.contains(&needle);
+        ctx.report.record(
+            format!("federation: {what}"),
+            seen,
+            format!("prosody.log: {needle:?}"),
+        );
+    }
+    if ctx.report.failed() > before {
+        println!("{}", tail_file(&pdir.join("prosody.log")));
+        println!("{}", elsinore.service.log_tail());
+    }
+    prosody.stop();
+    drop(elsinore);
+    Ok(())
+}
+
+/// Prosody for `prosody.test` with s2s on: c2s and s2s on our ports, STARTTLS required
+/// (its default), unverifiable certificates allowed to fall back to dialback
+/// (`s2s_secure_auth = false`), and `elsinore.test` resolved through an SRV record
+/// given to libunbound (see the module documentation). IPv6 off: `localhost` also has
+/// `::1`, where nothing listens.
+fn prosody_config(dir: &Path, c2s: u16, s2s: u16, elsinore_s2s: u16) -> String {
+    let p = |name: &str| lua_str(&dir.join(name));
+    let mut c = String::new();
+    let _ = writeln!(c, "run_as_root = true");
+    let _ = writeln!(c, "daemonize = false");
+    let _ = writeln!(c, "pidfile = {}", p("prosody.pid"));
+    let _ = writeln!(c, "data_path = {}", p("data"));
+    let _ = writeln!(c, "log = {{ debug = {} }}", p("prosody.log"));
+    let _ = writeln!(c, "interfaces = {{ \"127.0.0.1\" }}");
+    let _ = writeln!(c, "local_interfaces = {{ \"127.0.0.1\" }}");
+    let _ = writeln!(c, "c2s_ports = {{ {c2s} }}");
+    let _ = writeln!(c, "s2s_ports = {{ {s2s} }}");
+    let _ = writeln!(c, "use_ipv6 = false");
+    let _ = writeln!(
+        c,
+        "unbound = {{ resolvconf = false; hoststxt = false; options = {{ [\"local-data\"] = \
+         \"_xmpp-server._tcp.{ELSINORE}. 60 IN SRV 0 0 {elsinore_s2s} localhost.\" }} }}"
+    );
+    let _ = writeln!(
+        c,
+        "modules_enabled = {{ \"disco\", \"roster\", \"saslauth\", \"tls\", \"dialback\", \"ping\", \"posix\" }}"
+    );
+    let _ = writeln!(c, "authentication = \"internal_hashed\"");
+    let _ = writeln!(c, "c2s_require_encryption = true");
+    let _ = writeln!(c, "s2s_require_encryption = true");
+    let _ = writeln!(c, "s2s_secure_auth = false");
+    let _ = writeln!(c, "allow_registration = false");
+    let _ = writeln!(c, "certificates = {}", p("certs"));
+    let _ = writeln!(c, "VirtualHost \"{PROSODY}\"");
+    c
+}
