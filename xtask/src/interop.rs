@@ -2,7 +2,10 @@
 //! `private_xml` example.
 //!
 //! - slixmpp (`xtask/interop/slixmpp_private.py`) against elsinore and against Prosody;
-//! - the `private_xml` example against elsinore and against Prosody.
+//! - the `private_xml` example against elsinore and against Prosody;
+//! - against elsinore only: slixmpp with each SASL mechanism forced and go-sendxmpp
+//!   ([`clients`]); federation over s2s with another elsinore and with Prosody
+//!   ([`federation`]).
 //!
 //! Running the script against Prosody validates the script itself; running the example
 //! against Prosody validates our client side against a server we did not write.

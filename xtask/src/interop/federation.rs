@@ -236,6 +236,17 @@ pub(super) fn with_prosody(ctx: &mut Ctx, bin: &Path) {
 }
 
 fn prosody_pair(ctx: &mut Ctx, bin: &Path) -> Result<()> {
+    // Without lua-unbound Prosody falls back to its own DNS client, which ignores the
+    // `unbound` option and cannot find elsinore.test.
+    let unbound = run_admin(
+        Command::new("dpkg-query").args(["-W", "-f", "${Status}", "lua-unbound"]),
+        None,
+    );
+    if !unbound.as_deref().is_ok_and(|s| s.ends_with("installed")) {
+        bail!(
+            "Debian package lua-unbound is not installed (apt-get install lua-unbound): {unbound:?}"
+        );
+    }
     let base = ctx.tmp.path().join("s2s-prosody");
     let pdir = base.join("prosody");
     let certs = pdir.join("certs");
