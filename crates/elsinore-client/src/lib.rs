@@ -13,6 +13,8 @@
 //!   [`Client::wants_read`] tells the adapter to stop reading while it is full.
 //! - **XEP-0049**: [`private`] builds requests and parses answers; [`Client::private_set`]
 //!   and [`Client::private_get`] send them.
+//! - **bookmarks** (XEP-0402, XEP-0048): [`bookmarks`] builds requests and parses answers
+//!   and event notifications.
 //! - **reconnect policy**: [`ClientEvent::Closed`] carries when to try again under the
 //!   configured [`Reconnect`] policy; the adapter waits (the core never sleeps), opens a new
 //!   socket and calls [`Client::reconnect`].
@@ -54,6 +56,7 @@
 
 extern crate alloc;
 
+pub mod bookmarks;
 pub mod private;
 
 use alloc::boxed::Box;

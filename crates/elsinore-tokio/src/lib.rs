@@ -22,6 +22,8 @@ mod tls;
 
 pub use client::{Client, ClientError, ClientOptions};
 pub use clock::{Clock, random_seed};
+/// Bookmark model and XEP-0402 / XEP-0048 request builders (from `elsinore-client`).
+pub use elsinore_client::bookmarks;
 pub use elsinore_storage::annotations::{Annotations, Note};
 pub use elsinore_storage::pep::{AccessModel, ConfigChange};
 pub use private_data::PepItem;

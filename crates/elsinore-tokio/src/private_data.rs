@@ -1,8 +1,9 @@
-//! Client helpers for private data: XEP-0145 annotations (over XEP-0049) and XEP-0223
-//! private PEP nodes (publish, retrieve, retract).
+//! Client helpers for private data: XEP-0145 annotations (over XEP-0049), XEP-0223
+//! private PEP nodes (publish, retrieve, retract), and bookmarks (XEP-0402, XEP-0048).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use elsinore_client::bookmarks::{self, Bookmarks, Conference};
 use elsinore_jid::BareJid;
 use elsinore_storage::annotations::{self, Annotations};
 use elsinore_storage::pep::{ConfigChange, FORM_PUBLISH_OPTIONS, NS_PUBSUB};
@@ -157,6 +158,54 @@ impl Client {
         }
         let pubsub = Element::new("pubsub", NS_PUBSUB).with_child(retract);
         self.iq(iq("set", pubsub)).await.map(|_| ())
+    }
+}
+
+impl Client {
+    /// XEP-0402: every bookmark of the account (none yet: empty). An item that is not a
+    /// valid bookmark is an [`ClientError::UnexpectedResponse`].
+    pub async fn bookmarks_get(&self) -> Result<Vec<Conference>, ClientError> {
+        match self.iq(bookmarks::items_request()).await {
+            Ok(response) => bookmarks::parse_items_response(&response)
+                .map_err(|e| ClientError::UnexpectedResponse(e.to_string())),
+            // No node yet: no bookmarks.
+            Err(ClientError::Stanza { condition, .. }) if condition == "item-not-found" => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// XEP-0402: add `room`, or replace the bookmark of the same room. Only this room's
+    /// item is written, so concurrent changes to other rooms are not lost.
+    pub async fn bookmarks_set(&self, room: &Conference) -> Result<(), ClientError> {
+        self.iq(bookmarks::publish_request(room)).await.map(|_| ())
+    }
+
+    /// XEP-0402: remove the bookmark of `room`. Returns whether there was one.
+    pub async fn bookmarks_remove(&self, room: &BareJid) -> Result<bool, ClientError> {
+        match self.iq(bookmarks::retract_request(room)).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Stanza { condition, .. }) if condition == "item-not-found" => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// XEP-0048 over XEP-0049 (for servers without XEP-0402 compatibility): the stored
+    /// list, URL bookmarks included.
+    pub async fn bookmarks_get_legacy(&self) -> Result<Bookmarks, ClientError> {
+        let response = self.iq(bookmarks::legacy_get_request()).await?;
+        bookmarks::parse_legacy_response(&response)
+            .map_err(|e| ClientError::UnexpectedResponse(e.to_string()))
+    }
+
+    /// XEP-0048 over XEP-0049: replace the whole stored list.
+    pub async fn bookmarks_set_legacy(&self, list: &Bookmarks) -> Result<(), ClientError> {
+        self.iq(bookmarks::legacy_set_request(list))
+            .await
+            .map(|_| ())
     }
 }
 
