@@ -147,7 +147,8 @@ pub enum Event {
     /// [`Connection::handle_tls_ready`].
     UpgradeTls,
     /// Server role: load the stored credentials of `username` and answer with
-    /// [`Connection::provide_credentials`].
+    /// [`Connection::provide_credentials`] (`None` when there is no such account). For
+    /// SASL EXTERNAL it asks only whether the certificate's account exists.
     NeedCredentials {
         /// The SASL authentication identity (the JID's node part, prepared).
         username: String,
@@ -230,6 +231,9 @@ enum State {
     TlsPending,
     /// Server: SASL exchange in progress; `true` while waiting for credentials.
     ServerSasl(ServerSession, bool),
+    /// Server: EXTERNAL verified the certificate's JID; waiting to learn whether that
+    /// account exists (asked with [`Event::NeedCredentials`]).
+    ExternalAccount(BareJid),
     /// Client: SASL exchange in progress.
     ClientSasl(ClientSession),
     /// Server: bind request handed to the owner. Client: bind iq sent.
@@ -622,6 +626,17 @@ impl Connection {
     /// Server role: the credentials asked for by [`Event::NeedCredentials`]
     /// (`None` when there is no such account).
     pub fn provide_credentials(&mut self, creds: Option<&StoredCredentials>, now: Instant) {
+        if let State::ExternalAccount(account) = &self.state {
+            // EXTERNAL: only an existing account may log in with its certificate.
+            let account = account.clone();
+            self.paused = false;
+            match creds {
+                Some(_) => self.sasl_succeeded(account, None),
+                None => self.sasl_failure(SaslFailure::NotAuthorized),
+            }
+            self.resume(now);
+            return;
+        }
         let step = match &mut self.state {
             State::ServerSasl(session, waiting @ true) => {
                 *waiting = false;
@@ -636,7 +651,10 @@ impl Connection {
 
     /// Server role: the store could not be read; authentication fails temporarily.
     pub fn credentials_unavailable(&mut self, now: Instant) {
-        if matches!(self.state, State::ServerSasl(_, true)) {
+        if matches!(
+            self.state,
+            State::ServerSasl(_, true) | State::ExternalAccount(_)
+        ) {
             self.paused = false;
             self.sasl_failure(SaslFailure::TemporaryAuthFailure);
             self.resume(now);
@@ -1308,19 +1326,32 @@ impl Connection {
                     self.events.push_back(Event::BindRequest { resource });
                     return;
                 }
-                let mut el = Element::new("success", NS_SASL);
-                if let Some(a) = additional {
-                    el = el.with_text(encode_sasl_data(&a));
+                if mech == Some(Mechanism::External) {
+                    // The certificate names the account; the store says whether it exists.
+                    let username = account.node().unwrap_or_default().to_string();
+                    self.state = State::ExternalAccount(account);
+                    self.paused = true;
+                    self.events.push_back(Event::NeedCredentials { username });
+                    return;
                 }
-                self.write_element(&el);
-                self.authenticated = Some(account.clone());
-                self.events.push_back(Event::Authenticated { jid: account });
-                self.state = State::AwaitHeader;
-                self.header_sent = false;
-                self.restart = true;
+                self.sasl_succeeded(account, additional);
             }
             ServerStep::Failure(f) => self.sasl_failure(f),
         }
+    }
+
+    /// `<success/>`, then the stream restarts.
+    fn sasl_succeeded(&mut self, account: BareJid, additional: Option<Vec<u8>>) {
+        let mut el = Element::new("success", NS_SASL);
+        if let Some(a) = additional {
+            el = el.with_text(encode_sasl_data(&a));
+        }
+        self.write_element(&el);
+        self.authenticated = Some(account.clone());
+        self.events.push_back(Event::Authenticated { jid: account });
+        self.state = State::AwaitHeader;
+        self.header_sent = false;
+        self.restart = true;
     }
 
     fn sasl_failure(&mut self, f: SaslFailure) {

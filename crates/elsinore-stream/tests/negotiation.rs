@@ -870,12 +870,93 @@ mod mechanisms {
             b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
             T0,
         );
+        // The account must exist: the store is asked.
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::NeedCredentials {
+                username: "juliet".into()
+            })
+        );
+        s.provide_credentials(Some(&creds("r0meo")), T0);
         let out = output(&mut s);
         assert!(out.contains("<success"), "{out}");
         assert_eq!(
             s.authenticated().map(|j| j.to_string()).as_deref(),
             Some("juliet@capulet.lit")
         );
+    }
+
+    /// A server after STARTTLS whose handshake verified a certificate for `identity`.
+    fn server_with_certificate(identity: &str) -> Connection {
+        let mut s = server_alone();
+        s.handle_input(HEADER.as_bytes(), T0);
+        s.handle_input(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", T0);
+        let _ = output(&mut s);
+        assert_eq!(s.poll_event(), Some(Event::UpgradeTls));
+        s.handle_tls_ready_with(
+            TlsInfo {
+                channel_binding: ChannelBinding::None,
+                peer_identity: Some(identity.into()),
+            },
+            T0,
+        );
+        s.handle_input(HEADER.as_bytes(), T0);
+        let _ = output(&mut s);
+        s
+    }
+
+    #[test]
+    fn external_for_a_missing_account_is_not_authorized() {
+        let mut s = server_with_certificate("juliet@capulet.lit");
+        s.handle_input(
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+            T0,
+        );
+        assert!(matches!(
+            s.poll_event(),
+            Some(Event::NeedCredentials { .. })
+        ));
+        s.provide_credentials(None, T0);
+        let out = output(&mut s);
+        assert!(out.contains("not-authorized"), "{out}");
+        assert!(s.authenticated().is_none());
+    }
+
+    #[test]
+    fn external_names_only_the_certificate_account() {
+        // authzid for someone else: invalid-authzid, the store is never asked.
+        let mut s = server_with_certificate("juliet@capulet.lit");
+        let authzid = base64::engine::general_purpose::STANDARD.encode("romeo@capulet.lit");
+        s.handle_input(
+            format!(
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>{authzid}</auth>"
+            )
+            .as_bytes(),
+            T0,
+        );
+        assert!(output(&mut s).contains("invalid-authzid"));
+        assert_eq!(s.poll_event(), None);
+        // A certificate for another domain: not-authorized.
+        let mut s = server_with_certificate("juliet@montague.lit");
+        s.handle_input(
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+            T0,
+        );
+        assert!(output(&mut s).contains("not-authorized"));
+        // Without a verified certificate EXTERNAL is neither offered nor accepted.
+        let mut s = server_alone();
+        s.handle_input(HEADER.as_bytes(), T0);
+        s.handle_input(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", T0);
+        let _ = output(&mut s);
+        let _ = s.poll_event();
+        s.handle_tls_ready(T0);
+        s.handle_input(HEADER.as_bytes(), T0);
+        assert!(!output(&mut s).contains("EXTERNAL"));
+        s.handle_input(
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+            T0,
+        );
+        assert!(output(&mut s).contains("invalid-mechanism"));
     }
 
     // ---- DIGEST-MD5 (RFC 2831), server side --------------------------------------------

@@ -203,6 +203,7 @@ pub struct Serve {
     storage: Storage,
     tls: Option<Arc<rustls::ServerConfig>>,
     direct_tls: Option<TcpListener>,
+    client_ca: Vec<rustls::pki_types::CertificateDer<'static>>,
     max_backlog: usize,
     max_connections: usize,
     s2s: Option<(Option<TcpListener>, crate::s2s::S2sOptions)>,
@@ -214,6 +215,7 @@ impl Serve {
     pub fn new(server: Server, clock: Clock, storage: Storage) -> Self {
         Serve {
             direct_tls: None,
+            client_ca: Vec::new(),
             server,
             clock,
             storage,
@@ -252,6 +254,17 @@ impl Serve {
     #[must_use]
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(config);
+        self
+    }
+
+    /// Ask c2s clients for a certificate (optional: password clients still connect) on
+    /// STARTTLS and direct TLS, verified against these CA certificates. A verified
+    /// certificate's XMPP address (XEP-0178: its `id-on-xmppAddr`, else its rfc822Name)
+    /// lets that account log in with SASL EXTERNAL; a presented certificate that does not
+    /// verify fails the handshake. Needs [`Serve::tls`]; its certificate is reused.
+    #[must_use]
+    pub fn client_ca(mut self, ca: Vec<rustls::pki_types::CertificateDer<'static>>) -> Self {
+        self.client_ca = ca;
         self
     }
 
@@ -294,7 +307,15 @@ impl Serve {
                 .spawn(move || storage_worker(shared, storage, storage_rx))?
         };
         let timer = tokio::spawn(timer_task(Arc::clone(&shared)));
-        let acceptor = self.tls.map(TlsAcceptor::from);
+        let client_auth = !self.client_ca.is_empty();
+        let tls = match self.tls {
+            Some(tls) if client_auth => Some(with_client_auth(&tls, self.client_ca)?),
+            other => other,
+        };
+        let acceptor = tls.map(|config| Acceptor {
+            tls: TlsAcceptor::from(config),
+            client_auth,
+        });
         let mut tasks = tokio::task::JoinSet::new();
         let direct_tls = self.direct_tls;
 
@@ -453,7 +474,7 @@ async fn connection_task(
     mut stream: BoxStream,
     mut rx: mpsc::UnboundedReceiver<ConnMsg>,
     queued: Arc<AtomicUsize>,
-    acceptor: Option<TlsAcceptor>,
+    acceptor: Option<Acceptor>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
     let mut reading = true;
@@ -542,7 +563,7 @@ async fn handle_msg(
     stashed: &mut Option<ConnMsg>,
     out: &mut Vec<u8>,
     queued: &AtomicUsize,
-    acceptor: Option<&TlsAcceptor>,
+    acceptor: Option<&Acceptor>,
 ) -> Flow {
     match msg {
         ConnMsg::Bytes(bytes) => {
@@ -620,17 +641,64 @@ async fn write_all(stream: &mut BoxStream, bytes: &[u8]) -> io::Result<()> {
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
 }
 
+/// The c2s TLS acceptor, and whether it verifies client certificates.
+#[derive(Clone)]
+pub(crate) struct Acceptor {
+    tls: TlsAcceptor,
+    /// The acceptor's configuration was built here with a `WebPkiClientVerifier`: a
+    /// client certificate present after the handshake has verified.
+    client_auth: bool,
+}
+
+/// `base` with an optional client certificate verified against `ca` (same server
+/// certificate, ALPN and protocol versions as the provider's safe defaults).
+fn with_client_auth(
+    base: &Arc<rustls::ServerConfig>,
+    ca: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> io::Result<Arc<rustls::ServerConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in ca {
+        roots
+            .add(cert)
+            .map_err(|e| io::Error::other(format!("client CA certificate: {e}")))?;
+    }
+    let provider = Arc::clone(base.crypto_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(&provider),
+    )
+    // Password clients keep working: the certificate is only asked for.
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| io::Error::other(format!("client certificate verifier: {e}")))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::clone(&base.cert_resolver));
+    config.alpn_protocols = base.alpn_protocols.clone();
+    Ok(Arc::new(config))
+}
+
 async fn upgrade(
     stream: BoxStream,
-    acceptor: Option<&TlsAcceptor>,
+    acceptor: Option<&Acceptor>,
 ) -> io::Result<(BoxStream, TlsInfo)> {
     let acceptor = acceptor.ok_or_else(|| io::Error::other("TLS requested but not configured"))?;
-    let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+    let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.tls.accept(stream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    let conn = tls.get_ref().1;
+    let peer_identity = if acceptor.client_auth {
+        conn.peer_certificates()
+            .and_then(<[_]>::first)
+            .and_then(crate::tls::client_identity)
+    } else {
+        None
+    };
     let info = TlsInfo {
-        channel_binding: tls_exporter(tls.get_ref().1),
-        peer_identity: None,
+        channel_binding: tls_exporter(conn),
+        peer_identity,
     };
     Ok((Box::new(tls), info))
 }

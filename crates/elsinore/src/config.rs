@@ -30,6 +30,9 @@ pub struct FileConfig {
     pub cert: Option<PathBuf>,
     /// PEM private key.
     pub key: Option<PathBuf>,
+    /// PEM files of the CAs whose client certificates log in with SASL EXTERNAL (c2s).
+    #[serde(default)]
+    pub client_ca: Vec<PathBuf>,
     /// PBKDF2 iterations for new SCRAM credentials.
     pub scram_iterations: Option<u32>,
     /// Group chat at `conference.<domain>` (default on).
@@ -89,7 +92,7 @@ impl FileConfig {
                 *p = base.join(&*p);
             }
         }
-        for p in &mut config.s2s_ca {
+        for p in config.s2s_ca.iter_mut().chain(&mut config.client_ca) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -124,6 +127,8 @@ pub struct Settings {
     pub sasl_digest_md5: bool,
     /// Certificate and key files, if configured (else a generated self-signed pair).
     pub cert_key: Option<(PathBuf, PathBuf)>,
+    /// CA files for c2s client certificates (SASL EXTERNAL); empty: none asked for.
+    pub client_ca: Vec<PathBuf>,
     /// SCRAM iterations for new credentials.
     pub scram_iterations: u32,
     /// Group chat on.
@@ -147,6 +152,7 @@ pub struct Overrides {
     pub allow_plaintext_auth: bool,
     pub allow_anonymous: bool,
     pub allow_digest_md5: bool,
+    pub client_ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub listen_s2s: Option<String>,
@@ -226,6 +232,10 @@ impl Settings {
             allow_anonymous: cli.allow_anonymous || file.allow_anonymous.unwrap_or(false),
             sasl_digest_md5: cli.allow_digest_md5 || file.sasl_digest_md5.unwrap_or(false),
             cert_key,
+            client_ca: match cli.client_ca {
+                Some(p) => vec![p],
+                None => file.client_ca,
+            },
             scram_iterations,
             s2s,
         })
@@ -292,6 +302,23 @@ mod tests {
                 .unwrap()
                 .sasl_digest_md5
         );
+    }
+
+    #[test]
+    fn client_ca_from_file_or_flag() {
+        let s = Settings::resolve(
+            parse("client_ca = ['a.pem', 'b.pem']\n").unwrap(),
+            Overrides::default(),
+        );
+        assert_eq!(s.unwrap().client_ca.len(), 2);
+        let cli = Overrides {
+            client_ca: Some(PathBuf::from("c.pem")),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(parse("client_ca = ['a.pem']\n").unwrap(), cli).unwrap();
+        assert_eq!(s.client_ca, vec![PathBuf::from("c.pem")]);
+        let d = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert!(d.client_ca.is_empty(), "no client certificates by default");
     }
 
     #[test]

@@ -48,8 +48,8 @@ enum Command {
 #[derive(Debug, Default, Args)]
 struct Common {
     /// TOML configuration file (keys: domain, listen, listen_tls, data, allow_registration,
-    /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, cert, key, scram_iterations, muc, muc_history, release tables,
-    /// listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, [s2s.peers]).
+    /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, cert, key, client_ca,
+    /// scram_iterations, muc, muc_history, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, [s2s.peers]).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory [default: ./elsinore-data].
@@ -92,6 +92,10 @@ struct ServeArgs {
     /// PEM private key (with --cert).
     #[arg(long, value_name = "FILE", requires = "cert")]
     key: Option<PathBuf>,
+    /// PEM CA certificate(s): clients may present a certificate it issued and log in with
+    /// SASL EXTERNAL as the XMPP address in it [default: no client certificates].
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +164,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             allow_plaintext_auth: args.allow_plaintext_auth,
             allow_anonymous: args.allow_anonymous,
             allow_digest_md5: args.allow_digest_md5,
+            client_ca: args.client_ca,
             cert: args.cert,
             key: args.key,
             listen_s2s: args.listen_s2s,
@@ -169,6 +174,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("invalid domain {:?}: {e}", settings.domain))?;
     let mut store = open_store(&settings)?;
     let tls = tls::server_config(settings.cert_key.as_ref(), &settings.data, &settings.domain)?;
+    let client_ca = tls::load_cas(&settings.client_ca)?;
 
     let mut config = ServerConfig::new(settings.domain.clone());
     config.allow_registration = settings.allow_registration;
@@ -225,7 +231,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         );
         std::io::stdout().flush().context("stdout")?;
         info!(%local, domain = %settings.domain, "serving");
-        let mut serve = Serve::new(server, clock, storage).tls(tls);
+        let mut serve = Serve::new(server, clock, storage)
+            .tls(tls)
+            .client_ca(client_ca);
         if let Some((l, options)) = s2s::runtime(&settings.s2s, &cert_file, &key_file).await? {
             serve = serve.s2s(l, options);
         }

@@ -43,6 +43,22 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Every certificate in the PEM files `paths` (CA certificates).
+pub fn load_cas(paths: &[PathBuf]) -> Result<Vec<CertificateDer<'static>>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let pem = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let before = out.len();
+        for c in CertificateDer::pem_slice_iter(&pem) {
+            out.push(c.with_context(|| format!("invalid PEM in {}", path.display()))?);
+        }
+        if out.len() == before {
+            bail!("no certificate found in {}", path.display());
+        }
+    }
+    Ok(out)
+}
+
 /// Paths of the generated self-signed pair, generating it if missing.
 fn self_signed(data: &Path, domain: &str) -> Result<(PathBuf, PathBuf)> {
     let dir = data.join("tls");
