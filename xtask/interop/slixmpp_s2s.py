@@ -3,7 +3,7 @@
 
 A (on server A) sends B (on server B) a message; B must receive it with A's
 bare JID as sender and the exact body; B answers; A must receive the answer the
-same way. Each direction makes its server open its own outgoing s2s stream.
+same way (--b-first: B starts). Each direction makes its server open its own outgoing s2s stream.
 Prints one [PASS]/[FAIL] line per check; exit 0 only when all passed.
 Certificates are not checked (self-signed test servers).
 
@@ -85,14 +85,12 @@ async def main_async(args):
             ok &= check(f"{args.label} both users logged in", True)
         except Exception as e:
             return 0 if check(f"{args.label} both users logged in", False, repr(e)) else 1
-        there = f"hello {args.b_jid}, from {args.a_jid} over s2s"
-        a.send_message(mto=args.b_jid, mbody=there, mtype="chat")
-        got, detail = await expect(b, args.a_jid, there, args.timeout)
-        ok &= check(f"{args.label} {args.a_jid} -> {args.b_jid}", got, detail)
-        back = f"hello {args.a_jid}, from {args.b_jid} over s2s"
-        b.send_message(mto=args.a_jid, mbody=back, mtype="chat")
-        got, detail = await expect(a, args.b_jid, back, args.timeout)
-        ok &= check(f"{args.label} {args.b_jid} -> {args.a_jid}", got, detail)
+        first, second = ((b, args.b_jid), (a, args.a_jid)) if args.b_first else ((a, args.a_jid), (b, args.b_jid))
+        for (src, src_jid), (dst, dst_jid) in ((first, second), (second, first)):
+            body = f"hello {dst_jid}, from {src_jid} over s2s"
+            src.send_message(mto=dst_jid, mbody=body, mtype="chat")
+            got, detail = await expect(dst, src_jid, body, args.timeout)
+            ok &= check(f"{args.label} {src_jid} -> {dst_jid}", got, detail)
     finally:
         a.disconnect()
         b.disconnect()
@@ -110,6 +108,7 @@ def main():
     p.add_argument("--b-password", required=True)
     p.add_argument("--b-port", type=int, required=True)
     p.add_argument("--label", default="s2s")
+    p.add_argument("--b-first", action="store_true", help="B sends first, A answers")
     p.add_argument("--timeout", type=float, default=30.0)
     args = p.parse_args()
     logging.basicConfig(level=logging.CRITICAL)

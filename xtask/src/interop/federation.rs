@@ -111,6 +111,7 @@ fn pair(ctx: &mut Ctx, bin: &Path, auth: Auth, label: &str) -> Result<()> {
         label,
         (&alice.0, alice.1, one.c2s),
         (&bob.0, bob.1, two.c2s),
+        false,
     );
     if auth == Auth::External {
         // Evidence that the certificates did the work: each side verified the other's.
@@ -131,8 +132,15 @@ fn pair(ctx: &mut Ctx, bin: &Path, auth: Auth, label: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs `slixmpp_s2s.py`: `a` sends `b` a message, `b` answers.
-fn exchange(ctx: &mut Ctx, label: &str, a: (&str, &str, SocketAddr), b: (&str, &str, SocketAddr)) {
+/// Runs `slixmpp_s2s.py`: `a` sends `b` a message, `b` answers (`b_first`: the
+/// other way round).
+fn exchange(
+    ctx: &mut Ctx,
+    label: &str,
+    a: (&str, &str, SocketAddr),
+    b: (&str, &str, SocketAddr),
+    b_first: bool,
+) {
     if !ctx.slixmpp {
         ctx.report.record(
             format!("federation: {label}"),
@@ -148,6 +156,9 @@ fn exchange(ctx: &mut Ctx, label: &str, a: (&str, &str, SocketAddr), b: (&str, &
         .args(["--b-jid", b.0, "--b-password", b.1])
         .args(["--b-port", &b.2.port().to_string()])
         .args(["--label", label, "--timeout", "40"]);
+    if b_first {
+        cmd.arg("--b-first");
+    }
     run_checks(
         ctx,
         &format!("federation: {label}"),
@@ -225,17 +236,31 @@ fn ca_signed_cert(dir: &Path, domain: &str) -> Result<()> {
 
 /// elsinore (`elsinore.test`) ↔ Prosody (`prosody.test`): a message each way, each
 /// making its server open an outgoing s2s stream that the other verifies by dialback.
+/// Twice, with fresh servers: elsinore's user writes first, then Prosody's. The order
+/// matters: the first sender's server opens the first stream, and the other server's
+/// stream back is then opened for the dialback `<db:verify/>` before any stanza.
 pub(super) fn with_prosody(ctx: &mut Ctx, bin: &Path) {
-    if let Err(e) = prosody_pair(ctx, bin) {
-        ctx.report.record(
-            "federation: elsinore <-> Prosody setup",
-            false,
-            format!("{e:#}"),
-        );
+    for prosody_first in [false, true] {
+        if let Err(e) = prosody_pair(ctx, bin, prosody_first) {
+            ctx.report.record(
+                format!("federation: {} setup", prosody_label(prosody_first)),
+                false,
+                format!("{e:#}"),
+            );
+        }
     }
 }
 
-fn prosody_pair(ctx: &mut Ctx, bin: &Path) -> Result<()> {
+fn prosody_label(prosody_first: bool) -> &'static str {
+    if prosody_first {
+        "elsinore <-> Prosody (Prosody first)"
+    } else {
+        "elsinore <-> Prosody (elsinore first)"
+    }
+}
+
+fn prosody_pair(ctx: &mut Ctx, bin: &Path, prosody_first: bool) -> Result<()> {
+    let label = prosody_label(prosody_first);
     // Without lua-unbound Prosody falls back to its own DNS client, which ignores the
     // `unbound` option and cannot find elsinore.test.
     let unbound = run_admin(
@@ -247,7 +272,11 @@ fn prosody_pair(ctx: &mut Ctx, bin: &Path) -> Result<()> {
             "Debian package lua-unbound is not installed (apt-get install lua-unbound): {unbound:?}"
         );
     }
-    let base = ctx.tmp.path().join("s2s-prosody");
+    let base = ctx.tmp.path().join(if prosody_first {
+        "s2s-prosody-first"
+    } else {
+        "s2s-elsinore-first"
+    });
     let pdir = base.join("prosody");
     let certs = pdir.join("certs");
     let data = pdir.join("data");
@@ -323,9 +352,10 @@ fn prosody_pair(ctx: &mut Ctx, bin: &Path) -> Result<()> {
     let before = ctx.report.failed();
     exchange(
         ctx,
-        "elsinore <-> Prosody",
+        label,
         (&alice.0, alice.1, elsinore.c2s),
         (&bob, BOB.1, prosody_c2s),
+        prosody_first,
     );
     // Prosody's view: both of its s2s sessions with elsinore.test completed.
     let log = std::fs::read_to_string(pdir.join("prosody.log")).unwrap_or_default();
@@ -341,7 +371,7 @@ fn prosody_pair(ctx: &mut Ctx, bin: &Path) -> Result<()> {
     ] {
         let seen = log.contains(&needle);
         ctx.report.record(
-            format!("federation: {what}"),
+            format!("federation: {label}: {what}"),
             seen,
             format!("prosody.log: {needle:?}"),
         );
