@@ -234,16 +234,61 @@ fn ca_signed_cert(dir: &Path, domain: &str) -> Result<()> {
     Ok(())
 }
 
+/// How elsinore and Prosody authenticate each other, and who writes first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ProsodyMode {
+    /// Self-signed certificates on both sides: STARTTLS, then dialback.
+    Dialback { prosody_first: bool },
+    /// Each trusts the other's CA; dialback off on both (Prosody without
+    /// mod_dialback and with `s2s_secure_auth`): only SASL EXTERNAL can work.
+    External,
+}
+
+impl ProsodyMode {
+    fn label(self) -> &'static str {
+        match self {
+            ProsodyMode::Dialback {
+                prosody_first: false,
+            } => "elsinore <-> Prosody dialback (elsinore first)",
+            ProsodyMode::Dialback {
+                prosody_first: true,
+            } => "elsinore <-> Prosody dialback (Prosody first)",
+            ProsodyMode::External => "elsinore <-> Prosody SASL EXTERNAL",
+        }
+    }
+
+    fn dir(self) -> &'static str {
+        match self {
+            ProsodyMode::Dialback {
+                prosody_first: false,
+            } => "s2s-prosody-elsinore-first",
+            ProsodyMode::Dialback {
+                prosody_first: true,
+            } => "s2s-prosody-prosody-first",
+            ProsodyMode::External => "s2s-prosody-external",
+        }
+    }
+}
+
 /// elsinore (`elsinore.test`) ↔ Prosody (`prosody.test`): a message each way, each
-/// making its server open an outgoing s2s stream that the other verifies by dialback.
-/// Twice, with fresh servers: elsinore's user writes first, then Prosody's. The order
-/// matters: the first sender's server opens the first stream, and the other server's
-/// stream back is then opened for the dialback `<db:verify/>` before any stanza.
+/// making its server open an outgoing s2s stream that the other authenticates.
+/// With dialback twice, with fresh servers: elsinore's user writes first, then
+/// Prosody's. The order matters: the first sender's server opens the first stream, and
+/// the other server's stream back is then opened for the dialback `<db:verify/>`
+/// before any stanza. Then once with SASL EXTERNAL.
 pub(super) fn with_prosody(ctx: &mut Ctx, bin: &Path) {
-    for prosody_first in [false, true] {
-        if let Err(e) = prosody_pair(ctx, bin, prosody_first) {
+    for mode in [
+        ProsodyMode::Dialback {
+            prosody_first: false,
+        },
+        ProsodyMode::Dialback {
+            prosody_first: true,
+        },
+        ProsodyMode::External,
+    ] {
+        if let Err(e) = prosody_pair(ctx, bin, mode) {
             ctx.report.record(
-                format!("federation: {} setup", prosody_label(prosody_first)),
+                format!("federation: {} setup", mode.label()),
                 false,
                 format!("{e:#}"),
             );
@@ -251,16 +296,8 @@ pub(super) fn with_prosody(ctx: &mut Ctx, bin: &Path) {
     }
 }
 
-fn prosody_label(prosody_first: bool) -> &'static str {
-    if prosody_first {
-        "elsinore <-> Prosody (Prosody first)"
-    } else {
-        "elsinore <-> Prosody (elsinore first)"
-    }
-}
-
-fn prosody_pair(ctx: &mut Ctx, bin: &Path, prosody_first: bool) -> Result<()> {
-    let label = prosody_label(prosody_first);
+fn prosody_pair(ctx: &mut Ctx, bin: &Path, mode: ProsodyMode) -> Result<()> {
+    let label = mode.label();
     // Without lua-unbound Prosody falls back to its own DNS client, which ignores the
     // `unbound` option and cannot find elsinore.test.
     let unbound = run_admin(
@@ -272,36 +309,47 @@ fn prosody_pair(ctx: &mut Ctx, bin: &Path, prosody_first: bool) -> Result<()> {
             "Debian package lua-unbound is not installed (apt-get install lua-unbound): {unbound:?}"
         );
     }
-    let base = ctx.tmp.path().join(if prosody_first {
-        "s2s-prosody-first"
-    } else {
-        "s2s-elsinore-first"
-    });
+    let base = ctx.tmp.path().join(mode.dir());
     let pdir = base.join("prosody");
     let certs = pdir.join("certs");
     let data = pdir.join("data");
     std::fs::create_dir_all(&certs)?;
     std::fs::create_dir_all(&data)?;
     // Prosody finds <host>.crt / <host>.key in `certificates` by itself.
-    run_admin(
-        Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args(["-subj", &format!("/CN={PROSODY}")])
-            .args(["-addext", &format!("subjectAltName=DNS:{PROSODY}")])
-            .arg("-keyout")
-            .arg(certs.join(format!("{PROSODY}.key")))
-            .arg("-out")
-            .arg(certs.join(format!("{PROSODY}.crt"))),
-        None,
-    )
-    .context("openssl could not make Prosody's certificate")?;
+    let pki = base.join("pki");
+    if mode == ProsodyMode::External {
+        std::fs::create_dir_all(&pki)?;
+        for domain in [ELSINORE, PROSODY] {
+            ca_signed_cert(&pki, domain).with_context(|| format!("certificate for {domain}"))?;
+        }
+        for ext in ["crt", "key"] {
+            std::fs::copy(
+                pki.join(format!("{PROSODY}.{ext}")),
+                certs.join(format!("{PROSODY}.{ext}")),
+            )?;
+        }
+    } else {
+        run_admin(
+            Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                ])
+                .args(["-subj", &format!("/CN={PROSODY}")])
+                .args(["-addext", &format!("subjectAltName=DNS:{PROSODY}")])
+                .arg("-keyout")
+                .arg(certs.join(format!("{PROSODY}.key")))
+                .arg("-out")
+                .arg(certs.join(format!("{PROSODY}.crt"))),
+            None,
+        )
+        .context("openssl could not make Prosody's certificate")?;
+    }
 
     let elsinore_s2s = SocketAddr::from(([127, 0, 0, 1], proc::free_port()?));
     let prosody_c2s = SocketAddr::from(([127, 0, 0, 1], proc::free_port()?));
     let prosody_s2s = SocketAddr::from(([127, 0, 0, 1], proc::free_port()?));
     let config = pdir.join("prosody.cfg.lua");
+    let elsinore_ca = pki.join(format!("{ELSINORE}-ca.crt"));
     std::fs::write(
         &config,
         prosody_config(
@@ -309,6 +357,7 @@ fn prosody_pair(ctx: &mut Ctx, bin: &Path, prosody_first: bool) -> Result<()> {
             prosody_c2s.port(),
             prosody_s2s.port(),
             elsinore_s2s.port(),
+            (mode == ProsodyMode::External).then_some(elsinore_ca.as_path()),
         ),
     )?;
     run_admin(
@@ -321,15 +370,28 @@ fn prosody_pair(ctx: &mut Ctx, bin: &Path, prosody_first: bool) -> Result<()> {
     .context("prosodyctl register")?;
 
     let alice = (format!("{}@{ELSINORE}", ALICE.0), ALICE.1);
-    // Prosody's certificate is self-signed: accepted for TLS, then dialback.
+    let mut elsinore_config = format!("domain = \"{ELSINORE}\"\nlisten_s2s = \"{elsinore_s2s}\"\n");
+    if mode == ProsodyMode::External {
+        let _ = writeln!(
+            elsinore_config,
+            "cert = {}\nkey = {}\ns2s_ca = [{}]\ns2s_dialback = false",
+            toml_str(&pki.join(format!("{ELSINORE}.crt"))),
+            toml_str(&pki.join(format!("{ELSINORE}.key"))),
+            toml_str(&pki.join(format!("{PROSODY}-ca.crt"))),
+        );
+    } else {
+        // Prosody's certificate is self-signed: accepted for TLS, then dialback.
+        let _ = writeln!(elsinore_config, "s2s_insecure = true");
+    }
+    let _ = writeln!(
+        elsinore_config,
+        "[s2s.peers]\n\"{PROSODY}\" = \"{prosody_s2s}\""
+    );
     let elsinore: Instance = start_elsinore(
         bin,
         &base.join("elsinore"),
         ELSINORE,
-        &format!(
-            "domain = \"{ELSINORE}\"\nlisten_s2s = \"{elsinore_s2s}\"\ns2s_insecure = true\n\
-             [s2s.peers]\n\"{PROSODY}\" = \"{prosody_s2s}\"\n"
-        ),
+        &elsinore_config,
         &[],
         std::slice::from_ref(&alice),
     )?;
@@ -355,20 +417,33 @@ fn prosody_pair(ctx: &mut Ctx, bin: &Path, prosody_first: bool) -> Result<()> {
         label,
         (&alice.0, alice.1, elsinore.c2s),
         (&bob, BOB.1, prosody_c2s),
-        prosody_first,
+        mode == ProsodyMode::Dialback {
+            prosody_first: true,
+        },
     );
-    // Prosody's view: both of its s2s sessions with elsinore.test completed.
+    // Prosody's view: both of its s2s sessions with elsinore.test completed (and how).
     let log = std::fs::read_to_string(pdir.join("prosody.log")).unwrap_or_default();
-    for (what, needle) in [
+    let mut expected = vec![
         (
-            "Prosody accepted elsinore's stream (dialback)",
+            "Prosody accepted elsinore's stream",
             format!("Incoming s2s connection {ELSINORE}->{PROSODY} complete"),
         ),
         (
-            "Prosody's stream to elsinore authenticated (dialback)",
+            "Prosody's stream to elsinore authenticated",
             format!("Outgoing s2s connection {PROSODY}->{ELSINORE} complete"),
         ),
-    ] {
+    ];
+    if mode == ProsodyMode::External {
+        expected.push((
+            "Prosody accepted SASL EXTERNAL from elsinore",
+            format!("Accepting SASL EXTERNAL identity from {ELSINORE}"),
+        ));
+        expected.push((
+            "elsinore accepted SASL EXTERNAL from Prosody",
+            format!("SASL EXTERNAL with {ELSINORE} succeeded"),
+        ));
+    }
+    for (what, needle) in expected {
         let seen = log.contains(&needle);
         ctx.report.record(
             format!("federation: {label}: {what}"),
@@ -385,12 +460,25 @@ fn prosody_pair(ctx: &mut Ctx, bin: &Path, prosody_first: bool) -> Result<()> {
     Ok(())
 }
 
+/// A path as a TOML basic string.
+fn toml_str(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// Prosody for `prosody.test` with s2s on: c2s and s2s on our ports, STARTTLS required
-/// (its default), unverifiable certificates allowed to fall back to dialback
-/// (`s2s_secure_auth = false`), and `elsinore.test` resolved through an SRV record
-/// given to libunbound (see the module documentation). IPv6 off: `localhost` also has
-/// `::1`, where nothing listens.
-fn prosody_config(dir: &Path, c2s: u16, s2s: u16, elsinore_s2s: u16) -> String {
+/// (its default), and `elsinore.test` resolved through an SRV record given to
+/// libunbound (see the module documentation). Without `external_ca`: unverifiable
+/// certificates fall back to dialback (`s2s_secure_auth = false`). With it: that CA
+/// verifies elsinore, certificates must verify, and mod_dialback is not loaded. IPv6
+/// off: `localhost` also has `::1`, where nothing listens.
+fn prosody_config(
+    dir: &Path,
+    c2s: u16,
+    s2s: u16,
+    elsinore_s2s: u16,
+    external_ca: Option<&Path>,
+) -> String {
     let p = |name: &str| lua_str(&dir.join(name));
     let mut c = String::new();
     let _ = writeln!(c, "run_as_root = true");
@@ -408,14 +496,28 @@ fn prosody_config(dir: &Path, c2s: u16, s2s: u16, elsinore_s2s: u16) -> String {
         "unbound = {{ resolvconf = false; hoststxt = false; options = {{ [\"local-data\"] = \
          \"_xmpp-server._tcp.{ELSINORE}. 60 IN SRV 0 0 {elsinore_s2s} localhost.\" }} }}"
     );
+    let dialback = if external_ca.is_some() {
+        ""
+    } else {
+        " \"dialback\","
+    };
     let _ = writeln!(
         c,
-        "modules_enabled = {{ \"disco\", \"roster\", \"saslauth\", \"tls\", \"dialback\", \"ping\", \"posix\" }}"
+        "modules_enabled = {{ \"disco\", \"roster\", \"saslauth\", \"tls\",{dialback} \"ping\", \"posix\" }}"
     );
     let _ = writeln!(c, "authentication = \"internal_hashed\"");
     let _ = writeln!(c, "c2s_require_encryption = true");
     let _ = writeln!(c, "s2s_require_encryption = true");
-    let _ = writeln!(c, "s2s_secure_auth = false");
+    match external_ca {
+        Some(ca) => {
+            // Certificates must verify (against elsinore's CA, given as cafile).
+            let _ = writeln!(c, "s2s_secure_auth = true");
+            let _ = writeln!(c, "ssl = {{ cafile = {} }}", lua_str(ca));
+        }
+        None => {
+            let _ = writeln!(c, "s2s_secure_auth = false");
+        }
+    }
     let _ = writeln!(c, "allow_registration = false");
     let _ = writeln!(c, "certificates = {}", p("certs"));
     let _ = writeln!(c, "VirtualHost \"{PROSODY}\"");
