@@ -48,6 +48,9 @@ class Client(ClientXMPP):
         elif args.insecure:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
+        if args.certfile:
+            # A client certificate, for EXTERNAL.
+            ctx.load_cert_chain(args.certfile, args.keyfile)
         if args.max_tls == "1.2":
             ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         self.ssl_context = ctx
@@ -107,6 +110,9 @@ async def main_async(args):
         if good and mech == "ANONYMOUS":
             bound = c.boundjid
             good = bool(bound.user) and bound.domain == c.requested_jid.domain
+        if good and mech == "EXTERNAL":
+            # The identity comes from the certificate: it must be the one asked for.
+            good = c.boundjid.bare == c.requested_jid.bare
         ok &= check(
             f"{name} login",
             good,
@@ -148,6 +154,8 @@ def main():
     p.add_argument("--expect", choices=["login", "refused", "plus"], default="login")
     p.add_argument("--max-tls", choices=["1.2", "1.3"], default="1.3")
     p.add_argument("--cafile")
+    p.add_argument("--certfile", help="client certificate (PEM) for EXTERNAL")
+    p.add_argument("--keyfile", help="its private key (PEM)")
     p.add_argument("--insecure", action="store_true")
     p.add_argument("--timeout", type=float, default=20.0)
     args = p.parse_args()

@@ -184,6 +184,63 @@ pub(super) fn sasl_mechanisms(
             format!("{e:#}"),
         ),
     }
+
+    external(ctx, bin, user, domain);
+}
+
+/// SASL EXTERNAL on c2s: a server started with `--client-ca` and slixmpp presenting a
+/// certificate from that CA whose subjectAltName is the account's address
+/// (rfc822Name, XEP-0178); without a certificate EXTERNAL is not offered.
+fn external(ctx: &mut Ctx, bin: &Path, user: (&str, &str), domain: &str) {
+    let jid = format!("{}@{domain}", user.0);
+    let result = (|| -> Result<Instance> {
+        let pki = ctx.tmp.path().join("client-pki");
+        std::fs::create_dir_all(&pki)?;
+        super::federation::ca_signed(&pki, "client", &format!("email:{jid}"))?;
+        start_elsinore(
+            bin,
+            &ctx.tmp.path().join("elsinore-client-ca"),
+            "elsinore (client CA)",
+            &format!("domain = \"{domain}\"\n"),
+            &["--client-ca", &pki.join("client-ca.crt").to_string_lossy()],
+            &[(jid.clone(), user.1)],
+        )
+    })();
+    let mut inst = match result {
+        Ok(inst) => inst,
+        Err(e) => {
+            ctx.report
+                .record("elsinore: start with --client-ca", false, format!("{e:#}"));
+            return;
+        }
+    };
+    let pki = ctx.tmp.path().join("client-pki");
+    let (cert, key) = (pki.join("client.crt"), pki.join("client.key"));
+    for (label, with_cert, expect) in [
+        ("client certificate", true, "login"),
+        ("no client certificate", false, "refused"),
+    ] {
+        let mut cmd = Command::new("python3");
+        cmd.arg(workspace::root().join("xtask/interop/slixmpp_mechanisms.py"))
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &inst.c2s.port().to_string(),
+            ])
+            .args(["--jid", &jid, "--mech", "EXTERNAL", "--expect", expect])
+            .arg("--insecure");
+        if with_cert {
+            cmd.arg("--certfile").arg(&cert).arg("--keyfile").arg(&key);
+        }
+        run_checks(
+            ctx,
+            &format!("elsinore: slixmpp SASL EXTERNAL ({label})"),
+            &format!("elsinore: slixmpp ({label})"),
+            &mut cmd,
+        );
+    }
+    inst.service.stop();
 }
 
 #[allow(clippy::too_many_arguments)]

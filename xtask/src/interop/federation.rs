@@ -170,6 +170,13 @@ fn exchange(
 /// A CA (`<domain>-ca.crt`) and a certificate for `domain` it signed
 /// (`<domain>.crt`, `<domain>.key`), usable for TLS server and client authentication.
 fn ca_signed_cert(dir: &Path, domain: &str) -> Result<()> {
+    ca_signed(dir, domain, &format!("DNS:{domain}"))
+}
+
+/// A CA (`<name>-ca.crt`) and a certificate it signed (`<name>.crt`, `<name>.key`)
+/// with subjectAltName `san` (openssl syntax) and the serverAuth and clientAuth uses.
+pub(super) fn ca_signed(dir: &Path, name: &str, san: &str) -> Result<()> {
+    let domain = name;
     let p = |name: &str| dir.join(name);
     let ca_key = p(&format!("{domain}-ca.key"));
     let ca_crt = p(&format!("{domain}-ca.crt"));
@@ -212,7 +219,7 @@ fn ca_signed_cert(dir: &Path, domain: &str) -> Result<()> {
     std::fs::write(
         &ext,
         format!(
-            "subjectAltName=DNS:{domain}\nextendedKeyUsage=serverAuth,clientAuth\n\
+            "subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n\
              basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
         ),
     )?;
