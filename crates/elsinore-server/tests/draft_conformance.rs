@@ -178,3 +178,46 @@ fn iq_result_to_an_unavailable_resource_is_not_answered() {
         Some("service-unavailable")
     );
 }
+
+/// §7.3.2.3 and §7.7.1: an undeliverable message comes back with every child of the
+/// original, `<thread/>` included.
+#[test]
+fn bounce_carries_the_thread_back() {
+    let (mut net, hamlet, _) = two_users();
+    net.send(
+        hamlet,
+        &el(
+            "<message xmlns='jabber:client' to='yorick@shakespeare.lit' id='t1' type='chat'>\
+             <body>Alas</body><thread>skull-1</thread></message>",
+        ),
+    );
+    let got = net.take_inbox(hamlet);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].attr("type"), Some("error"));
+    assert_eq!(
+        got[0]
+            .get_child("thread", "jabber:client")
+            .map(|t| t.text())
+            .as_deref(),
+        Some("skull-1")
+    );
+}
+
+/// §7.2.5: the iqs the server writes carry no `xml:lang`, even when the request did.
+#[test]
+fn server_iq_answers_have_no_xml_lang() {
+    let (mut net, hamlet, _) = two_users();
+    for xml in [
+        "<iq type='get' id='l1' to='shakespeare.lit' xml:lang='de' xmlns='jabber:client'>\
+         <ping xmlns='urn:xmpp:ping'/></iq>",
+        "<iq type='get' id='l2' xml:lang='de' xmlns='jabber:client'>\
+         <query xmlns='urn:example:unknown'/></iq>",
+    ] {
+        let reply = net.iq(hamlet, xml);
+        assert!(reply.lang().is_none(), "{reply:?}");
+        assert!(
+            !String::from_utf8_lossy(&reply.to_bytes()).contains("xml:lang"),
+            "{reply:?}"
+        );
+    }
+}
