@@ -3,7 +3,8 @@
 
 A (on server A) sends B (on server B) a message; B must receive it with A's
 bare JID as sender and the exact body; B answers; A must receive the answer the
-same way (--b-first: B starts). Each direction makes its server open its own outgoing s2s stream.
+same way (--b-first: B starts). With --expect-bounce, A's message must come
+back to A as an error message instead, and B must not get it. Each direction makes its server open its own outgoing s2s stream.
 Prints one [PASS]/[FAIL] line per check; exit 0 only when all passed.
 Certificates are not checked (self-signed test servers).
 
@@ -36,6 +37,7 @@ class Client(ClientXMPP):
         self.enable_plaintext = False
         self.started = asyncio.get_event_loop().create_future()
         self.messages = asyncio.Queue()
+        self.errors = asyncio.Queue()
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("message", self.on_message)
         for ev in ("failed_all_auth", "connection_failed"):
@@ -53,6 +55,8 @@ class Client(ClientXMPP):
     def on_message(self, msg):
         if msg["type"] in ("chat", "normal"):
             self.messages.put_nowait(msg)
+        elif msg["type"] == "error":
+            self.errors.put_nowait(msg)
 
 
 async def expect(client, sender, body, timeout):
@@ -73,6 +77,24 @@ async def expect(client, sender, body, timeout):
             return True, f"from={msg['from']} body={body!r}"
 
 
+async def expect_error(client, sender, timeout):
+    """Waits for an error message from `sender` (bare); returns (ok, detail)."""
+    loop = asyncio.get_event_loop()
+    deadline = loop.time() + timeout
+    seen = []
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            return False, f"no error message within {timeout}s; saw {seen}"
+        try:
+            msg = await asyncio.wait_for(client.errors.get(), left)
+        except asyncio.TimeoutError:
+            continue
+        seen.append(str(msg["from"]))
+        if msg["from"].bare == sender:
+            return True, f"error {msg['error']['type']}/{msg['error']['condition']} from {msg['from']}"
+
+
 async def main_async(args):
     a = Client(args.a_jid, args.a_password)
     b = Client(args.b_jid, args.b_password)
@@ -85,6 +107,18 @@ async def main_async(args):
             ok &= check(f"{args.label} both users logged in", True)
         except Exception as e:
             return 0 if check(f"{args.label} both users logged in", False, repr(e)) else 1
+        if args.expect_bounce:
+            body = f"hello {args.b_jid}, from {args.a_jid}: must bounce"
+            a.send_message(mto=args.b_jid, mbody=body, mtype="chat")
+            got, detail = await expect_error(a, args.b_jid, args.timeout)
+            ok &= check(f"{args.label} {args.a_jid} -> {args.b_jid} bounced", got, detail)
+            await asyncio.sleep(1.0)  # a late delivery would show up here
+            ok &= check(
+                f"{args.label} {args.b_jid} did not get it",
+                b.messages.empty(),
+                f"{b.messages.qsize()} message(s) arrived",
+            )
+            return 0 if ok else 1
         first, second = ((b, args.b_jid), (a, args.a_jid)) if args.b_first else ((a, args.a_jid), (b, args.b_jid))
         for (src, src_jid), (dst, dst_jid) in ((first, second), (second, first)):
             body = f"hello {dst_jid}, from {src_jid} over s2s"
@@ -109,6 +143,7 @@ def main():
     p.add_argument("--b-port", type=int, required=True)
     p.add_argument("--label", default="s2s")
     p.add_argument("--b-first", action="store_true", help="B sends first, A answers")
+    p.add_argument("--expect-bounce", action="store_true", help="A's message must come back as an error, B must not get it")
     p.add_argument("--timeout", type=float, default=30.0)
     args = p.parse_args()
     logging.basicConfig(level=logging.CRITICAL)

@@ -36,14 +36,18 @@ enum Auth {
     Dialback,
     /// Each server trusts the other's CA; dialback is off, so only SASL EXTERNAL can.
     External,
+    /// As `External`, but the second server trusts only its own CA: the first cannot
+    /// authenticate, so its stanzas must bounce (no fallback to dialback).
+    Untrusted,
 }
 
 /// elsinore ↔ elsinore, once with dialback and once with SASL EXTERNAL.
 pub(super) fn elsinore_pair(ctx: &mut Ctx, bin: &Path) {
-    for auth in [Auth::Dialback, Auth::External] {
+    for auth in [Auth::Dialback, Auth::External, Auth::Untrusted] {
         let label = match auth {
             Auth::Dialback => "s2s dialback",
             Auth::External => "s2s SASL EXTERNAL",
+            Auth::Untrusted => "s2s SASL EXTERNAL, untrusted certificate",
         };
         if let Err(e) = pair(ctx, bin, auth, label) {
             ctx.report.record(
@@ -59,6 +63,7 @@ fn pair(ctx: &mut Ctx, bin: &Path, auth: Auth, label: &str) -> Result<()> {
     let base = ctx.tmp.path().join(match auth {
         Auth::Dialback => "s2s-dialback",
         Auth::External => "s2s-external",
+        Auth::Untrusted => "s2s-untrusted",
     });
     std::fs::create_dir_all(&base)?;
     let s2s_one = SocketAddr::from(([127, 0, 0, 1], proc::free_port()?));
@@ -71,17 +76,23 @@ fn pair(ctx: &mut Ctx, bin: &Path, auth: Auth, label: &str) -> Result<()> {
             Auth::Dialback => {
                 let _ = writeln!(c, "s2s_insecure = true");
             }
-            Auth::External => {
+            Auth::External | Auth::Untrusted => {
+                // Untrusted: the second server trusts only its own CA.
+                let ca = if auth == Auth::Untrusted && domain == TWO {
+                    domain
+                } else {
+                    peer
+                };
                 let _ = writeln!(c, "cert = \"../certs/{domain}.crt\"");
                 let _ = writeln!(c, "key = \"../certs/{domain}.key\"");
-                let _ = writeln!(c, "s2s_ca = [\"../certs/{peer}-ca.crt\"]");
+                let _ = writeln!(c, "s2s_ca = [\"../certs/{ca}-ca.crt\"]");
                 let _ = writeln!(c, "s2s_dialback = false");
             }
         }
         let _ = writeln!(c, "[s2s.peers]\n\"{peer}\" = \"{peer_addr}\"");
         c
     };
-    if auth == Auth::External {
+    if auth != Auth::Dialback {
         let certs = base.join("certs");
         std::fs::create_dir_all(&certs)?;
         for domain in [ONE, TWO] {
@@ -111,7 +122,11 @@ fn pair(ctx: &mut Ctx, bin: &Path, auth: Auth, label: &str) -> Result<()> {
         label,
         (&alice.0, alice.1, one.c2s),
         (&bob.0, bob.1, two.c2s),
-        false,
+        if auth == Auth::Untrusted {
+            Flow::Bounce
+        } else {
+            Flow::AFirst
+        },
     );
     if auth == Auth::External {
         // Evidence that the certificates did the work: each side verified the other's.
@@ -132,14 +147,24 @@ fn pair(ctx: &mut Ctx, bin: &Path, auth: Auth, label: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs `slixmpp_s2s.py`: `a` sends `b` a message, `b` answers (`b_first`: the
-/// other way round).
+/// What `slixmpp_s2s.py` checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// `a` writes to `b`, `b` answers.
+    AFirst,
+    /// `b` writes to `a`, `a` answers.
+    BFirst,
+    /// `a`'s message to `b` comes back as an error; `b` does not get it.
+    Bounce,
+}
+
+/// Runs `slixmpp_s2s.py` between `a` and `b` as `flow` says.
 fn exchange(
     ctx: &mut Ctx,
     label: &str,
     a: (&str, &str, SocketAddr),
     b: (&str, &str, SocketAddr),
-    b_first: bool,
+    flow: Flow,
 ) {
     if !ctx.slixmpp {
         ctx.report.record(
@@ -156,8 +181,14 @@ fn exchange(
         .args(["--b-jid", b.0, "--b-password", b.1])
         .args(["--b-port", &b.2.port().to_string()])
         .args(["--label", label, "--timeout", "40"]);
-    if b_first {
-        cmd.arg("--b-first");
+    match flow {
+        Flow::AFirst => {}
+        Flow::BFirst => {
+            cmd.arg("--b-first");
+        }
+        Flow::Bounce => {
+            cmd.arg("--expect-bounce");
+        }
     }
     run_checks(
         ctx,
@@ -424,8 +455,14 @@ fn prosody_pair(ctx: &mut Ctx, bin: &Path, mode: ProsodyMode) -> Result<()> {
         label,
         (&alice.0, alice.1, elsinore.c2s),
         (&bob, BOB.1, prosody_c2s),
-        mode == ProsodyMode::Dialback {
-            prosody_first: true,
+        if mode
+            == (ProsodyMode::Dialback {
+                prosody_first: true,
+            })
+        {
+            Flow::BFirst
+        } else {
+            Flow::AFirst
         },
     );
     // Prosody's view: both of its s2s sessions with elsinore.test completed (and how).
