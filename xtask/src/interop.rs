@@ -2,6 +2,8 @@
 //! `private_xml` example.
 //!
 //! - slixmpp (`xtask/interop/slixmpp_private.py`) against elsinore and against Prosody;
+//! - slixmpp bookmarks, XEP-0048 and XEP-0402 (`xtask/interop/slixmpp_bookmarks.py`), against
+//!   elsinore and against Prosody with `mod_bookmarks`;
 //! - the `private_xml` example against elsinore and against Prosody;
 //! - against elsinore only: slixmpp with each SASL mechanism forced and go-sendxmpp
 //!   ([`clients`]); federation over s2s with another elsinore and with Prosody
@@ -250,6 +252,16 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
         "XEP-0223",
         &[],
     );
+    // elsinore keeps XEP-0048 URL bookmarks that XEP-0402 cannot hold; Prosody drops them.
+    run_slixmpp_script(
+        ctx,
+        "elsinore",
+        addr,
+        None,
+        "slixmpp_bookmarks.py",
+        "bookmarks",
+        &["--urls-kept"],
+    );
     // Group chat at conference.<domain> (elsinore only: the Prosody side has no MUC component).
     let (other, other_password) = USERS[1];
     let other = format!("{other}@{DOMAIN}");
@@ -359,6 +371,15 @@ fn prosody_side(ctx: &mut Ctx) -> Result<()> {
         "XEP-0223",
         &[],
     );
+    run_slixmpp_script(
+        ctx,
+        "prosody",
+        addr,
+        Some(&cert),
+        "slixmpp_bookmarks.py",
+        "bookmarks",
+        &[],
+    );
     alive_check(ctx, "prosody", &mut server, addr);
     run_example(ctx, "prosody", addr);
     alive_check(ctx, "prosody", &mut server, addr);
@@ -367,7 +388,7 @@ fn prosody_side(ctx: &mut Ctx) -> Result<()> {
 }
 
 /// Prosody's config: loopback only, our port, our dirs, TLS required before auth,
-/// hashed passwords, mod_private, no s2s, no throttling, foreground.
+/// hashed passwords, mod_private, mod_pep, mod_bookmarks, no s2s, no throttling, foreground.
 fn prosody_config(dir: &Path, certs: &Path, data: &Path, port: u16) -> String {
     let mut c = String::new();
     // `run_as_root`: CI runs as root and prosodyctl would otherwise switch to the
@@ -388,7 +409,7 @@ fn prosody_config(dir: &Path, certs: &Path, data: &Path, port: u16) -> String {
     let _ = writeln!(c, "s2s_ports = {{ }}");
     let _ = writeln!(
         c,
-        "modules_enabled = {{ \"disco\", \"roster\", \"saslauth\", \"tls\", \"private\", \"pep\", \"ping\", \"posix\" }}"
+        "modules_enabled = {{ \"disco\", \"roster\", \"saslauth\", \"tls\", \"private\", \"pep\", \"bookmarks\", \"ping\", \"posix\" }}"
     );
     let _ = writeln!(c, "modules_disabled = {{ \"s2s\" }}");
     let _ = writeln!(c, "authentication = \"internal_hashed\"");

@@ -53,6 +53,7 @@ impl Server {
                 // Bookmarks are unified across private XML, XEP-0048 PEP and XEP-0402.
                 features.push(elsinore_storage::bookmarks::FEATURE_COMPAT);
                 features.push(elsinore_storage::bookmarks::FEATURE_COMPAT_PEP);
+                features.push(elsinore_storage::bookmarks::FEATURE_CONVERSION);
             }
             features.extend_from_slice(crate::pep::disco_features());
             for f in features {

@@ -50,6 +50,10 @@ pub const FEATURE_COMPAT: &str = "urn:xmpp:bookmarks:1#compat";
 /// XEP-0402: bookmarks are unified between XEP-0048 over XEP-0223 (PEP) and XEP-0402.
 pub const FEATURE_COMPAT_PEP: &str = "urn:xmpp:bookmarks:1#compat-pep";
 
+/// XEP-0411 (deprecated, superseded by XEP-0402's compat features, still looked for by
+/// older clients): XEP-0048 is converted between private XML and PEP.
+pub const FEATURE_CONVERSION: &str = "urn:xmpp:bookmarks-conversion:0";
+
 /// Which copy a write went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
