@@ -91,6 +91,9 @@ pub struct ServerConfig {
     pub releases: Vec<crate::autoupdate::Release>,
     /// Server-to-server (off by default).
     pub s2s: crate::s2s::S2sSettings,
+    /// Redirect every new c2s stream elsewhere with `see-other-host` (`host`,
+    /// `host:port`, `[ipv6]:port`); `None` serves normally.
+    pub redirect: Option<String>,
 }
 
 impl ServerConfig {
@@ -119,6 +122,7 @@ impl ServerConfig {
             max_directory_entries: 10_000,
             releases: Vec::new(),
             s2s: crate::s2s::S2sSettings::default(),
+            redirect: None,
         }
     }
 
@@ -156,6 +160,7 @@ impl ServerConfig {
         c.allow_registration = self.allow_registration;
         c.allow_anonymous = self.allow_anonymous;
         c.decoy = self.decoy_secret.map(|s| (s, self.scram_iterations));
+        c.redirect = self.redirect.clone();
         c
     }
 }

@@ -95,6 +95,10 @@ pub struct ServerConfig {
     /// accounts (so salts do not reveal which accounts exist), with the
     /// iteration count real accounts use.
     pub decoy: Option<([u8; 32], u32)>,
+    /// Answer every new stream with the `see-other-host` stream error naming this
+    /// `host`, `host:port` or `[ipv6]:port` (RFC 6120 4.9.3.19), e.g. while this server
+    /// is moved or drained.
+    pub redirect: Option<String>,
 }
 
 impl ServerConfig {
@@ -116,6 +120,7 @@ impl ServerConfig {
             allow_anonymous: false,
             allow_registration: false,
             decoy: None,
+            redirect: None,
         }
     }
 }
@@ -885,6 +890,8 @@ impl Connection {
                 };
                 let peer_from = header.attr("from").map(str::to_string);
                 let legacy = stream_version(header.attr("version")) == StreamVersion::Legacy;
+                // The first header of a connection already ends it, so no later one comes.
+                let redirect = cfg.redirect.clone();
                 self.send_server_header(peer_from.as_deref(), !legacy);
                 if !stream_ok || !ns_ok {
                     self.fail(
@@ -897,6 +904,13 @@ impl Connection {
                     self.fail(
                         StreamError::new(StreamErrorCondition::HostUnknown)
                             .with_text("this server does not serve that domain"),
+                    );
+                    return;
+                }
+                if let Some(target) = redirect {
+                    self.fail(
+                        StreamError::new(StreamErrorCondition::SeeOtherHost(target))
+                            .with_text("this service has moved: connect to the given host"),
                     );
                     return;
                 }

@@ -320,6 +320,56 @@ fn whitespace_after_starttls_is_not_an_attack() {
 }
 
 #[test]
+fn redirect_answers_every_new_stream_with_see_other_host() {
+    for target in ["xmpp.capulet.lit:5222", "[2001:db8::1]:5222"] {
+        let mut cfg = ServerConfig::new("capulet.lit");
+        cfg.redirect = Some(target.into());
+        let mut s = Connection::new_server(cfg, Limits::default(), [3; 32], T0);
+        s.handle_input(HEADER.as_bytes(), T0);
+        let out = output(&mut s);
+        assert!(out.contains("<stream:stream"), "header first: {out}");
+        assert!(!out.contains("features"), "no negotiation: {out}");
+        let start = out.find("<error").expect("stream error");
+        let end = out.find("</error>").expect("error end") + "</error>".len();
+        let el = Element::parse(&out.as_bytes()[start..end]).expect("parses");
+        let err = elsinore_stanza::StreamError::from_element(&el).expect("a stream error");
+        assert_eq!(
+            err.condition,
+            elsinore_stanza::StreamErrorCondition::SeeOtherHost(target.into())
+        );
+        assert!(out.ends_with("</stream:stream>"), "{out}");
+        assert!(s.is_closed());
+        let closed = std::iter::from_fn(|| s.poll_event()).last();
+        assert!(
+            matches!(closed, Some(Event::Closed { error: Some(ref e) }) if e.contains("see-other-host")),
+            "{closed:?}"
+        );
+    }
+}
+
+#[test]
+fn system_shutdown_closes_an_established_stream() {
+    let mut p = Pair::new(
+        TlsPolicy::Required,
+        ServerConfig::new("capulet.lit"),
+        "r0meo",
+        64,
+    );
+    p.drive();
+    assert!(established(&p.client_events).is_some());
+    p.server
+        .send_stream_error(elsinore_stanza::StreamError::new(
+            elsinore_stanza::StreamErrorCondition::SystemShutdown,
+        ));
+    p.drive();
+    assert!(p.server.is_closed());
+    let err = closed_error(&p.client_events)
+        .expect("client saw the close")
+        .expect("with an error");
+    assert!(err.contains("system-shutdown"), "{err}");
+}
+
+#[test]
 fn wrong_host_gets_host_unknown() {
     let mut s = server_alone();
     s.handle_input(HEADER.replace("capulet.lit", "montague.lit").as_bytes(), T0);

@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// `ADDR:PORT` for direct TLS client connections (XEP-0368); off when absent.
     pub listen_tls: Option<String>,
+    /// Answer every client stream with `see-other-host` naming this `host[:port]`.
+    pub redirect: Option<String>,
     /// Data directory.
     pub data: Option<PathBuf>,
     /// Allow in-band registration (XEP-0077).
@@ -115,6 +117,8 @@ pub struct Settings {
     pub listen: String,
     /// Direct TLS listen address, if any.
     pub listen_tls: Option<String>,
+    /// `see-other-host` target for every client stream (normalized), if redirecting.
+    pub redirect: Option<String>,
     /// Data directory.
     pub data: PathBuf,
     /// In-band registration.
@@ -147,6 +151,7 @@ pub struct Overrides {
     pub domain: Option<String>,
     pub listen: Option<String>,
     pub listen_tls: Option<String>,
+    pub redirect: Option<String>,
     pub data: Option<PathBuf>,
     pub allow_registration: bool,
     pub allow_plaintext_auth: bool,
@@ -222,6 +227,11 @@ impl Settings {
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.into()),
             listen_tls: cli.listen_tls.or(file.listen_tls),
+            redirect: cli
+                .redirect
+                .or(file.redirect)
+                .map(|r| redirect_target(&r))
+                .transpose()?,
             data: cli
                 .data
                 .or(file.data)
@@ -245,6 +255,44 @@ impl Settings {
     pub fn store_path(&self) -> PathBuf {
         self.data.join("elsinore.redb")
     }
+}
+
+/// Checks a `see-other-host` target and writes it as RFC 6120 4.9.3.19 wants: `host`,
+/// `host:port`, an IPv4 address with or without port, an IPv6 address in brackets (added
+/// when missing) with or without port.
+pub fn redirect_target(text: &str) -> Result<String> {
+    use std::net::{IpAddr, SocketAddr};
+    let t = text.trim();
+    let bad = || anyhow::anyhow!("redirect must be host, host:port or [ipv6]:port, got {text:?}");
+    if t.is_empty()
+        || t.len() > 1023
+        || t.chars()
+            .any(|c| c.is_whitespace() || "<>&'\"/".contains(c))
+    {
+        return Err(bad());
+    }
+    if let Ok(addr) = t.parse::<SocketAddr>() {
+        return Ok(addr.to_string());
+    }
+    match t.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => return Ok(format!("[{v6}]")),
+        Ok(IpAddr::V4(v4)) => return Ok(v4.to_string()),
+        Err(_) => {}
+    }
+    if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .map(|v6| format!("[{v6}]"))
+            .map_err(|_| bad());
+    }
+    let (host, port) = match t.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (t, None),
+    };
+    if host.is_empty() || host.starts_with('[') || port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return Err(bad());
+    }
+    Ok(t.to_string())
 }
 
 #[cfg(test)]
@@ -319,6 +367,36 @@ mod tests {
         assert_eq!(s.client_ca, vec![PathBuf::from("c.pem")]);
         let d = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
         assert!(d.client_ca.is_empty(), "no client certificates by default");
+    }
+
+    #[test]
+    fn redirect_targets() {
+        for (given, sent) in [
+            ("xmpp.example.net", "xmpp.example.net"),
+            ("xmpp.example.net:5222", "xmpp.example.net:5222"),
+            ("192.0.2.1:5222", "192.0.2.1:5222"),
+            ("2001:db8::1", "[2001:db8::1]"),
+            ("[2001:db8::1]", "[2001:db8::1]"),
+            ("[2001:db8::1]:5222", "[2001:db8::1]:5222"),
+        ] {
+            assert_eq!(redirect_target(given).unwrap(), sent, "{given}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "host:port",
+            "host:70000",
+            "[nothost]:1",
+            "[::1]x",
+            "<x>",
+        ] {
+            assert!(redirect_target(bad).is_err(), "{bad:?}");
+        }
+        let s = Settings::resolve(parse("redirect = '::1'\n").unwrap(), Overrides::default());
+        assert_eq!(s.unwrap().redirect.as_deref(), Some("[::1]"));
+        assert!(
+            Settings::resolve(parse("redirect = 'a b'\n").unwrap(), Overrides::default()).is_err()
+        );
     }
 
     #[test]

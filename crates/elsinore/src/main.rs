@@ -47,7 +47,7 @@ enum Command {
 /// Options every command shares.
 #[derive(Debug, Default, Args)]
 struct Common {
-    /// TOML configuration file (keys: domain, listen, listen_tls, data, allow_registration,
+    /// TOML configuration file (keys: domain, listen, listen_tls, redirect, data, allow_registration,
     /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, cert, key, client_ca,
     /// scram_iterations, muc, muc_history, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, [s2s.peers]).
     #[arg(long, value_name = "FILE")]
@@ -70,6 +70,10 @@ struct ServeArgs {
     /// Address for direct TLS client connections (XEP-0368), e.g. 127.0.0.1:5223 [default: off].
     #[arg(long, value_name = "ADDR:PORT")]
     listen_tls: Option<String>,
+    /// Redirect every client stream to this `host[:port]` with the `see-other-host` stream
+    /// error (IPv6 addresses in brackets) instead of serving it.
+    #[arg(long, value_name = "HOST:PORT")]
+    redirect: Option<String>,
     /// Address for incoming server-to-server connections, e.g. 127.0.0.1:5269 [default: off].
     #[arg(long, value_name = "ADDR:PORT")]
     listen_s2s: Option<String>,
@@ -159,6 +163,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             domain: args.domain,
             listen: args.listen,
             listen_tls: args.listen_tls,
+            redirect: args.redirect,
             data: None,
             allow_registration: args.allow_registration,
             allow_plaintext_auth: args.allow_plaintext_auth,
@@ -181,6 +186,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.allow_plaintext_auth = settings.allow_plaintext_auth;
     config.allow_anonymous = settings.allow_anonymous;
     config.sasl_digest_md5 = settings.sasl_digest_md5;
+    config.redirect = settings.redirect.clone();
     config.tls_available = true;
     config.scram_iterations = settings.scram_iterations;
     config.muc_enabled = settings.muc;

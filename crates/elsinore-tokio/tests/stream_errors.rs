@@ -1,0 +1,102 @@
+//! Server-wide stream errors over loopback sockets: `see-other-host` when redirecting,
+//! `system-shutdown` to every open stream on graceful shutdown.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{DOMAIN, TestServer, tls_config};
+use elsinore_server::{Server, ServerConfig};
+use elsinore_storage::MemoryStore;
+use elsinore_stream::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' version='1.0' \
+    xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+/// Everything the server writes until it closes the socket (bounded in time).
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut got))
+        .await
+        .expect("server closed in time")
+        .unwrap();
+    String::from_utf8(got).unwrap()
+}
+
+async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains(needle) {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("server answered in time")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(got).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_answers_with_see_other_host_and_closes() {
+    let mut config = ServerConfig::new(DOMAIN);
+    config.redirect = Some("[::1]:5322".into());
+    let server = Server::new(config, [7; 32], Instant::from_millis(0));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(elsinore_tokio::serve(
+        listener,
+        server,
+        MemoryStore::new(),
+        Some(tls_config()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    for _ in 0..2 {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(HEADER.as_bytes()).await.unwrap();
+        let got = read_to_close(&mut tcp).await;
+        assert!(got.contains("<stream:stream"), "{got}");
+        assert!(
+            got.contains("<see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>[::1]:5322</see-other-host>"),
+            "{got}"
+        );
+        assert!(!got.contains("features"), "{got}");
+        assert!(got.ends_with("</stream:stream>"), "{got}");
+    }
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("shutdown in time")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_sends_system_shutdown_to_every_stream() {
+    // Established sessions get the same error: crates/elsinore-server/tests/stream_errors.rs.
+    let server = TestServer::start(&[]).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(HEADER.as_bytes()).await.unwrap();
+        read_until(&mut tcp, "features>").await;
+        streams.push(tcp);
+    }
+    let stopping = tokio::spawn(server.stop());
+    for mut tcp in streams {
+        let got = read_to_close(&mut tcp).await;
+        assert!(got.contains("<system-shutdown"), "{got}");
+        assert!(got.ends_with("</stream:stream>"), "{got}");
+    }
+    tokio::time::timeout(Duration::from_secs(20), stopping)
+        .await
+        .expect("stopped in time")
+        .unwrap();
+}
