@@ -686,6 +686,16 @@ impl Server {
                 return;
             }
         };
+        // An iq needs one of the four types (RFC 6120 8.2.3, draft-ietf-xmpp-core-11
+        // 7.5.2); one without an id is dropped, as no answer to it could be matched.
+        if el.name == "iq" && !matches!(el.attr("type"), Some("get" | "set" | "result" | "error")) {
+            if el.attr("id").is_some() {
+                let err = StanzaError::new(DefinedCondition::BadRequest)
+                    .with_text("an iq needs the type get, set, result or error");
+                self.bounce(id, &el, err, now);
+            }
+            return;
+        }
         // Components (group chat, updates) and service iqs (src/services.rs) first.
         let Some(el) = self.intercept(id, &from, el, to.as_ref(), now) else {
             return;

@@ -221,3 +221,31 @@ fn server_iq_answers_have_no_xml_lang() {
         );
     }
 }
+
+/// §7.5.2: an iq without a type, or with one that is not get, set, result or error, is
+/// answered with `bad-request` and goes no further (RFC 6120 8.2.3; the draft would have
+/// it ignored).
+#[test]
+fn iq_without_a_valid_type_is_bad_request() {
+    let (mut net, hamlet, ophelia) = two_users();
+    for (id, xml) in [
+        (
+            "t1",
+            "<iq id='t1' to='shakespeare.lit' xmlns='jabber:client'>\
+             <ping xmlns='urn:xmpp:ping'/></iq>",
+        ),
+        (
+            "t2",
+            "<iq id='t2' type='fetch' to='ophelia@shakespeare.lit/castle' xmlns='jabber:client'>\
+             <query xmlns='jabber:iq:version'/></iq>",
+        ),
+    ] {
+        net.send_raw(hamlet, xml);
+        let got = net.take_inbox(hamlet);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].attr("id"), Some(id));
+        assert_eq!(got[0].attr("type"), Some("error"));
+        assert_eq!(error_condition(&got[0]).as_deref(), Some("bad-request"));
+    }
+    assert_eq!(net.take_inbox(ophelia), Vec::<Element>::new());
+}

@@ -839,6 +839,15 @@ impl S2sConnection {
                     .with_text("dialback verification from another domain"),
             );
         }
+        if el
+            .attr("to")
+            .is_some_and(|t| !domain_eq(t, &self.config.domain))
+        {
+            return self.fail(
+                StreamError::new(StreamErrorCondition::HostUnknown)
+                    .with_text("dialback verification for a domain we do not serve"),
+            );
+        }
         let Some(id) = el.attr("id") else {
             return self.fail(
                 StreamError::new(StreamErrorCondition::BadFormat)

@@ -373,7 +373,8 @@ fn s2s_initiating_wrong_namespace_is_invalid_namespace() {
 
 /// §6.2.1 step 9: a `<db:verify/>` answer from a domain other than the one asked is
 /// `invalid-from` (the draft's `nonmatching-hosts`); one without an id is `bad-format`
-/// (the draft's `invalid-id`, which RFC 6120 does not define).
+/// (the draft's `invalid-id`, which RFC 6120 does not define); one addressed to a domain
+/// we do not serve is `host-unknown`.
 #[test]
 fn s2s_verify_answers_are_checked() {
     let pre_1_0 = |reply: &str| {
@@ -411,6 +412,9 @@ fn s2s_verify_answers_are_checked() {
     assert!(closed_with(&other, StreamErrorCondition::InvalidFrom));
     let no_id = pre_1_0("<db:verify from='two.example' to='one.example' type='valid'/>");
     assert!(closed_with(&no_id, StreamErrorCondition::BadFormat));
+    let not_ours =
+        pre_1_0("<db:verify from='two.example' to='three.example' id='stream-1' type='valid'/>");
+    assert!(closed_with(&not_ours, StreamErrorCondition::HostUnknown));
 }
 
 /// A receiving stream from one.example on which one.example's dialback key is waiting
