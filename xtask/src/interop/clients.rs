@@ -64,12 +64,14 @@ pub(super) fn start_elsinore(
         &dir.join("elsinore.log"),
     )?;
     service.wait_for_line("listening on", START_TIMEOUT)?;
+    if config.contains("listen_s2s") {
+        // Printed after the c2s line, once the s2s listener is bound: a peer started
+        // next may connect at once.
+        service.wait_for_line("listening for servers", START_TIMEOUT)?;
+    }
     service.wait_for_port(c2s, Duration::from_secs(10))?;
     Ok(Instance { service, c2s })
 }
-
-/// One forced-mechanism slixmpp run: `(label, jid, password, mechanism, expect, max TLS)`.
-type SaslCase<'a> = (&'a str, String, &'a str, &'a str, &'a str, &'a str);
 
 /// slixmpp logs in with each mechanism it supports, forced through its own
 /// `feature_mechanisms` configuration: the password mechanisms on TLS 1.3 and 1.2,
@@ -91,68 +93,22 @@ pub(super) fn sasl_mechanisms(
         return;
     }
     let jid = format!("{}@{domain}", user.0);
-    let cases: [SaslCase<'_>; 8] = [
-        ("TLS 1.3", jid.clone(), user.1, "PLAIN", "login", "1.3"),
-        (
-            "TLS 1.3",
-            jid.clone(),
-            user.1,
-            "SCRAM-SHA-1",
-            "login",
-            "1.3",
-        ),
-        (
-            "TLS 1.3",
-            jid.clone(),
-            user.1,
-            "SCRAM-SHA-256",
-            "login",
-            "1.3",
-        ),
-        (
-            "TLS 1.3",
-            jid.clone(),
-            user.1,
-            "SCRAM-SHA-1-PLUS",
-            "plus",
-            "1.3",
-        ),
-        (
-            "TLS 1.3",
-            jid.clone(),
-            user.1,
-            "SCRAM-SHA-256-PLUS",
-            "plus",
-            "1.3",
-        ),
-        (
-            "TLS 1.2",
-            jid.clone(),
-            user.1,
-            "SCRAM-SHA-256",
-            "login",
-            "1.2",
-        ),
-        (
-            "TLS 1.2",
-            jid.clone(),
-            user.1,
-            "SCRAM-SHA-256-PLUS",
-            "refused",
-            "1.2",
-        ),
-        (
-            "without --allow-anonymous",
-            domain.to_string(),
-            "",
-            "ANONYMOUS",
-            "refused",
-            "1.3",
-        ),
+    // (mechanism, expectation, highest TLS version slixmpp may use)
+    let cases = [
+        ("PLAIN", "login", "1.3"),
+        ("SCRAM-SHA-1", "login", "1.3"),
+        ("SCRAM-SHA-256", "login", "1.3"),
+        ("SCRAM-SHA-1-PLUS", "plus", "1.3"),
+        ("SCRAM-SHA-256-PLUS", "plus", "1.3"),
+        ("SCRAM-SHA-256", "login", "1.2"),
+        ("SCRAM-SHA-256-PLUS", "refused", "1.2"),
     ];
-    for (label, jid, password, mech, expect, tls) in cases {
-        run_sasl(ctx, addr, label, &jid, password, mech, expect, tls);
+    for (mech, expect, tls) in cases {
+        let label = format!("TLS {tls}");
+        run_sasl(ctx, addr, &label, &jid, user.1, mech, expect, tls);
     }
+    let label = "without --allow-anonymous";
+    run_sasl(ctx, addr, label, domain, "", "ANONYMOUS", "refused", "1.3");
 
     // A second server, with --allow-anonymous.
     let dir = ctx.tmp.path().join("elsinore-anonymous");
@@ -333,6 +289,16 @@ pub(super) fn elsinore_bin(ctx: &mut Ctx) -> Option<PathBuf> {
     {
         return None;
     }
-    let bin = workspace::target_dir().ok()?.join("debug").join("elsinore");
-    bin.is_file().then_some(bin)
+    let bin = workspace::target_dir().map(|t| t.join("debug").join("elsinore"));
+    match bin {
+        Ok(bin) if bin.is_file() => Some(bin),
+        other => {
+            ctx.report.record(
+                "build: elsinore binary",
+                false,
+                format!("built, but not found: {other:?}"),
+            );
+            None
+        }
+    }
 }

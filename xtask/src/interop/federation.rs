@@ -1,5 +1,7 @@
 //! Federation on loopback: two elsinore servers over s2s (dialback; STARTTLS + SASL
-//! EXTERNAL with certificates made here by openssl), and elsinore ↔ Prosody.
+//! EXTERNAL with certificates made here by openssl; an untrusted certificate, whose
+//! stanzas must bounce), and elsinore ↔ Prosody (dialback, each side writing first;
+//! SASL EXTERNAL).
 //!
 //! There is no DNS. elsinore maps domains to addresses with `[s2s.peers]`. Prosody
 //! resolves s2s targets through libunbound (Debian's lua-unbound); its `unbound`
