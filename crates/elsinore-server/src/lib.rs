@@ -17,6 +17,7 @@
 
 pub mod accounts;
 mod autoupdate;
+mod guard;
 mod im;
 mod iq;
 mod muc;
@@ -30,6 +31,7 @@ mod server_iq;
 mod services;
 
 pub use autoupdate::{Release, ReleaseKind};
-pub use elsinore_stream::{ChannelBinding, Instant, Limits, TlsInfo};
+pub use elsinore_stream::{ChannelBinding, Instant, Limits, Rate, TlsInfo};
+pub use guard::AbuseLimits;
 pub use s2s::S2sSettings;
 pub use server::{ConnId, Server, ServerConfig, ServerEvent};

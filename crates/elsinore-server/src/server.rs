@@ -1,6 +1,7 @@
 //! The server core: connections, sessions, routing, iq handlers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 
 use elsinore_jid::{BareJid, Jid};
 use elsinore_sasl::{Mechanism, StoredCredentials};
@@ -17,6 +18,7 @@ use elsinore_stream::{
 use elsinore_xml::Element;
 
 use crate::accounts;
+use crate::guard::{AbuseLimits, AuthVerdict, Guard, IpKey};
 use crate::roster::Roster;
 
 /// Identifies one connection of a [`Server`].
@@ -94,6 +96,8 @@ pub struct ServerConfig {
     /// Redirect every new c2s stream elsewhere with `see-other-host` (`host`,
     /// `host:port`, `[ipv6]:port`); `None` serves normally.
     pub redirect: Option<String>,
+    /// Limits across connections: per source address, failed authentication.
+    pub abuse: AbuseLimits,
 }
 
 impl ServerConfig {
@@ -123,6 +127,7 @@ impl ServerConfig {
             releases: Vec::new(),
             s2s: crate::s2s::S2sSettings::default(),
             redirect: None,
+            abuse: AbuseLimits::default(),
         }
     }
 
@@ -196,6 +201,12 @@ pub(crate) struct Conn {
     pub(crate) interested: bool,
     /// Entities that got directed presence from this session (RFC 6121 4.6).
     pub(crate) directed: Vec<Jid>,
+    /// The source address as counted by the abuse limits (`None`: not counted).
+    pub(crate) peer: Option<IpKey>,
+    /// The account the authentication attempt in progress names.
+    pub(crate) auth_user: Option<BareJid>,
+    /// Failures of this stream already reported to the abuse limits.
+    pub(crate) auth_failures_seen: u32,
 }
 
 /// Work waiting for a keyed lock.
@@ -238,12 +249,18 @@ pub struct Server {
     pub(crate) ext: crate::services::Extras,
     /// Server-to-server connections.
     pub(crate) s2s: crate::s2s::S2sState,
+    /// Connections per address, failed authentications.
+    pub(crate) guard: Guard,
+    /// Credential loads held back after recent failures: (when, connection, account).
+    delayed_auth: Vec<(Instant, ConnId, BareJid)>,
 }
 
 impl Server {
     /// A server with no connections.
     pub fn new(config: ServerConfig, seed: [u8; 32], now: Instant) -> Self {
         Server {
+            guard: Guard::new(config.abuse.clone()),
+            delayed_auth: Vec::new(),
             stream_config: config.stream_config(),
             config,
             rng: Rng::new(seed),
@@ -280,6 +297,21 @@ impl Server {
         self.sessions.values().map(Vec::len).sum()
     }
 
+    /// Over its stanza or byte rate, connection `conn` processes no input before this
+    /// instant: the adapter should not read its socket until then (input passed anyway
+    /// is held, boundedly).
+    pub fn input_paused_until(&self, conn: ConnId) -> Option<Instant> {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.stream.input_paused_until())
+    }
+
+    /// Entries in the abuse-limit tables: (addresses with connections, addresses with
+    /// failed authentications, accounts with failed authentications). Each is bounded.
+    pub fn abuse_table_sizes(&self) -> (usize, usize, usize) {
+        self.guard.tracked()
+    }
+
     /// Number of storage effects emitted and not yet answered.
     pub fn outstanding_effects(&self) -> usize {
         self.pending.len()
@@ -287,20 +319,42 @@ impl Server {
 
     // ---- inputs --------------------------------------------------------
 
-    /// A new connection was accepted by the adapter.
+    /// A new connection was accepted by the adapter, source address unknown (not
+    /// counted by the per-address limits; adapters with sockets use [`Server::accept_from`]).
     pub fn accept(&mut self, now: Instant) -> ConnId {
-        self.accept_with(now, Connection::new_server)
+        self.accept_with(None, now, Connection::new_server)
+    }
+
+    /// A new connection from `peer`. Over [`AbuseLimits::max_connections_per_ip`] it is
+    /// answered with a stream header and a `policy-violation` stream error and closed
+    /// (the usual [`ServerEvent::Close`]); failed authentications are counted per address.
+    pub fn accept_from(&mut self, peer: IpAddr, now: Instant) -> ConnId {
+        self.accept_with(Some(peer), now, Connection::new_server)
     }
 
     /// A new connection whose TLS handshake the adapter already completed
     /// (XEP-0368 direct TLS, e.g. port 5223).
     pub fn accept_direct_tls(&mut self, now: Instant) -> ConnId {
-        self.accept_with(now, Connection::new_server_direct_tls)
+        self.accept_with(None, now, Connection::new_server_direct_tls)
     }
 
     /// [`Server::accept_direct_tls`] with what the handshake established.
     pub fn accept_direct_tls_with(&mut self, info: TlsInfo, now: Instant) -> ConnId {
-        let id = self.accept_direct_tls(now);
+        self.accept_direct_tls_inner(None, info, now)
+    }
+
+    /// [`Server::accept_direct_tls_with`] from `peer` (see [`Server::accept_from`]).
+    pub fn accept_direct_tls_from(&mut self, peer: IpAddr, info: TlsInfo, now: Instant) -> ConnId {
+        self.accept_direct_tls_inner(Some(peer), info, now)
+    }
+
+    fn accept_direct_tls_inner(
+        &mut self,
+        peer: Option<IpAddr>,
+        info: TlsInfo,
+        now: Instant,
+    ) -> ConnId {
+        let id = self.accept_with(peer, now, Connection::new_server_direct_tls);
         if let Some(c) = self.conns.get_mut(&id) {
             c.stream.set_tls_info(info);
         }
@@ -309,6 +363,7 @@ impl Server {
 
     fn accept_with(
         &mut self,
+        peer: Option<IpAddr>,
         now: Instant,
         make: fn(StreamConfig, Limits, [u8; 32], Instant) -> Connection,
     ) -> ConnId {
@@ -330,8 +385,24 @@ impl Server {
                 priority: 0,
                 interested: false,
                 directed: Vec::new(),
+                peer: None,
+                auth_user: None,
+                auth_failures_seen: 0,
             },
         );
+        if let Some(key) = peer.and_then(|ip| IpKey::of(ip, &self.guard.limits)) {
+            if self.guard.connection_opened(key) {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.peer = Some(key);
+                }
+            } else if let Some(c) = self.conns.get_mut(&id) {
+                c.stream.send_stream_error(
+                    StreamError::new(StreamErrorCondition::PolicyViolation)
+                        .with_text("too many connections from your address"),
+                );
+                self.after(id, now);
+            }
+        }
         id
     }
 
@@ -401,6 +472,18 @@ impl Server {
                 self.after(id, now);
             }
         }
+        if self.delayed_auth.iter().any(|(t, _, _)| *t <= now) {
+            let (due, rest) = core::mem::take(&mut self.delayed_auth)
+                .into_iter()
+                .partition(|(t, _, _)| *t <= now);
+            self.delayed_auth = rest;
+            for (_, id, account) in due {
+                if self.conns.contains_key(&id) {
+                    let op = Op::Get(accounts::credentials_key(&account));
+                    self.emit_effect(op, Pending::Credentials(id));
+                }
+            }
+        }
         self.s2s_timeouts(now);
         self.run_ready(now);
     }
@@ -427,7 +510,11 @@ impl Server {
                         Err(_) => c.stream.credentials_unavailable(now),
                     },
                     EffectResult::Value(None) => c.stream.provide_credentials(None, now),
-                    _ => c.stream.credentials_unavailable(now),
+                    _ => {
+                        c.stream.credentials_unavailable(now);
+                        // Our store failed, not the client: not an authentication failure.
+                        c.auth_failures_seen = c.stream.auth_failures();
+                    }
                 }
                 self.after(conn, now);
             }
@@ -472,6 +559,7 @@ impl Server {
         self.conns
             .values()
             .filter_map(|c| c.stream.poll_timeout())
+            .chain(self.delayed_auth.iter().map(|(t, _, _)| *t))
             .chain(self.s2s_poll_timeout())
             .min()
     }
@@ -537,6 +625,22 @@ impl Server {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
             };
+            let failures = c.stream.auth_failures();
+            if failures > c.auth_failures_seen {
+                // Only the attempt that loaded credentials names an account; a failure
+                // before that (unknown mechanism, bad encoding) counts for the address.
+                let account = c.auth_user.take();
+                for n in c.auth_failures_seen..failures {
+                    let who = if n == c.auth_failures_seen {
+                        account.as_ref()
+                    } else {
+                        None
+                    };
+                    self.guard.auth_failed(c.peer, who, now);
+                }
+                c.auth_failures_seen = failures;
+                continue;
+            }
             let bytes = c.stream.take_transmit();
             if !bytes.is_empty() {
                 self.transmit.push_back((id, bytes));
@@ -549,13 +653,30 @@ impl Server {
                 Event::NeedCredentials { username } => {
                     match BareJid::new(Some(&username), &self.config.domain) {
                         Ok(jid) => {
-                            let op = Op::Get(accounts::credentials_key(&jid));
-                            self.emit_effect(op, Pending::Credentials(id));
+                            c.auth_user = Some(jid.clone());
+                            match self.guard.auth_verdict(c.peer, &jid, now) {
+                                AuthVerdict::Proceed => {
+                                    let op = Op::Get(accounts::credentials_key(&jid));
+                                    self.emit_effect(op, Pending::Credentials(id));
+                                }
+                                // The whole verdict waits, success too: delaying only
+                                // failures would tell a guesser early that it missed.
+                                AuthVerdict::Delay(d) => self.delayed_auth.push((now + d, id, jid)),
+                                AuthVerdict::Refuse => {
+                                    c.stream.refuse_auth(now);
+                                    // A refusal checked nothing: not a new failure.
+                                    c.auth_failures_seen = c.stream.auth_failures();
+                                    c.auth_user = None;
+                                }
+                            }
                         }
                         Err(_) => c.stream.provide_credentials(None, now),
                     }
                 }
-                Event::Authenticated { .. } => {}
+                Event::Authenticated { jid } => {
+                    c.auth_user = None;
+                    self.guard.auth_succeeded(&jid);
+                }
                 Event::BindRequest { resource } => self.bind(id, resource, now),
                 Event::Established { jid } => {
                     c.jid = Some(jid.clone());
@@ -573,6 +694,9 @@ impl Server {
                 Event::Stanza(el) => self.handle_stanza(id, el, now),
                 Event::Closed { .. } => {
                     if let Some(c) = self.conns.remove(&id) {
+                        if let Some(ip) = c.peer {
+                            self.guard.connection_closed(ip);
+                        }
                         let rest = {
                             let mut s = c.stream;
                             s.take_transmit()

@@ -58,9 +58,9 @@ impl Shared {
     }
 
     /// Runs `f` on the core, then drains every output to where it belongs.
-    fn with_core(&self, f: impl FnOnce(&mut Server)) {
+    fn with_core<R>(&self, f: impl FnOnce(&mut Server) -> R) -> R {
         let mut core = self.lock();
-        f(&mut core.server);
+        let r = f(&mut core.server);
         let core = &mut *core;
         loop {
             let mut moved = false;
@@ -103,6 +103,7 @@ impl Shared {
                 break;
             }
         }
+        r
     }
 }
 
@@ -209,11 +210,13 @@ fn accept_thread(
     while !shared.stop.load(Ordering::SeqCst) {
         threads.retain(|t| !t.is_finished());
         match listener.accept() {
-            Ok((socket, _)) if threads.len() < MAX_CONNECTIONS => {
+            Ok((socket, peer)) if threads.len() < MAX_CONNECTIONS => {
                 let (tx, rx) = mpsc::channel();
                 let conn = {
                     let mut core = shared.lock();
-                    let conn = core.server.accept(shared.clock.now());
+                    // Over the per-address limit the core answers with a stream error and
+                    // closes the connection through the usual messages.
+                    let conn = core.server.accept_from(peer.ip(), shared.clock.now());
                     core.conns.insert(conn, tx);
                     conn
                 };
@@ -300,6 +303,9 @@ fn connection_thread(
     let mut stream = Some(Stream::Plain(socket));
     let mut buf = vec![0u8; READ_BUF];
     let mut eof_reported = false;
+    // Over its stanza or byte rate the core reads nothing before this: neither do we,
+    // so TCP slows the peer down.
+    let mut resume_at: Option<elsinore_server::Instant> = None;
     while let Some(s) = stream.as_mut() {
         // Everything the core queued goes out before the next read (the STARTTLS rule).
         match rx.try_recv() {
@@ -314,13 +320,24 @@ fn connection_thread(
             // The runtime dropped us (shutdown).
             Err(mpsc::TryRecvError::Disconnected) => break,
         }
+        if let Some(at) = resume_at {
+            let wait = at.saturating_since(shared.clock.now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait.min(POLL));
+                continue;
+            }
+            resume_at = None;
+        }
         let _ = s.tcp().set_read_timeout(Some(POLL));
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 let now = shared.clock.now();
                 // `n <= buf.len()` by `read`'s contract.
-                shared.with_core(|core| core.handle_input(conn, &buf[..n], now));
+                resume_at = shared.with_core(|core| {
+                    core.handle_input(conn, &buf[..n], now);
+                    core.input_paused_until(conn)
+                });
             }
             Err(e)
                 if matches!(

@@ -60,6 +60,67 @@ pub struct Limits {
     /// Client role: a whitespace keepalive is sent at this interval while established
     /// (keeps NAT and firewall state alive; costs one byte).
     pub keepalive_interval: Duration,
+    /// Server role: top-level elements (stanzas and negotiation elements) a peer may
+    /// send; past it the stream reads nothing more until the bucket refills (`None`:
+    /// no limit). See [`Connection::input_paused_until`].
+    pub stanza_rate: Option<Rate>,
+    /// Server role: the same for received bytes.
+    pub byte_rate: Option<Rate>,
+}
+
+/// A token bucket: `burst` at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Sustained rate, units per second.
+    pub per_second: u32,
+    /// Units available at once (the bucket's size).
+    pub burst: u32,
+}
+
+/// A token bucket in thousandths of a unit; it may go into debt by one charge, and
+/// input waits until the debt is paid.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    milli: i64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(rate: Option<Rate>, now: Instant) -> Self {
+        Bucket {
+            milli: rate.map_or(0, |r| i64::from(r.burst) * 1000),
+            at: now,
+        }
+    }
+
+    /// Takes `units` at `now`; `Some(t)`: in debt, input must wait until `t`.
+    fn charge(&mut self, rate: Option<Rate>, units: u64, now: Instant) -> Option<Instant> {
+        let r = rate?;
+        let per_ms = i64::from(r.per_second); // thousandths of a unit per millisecond
+        let elapsed =
+            i64::try_from(now.as_millis().saturating_sub(self.at.as_millis())).unwrap_or(i64::MAX);
+        self.at = self.at.max(now);
+        self.milli = self
+            .milli
+            .saturating_add(elapsed.saturating_mul(per_ms))
+            .min(i64::from(r.burst) * 1000);
+        let cost = i64::try_from(units)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        self.milli = self.milli.saturating_sub(cost);
+        if self.milli >= 0 {
+            return None;
+        }
+        if per_ms == 0 {
+            // Nothing refills it: wait "forever" (the negotiation or ping timeout ends it).
+            return Some(Instant::from_millis(u64::MAX));
+        }
+        let wait = (-self.milli + per_ms - 1) / per_ms;
+        Some(Instant::from_millis(
+            now.as_millis()
+                .saturating_add(u64::try_from(wait).unwrap_or(u64::MAX)),
+        ))
+    }
 }
 
 impl Default for Limits {
@@ -74,6 +135,14 @@ impl Default for Limits {
             ping_after: Duration::from_secs(300),
             ping_timeout: Duration::from_secs(60),
             keepalive_interval: Duration::from_secs(90),
+            stanza_rate: Some(Rate {
+                per_second: 100,
+                burst: 500,
+            }),
+            byte_rate: Some(Rate {
+                per_second: 256 * 1024,
+                burst: 1024 * 1024,
+            }),
         }
     }
 }
@@ -299,6 +368,11 @@ pub struct Connection {
     bom_seen: u8,
     /// Whether any byte of the connection has been examined yet (BOM detection).
     started: bool,
+    /// Server role: rate limits on received elements and bytes.
+    stanza_bucket: Bucket,
+    byte_bucket: Bucket,
+    /// Over a rate: no input is processed before this.
+    throttled_until: Option<Instant>,
 }
 
 impl Connection {
@@ -368,6 +442,9 @@ impl Connection {
             ping_sent: None,
             bom_seen: 0,
             started: false,
+            stanza_bucket: Bucket::full(limits.stanza_rate, now),
+            byte_bucket: Bucket::full(limits.byte_rate, now),
+            throttled_until: None,
             limits,
         }
     }
@@ -404,6 +481,19 @@ impl Connection {
         self.stream_id.as_deref()
     }
 
+    /// Server role, over [`Limits::stanza_rate`] or [`Limits::byte_rate`]: input is not
+    /// processed before this instant. An adapter should stop reading the socket until
+    /// then (TCP then slows the peer down); input it passes meanwhile is held, up to
+    /// [`Limits::max_held_input`], past which the stream ends with `policy-violation`.
+    pub fn input_paused_until(&self) -> Option<Instant> {
+        self.throttled_until
+    }
+
+    /// Failed authentication attempts on this stream so far (SASL and jabber:iq:auth).
+    pub fn auth_failures(&self) -> u32 {
+        self.auth_failures
+    }
+
     // ---- inputs --------------------------------------------------------
 
     /// Bytes read from the peer. Any split of the byte stream gives the same result.
@@ -416,14 +506,37 @@ impl Connection {
             Some(b) => b,
             None => return,
         };
-        if self.paused {
+        if self.throttled_until.is_some_and(|t| now >= t) {
+            // The deadline passed before the timer fired: what waited goes first.
+            self.throttled_until = None;
+            self.resume(now);
+        }
+        if matches!(self.side, Side::Server(_)) && !bytes.is_empty() {
+            let n = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+            if let Some(t) = self.byte_bucket.charge(self.limits.byte_rate, n, now) {
+                // In debt: this input waits until the debt is paid.
+                self.throttle(t);
+            }
+        }
+        if self.input_waits() {
             self.hold(bytes);
             return;
         }
         let mut buf = bytes;
         self.process(&mut buf, now);
-        if self.paused && !buf.is_empty() {
+        if self.input_waits() && !buf.is_empty() {
             self.hold(buf);
+        }
+    }
+
+    /// Input is held: the owner must answer first, or the peer is over a rate.
+    fn input_waits(&self) -> bool {
+        self.paused || self.throttled_until.is_some()
+    }
+
+    fn throttle(&mut self, until: Instant) {
+        if !self.is_closed() {
+            self.throttled_until = Some(self.throttled_until.map_or(until, |t| t.max(until)));
         }
     }
 
@@ -501,7 +614,7 @@ impl Connection {
                 }
                 _ => {}
             }
-            if self.paused {
+            if self.input_waits() {
                 return;
             }
             if self.restart {
@@ -524,7 +637,15 @@ impl Connection {
                 self.restart_whitespace = false;
             }
             match self.parser.parse(buf) {
-                Ok(Some(ev)) => self.on_xml(ev, now),
+                Ok(Some(ev)) => {
+                    if matches!(ev, XmlEvent::Element(_)) && matches!(self.side, Side::Server(_)) {
+                        let rate = self.limits.stanza_rate;
+                        if let Some(t) = self.stanza_bucket.charge(rate, 1, now) {
+                            self.throttle(t);
+                        }
+                    }
+                    self.on_xml(ev, now);
+                }
                 Ok(None) => return,
                 Err(e) => {
                     self.fail(stream_error_for(&e));
@@ -548,6 +669,10 @@ impl Connection {
 
     /// A deadline from [`Connection::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.throttled_until.is_some_and(|t| now >= t) {
+            self.throttled_until = None;
+            self.resume(now);
+        }
         self.keepalive(now);
         if let Some(d) = self.close_deadline
             && now >= d
@@ -666,6 +791,25 @@ impl Connection {
         }
     }
 
+    /// Server role: instead of the credentials asked for by [`Event::NeedCredentials`],
+    /// refuse the attempt unchecked (too many recent failures): SASL gets
+    /// `<temporary-auth-failure/>`, jabber:iq:auth `policy-violation` (type `wait`).
+    pub fn refuse_auth(&mut self, now: Instant) {
+        if !matches!(self.state, State::ServerSasl(_, true)) {
+            return;
+        }
+        self.paused = false;
+        if let Some((iq_id, _)) = self.legacy_auth.take() {
+            let err = iq_error(&iq_id, "policy-violation", "wait");
+            self.write_element(&err);
+            self.state = State::Negotiating;
+            self.count_auth_failure();
+        } else {
+            self.sasl_failure(SaslFailure::TemporaryAuthFailure);
+        }
+        self.resume(now);
+    }
+
     /// Server role: the answer to [`Event::BindRequest`].
     pub fn complete_bind(&mut self, result: Result<Jid, BindError>, now: Instant) {
         if !matches!(self.state, State::Binding) || !matches!(self.side, Side::Server(_)) {
@@ -703,13 +847,13 @@ impl Connection {
     }
 
     fn resume(&mut self, now: Instant) {
-        if self.paused || self.held.is_empty() {
+        if self.input_waits() || self.held.is_empty() {
             return;
         }
         let held = core::mem::take(&mut self.held);
         let mut buf = held.as_slice();
         self.process(&mut buf, now);
-        if self.paused && !buf.is_empty() {
+        if self.input_waits() && !buf.is_empty() {
             self.held = buf.to_vec();
         }
     }
@@ -804,10 +948,15 @@ impl Connection {
             }
             _ => None,
         };
-        [self.negotiation_deadline, self.close_deadline, keepalive]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.negotiation_deadline,
+            self.close_deadline,
+            keepalive,
+            self.throttled_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ---- internals -----------------------------------------------------
@@ -837,6 +986,7 @@ impl Connection {
         }
         self.state = State::Closed;
         self.paused = false;
+        self.throttled_until = None;
         self.held.clear();
         self.negotiation_deadline = None;
         self.close_deadline = None;
@@ -1382,6 +1532,10 @@ impl Connection {
             self.write_element(&el);
         }
         self.state = State::Negotiating;
+        self.count_auth_failure();
+    }
+
+    fn count_auth_failure(&mut self) {
         self.auth_failures += 1;
         if self.auth_failures >= self.limits.max_auth_failures {
             self.fail(

@@ -30,7 +30,8 @@ mod rng;
 pub mod s2s;
 
 pub use connection::{
-    BindError, ClientConfig, Connection, Event, Limits, SendError, ServerConfig, TlsInfo, TlsPolicy,
+    BindError, ClientConfig, Connection, Event, Limits, Rate, SendError, ServerConfig, TlsInfo,
+    TlsPolicy,
 };
 pub use elsinore_sasl::ChannelBinding;
 pub use rng::Rng;

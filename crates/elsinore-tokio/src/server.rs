@@ -345,7 +345,9 @@ impl Serve {
                     let handle = ConnHandle { tx, queued: Arc::clone(&queued) };
                     let conn = {
                         let mut core = shared.lock();
-                        let conn = core.server.accept(shared.clock.now());
+                        // Over the per-address limit the core answers with a stream error
+                        // and a Close, like any other ending.
+                        let conn = core.server.accept_from(peer.ip(), shared.clock.now());
                         core.conns.insert(conn, handle);
                         core.drain(&shared.clock);
                         conn
@@ -394,7 +396,7 @@ impl Serve {
                         let handle = ConnHandle { tx, queued: Arc::clone(&queued) };
                         let conn = {
                             let mut core = shared.lock();
-                            let conn = core.server.accept_direct_tls_with(info, shared.clock.now());
+                            let conn = core.server.accept_direct_tls_from(peer.ip(), info, shared.clock.now());
                             core.conns.insert(conn, handle);
                             core.drain(&shared.clock);
                             conn
@@ -480,6 +482,9 @@ async fn connection_task(
     let mut reading = true;
     let mut eof_reported = false;
     let mut grace: Option<tokio::time::Instant> = None;
+    // Over its stanza or byte rate the core reads nothing before this: neither do we, so
+    // TCP slows the peer down instead of input piling up in the core.
+    let mut resume_at: Option<tokio::time::Instant> = None;
     // A message taken from `rx` while coalescing writes, handled next.
     let mut stashed: Option<ConnMsg> = None;
     let mut out: Vec<u8> = Vec::new();
@@ -521,7 +526,8 @@ async fn connection_task(
                     }
                 }
             }
-            read = stream.read(&mut buf), if reading => {
+            _ = sleep_until_opt(resume_at), if resume_at.is_some() => resume_at = None,
+            read = stream.read(&mut buf), if reading && resume_at.is_none() => {
                 match read {
                     Ok(0) | Err(_) => {
                         reading = false;
@@ -531,7 +537,11 @@ async fn connection_task(
                     Ok(n) => {
                         let now = shared.clock.now();
                         // `n <= buf.len()` by `read`'s contract.
-                        shared.with_core(|s| s.handle_input(conn, &buf[..n], now));
+                        let paused = shared.with_core(|s| {
+                            s.handle_input(conn, &buf[..n], now);
+                            s.input_paused_until(conn)
+                        });
+                        resume_at = paused.map(|t| shared.clock.to_tokio(t));
                     }
                 }
             }

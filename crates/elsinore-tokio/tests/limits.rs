@@ -1,4 +1,4 @@
-//! Runtime limits: the connection cap.
+//! Runtime limits: the connection cap, connections per address, rate backpressure.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -49,6 +49,173 @@ async fn connections_over_the_cap_are_refused() {
     assert_eq!(n, 0, "the second connection is closed at once");
 
     drop(first);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// Starts `serve` with `config` and these accounts; returns the address and the stopper.
+async fn start_with(
+    config: ServerConfig,
+    users: &[(&str, &str)],
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    use elsinore_storage::Store;
+    let mut store = MemoryStore::new();
+    for (user, password) in users {
+        let jid = elsinore_jid::BareJid::parse(&format!("{user}@{}", common::DOMAIN)).unwrap();
+        let op =
+            elsinore_server::accounts::create_account_op(&jid, password, [3; 32], 4096).unwrap();
+        assert!(!store.apply(&op).is_failed());
+    }
+    let clock = Clock::new();
+    let server = Server::new(config, [1; 32], clock.now());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(
+        Serve::new(server, clock, Storage::per_op(store))
+            .tls(common::tls_config())
+            .run(listener, async move {
+                let _ = stopped.await;
+            }),
+    );
+    (addr, stop, task)
+}
+
+/// Reads until the peer closes (bounded), returning everything it sent.
+async fn read_to_close(s: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
+            Err(_) => panic!(
+                "the server did not close: {}",
+                String::from_utf8_lossy(&all)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_over_the_limit_get_policy_violation() {
+    let mut config = ServerConfig::new(common::DOMAIN);
+    config.abuse.max_connections_per_ip = 1;
+    config.abuse.exempt_loopback = false; // all test traffic is loopback
+    let (addr, stop, task) = start_with(config, &[]).await;
+    let header = b"<?xml version='1.0'?><stream:stream to='localhost' version='1.0' \
+        xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(header).await.unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), first.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("stream:stream"));
+
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let out = read_to_close(&mut second).await;
+    assert!(out.contains("<stream:stream"), "header first: {out}");
+    assert!(out.contains("policy-violation"), "{out}");
+
+    // The first connection is unaffected, and once it is gone the address may connect.
+    first.write_all(b"</stream:stream>").await.unwrap();
+    let _ = read_to_close(&mut first).await;
+    let mut third = None;
+    for _ in 0..50 {
+        // The server notices the close asynchronously: retry a bounded number of times.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(header).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.contains("policy-violation") && text.contains("features") {
+            third = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        third.is_some(),
+        "the address is served again after its connection closed"
+    );
+    drop(third);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_over_its_stanza_rate_is_slowed_not_dropped() {
+    let mut config = ServerConfig::new(common::DOMAIN);
+    config.scram_iterations = 4096;
+    config.limits.stanza_rate = Some(elsinore_server::Rate {
+        per_second: 40,
+        burst: 10,
+    });
+    let (addr, stop, task) = start_with(config, &[("hamlet", "pw"), ("ophelia", "pw2")]).await;
+    let options = |jid: &str, pw: &str| {
+        let mut o = elsinore_tokio::ClientOptions::new(
+            addr.to_string(),
+            elsinore_jid::Jid::parse(jid).unwrap(),
+            pw,
+        )
+        .insecure_tls();
+        o.timeout = Duration::from_secs(20);
+        o
+    };
+    let hamlet = elsinore_tokio::Client::connect(options("hamlet@localhost/a", "pw"))
+        .await
+        .unwrap();
+    let ophelia = elsinore_tokio::Client::connect(options("ophelia@localhost/b", "pw2"))
+        .await
+        .unwrap();
+    let me = hamlet.jid().to_string();
+    const N: usize = 60;
+    for i in 0..N {
+        let msg = elsinore_xml::Element::new("message", "jabber:client")
+            .with_attr("to", me.clone())
+            .with_attr("id", format!("m{i}"))
+            .with_child(
+                elsinore_xml::Element::new("body", "jabber:client").with_text(format!("{i}")),
+            );
+        hamlet.send(msg).await.unwrap();
+    }
+    // Meanwhile another session is served normally.
+    ophelia
+        .private_set(elsinore_xml::Element::new("n", "x:rate").with_text("ok"))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < N {
+        let el = tokio::time::timeout(Duration::from_secs(20), hamlet.recv())
+            .await
+            .expect("messages keep arriving")
+            .expect("the session is not closed");
+        if el.name == "message" {
+            got.push(el.attr("id").unwrap_or_default().to_string());
+        }
+    }
+    let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, want, "all delivered, in order");
+    let _ = hamlet.close().await;
+    let _ = ophelia.close().await;
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(15), task)
         .await

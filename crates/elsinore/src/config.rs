@@ -57,6 +57,175 @@ pub struct FileConfig {
     pub s2s_insecure: Option<bool>,
     /// `[s2s.peers]`: remote domain → `ADDR:PORT` (there is no DNS lookup).
     pub s2s: Option<crate::s2s::S2sTable>,
+    /// `[limits]`: resource limits (docs/reliability.md, "Limits").
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+/// The `[limits]` table. Every key is optional; absent keys keep the defaults documented
+/// in docs/reliability.md. A rate of 0 turns that rate limit off; a count of 0 where noted
+/// means "no limit".
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Largest stanza (top-level element) in bytes.
+    pub max_stanza_bytes: Option<usize>,
+    /// Deepest element nesting.
+    pub max_depth: Option<usize>,
+    /// Most attributes on one element.
+    pub max_attributes: Option<usize>,
+    /// Longest name or attribute value in bytes.
+    pub max_token_bytes: Option<usize>,
+    /// Output one connection may leave unread before the server gives up on it.
+    pub max_unsent_bytes: Option<usize>,
+    /// Connections open at once (all addresses).
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one address (IPv6: one /64); 0 = no limit.
+    pub connections_per_ip: Option<usize>,
+    /// Whether loopback connections are exempt from the per-address limits.
+    pub exempt_loopback: Option<bool>,
+    /// Sessions (bound resources) one account may have at once.
+    pub sessions_per_account: Option<usize>,
+    /// Sustained stanzas per second per connection; 0 = no limit.
+    pub stanzas_per_second: Option<u32>,
+    /// Stanzas a connection may send at once.
+    pub stanza_burst: Option<u32>,
+    /// Sustained bytes per second per connection; 0 = no limit.
+    pub bytes_per_second: Option<u32>,
+    /// Bytes a connection may send at once.
+    pub byte_burst: Option<u32>,
+    /// Failed authentications on one stream before it is closed.
+    pub auth_failures_per_stream: Option<u32>,
+    /// Failures (per address or account, within the window) after which attempts are
+    /// delayed; 0 = never.
+    pub auth_delay_after: Option<u32>,
+    /// Failures from one address after which attempts are refused; 0 = never.
+    pub auth_refuse_after_ip: Option<u32>,
+    /// Failures against one account after which attempts are refused; 0 = never.
+    pub auth_refuse_after_account: Option<u32>,
+    /// How long failures are remembered, seconds.
+    pub auth_window_secs: Option<u64>,
+    /// Time from connect to an established session (unauthenticated lifetime), seconds.
+    pub negotiation_timeout_secs: Option<u64>,
+}
+
+/// Limits resolved from `[limits]`: the core's part and the adapter's.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Per-connection limits.
+    pub conn: elsinore_server::Limits,
+    /// Limits across connections.
+    pub abuse: elsinore_server::AbuseLimits,
+    /// Sessions per account.
+    pub sessions_per_account: usize,
+    /// Connections at once (the adapter's cap).
+    pub max_connections: usize,
+}
+
+impl LimitsFile {
+    /// Defaults overridden by the keys present; nonsensical values are an error.
+    pub fn resolve(&self) -> Result<LimitSettings> {
+        use elsinore_server::Rate;
+        let mut conn = elsinore_server::Limits::default();
+        let mut abuse = elsinore_server::AbuseLimits::default();
+        let positive = |name: &str, v: Option<usize>, into: &mut usize| -> Result<()> {
+            if let Some(v) = v {
+                anyhow::ensure!(v > 0, "limits.{name} must be at least 1");
+                *into = v;
+            }
+            Ok(())
+        };
+        positive(
+            "max_stanza_bytes",
+            self.max_stanza_bytes,
+            &mut conn.xml.max_element_bytes,
+        )?;
+        positive("max_depth", self.max_depth, &mut conn.xml.max_depth)?;
+        positive(
+            "max_attributes",
+            self.max_attributes,
+            &mut conn.xml.max_attributes,
+        )?;
+        positive(
+            "max_token_bytes",
+            self.max_token_bytes,
+            &mut conn.xml.max_token_length,
+        )?;
+        positive(
+            "max_unsent_bytes",
+            self.max_unsent_bytes,
+            &mut conn.max_unsent_bytes,
+        )?;
+        let mut max_connections = elsinore_tokio::DEFAULT_MAX_CONNECTIONS;
+        positive(
+            "max_connections",
+            self.max_connections,
+            &mut max_connections,
+        )?;
+        let mut sessions_per_account = 16;
+        positive(
+            "sessions_per_account",
+            self.sessions_per_account,
+            &mut sessions_per_account,
+        )?;
+        if let Some(n) = self.connections_per_ip {
+            abuse.max_connections_per_ip = n;
+        }
+        if let Some(b) = self.exempt_loopback {
+            abuse.exempt_loopback = b;
+        }
+        let rate = |name: &str, per: Option<u32>, burst: Option<u32>, current: Option<Rate>| {
+            let per = per.unwrap_or(current.map_or(0, |r| r.per_second));
+            let burst = burst.unwrap_or(current.map_or(0, |r| r.burst));
+            if per == 0 {
+                return Ok(None);
+            }
+            anyhow::ensure!(burst > 0, "limits.{name}_burst must be at least 1");
+            Ok(Some(Rate {
+                per_second: per,
+                burst,
+            }))
+        };
+        conn.stanza_rate = rate(
+            "stanza",
+            self.stanzas_per_second,
+            self.stanza_burst,
+            conn.stanza_rate,
+        )?;
+        conn.byte_rate = rate(
+            "byte",
+            self.bytes_per_second,
+            self.byte_burst,
+            conn.byte_rate,
+        )?;
+        if let Some(n) = self.auth_failures_per_stream {
+            anyhow::ensure!(n > 0, "limits.auth_failures_per_stream must be at least 1");
+            conn.max_auth_failures = n;
+        }
+        if let Some(n) = self.auth_delay_after {
+            abuse.auth_delay_after = n;
+        }
+        if let Some(n) = self.auth_refuse_after_ip {
+            abuse.auth_refuse_after_ip = n;
+        }
+        if let Some(n) = self.auth_refuse_after_account {
+            abuse.auth_refuse_after_account = n;
+        }
+        if let Some(s) = self.auth_window_secs {
+            anyhow::ensure!(s > 0, "limits.auth_window_secs must be at least 1");
+            abuse.auth_window = std::time::Duration::from_secs(s);
+        }
+        if let Some(s) = self.negotiation_timeout_secs {
+            anyhow::ensure!(s > 0, "limits.negotiation_timeout_secs must be at least 1");
+            conn.negotiation_timeout = std::time::Duration::from_secs(s);
+        }
+        Ok(LimitSettings {
+            conn,
+            abuse,
+            sessions_per_account,
+            max_connections,
+        })
+    }
 }
 
 /// One `[[release]]` table: release information for the update service.
@@ -143,6 +312,8 @@ pub struct Settings {
     pub releases: Vec<elsinore_server::Release>,
     /// Server-to-server.
     pub s2s: crate::s2s::S2sFile,
+    /// Resource limits.
+    pub limits: LimitSettings,
 }
 
 /// Command-line overrides (all optional).
@@ -214,7 +385,9 @@ impl Settings {
                 url: r.url,
             });
         }
+        let limits = file.limits.resolve()?;
         Ok(Settings {
+            limits,
             muc: file.muc.unwrap_or(true),
             muc_history: file.muc_history.unwrap_or(20),
             releases,
@@ -429,6 +602,64 @@ mod tests {
         assert!(Settings::resolve(bad, Overrides::default()).is_err());
         let d = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
         assert!(d.muc && d.releases.is_empty());
+    }
+
+    #[test]
+    fn limits_table() {
+        let d = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(d.limits.abuse.max_connections_per_ip, 32);
+        assert_eq!(
+            d.limits.conn.negotiation_timeout,
+            std::time::Duration::from_secs(60)
+        );
+        assert!(d.limits.conn.stanza_rate.is_some());
+        let file = parse(
+            "[limits]\nconnections_per_ip = 4\nexempt_loopback = false\n\
+             negotiation_timeout_secs = 20\nstanzas_per_second = 5\nstanza_burst = 9\n\
+             bytes_per_second = 0\nauth_delay_after = 1\nauth_refuse_after_ip = 2\n\
+             auth_refuse_after_account = 3\nauth_window_secs = 60\nsessions_per_account = 2\n\
+             max_stanza_bytes = 65536\nmax_connections = 100\nauth_failures_per_stream = 5\n",
+        )
+        .unwrap();
+        let l = Settings::resolve(file, Overrides::default())
+            .unwrap()
+            .limits;
+        assert_eq!(l.abuse.max_connections_per_ip, 4);
+        assert!(!l.abuse.exempt_loopback);
+        assert_eq!(
+            l.conn.negotiation_timeout,
+            std::time::Duration::from_secs(20)
+        );
+        assert_eq!(
+            l.conn.stanza_rate,
+            Some(elsinore_server::Rate {
+                per_second: 5,
+                burst: 9
+            })
+        );
+        assert_eq!(l.conn.byte_rate, None, "0 turns it off");
+        assert_eq!(
+            (
+                l.abuse.auth_delay_after,
+                l.abuse.auth_refuse_after_ip,
+                l.abuse.auth_refuse_after_account
+            ),
+            (1, 2, 3)
+        );
+        assert_eq!(l.abuse.auth_window, std::time::Duration::from_secs(60));
+        assert_eq!(l.sessions_per_account, 2);
+        assert_eq!(l.conn.xml.max_element_bytes, 65536);
+        assert_eq!(l.max_connections, 100);
+        assert_eq!(l.conn.max_auth_failures, 5);
+        for bad in [
+            "[limits]\nnegotiation_timeout_secs = 0\n",
+            "[limits]\nmax_depth = 0\n",
+            "[limits]\nstanzas_per_second = 3\nstanza_burst = 0\n",
+            "[limits]\nconections_per_ip = 3\n",
+        ] {
+            let r = parse(bad).and_then(|f| Settings::resolve(f, Overrides::default()));
+            assert!(r.is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -49,7 +49,7 @@ enum Command {
 struct Common {
     /// TOML configuration file (keys: domain, listen, listen_tls, redirect, data, allow_registration,
     /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, cert, key, client_ca,
-    /// scram_iterations, muc, muc_history, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, [s2s.peers]).
+    /// scram_iterations, muc, muc_history, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, [s2s.peers], [limits]).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory [default: ./elsinore-data].
@@ -193,6 +193,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.muc_history = settings.muc_history;
     config.releases = settings.releases.clone();
     config.decoy_secret = Some(server_secret(&mut store)?);
+    config.limits = settings.limits.conn.clone();
+    config.abuse = settings.limits.abuse.clone();
+    config.max_sessions_per_account = settings.limits.sessions_per_account;
     if settings.s2s.enabled() {
         config.s2s.enabled = true;
         config.s2s.dialback = settings.s2s.dialback;
@@ -239,7 +242,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         info!(%local, domain = %settings.domain, "serving");
         let mut serve = Serve::new(server, clock, storage)
             .tls(tls)
-            .client_ca(client_ca);
+            .client_ca(client_ca)
+            .max_connections(settings.limits.max_connections)
+            // The core hands its output over at once; the adapter's queue is what fills up.
+            .max_backlog(settings.limits.conn.max_unsent_bytes);
         if let Some((l, options)) = s2s::runtime(&settings.s2s, &cert_file, &key_file).await? {
             serve = serve.s2s(l, options);
         }

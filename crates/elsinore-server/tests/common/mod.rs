@@ -26,6 +26,8 @@ pub struct Net {
     pub connects: Vec<(ConnId, String)>,
     pub s2s_out: Vec<(ConnId, Vec<u8>)>,
     pub s2s_closed: Vec<ConnId>,
+    /// Virtual time of everything `drive` feeds (T0 unless a test moves it).
+    pub now: Instant,
     seed: u8,
 }
 
@@ -47,6 +49,7 @@ impl Net {
             connects: Vec::new(),
             s2s_out: Vec::new(),
             s2s_closed: Vec::new(),
+            now: T0,
             seed: 1,
         }
     }
@@ -60,7 +63,7 @@ impl Net {
 
     /// Open a client connection and drive it to the end of negotiation.
     pub fn connect(&mut self, jid: &str, password: &str) -> ConnId {
-        let id = self.server.accept(T0);
+        let id = self.server.accept(self.now);
         self.seed += 1;
         let client = Connection::new_client(
             ClientConfig {
@@ -70,7 +73,7 @@ impl Net {
             },
             Limits::default(),
             [self.seed; 32],
-            T0,
+            self.now,
         );
         self.clients.insert(id, client);
         self.drive();
@@ -92,7 +95,7 @@ impl Net {
 
     /// Send raw bytes from a client as if its stack wrote them.
     pub fn send_raw(&mut self, id: ConnId, xml: &str) {
-        self.server.handle_input(id, xml.as_bytes(), T0);
+        self.server.handle_input(id, xml.as_bytes(), self.now);
         self.drive();
     }
 
@@ -126,14 +129,14 @@ impl Net {
                     .unwrap_or_default();
                 if !out.is_empty() {
                     progress = true;
-                    self.server.handle_input(*id, &out, T0);
+                    self.server.handle_input(*id, &out, self.now);
                 }
             }
             // Server → clients.
             while let Some((id, bytes)) = self.server.poll_transmit() {
                 progress = true;
                 if let Some(c) = self.clients.get_mut(&id) {
-                    c.handle_input(&bytes, T0);
+                    c.handle_input(&bytes, self.now);
                 } else {
                     self.s2s_out.push((id, bytes));
                 }
@@ -144,16 +147,16 @@ impl Net {
                     ServerEvent::UpgradeTls(id) => {
                         while let Some((to, bytes)) = self.server.poll_transmit() {
                             if let Some(c) = self.clients.get_mut(&to) {
-                                c.handle_input(&bytes, T0);
+                                c.handle_input(&bytes, self.now);
                             } else {
                                 self.s2s_out.push((to, bytes));
                             }
                         }
-                        self.server.handle_tls_ready(id, T0);
+                        self.server.handle_tls_ready(id, self.now);
                     }
                     ServerEvent::Close(id) => {
                         if let Some(c) = self.clients.get_mut(&id) {
-                            c.handle_eof(T0);
+                            c.handle_eof(self.now);
                         } else {
                             self.s2s_closed.push(id);
                         }
@@ -170,7 +173,7 @@ impl Net {
                 } else {
                     self.store.apply(&effect.op)
                 };
-                self.server.handle_effect_done(effect.id, result, T0);
+                self.server.handle_effect_done(effect.id, result, self.now);
             }
             for id in &ids {
                 let Some(c) = self.clients.get_mut(id) else {
@@ -179,7 +182,7 @@ impl Net {
                 while let Some(ev) = c.poll_event() {
                     progress = true;
                     match &ev {
-                        Event::UpgradeTls => c.handle_tls_ready(T0),
+                        Event::UpgradeTls => c.handle_tls_ready(self.now),
                         Event::Stanza(el) => self.inbox.entry(*id).or_default().push(el.clone()),
                         _ => {}
                     }
