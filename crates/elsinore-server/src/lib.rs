@@ -34,4 +34,4 @@ pub use autoupdate::{Release, ReleaseKind};
 pub use elsinore_stream::{ChannelBinding, Instant, Limits, Rate, TlsInfo};
 pub use guard::AbuseLimits;
 pub use s2s::S2sSettings;
-pub use server::{ConnId, Server, ServerConfig, ServerEvent};
+pub use server::{ConnId, Footprint, Server, ServerConfig, ServerEvent};

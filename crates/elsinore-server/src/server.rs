@@ -44,6 +44,31 @@ pub enum ServerEvent {
     },
 }
 
+/// Sizes of a [`Server`]'s internal state ([`Server::footprint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Footprint {
+    /// Open client connections.
+    pub connections: usize,
+    /// Established sessions.
+    pub sessions: usize,
+    /// Accounts with at least one session.
+    pub accounts_online: usize,
+    /// Rosters held in memory (only for accounts online).
+    pub cached_rosters: usize,
+    /// Storage keys whose read-modify-write is in flight.
+    pub locked_keys: usize,
+    /// Jobs waiting for such a key (or handed it and not yet run).
+    pub waiting_jobs: usize,
+    /// Storage effects emitted and not yet answered.
+    pub pending_effects: usize,
+    /// Storage effects not yet taken with [`Server::poll_effect`].
+    pub queued_effects: usize,
+    /// Byte chunks not yet taken with [`Server::poll_transmit`].
+    pub queued_transmit: usize,
+    /// Events not yet taken with [`Server::poll_event`].
+    pub queued_events: usize,
+}
+
 /// Server configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -317,6 +342,23 @@ impl Server {
         self.pending.len()
     }
 
+    /// Sizes of the server's internal tables and queues, for tests and monitoring that
+    /// check nothing grows without bound.
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            connections: self.conns.len(),
+            sessions: self.session_count(),
+            accounts_online: self.sessions.len(),
+            cached_rosters: self.rosters.len(),
+            locked_keys: self.locked.len(),
+            waiting_jobs: self.locked.values().map(VecDeque::len).sum::<usize>() + self.ready.len(),
+            pending_effects: self.pending.len(),
+            queued_effects: self.effects.len(),
+            queued_transmit: self.transmit.len(),
+            queued_events: self.events.len(),
+        }
+    }
+
     // ---- inputs --------------------------------------------------------
 
     /// A new connection was accepted by the adapter, source address unknown (not
@@ -460,12 +502,14 @@ impl Server {
 
     /// A deadline from [`Server::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<ConnId> = self
+        let mut due: Vec<ConnId> = self
             .conns
             .iter()
             .filter(|(_, c)| c.stream.poll_timeout().is_some_and(|t| t <= now))
             .map(|(id, _)| *id)
             .collect();
+        // Map order varies between runs; a fixed order keeps runs reproducible from the seed.
+        due.sort_unstable();
         for id in due {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.stream.handle_timeout(now);
@@ -524,7 +568,8 @@ impl Server {
 
     /// Close every connection with `system-shutdown`.
     pub fn shutdown(&mut self, now: Instant) {
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        ids.sort_unstable();
         for id in ids {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.stream.send_stream_error(
