@@ -136,15 +136,26 @@ fn credentials(a: usize) -> Op {
 #[derive(Debug, Clone)]
 enum Req {
     Bind,
-    PrivateSet { ns: usize, value: String },
-    PrivateGet { ns: usize },
+    PrivateSet {
+        ns: usize,
+        value: String,
+    },
+    PrivateGet {
+        ns: usize,
+    },
     /// A private get addressed to another account: must be refused.
-    ForeignPrivateGet { owner: usize },
-    RosterSet { item: String },
+    ForeignPrivateGet {
+        owner: usize,
+    },
+    RosterSet {
+        item: String,
+    },
     RosterGet,
     PepPublish,
     /// PEP items of another account (no subscription): must be refused.
-    ForeignPepGet { owner: usize },
+    ForeignPepGet {
+        owner: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,7 +278,7 @@ pub struct Sim {
     pub stats: Stats,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
     pub logins: u64,
     pub acked_private_sets: u64,
@@ -279,6 +290,24 @@ pub struct Stats {
     pub effects_done: u64,
     pub kills: u64,
     pub restarts: u64,
+    /// FNV-1a over everything the server wrote and every effect it emitted: equal for two
+    /// runs of one seed exactly when they behaved the same.
+    pub trace: u64,
+}
+
+impl Stats {
+    fn trace(&mut self, bytes: &[u8]) {
+        let mut h = if self.trace == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.trace
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.trace = h;
+    }
 }
 
 impl Sim {
@@ -290,7 +319,9 @@ impl Sim {
             let r = store.apply(&credentials(a));
             assert!(matches!(r, EffectResult::Done), "{r:?}");
         }
-        let clients = (0..p.clients).map(|i| Client::new(i % p.accounts)).collect();
+        let clients = (0..p.clients)
+            .map(|i| Client::new(i % p.accounts))
+            .collect();
         let server = Self::new_server(&mut rng);
         Sim {
             seed,
@@ -611,6 +642,8 @@ impl Sim {
             let mut progress = false;
             while let Some((id, bytes)) = self.server.poll_transmit() {
                 progress = true;
+                self.stats.trace(&id.0.to_le_bytes());
+                self.stats.trace(&bytes);
                 if let Some(&c) = self.by_conn.get(&id) {
                     self.client_input(c, &bytes);
                 }
@@ -631,6 +664,7 @@ impl Sim {
             }
             while let Some(effect) = self.server.poll_effect() {
                 progress = true;
+                self.stats.trace(format!("{:?}", effect).as_bytes());
                 let delay = if self.p.max_delay == 0 {
                     0
                 } else {
@@ -662,10 +696,7 @@ impl Sim {
                     Some(due[self.rng.below(due.len())])
                 }
             } else {
-                self.queue
-                    .front()
-                    .filter(|q| q.due <= self.step)
-                    .map(|_| 0)
+                self.queue.front().filter(|q| q.due <= self.step).map(|_| 0)
             };
             let Some(i) = pick else {
                 return;
@@ -800,7 +831,9 @@ impl Sim {
             return;
         }
         let Some(req) = self.clients[c].pending.remove(&id) else {
-            self.fail(format!("reply to an iq never sent (or answered twice): {el:?}"));
+            self.fail(format!(
+                "reply to an iq never sent (or answered twice): {el:?}"
+            ));
         };
         let ok = ty == "result";
         let account = self.clients[c].account;
@@ -927,7 +960,9 @@ impl Sim {
         }
         if el.attr("type") == Some("error") {
             if from != account {
-                self.fail(format!("a{account} got the bounce of a{from}'s message: {el:?}"));
+                self.fail(format!(
+                    "a{account} got the bounce of a{from}'s message: {el:?}"
+                ));
             }
             m.bounced += 1;
             self.stats.messages_bounced += 1;
@@ -954,9 +989,7 @@ impl Sim {
         for prefix in ["priv.a", "ros.a", "pep.a"] {
             for owner in markers(&text, prefix) {
                 if owner != me {
-                    self.fail(format!(
-                        "a{me} was sent a{owner}'s data ({prefix}): {text}"
-                    ));
+                    self.fail(format!("a{me} was sent a{owner}'s data ({prefix}): {text}"));
                 }
             }
         }
@@ -965,7 +998,9 @@ impl Sim {
                 && from != me
                 && to != me
             {
-                self.fail(format!("a{me} saw a message between a{from} and a{to}: {text}"));
+                self.fail(format!(
+                    "a{me} saw a message between a{from} and a{to}: {text}"
+                ));
             }
         }
     }
@@ -982,7 +1017,9 @@ impl Sim {
     fn check_roster_complete(&self, account: usize, items: &BTreeSet<String>, what: &str) {
         let m = &self.rosters[account];
         if let Some(missing) = m.acked.difference(items).next() {
-            self.fail(format!("{what}: a{account} lost acknowledged roster item {missing}"));
+            self.fail(format!(
+                "{what}: a{account} lost acknowledged roster item {missing}"
+            ));
         }
         let in_flight: BTreeSet<&String> = self
             .clients
@@ -996,7 +1033,9 @@ impl Sim {
             .collect();
         for item in items {
             if !m.acked.contains(item) && !m.lost.contains(item) && !in_flight.contains(item) {
-                self.fail(format!("{what}: a{account}'s roster has {item}, never added"));
+                self.fail(format!(
+                    "{what}: a{account}'s roster has {item}, never added"
+                ));
             }
         }
     }
@@ -1011,7 +1050,11 @@ impl Sim {
         got: Option<&str>,
         what: &str,
     ) {
-        let key = self.private.get(&(account, ns)).cloned().unwrap_or_default();
+        let key = self
+            .private
+            .get(&(account, ns))
+            .cloned()
+            .unwrap_or_default();
         if got == key.committed.as_deref() {
             return;
         }
@@ -1021,11 +1064,15 @@ impl Sim {
                 PRIVATE_NSS[ns], key.committed
             ));
         };
-        let in_flight = self.clients.iter().filter(|c| c.account == account).any(|c| {
-            c.pending
-                .values()
-                .any(|r| matches!(r, Req::PrivateSet { ns: n, value } if *n == ns && value == v))
-        });
+        let in_flight = self
+            .clients
+            .iter()
+            .filter(|c| c.account == account)
+            .any(|c| {
+                c.pending.values().any(
+                    |r| matches!(r, Req::PrivateSet { ns: n, value } if *n == ns && value == v),
+                )
+            });
         if !key.lost.contains(v) && !in_flight {
             self.fail(format!(
                 "{what}: a{account} {} reads {v:?}, acknowledged {:?} (lost write or stale read)",
@@ -1051,7 +1098,10 @@ impl Sim {
             self.fail(format!("pending effects grow: {f:?}"));
         }
         if f.connections != live {
-            self.fail(format!("server has {} connections, {live} clients are connected", f.connections));
+            self.fail(format!(
+                "server has {} connections, {live} clients are connected",
+                f.connections
+            ));
         }
         if f.sessions > f.connections || f.accounts_online > f.sessions {
             self.fail(format!("sessions without connections: {f:?}"));
@@ -1069,7 +1119,10 @@ impl Sim {
             .filter(|c| c.stage == Stage::Bound && c.conn.is_some())
             .count();
         if f.sessions != bound {
-            self.fail(format!("server has {} sessions, {bound} clients are bound", f.sessions));
+            self.fail(format!(
+                "server has {} sessions, {bound} clients are bound",
+                f.sessions
+            ));
         }
     }
 
@@ -1088,8 +1141,8 @@ impl Sim {
         // The store itself holds the acknowledged values (or a lost later one).
         for a in 0..self.p.accounts {
             let jid = BareJid::parse(&account_jid(a)).expect("valid JID");
-            for ns in 0..PRIVATE_NSS.len() {
-                let r = self.store.apply(&Op::Get(private::key(&jid, PRIVATE_NSS[ns])));
+            for (ns, name) in PRIVATE_NSS.iter().enumerate() {
+                let r = self.store.apply(&Op::Get(private::key(&jid, name)));
                 let EffectResult::Value(v) = r else {
                     self.fail(format!("store read failed: {r:?}"));
                 };
@@ -1097,7 +1150,9 @@ impl Sim {
                 if let Some(t) = &text
                     && markers(t, "priv.a").any(|owner| owner != a)
                 {
-                    self.fail(format!("a{a}'s stored private XML holds another's data: {t}"));
+                    self.fail(format!(
+                        "a{a}'s stored private XML holds another's data: {t}"
+                    ));
                 }
                 let stored = text.and_then(|t| markers_full(&t, &format!("priv.a{a}.")));
                 self.check_private_value(0, a, ns, stored.as_deref(), "store");
@@ -1138,7 +1193,10 @@ impl Sim {
         self.settle();
         for &idx in &fresh {
             if !self.clients[idx].pending.is_empty() {
-                self.fail(format!("final reads unanswered: {:?}", self.clients[idx].pending));
+                self.fail(format!(
+                    "final reads unanswered: {:?}",
+                    self.clients[idx].pending
+                ));
             }
         }
         // Messages whose sender is still connected were delivered or bounced.
