@@ -14,6 +14,7 @@
 
 mod client;
 mod clock;
+mod conn_io;
 mod private_data;
 mod s2s;
 mod server;

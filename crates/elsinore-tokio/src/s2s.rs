@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -20,14 +20,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
 use crate::clock::Clock;
-use crate::server::{BoxStream, ConnHandle, ConnMsg, Core, Shared};
+use crate::conn_io::{ConnMsg, Inbox, mailbox, read_with};
+use crate::server::{BoxStream, Core, Shared};
 
 /// How long connecting to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -35,8 +35,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const TLS_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one write may block.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bytes read at once.
-const READ_BUF: usize = 16 * 1024;
 
 /// Server-to-server settings of the runtime.
 pub struct S2sOptions {
@@ -314,15 +312,8 @@ impl Core {
             self.server.handle_connect_failed(conn, clock.now());
             return;
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        self.conns.insert(
-            conn,
-            ConnHandle {
-                tx,
-                queued: Arc::clone(&queued),
-            },
-        );
+        let (handle, rx) = mailbox();
+        self.conns.insert(conn, handle);
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
             {
@@ -351,7 +342,6 @@ impl Core {
                 conn,
                 Box::new(stream),
                 rx,
-                queued,
                 Role::Outgoing(domain),
                 rt,
             )
@@ -363,31 +353,15 @@ impl Core {
 /// Registers a connection accepted on the s2s listener and runs it.
 pub(crate) async fn accept_s2s(shared: Arc<Shared>, stream: TcpStream, rt: Arc<S2sRuntime>) {
     let _ = stream.set_nodelay(true);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
+    let (handle, rx) = mailbox();
     let conn = {
         let mut core = shared.lock();
         let conn = core.server.accept_s2s(shared.clock.now());
-        core.conns.insert(
-            conn,
-            ConnHandle {
-                tx,
-                queued: Arc::clone(&queued),
-            },
-        );
+        core.conns.insert(conn, handle);
         conn
     };
     debug!(?conn, "s2s accepted");
-    s2s_task(
-        shared,
-        conn,
-        Box::new(stream),
-        rx,
-        queued,
-        Role::Incoming,
-        rt,
-    )
-    .await;
+    s2s_task(shared, conn, Box::new(stream), rx, Role::Incoming, rt).await;
 }
 
 /// One s2s socket: writes what the core sends, reads into the core, runs TLS.
@@ -395,12 +369,10 @@ async fn s2s_task(
     shared: Arc<Shared>,
     conn: ConnId,
     mut stream: BoxStream,
-    mut rx: mpsc::UnboundedReceiver<ConnMsg>,
-    queued: Arc<AtomicUsize>,
+    rx: Inbox,
     role: Role,
     rt: Arc<S2sRuntime>,
 ) {
-    let mut buf = vec![0u8; READ_BUF];
     let mut eof_known = false;
     loop {
         tokio::select! {
@@ -413,7 +385,7 @@ async fn s2s_task(
                         stream.flush().await
                     })
                     .await;
-                    queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                    rx.written(bytes.len());
                     if !matches!(written, Ok(Ok(()))) {
                         break;
                     }
@@ -443,13 +415,12 @@ async fn s2s_task(
                     break;
                 }
             },
-            read = stream.read(&mut buf) => match read {
+            read = read_with(&mut stream, |bytes| {
+                let now = shared.clock.now();
+                shared.with_core(|s| s.handle_input(conn, bytes, now));
+            }) => match read {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let now = shared.clock.now();
-                    // `n <= buf.len()` by `read`'s contract.
-                    shared.with_core(|s| s.handle_input(conn, &buf[..n], now));
-                }
+                Ok(_) => {}
             },
         }
     }

@@ -13,24 +13,21 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use elsinore_server::{ChannelBinding, ConnId, Server, ServerEvent, TlsInfo};
 use elsinore_storage::{Effect, EffectResult, Op, Store, StoreError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::clock::{Clock, sleep_until_opt};
+use crate::clock::Clock;
+use crate::conn_io::{ConnHandle, ConnMsg, Inbox, mailbox, read_with};
 use crate::storage::{MAX_GROUP, Storage};
 
-/// Bytes read from a socket at once.
-const READ_BUF: usize = 16 * 1024;
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a connection task waits for the core's `Close` after the peer went away.
@@ -52,25 +49,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub(crate) trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
 pub(crate) type BoxStream = Box<dyn AsyncStream>;
-
-/// What the core asks a connection task to do, in the order it asked.
-pub(crate) enum ConnMsg {
-    /// Write these bytes.
-    Bytes(Vec<u8>),
-    /// Everything before this was the plaintext; run the TLS server handshake now.
-    UpgradeTls,
-    /// Flush, shut the socket down, stop.
-    Close,
-    /// Drop the socket without flushing (the peer does not read; the core already knows).
-    Abort,
-}
-
-/// The core's handle on one connection task.
-pub(crate) struct ConnHandle {
-    pub(crate) tx: mpsc::UnboundedSender<ConnMsg>,
-    /// Bytes sent to the task and not yet written by it.
-    pub(crate) queued: Arc<AtomicUsize>,
-}
 
 /// What the storage worker receives.
 enum StorageMsg {
@@ -124,7 +102,7 @@ impl Core {
                 let Some(handle) = self.conns.get(&conn) else {
                     continue;
                 };
-                let queued = handle.queued.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
+                let queued = handle.add_queued(bytes.len());
                 if queued > self.max_backlog {
                     // The peer does not read what we send: drop it rather than buffer
                     // without bound (the core's own output limit ends at this hand-off).
@@ -132,25 +110,25 @@ impl Core {
                         ?conn,
                         queued, "peer is not reading; dropping the connection"
                     );
-                    let _ = handle.tx.send(ConnMsg::Abort);
+                    let _ = handle.send(ConnMsg::Abort);
                     self.conns.remove(&conn);
                     self.server.handle_eof(conn, clock.now());
                     continue;
                 }
-                let _ = handle.tx.send(ConnMsg::Bytes(bytes));
+                let _ = handle.send(ConnMsg::Bytes(bytes));
             }
             while let Some(event) = self.server.poll_event() {
                 progressed = true;
                 match event {
                     ServerEvent::UpgradeTls(conn) => {
                         if let Some(handle) = self.conns.get(&conn) {
-                            let _ = handle.tx.send(ConnMsg::UpgradeTls);
+                            let _ = handle.send(ConnMsg::UpgradeTls);
                         }
                     }
                     ServerEvent::Close(conn) => {
                         // The core is done with this connection: no more bytes for it.
                         if let Some(handle) = self.conns.remove(&conn) {
-                            let _ = handle.tx.send(ConnMsg::Close);
+                            let _ = handle.send(ConnMsg::Close);
                         }
                     }
                     ServerEvent::Connect { conn, domain } => self.connect_s2s(conn, domain, clock),
@@ -340,9 +318,7 @@ impl Serve {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    let queued = Arc::new(AtomicUsize::new(0));
-                    let handle = ConnHandle { tx, queued: Arc::clone(&queued) };
+                    let (handle, rx) = mailbox();
                     let conn = {
                         let mut core = shared.lock();
                         // Over the per-address limit the core answers with a stream error
@@ -358,7 +334,6 @@ impl Serve {
                         conn,
                         Box::new(stream),
                         rx,
-                        queued,
                         acceptor.clone(),
                     ));
                 }
@@ -391,9 +366,7 @@ impl Serve {
                                 return;
                             }
                         };
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        let queued = Arc::new(AtomicUsize::new(0));
-                        let handle = ConnHandle { tx, queued: Arc::clone(&queued) };
+                        let (handle, rx) = mailbox();
                         let conn = {
                             let mut core = shared.lock();
                             let conn = core.server.accept_direct_tls_from(peer.ip(), info, shared.clock.now());
@@ -402,7 +375,7 @@ impl Serve {
                             conn
                         };
                         debug!(?conn, %peer, "accepted (direct TLS)");
-                        connection_task(shared, conn, tls, rx, queued, Some(acceptor)).await;
+                        connection_task(shared, conn, tls, rx, Some(acceptor)).await;
                     });
                 }
                 accepted = accept_opt(s2s_listener.as_ref()) => {
@@ -470,83 +443,98 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
 }
 
 /// One socket: reads into the core, writes what the core sends, upgrades to TLS on request.
+///
+/// While it waits, the task holds the stream, its mailbox and this future's small state: no
+/// read or write buffer (see `conn_io`), and the rarely used states (TLS handshake, the close
+/// grace period) are boxed when entered so they do not size every idle connection's future.
 async fn connection_task(
     shared: Arc<Shared>,
     conn: ConnId,
     mut stream: BoxStream,
-    mut rx: mpsc::UnboundedReceiver<ConnMsg>,
-    queued: Arc<AtomicUsize>,
+    rx: Inbox,
     acceptor: Option<Acceptor>,
 ) {
-    let mut buf = vec![0u8; READ_BUF];
-    let mut reading = true;
     let mut eof_reported = false;
-    let mut grace: Option<tokio::time::Instant> = None;
     // Over its stanza or byte rate the core reads nothing before this: neither do we, so
     // TCP slows the peer down instead of input piling up in the core.
     let mut resume_at: Option<tokio::time::Instant> = None;
     // A message taken from `rx` while coalescing writes, handled next.
     let mut stashed: Option<ConnMsg> = None;
-    let mut out: Vec<u8> = Vec::new();
-    loop {
-        if let Some(msg) = stashed.take() {
-            match handle_msg(
-                msg,
-                &shared,
-                conn,
-                &mut stream,
-                &mut rx,
-                &mut stashed,
-                &mut out,
-                &queued,
-                acceptor.as_ref(),
-            )
-            .await
-            {
-                Flow::Continue => continue,
-                Flow::Stop { eof_known } => {
-                    eof_reported |= eof_known;
-                    break;
-                }
-            }
-        }
-        // `biased`: messages from the core always go before the next socket read. After we
-        // hand bytes to the core we drain its outputs synchronously (in `with_core`), so an
-        // `UpgradeTls` caused by those bytes is already in `rx` when we loop; taking `rx`
-        // first guarantees no byte after `<proceed/>` is ever read as plaintext.
-        tokio::select! {
-            biased;
-            msg = rx.recv() => {
-                let msg = msg.unwrap_or(ConnMsg::Close); // None: the runtime shuts down
-                match handle_msg(msg, &shared, conn, &mut stream, &mut rx, &mut stashed, &mut out, &queued, acceptor.as_ref()).await {
-                    Flow::Continue => {}
-                    Flow::Stop { eof_known } => {
-                        eof_reported |= eof_known;
-                        break;
+    let peer_gone = loop {
+        let msg = match stashed.take() {
+            Some(msg) => msg,
+            // `biased`: messages from the core always go before the next socket read. After
+            // we hand bytes to the core we drain its outputs synchronously (in `with_core`),
+            // so an `UpgradeTls` caused by those bytes is already queued when we loop;
+            // taking `rx` first guarantees no byte after `<proceed/>` is read as plaintext.
+            None => match resume_at {
+                Some(at) => tokio::select! {
+                    biased;
+                    msg = rx.recv() => msg.unwrap_or(ConnMsg::Close),
+                    // Boxed: only connections over their rate wait here.
+                    () = Box::pin(tokio::time::sleep_until(at)) => {
+                        resume_at = None;
+                        continue;
                     }
-                }
-            }
-            _ = sleep_until_opt(resume_at), if resume_at.is_some() => resume_at = None,
-            read = stream.read(&mut buf), if reading && resume_at.is_none() => {
-                match read {
-                    Ok(0) | Err(_) => {
-                        reading = false;
-                        grace = Some(tokio::time::Instant::now() + CLOSE_GRACE);
-                        report_eof(&shared, conn, &mut eof_reported);
-                    }
-                    Ok(n) => {
+                },
+                None => tokio::select! {
+                    biased;
+                    msg = rx.recv() => msg.unwrap_or(ConnMsg::Close), // None: the runtime shuts down
+                    read = read_with(&mut stream, |bytes| {
                         let now = shared.clock.now();
-                        // `n <= buf.len()` by `read`'s contract.
                         let paused = shared.with_core(|s| {
-                            s.handle_input(conn, &buf[..n], now);
+                            s.handle_input(conn, bytes, now);
                             s.input_paused_until(conn)
                         });
                         resume_at = paused.map(|t| shared.clock.to_tokio(t));
-                    }
+                    }) => match read {
+                        Ok(0) | Err(_) => break true,
+                        Ok(_) => continue,
+                    },
+                },
+            },
+        };
+        let flow = handle_msg(
+            msg,
+            &shared,
+            conn,
+            &mut stream,
+            &rx,
+            &mut stashed,
+            acceptor.as_ref(),
+        )
+        .await;
+        if let Flow::Stop { eof_known } = flow {
+            eof_reported |= eof_known;
+            break false;
+        }
+    };
+    if peer_gone {
+        report_eof(&shared, conn, &mut eof_reported);
+        // The peer went away: carry out what the core still sends until its `Close`, for a
+        // bounded time.
+        let rest = async {
+            loop {
+                let msg = match stashed.take() {
+                    Some(msg) => msg,
+                    None => rx.recv().await.unwrap_or(ConnMsg::Close),
+                };
+                let flow = handle_msg(
+                    msg,
+                    &shared,
+                    conn,
+                    &mut stream,
+                    &rx,
+                    &mut stashed,
+                    acceptor.as_ref(),
+                )
+                .await;
+                if let Flow::Stop { .. } = flow {
+                    break;
                 }
             }
-            _ = sleep_until_opt(grace) => break,
-        }
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, Box::pin(rest)).await;
     }
     report_eof(&shared, conn, &mut eof_reported);
     forget(&shared, conn);
@@ -563,36 +551,29 @@ enum Flow {
 
 /// Carries out one message from the core. Consecutive `Bytes` are coalesced into one write
 /// (and one TLS record flush); a different message met while coalescing is stashed.
-#[allow(clippy::too_many_arguments)] // the connection task's state, borrowed piecewise
 async fn handle_msg(
     msg: ConnMsg,
     shared: &Shared,
     conn: ConnId,
     stream: &mut BoxStream,
-    rx: &mut mpsc::UnboundedReceiver<ConnMsg>,
+    rx: &Inbox,
     stashed: &mut Option<ConnMsg>,
-    out: &mut Vec<u8>,
-    queued: &AtomicUsize,
     acceptor: Option<&Acceptor>,
 ) -> Flow {
     match msg {
-        ConnMsg::Bytes(bytes) => {
-            out.clear();
-            out.extend_from_slice(&bytes);
+        ConnMsg::Bytes(mut out) => {
             while out.len() < MAX_COALESCE {
                 match rx.try_recv() {
-                    Ok(ConnMsg::Bytes(more)) => out.extend_from_slice(&more),
-                    Ok(other) => {
+                    Some(ConnMsg::Bytes(more)) => out.extend_from_slice(&more),
+                    Some(other) => {
                         *stashed = Some(other);
                         break;
                     }
-                    Err(_) => break,
+                    None => break,
                 }
             }
-            let written = write_all(stream, out).await;
-            queued.fetch_sub(out.len(), Ordering::Relaxed);
-            out.clear();
-            out.shrink_to(MAX_COALESCE);
+            let written = write_all(stream, &out).await;
+            rx.written(out.len());
             match written {
                 Ok(()) => Flow::Continue,
                 Err(e) => {
@@ -605,7 +586,8 @@ async fn handle_msg(
             // Every byte queued before the event was written (and flushed) by the `Bytes`
             // messages before it; the handshake starts on a clean plaintext boundary.
             let plain = std::mem::replace(stream, Box::new(tokio::io::duplex(1).0));
-            match upgrade(plain, acceptor).await {
+            // Boxed: a handshake's state is large and needed once per connection.
+            match Box::pin(upgrade(plain, acceptor)).await {
                 Ok((tls, info)) => {
                     *stream = tls;
                     let now = shared.clock.now();
@@ -620,8 +602,11 @@ async fn handle_msg(
         }
         ConnMsg::Close => {
             // The core has finished the stream (it removed the connection itself).
-            let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.flush()).await;
-            let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+            Box::pin(async {
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.flush()).await;
+                let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+            })
+            .await;
             Flow::Stop { eof_known: true }
         }
         ConnMsg::Abort => Flow::Stop { eof_known: true },

@@ -1,0 +1,224 @@
+//! What a connection task holds while it waits, kept small: an idle connection owns no read
+//! buffer (reads go through one buffer per runtime thread, lent only for the duration of a
+//! poll) and its mailbox from the core holds no allocation while empty.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, ready};
+
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::Notify;
+
+/// Bytes read from a socket at once.
+const READ_BUF: usize = 16 * 1024;
+
+thread_local! {
+    /// The read buffer of every connection polled on this thread. Only borrowed inside one
+    /// `poll_read` and the synchronous hand-off of its bytes, never across an `.await`.
+    static READ_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUF].into_boxed_slice());
+}
+
+/// Waits for bytes on `stream`, reads them into this thread's buffer and gives them to
+/// `consume` (synchronously, before the buffer is lent to anyone else). `Ok(0)`: end of file.
+///
+/// Works for any `AsyncRead`, TLS included: a TLS stream keeps its own record buffers, and
+/// what it decrypts is copied out during the poll as for a plain socket.
+pub(crate) async fn read_with<S: AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
+    mut consume: impl FnMut(&[u8]),
+) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        READ_SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let mut buf = ReadBuf::new(&mut scratch[..]);
+            ready!(Pin::new(&mut *stream).poll_read(cx, &mut buf))?;
+            let filled = buf.filled();
+            if !filled.is_empty() {
+                consume(filled);
+            }
+            Poll::Ready(Ok(filled.len()))
+        })
+    })
+    .await
+}
+
+/// What the core asks a connection task to do, in the order it asked.
+pub(crate) enum ConnMsg {
+    /// Write these bytes.
+    Bytes(Vec<u8>),
+    /// Everything before this was the plaintext; run the TLS server handshake now.
+    UpgradeTls,
+    /// Flush, shut the socket down, stop.
+    Close,
+    /// Drop the socket without flushing (the peer does not read; the core already knows).
+    Abort,
+}
+
+/// The queue between the core (one sender, under the core's lock) and one connection task.
+/// Unbounded like an unbounded channel (the core bounds bytes per connection through
+/// `queued`), but without a channel's preallocated block: empty, it owns no heap memory.
+struct Mailbox {
+    state: Mutex<MailState>,
+    notify: Notify,
+    /// Bytes sent to the task and not yet written by it.
+    queued: AtomicUsize,
+}
+
+struct MailState {
+    queue: VecDeque<ConnMsg>,
+    /// One side is gone: the task gets what is queued, then `None`; sends fail.
+    closed: bool,
+}
+
+impl Mailbox {
+    fn lock(&self) -> MutexGuard<'_, MailState> {
+        // Nothing panics while holding this lock but a failed allocation; the queue is
+        // still consistent then.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.notify.notify_one();
+    }
+}
+
+/// The core's end of a connection's mailbox. Dropping it ends the task once it has taken
+/// what was queued.
+pub(crate) struct ConnHandle(Arc<Mailbox>);
+
+/// The connection task's end.
+pub(crate) struct Inbox(Arc<Mailbox>);
+
+/// A new mailbox.
+pub(crate) fn mailbox() -> (ConnHandle, Inbox) {
+    let m = Arc::new(Mailbox {
+        state: Mutex::new(MailState {
+            queue: VecDeque::new(),
+            closed: false,
+        }),
+        notify: Notify::new(),
+        queued: AtomicUsize::new(0),
+    });
+    (ConnHandle(Arc::clone(&m)), Inbox(m))
+}
+
+impl ConnHandle {
+    /// Queues `msg`; `false` if the task is gone.
+    pub(crate) fn send(&self, msg: ConnMsg) -> bool {
+        {
+            let mut st = self.0.lock();
+            if st.closed {
+                return false;
+            }
+            st.queue.push_back(msg);
+        }
+        self.0.notify.notify_one();
+        true
+    }
+
+    /// Counts `n` more bytes as queued; returns the new total.
+    pub(crate) fn add_queued(&self, n: usize) -> usize {
+        self.0.queued.fetch_add(n, Ordering::Relaxed) + n
+    }
+}
+
+impl Drop for ConnHandle {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+impl Inbox {
+    /// The next message; `None` once the core dropped its handle and the queue is empty.
+    pub(crate) async fn recv(&self) -> Option<ConnMsg> {
+        loop {
+            {
+                let mut st = self.0.lock();
+                if let Some(msg) = st.queue.pop_front() {
+                    return Some(msg);
+                }
+                if st.closed {
+                    return None;
+                }
+                // About to wait: an idle connection keeps no queue capacity.
+                st.queue = VecDeque::new();
+            }
+            // `notify_one` stores a permit when nobody waits, so a message queued between
+            // the check above and this wait is not missed.
+            self.0.notify.notified().await;
+        }
+    }
+
+    /// The next message if one is queued.
+    pub(crate) fn try_recv(&self) -> Option<ConnMsg> {
+        self.0.lock().queue.pop_front()
+    }
+
+    /// `n` queued bytes were written (or dropped).
+    pub(crate) fn written(&self, n: usize) {
+        self.0.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.closed = true;
+        st.queue = VecDeque::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn mailbox_delivers_in_order_then_ends_when_the_handle_is_dropped() {
+        let (tx, rx) = mailbox();
+        assert!(tx.send(ConnMsg::Bytes(b"a".to_vec())));
+        assert!(tx.send(ConnMsg::Close));
+        drop(tx);
+        assert!(matches!(rx.recv().await, Some(ConnMsg::Bytes(b)) if b == b"a"));
+        assert!(matches!(rx.recv().await, Some(ConnMsg::Close)));
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn mailbox_wakes_a_waiting_task_and_refuses_after_the_task_is_gone() {
+        let (tx, rx) = mailbox();
+        let waiter = tokio::spawn(async move {
+            let got = rx.recv().await;
+            matches!(got, Some(ConnMsg::UpgradeTls))
+        });
+        tokio::task::yield_now().await;
+        assert!(tx.send(ConnMsg::UpgradeTls));
+        assert!(waiter.await.expect("task ran"));
+        // The inbox was dropped with the task.
+        assert!(!tx.send(ConnMsg::Abort));
+    }
+
+    #[tokio::test]
+    async fn read_with_hands_over_the_bytes_and_reports_eof() {
+        let (mut a, b) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut a, b"hello")
+            .await
+            .expect("write");
+        drop(a);
+        let mut b = b;
+        let mut got = Vec::new();
+        loop {
+            let n = read_with(&mut b, |bytes| got.extend_from_slice(bytes))
+                .await
+                .expect("read");
+            if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(got, b"hello");
+    }
+}
