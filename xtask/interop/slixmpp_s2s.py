@@ -3,7 +3,9 @@
 
 A (on server A) sends B (on server B) a message; B must receive it with A's
 bare JID as sender and the exact body; B answers; A must receive the answer the
-same way (--b-first: B starts). With --expect-bounce, A's message must come
+same way (--b-first: B starts). With --presence, the first one then subscribes to
+the other's presence: both rosters must end with subscription 'both' and each
+user must see the other available. With --expect-bounce, A's message must come
 back to A as an error message instead, and B must not get it. Each direction makes its server open its own outgoing s2s stream.
 Prints one [PASS]/[FAIL] line per check; exit 0 only when all passed.
 Certificates are not checked (self-signed test servers).
@@ -38,6 +40,12 @@ class Client(ClientXMPP):
         self.started = asyncio.get_event_loop().create_future()
         self.messages = asyncio.Queue()
         self.errors = asyncio.Queue()
+        self.auto_authorize = True
+        self.auto_subscribe = True
+        self.available = set()
+        self.changed = asyncio.Event()
+        self.add_event_handler("presence_available", self.on_available)
+        self.add_event_handler("roster_update", lambda _: self.changed.set())
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("message", self.on_message)
         for ev in ("failed_all_auth", "connection_failed"):
@@ -47,10 +55,34 @@ class Client(ClientXMPP):
         if not self.started.done():
             self.started.set_exception(RuntimeError("login failed"))
 
-    def on_start(self, _):
+    async def on_start(self, _):
+        # Fetching the roster first makes slixmpp apply the roster pushes that follow.
+        await self.get_roster(timeout=20)
         self.send_presence()
         if not self.started.done():
             self.started.set_result(True)
+
+    def on_available(self, pres):
+        self.available.add(pres["from"].bare)
+        self.changed.set()
+
+    def subscription(self, jid):
+        return self.client_roster[jid]["subscription"] if jid in self.client_roster else "none"
+
+    async def until(self, predicate, timeout):
+        """Waits until predicate() holds or timeout passes; returns predicate()."""
+        loop = asyncio.get_event_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), min(left, 1.0))
+            except asyncio.TimeoutError:
+                pass
+        return predicate()
 
     def on_message(self, msg):
         if msg["type"] in ("chat", "normal"):
@@ -125,6 +157,23 @@ async def main_async(args):
             src.send_message(mto=dst_jid, mbody=body, mtype="chat")
             got, detail = await expect(dst, src_jid, body, args.timeout)
             ok &= check(f"{args.label} {src_jid} -> {dst_jid}", got, detail)
+        if args.presence:
+            # A subscribes to B; both auto-approve and subscribe back (RFC 6121 3),
+            # across the two servers: both rosters end with 'both' and each sees the
+            # other's available presence.
+            src, dst = (b, a) if args.b_first else (a, b)
+            src.send_presence_subscription(pto=dst.boundjid.bare)
+            for me, other in ((a, b), (b, a)):
+                them = other.boundjid.bare
+                done = await me.until(
+                    lambda: me.subscription(them) == "both" and them in me.available,
+                    args.timeout,
+                )
+                ok &= check(
+                    f"{args.label} {me.boundjid.bare} has {them} as 'both' and sees them available",
+                    done,
+                    f"subscription={me.subscription(them)}, available from {sorted(me.available)}",
+                )
     finally:
         a.disconnect()
         b.disconnect()
@@ -143,6 +192,7 @@ def main():
     p.add_argument("--b-port", type=int, required=True)
     p.add_argument("--label", default="s2s")
     p.add_argument("--b-first", action="store_true", help="B sends first, A answers")
+    p.add_argument("--presence", action="store_true", help="then a mutual presence subscription")
     p.add_argument("--expect-bounce", action="store_true", help="A's message must come back as an error, B must not get it")
     p.add_argument("--timeout", type=float, default=30.0)
     args = p.parse_args()

@@ -152,9 +152,9 @@ fn pair(ctx: &mut Ctx, bin: &Path, auth: Auth, label: &str) -> Result<()> {
 /// What `slixmpp_s2s.py` checks.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Flow {
-    /// `a` writes to `b`, `b` answers.
+    /// `a` writes to `b`, `b` answers; then `a` subscribes to `b`'s presence.
     AFirst,
-    /// `b` writes to `a`, `a` answers.
+    /// `b` writes to `a`, `a` answers; then `b` subscribes to `a`'s presence.
     BFirst,
     /// `a`'s message to `b` comes back as an error; `b` does not get it.
     Bounce,
@@ -184,9 +184,11 @@ fn exchange(
         .args(["--b-port", &b.2.port().to_string()])
         .args(["--label", label, "--timeout", "40"]);
     match flow {
-        Flow::AFirst => {}
+        Flow::AFirst => {
+            cmd.arg("--presence");
+        }
         Flow::BFirst => {
-            cmd.arg("--b-first");
+            cmd.args(["--b-first", "--presence"]);
         }
         Flow::Bounce => {
             cmd.arg("--expect-bounce");
