@@ -560,3 +560,48 @@ fn another_account_reads_none_of_the_copies() {
     assert_eq!(r.attr("type"), Some("result"));
     assert_eq!(pep_items(&mut net, balcony, NATIVE, "g1").len(), 1);
 }
+
+#[test]
+fn bookmark_nodes_are_whitelist_even_without_publish_options() {
+    let (mut net, balcony, _) = juliet();
+    for (node, payload, max) in [
+        // An empty list first: nothing is derived, so each node is auto-created here.
+        (LEGACY, "<storage xmlns='storage:bookmarks'/>", "1"),
+        (NATIVE, "<conference xmlns='urn:xmpp:bookmarks:1'/>", "256"),
+    ] {
+        let r = net.iq(
+            balcony,
+            &format!(
+                "<iq type='set' id='p' xmlns='jabber:client'><pubsub xmlns='{PUBSUB}'>\
+                 <publish node='{node}'><item id='room@rooms.lit'>{payload}</item></publish>\
+                 </pubsub></iq>"
+            ),
+        );
+        assert_eq!(r.attr("type"), Some("result"), "{node}: {r:?}");
+        let r = net.iq(
+            balcony,
+            &format!(
+                "<iq type='get' id='c' xmlns='jabber:client'><pubsub xmlns='{PUBSUB}#owner'>\
+                 <configure node='{node}'/></pubsub></iq>"
+            ),
+        );
+        let form = r
+            .get_child("pubsub", &format!("{PUBSUB}#owner"))
+            .and_then(|p| p.get_child("configure", &format!("{PUBSUB}#owner")))
+            .and_then(|c| c.get_child("x", "jabber:x:data"))
+            .expect("form")
+            .clone();
+        let value = |var: &str| {
+            form.elements()
+                .find(|f| f.attr("var") == Some(var))
+                .and_then(|f| f.get_child("value", "jabber:x:data"))
+                .map(Element::text)
+        };
+        assert_eq!(
+            value("pubsub#access_model").as_deref(),
+            Some("whitelist"),
+            "{node}"
+        );
+        assert_eq!(value("pubsub#max_items").as_deref(), Some(max), "{node}");
+    }
+}

@@ -167,7 +167,9 @@ fn listing_3_publish_without_options_auto_creates() {
     );
     assert_eq!(r.attr("type"), Some("result"), "{r:?}");
     assert_eq!(net.take_events(chamber).len(), 1);
-    // Auto-created with the PEP default configuration (presence access).
+    // Auto-created persistent, but whitelist rather than XEP-0163's presence default: the
+    // node holds bookmarks (room passwords), see docs/conformance.md. Other nodes get
+    // presence (tests/pep_access.rs).
     let r = net.iq(
         balcony,
         &format!(
@@ -190,7 +192,7 @@ fn listing_3_publish_without_options_auto_creates() {
         value("FORM_TYPE").as_deref(),
         Some("http://jabber.org/protocol/pubsub#node_config")
     );
-    assert_eq!(value("pubsub#access_model").as_deref(), Some("presence"));
+    assert_eq!(value("pubsub#access_model").as_deref(), Some("whitelist"));
     assert_eq!(value("pubsub#persist_items").as_deref(), Some("1"));
     assert_eq!(value("pubsub#max_items").as_deref(), Some("1"));
 }
@@ -237,6 +239,13 @@ fn listings_5_and_6_disco_shows_pep_and_publish_options() {
             identities.contains(&("pubsub".into(), "pep".into())),
             "{to}: {identities:?}"
         );
+        if to == "capulet.lit" {
+            // Listing 6 shows the server's own identity beside the PEP one.
+            assert!(
+                identities.contains(&("server".into(), "im".into())),
+                "{identities:?}"
+            );
+        }
         let features: Vec<&str> = q
             .elements()
             .filter(|e| e.name == "feature")
@@ -372,17 +381,19 @@ fn retrieve_all_by_id_and_max_items_then_retract() {
 #[test]
 fn conflicting_publish_options_fail_with_precondition_not_met() {
     let (mut net, balcony, chamber) = juliet();
-    // An open node (auto-created by a plain publish, then configured open).
+    // A presence node (auto-created by a plain publish; not a bookmark node, which would be
+    // whitelist from the start).
+    let listing = || listing_1().replace("node='storage:bookmarks'", "node='urn:example:prefs'");
     let r = net.iq(
         balcony,
         &format!(
             "<iq type='set' id='p1' xmlns='jabber:client'><pubsub xmlns='{PUBSUB}'>\
-             <publish node='storage:bookmarks'><item id='current'><x xmlns='storage:bookmarks'/></item></publish></pubsub></iq>"
+             <publish node='urn:example:prefs'><item id='current'><x xmlns='storage:bookmarks'/></item></publish></pubsub></iq>"
         ),
     );
     assert_eq!(r.attr("type"), Some("result"));
     net.take_events(chamber);
-    let r = net.iq(balcony, &listing_1());
+    let r = net.iq(balcony, &listing());
     assert_eq!(r.attr("type"), Some("error"));
     assert_eq!(error_condition(&r).as_deref(), Some("conflict"));
     assert_eq!(app_condition(&r).as_deref(), Some("precondition-not-met"));
@@ -390,7 +401,7 @@ fn conflicting_publish_options_fail_with_precondition_not_met() {
     // An unknown option is refused the same way.
     let r = net.iq(
         balcony,
-        &listing_1().replace("pubsub#access_model", "pubsub#secret_sauce"),
+        &listing().replace("pubsub#access_model", "pubsub#secret_sauce"),
     );
     assert_eq!(error_condition(&r).as_deref(), Some("conflict"));
     assert_eq!(app_condition(&r).as_deref(), Some("precondition-not-met"));

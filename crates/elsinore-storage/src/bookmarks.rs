@@ -34,9 +34,7 @@ use alloc::{string::String, string::ToString, vec::Vec};
 use elsinore_jid::BareJid;
 use elsinore_xml::{Element, Node};
 
-use crate::pep::{
-    self, ConfigChange, NS_PUBSUB_EVENT, NodeConfig, NodeState, Notification, StoredItem,
-};
+use crate::pep::{self, NS_PUBSUB_EVENT, NodeConfig, NodeState, Notification, StoredItem};
 use crate::{EffectResult, Key, Op, private};
 
 /// XEP-0048 namespace; also the name of its PEP node.
@@ -577,10 +575,8 @@ fn sync_legacy(
     if existing.is_none() && *bookmarks == Bookmarks::default() {
         return Ok(());
     }
-    // A node made here gets XEP-0223's private-storage profile, as a XEP-0048 client
-    // would have created it.
     let mut state = existing.unwrap_or_else(|| NodeState {
-        config: ConfigChange::private().apply(NodeConfig::default_for(&limits.pep)),
+        config: NodeConfig::initial_for(NS_LEGACY, &limits.pep),
         items: Vec::new(),
     });
     let storage = bookmarks.to_legacy();
@@ -613,13 +609,8 @@ fn sync_native(
     if bookmarks.conferences.len() > usize::try_from(cap).unwrap_or(usize::MAX) {
         return Err(BookmarkError::TooLarge);
     }
-    // XEP-0402 §3's node profile: persistent, whitelist, as many items as allowed.
     let mut state = existing.clone().unwrap_or_else(|| NodeState {
-        config: NodeConfig {
-            persist_items: true,
-            access_model: pep::AccessModel::Whitelist,
-            max_items: cap.max(1),
-        },
+        config: NodeConfig::initial_for(NS_NATIVE, &limits.pep),
         items: Vec::new(),
     });
     let old_items = core::mem::take(&mut state.items);

@@ -137,6 +137,26 @@ impl NodeConfig {
         }
     }
 
+    /// The configuration of node `node` created without options: [`NodeConfig::default_for`],
+    /// except the two bookmark nodes (they hold room passwords), which get the profile their
+    /// XEPs require even when a client omits the publish options: whitelist, and for
+    /// XEP-0402 (`urn:xmpp:bookmarks:1`) as many items as allowed (XEP-0048 §3, XEP-0402 §3).
+    pub fn initial_for(node: &str, limits: &Limits) -> NodeConfig {
+        let default = NodeConfig::default_for(limits);
+        match node {
+            crate::bookmarks::NS_LEGACY => NodeConfig {
+                access_model: AccessModel::Whitelist,
+                ..default
+            },
+            crate::bookmarks::NS_NATIVE => NodeConfig {
+                access_model: AccessModel::Whitelist,
+                max_items: limits.max_items_cap.max(1),
+                ..default
+            },
+            _ => default,
+        }
+    }
+
     /// The `pubsub#node_config` form (`type='form'`) describing this configuration.
     pub fn to_form(&self, limits: &Limits) -> Element {
         let mut x = Element::new("x", NS_DATA_FORMS).with_attr("type", "form");
@@ -705,7 +725,7 @@ impl Pending {
                     (None, opts) => NodeState {
                         config: opts
                             .unwrap_or_default()
-                            .apply(NodeConfig::default_for(&self.limits)),
+                            .apply(NodeConfig::initial_for(node, &self.limits)),
                         items: Vec::new(),
                     },
                 };
@@ -783,7 +803,7 @@ impl Pending {
                     return Err(PepError::NodeExists);
                 }
                 let state = NodeState {
-                    config: config.apply(NodeConfig::default_for(&self.limits)),
+                    config: config.apply(NodeConfig::initial_for(node, &self.limits)),
                     items: Vec::new(),
                 };
                 Ok(Outcome {
