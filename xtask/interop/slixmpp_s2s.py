@@ -5,7 +5,8 @@ A (on server A) sends B (on server B) a message; B must receive it with A's
 bare JID as sender and the exact body; B answers; A must receive the answer the
 same way (--b-first: B starts). With --presence, the first one then subscribes to
 the other's presence: both rosters must end with subscription 'both' and each
-user must see the other available. With --expect-bounce, A's message must come
+user must see the other available. With --iq, each user asks the other's server
+for disco#info and pings the other user's full JID. With --expect-bounce, A's message must come
 back to A as an error message instead, and B must not get it. Each direction makes its server open its own outgoing s2s stream.
 Prints one [PASS]/[FAIL] line per check; exit 0 only when all passed.
 Certificates are not checked (self-signed test servers).
@@ -40,6 +41,8 @@ class Client(ClientXMPP):
         self.started = asyncio.get_event_loop().create_future()
         self.messages = asyncio.Queue()
         self.errors = asyncio.Queue()
+        self.register_plugin("xep_0030")
+        self.register_plugin("xep_0199")
         self.auto_authorize = True
         self.auto_subscribe = True
         self.available = set()
@@ -157,6 +160,28 @@ async def main_async(args):
             src.send_message(mto=dst_jid, mbody=body, mtype="chat")
             got, detail = await expect(dst, src_jid, body, args.timeout)
             ok &= check(f"{args.label} {src_jid} -> {dst_jid}", got, detail)
+        if args.iq:
+            # iq across servers: disco#info of the other server (answered by it) and a
+            # ping of the other user's full JID (answered by their client, the result
+            # routed back to ours).
+            for me, other in ((a, b), (b, a)):
+                domain = other.boundjid.domain
+                try:
+                    info = await me.plugin["xep_0030"].get_info(jid=domain, timeout=args.timeout)
+                    ids = info["disco_info"]["identities"]
+                    ok &= check(
+                        f"{args.label} {me.boundjid.bare} disco#info of {domain}",
+                        any(cat == "server" for cat, *_ in ids),
+                        f"identities {sorted(ids)}",
+                    )
+                except Exception as e:
+                    ok &= check(f"{args.label} {me.boundjid.bare} disco#info of {domain}", False, repr(e))
+                full = other.boundjid.full
+                try:
+                    await me.plugin["xep_0199"].send_ping(full, timeout=args.timeout)
+                    ok &= check(f"{args.label} {me.boundjid.bare} pings {full}", True)
+                except Exception as e:
+                    ok &= check(f"{args.label} {me.boundjid.bare} pings {full}", False, repr(e))
         if args.presence:
             # A subscribes to B; both auto-approve and subscribe back (RFC 6121 3),
             # across the two servers: both rosters end with 'both' and each sees the
@@ -193,6 +218,7 @@ def main():
     p.add_argument("--label", default="s2s")
     p.add_argument("--b-first", action="store_true", help="B sends first, A answers")
     p.add_argument("--presence", action="store_true", help="then a mutual presence subscription")
+    p.add_argument("--iq", action="store_true", help="then disco#info of the other server and a ping of the other user")
     p.add_argument("--expect-bounce", action="store_true", help="A's message must come back as an error, B must not get it")
     p.add_argument("--timeout", type=float, default=30.0)
     args = p.parse_args()

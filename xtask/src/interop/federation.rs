@@ -152,9 +152,9 @@ fn pair(ctx: &mut Ctx, bin: &Path, auth: Auth, label: &str) -> Result<()> {
 /// What `slixmpp_s2s.py` checks.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Flow {
-    /// `a` writes to `b`, `b` answers; then `a` subscribes to `b`'s presence.
+    /// `a` writes to `b`, `b` answers; iqs both ways; `a` subscribes to `b`'s presence.
     AFirst,
-    /// `b` writes to `a`, `a` answers; then `b` subscribes to `a`'s presence.
+    /// `b` writes to `a`, `a` answers; iqs both ways; `b` subscribes to `a`'s presence.
     BFirst,
     /// `a`'s message to `b` comes back as an error; `b` does not get it.
     Bounce,
@@ -185,10 +185,10 @@ fn exchange(
         .args(["--label", label, "--timeout", "40"]);
     match flow {
         Flow::AFirst => {
-            cmd.arg("--presence");
+            cmd.args(["--iq", "--presence"]);
         }
         Flow::BFirst => {
-            cmd.args(["--b-first", "--presence"]);
+            cmd.args(["--b-first", "--iq", "--presence"]);
         }
         Flow::Bounce => {
             cmd.arg("--expect-bounce");
