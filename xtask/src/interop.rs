@@ -4,7 +4,7 @@
 //! - slixmpp (`xtask/interop/slixmpp_private.py`) against elsinore and against Prosody;
 //! - slixmpp bookmarks, XEP-0048 and XEP-0402 (`xtask/interop/slixmpp_bookmarks.py`), against
 //!   elsinore and against Prosody with `mod_bookmarks`;
-//! - the `private_xml` example against elsinore and against Prosody;
+//! - the `private_xml` and `bookmarks` examples against elsinore and against Prosody;
 //! - against elsinore only: slixmpp with each SASL mechanism forced and go-sendxmpp
 //!   ([`clients`]); federation over s2s with another elsinore and with Prosody
 //!   ([`federation`]).
@@ -656,9 +656,9 @@ fn run_checks(ctx: &mut Ctx, name: &str, prefix: &str, cmd: &mut Command) {
     }
 }
 
-/// Runs the `private_xml` example against `addr`, building it first (once).
+/// Runs the `private_xml` and `bookmarks` examples against `addr`, building them first
+/// (once).
 fn run_example(ctx: &mut Ctx, side: &str, addr: SocketAddr) {
-    let name = format!("{side}: example private_xml");
     let built = *ctx.example_built.get_or_insert_with(|| {
         let r = run_cargo_build(&[
             "build",
@@ -666,38 +666,49 @@ fn run_example(ctx: &mut Ctx, side: &str, addr: SocketAddr) {
             "elsinore-examples",
             "--example",
             "private_xml",
+            "--example",
+            "bookmarks",
         ]);
-        ctx.report.record_result("build: example private_xml", r)
-    });
-    if !built {
         ctx.report
-            .record(name, false, "skipped: the example does not build");
-        return;
-    }
+            .record_result("build: examples private_xml, bookmarks", r)
+    });
     let (user, password) = USERS[0];
-    let (other, _) = USERS[1];
-    let mut cmd = workspace::cargo();
-    cmd.args([
-        "run",
-        "--quiet",
-        "-p",
-        "elsinore-examples",
-        "--example",
-        "private_xml",
-        "--",
-    ])
-    .args(["--addr", &addr.to_string()])
-    .args(["--jid", &format!("{user}@{DOMAIN}"), "--password", password])
-    .args(["--other", &format!("{other}@{DOMAIN}"), "--insecure-tls"]);
-    let result =
-        proc::run_bounded(&mut cmd, CLIENT_TIMEOUT, Some("  | "), None).and_then(|f: Finished| {
-            if f.success() {
-                Ok("exit 0".to_string())
-            } else {
-                bail!("{}", f.describe())
-            }
-        });
-    ctx.report.record_result(&name, result);
+    let other = format!("{}@{DOMAIN}", USERS[1].0);
+    for (example, extra) in [
+        ("private_xml", vec!["--other", other.as_str()]),
+        ("bookmarks", vec![]),
+    ] {
+        let name = format!("{side}: example {example}");
+        if !built {
+            ctx.report
+                .record(name, false, "skipped: the example does not build");
+            continue;
+        }
+        let mut cmd = workspace::cargo();
+        cmd.args([
+            "run",
+            "--quiet",
+            "-p",
+            "elsinore-examples",
+            "--example",
+            example,
+            "--",
+        ])
+        .args(["--addr", &addr.to_string()])
+        .args(["--jid", &format!("{user}@{DOMAIN}"), "--password", password])
+        .args(&extra)
+        .arg("--insecure-tls");
+        let result = proc::run_bounded(&mut cmd, CLIENT_TIMEOUT, Some("  | "), None).and_then(
+            |f: Finished| {
+                if f.success() {
+                    Ok("exit 0".to_string())
+                } else {
+                    bail!("{}", f.describe())
+                }
+            },
+        );
+        ctx.report.record_result(&name, result);
+    }
 }
 
 /// Records whether the server survived the clients (a crash would otherwise show only
