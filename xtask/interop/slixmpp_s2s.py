@@ -155,11 +155,18 @@ async def main_async(args):
             )
             return 0 if ok else 1
         first, second = ((b, args.b_jid), (a, args.a_jid)) if args.b_first else ((a, args.a_jid), (b, args.b_jid))
-        for (src, src_jid), (dst, dst_jid) in ((first, second), (second, first)):
-            body = f"hello {dst_jid}, from {src_jid} over s2s"
-            src.send_message(mto=dst_jid, mbody=body, mtype="chat")
-            got, detail = await expect(dst, src_jid, body, args.timeout)
-            ok &= check(f"{args.label} {src_jid} -> {dst_jid}", got, detail)
+        # The first direction sends three messages at once: they wait in the server's
+        # queue while its s2s stream is set up, and must arrive all and in order.
+        for (src, src_jid), (dst, dst_jid), count in ((first, second, 3), (second, first, 1)):
+            bodies = [f"hello {dst_jid}, from {src_jid} over s2s ({i}/{count})" for i in range(1, count + 1)]
+            for body in bodies:
+                src.send_message(mto=dst_jid, mbody=body, mtype="chat")
+            got, details = True, []
+            for body in bodies:
+                one, detail = await expect(dst, src_jid, body, args.timeout)
+                got &= one
+                details.append(detail)
+            ok &= check(f"{args.label} {src_jid} -> {dst_jid} ({count} in order)", got, "; ".join(details))
         if args.iq:
             # iq across servers: disco#info of the other server (answered by it) and a
             # ping of the other user's full JID (answered by their client, the result
