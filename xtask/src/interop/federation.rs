@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -503,9 +504,44 @@ fn prosody_pair(ctx: &mut Ctx, bin: &Path, mode: ProsodyMode) -> Result<()> {
         println!("{}", tail_file(&pdir.join("prosody.log")));
         println!("{}", elsinore.service.log_tail());
     }
+    // elsinore stops first (SIGTERM: graceful shutdown): Prosody must see both s2s
+    // streams closed by our `system-shutdown` stream error.
+    let mut elsinore = elsinore;
+    elsinore.service.stop();
+    let log_path = pdir.join("prosody.log");
+    for dir in ["Incoming", "Outgoing"] {
+        let (from, to) = if dir == "Incoming" {
+            (ELSINORE, PROSODY)
+        } else {
+            (PROSODY, ELSINORE)
+        };
+        let needle = format!("{dir} s2s stream {from}->{to} closed");
+        let line = wait_for_file_line(&log_path, &needle, Duration::from_secs(15));
+        ctx.report.record(
+            format!(
+                "federation: {label}: elsinore's shutdown closes Prosody's {dir} stream with system-shutdown"
+            ),
+            line.as_deref().is_some_and(|l| l.contains("system-shutdown")),
+            line.unwrap_or_else(|| format!("no {needle:?} in prosody.log within 15 s")),
+        );
+    }
     prosody.stop();
-    drop(elsinore);
     Ok(())
+}
+
+/// The first line of the file at `path` containing `needle`, polled until `timeout`.
+fn wait_for_file_line(path: &Path, needle: &str, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return Some(line.trim().to_string());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// A path as a TOML basic string.
