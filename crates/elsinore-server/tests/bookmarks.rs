@@ -605,3 +605,40 @@ fn bookmark_nodes_are_whitelist_even_without_publish_options() {
         assert_eq!(value("pubsub#max_items").as_deref(), Some(max), "{node}");
     }
 }
+
+#[test]
+fn writes_through_different_paths_in_one_read_are_serialized() {
+    let (mut net, balcony, chamber) = juliet();
+    // Three writes arrive together: a private XML list, then two XEP-0402 publishes. Each
+    // must see the one before it (without one lock for all paths the first publish would
+    // load the node before the list's derived write and put it back without `a`).
+    let publish = |id: &str, room: &str| {
+        format!(
+            "<iq type='set' id='{id}'><pubsub xmlns='{PUBSUB}'><publish node='urn:xmpp:bookmarks:1'>\
+             <item id='{room}'><conference xmlns='urn:xmpp:bookmarks:1'/></item></publish>\
+             {PUBLISH_OPTIONS_0402}</pubsub></iq>"
+        )
+    };
+    let raw = format!(
+        "<iq type='set' id='w1'><query xmlns='jabber:iq:private'>\
+         <storage xmlns='storage:bookmarks'><conference jid='a@rooms.lit'/></storage></query></iq>{}{}",
+        publish("w2", "b@rooms.lit"),
+        publish("w3", "c@rooms.lit"),
+    );
+    net.send_raw(chamber, &raw);
+    let inbox = net.take_inbox(chamber);
+    let results: Vec<&str> = inbox
+        .iter()
+        .filter(|e| e.name == "iq" && e.attr("type") == Some("result"))
+        .filter_map(|e| e.attr("id"))
+        .collect();
+    assert_eq!(results, ["w1", "w2", "w3"], "{inbox:?}");
+    let want = ["a@rooms.lit", "b@rooms.lit", "c@rooms.lit"];
+    let ids: Vec<String> = pep_items(&mut net, balcony, NATIVE, "g1")
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(ids, want);
+    assert_eq!(conference_jids(&private_get(&mut net, balcony, "g2")), want);
+    assert_eq!(conference_jids(&legacy_pep(&mut net, balcony, "g3")), want);
+}
