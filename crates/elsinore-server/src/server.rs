@@ -1,6 +1,7 @@
 //! The server core: connections, sessions, routing, iq handlers.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
 use elsinore_jid::{BareJid, Jid};
@@ -232,6 +233,9 @@ pub(crate) struct Conn {
     pub(crate) auth_user: Option<BareJid>,
     /// Failures of this stream already reported to the abuse limits.
     pub(crate) auth_failures_seen: u32,
+    /// The deadline this connection has in [`Server::timers`] (never later than its
+    /// stream's `poll_timeout`); `None`: not scheduled.
+    pub(crate) timer: Option<Instant>,
 }
 
 /// Work waiting for a keyed lock.
@@ -278,6 +282,12 @@ pub struct Server {
     pub(crate) guard: Guard,
     /// Credential loads held back after recent failures: (when, connection, account).
     delayed_auth: Vec<(Instant, ConnId, BareJid)>,
+    /// Connection deadlines, earliest first, so that neither `poll_timeout` nor
+    /// `handle_timeout` looks at idle connections. Lazy: an entry is live only while it
+    /// equals its connection's `timer`; a deadline that moves later (every input moves
+    /// the keepalive) is re-queued only when its entry comes to the top, an earlier one
+    /// is pushed at once. After every change the top entry is exact (see `settle_timers`).
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
 }
 
 impl Server {
@@ -286,6 +296,7 @@ impl Server {
         Server {
             guard: Guard::new(config.abuse.clone()),
             delayed_auth: Vec::new(),
+            timers: BinaryHeap::new(),
             stream_config: config.stream_config(),
             config,
             rng: Rng::new(seed),
@@ -430,8 +441,10 @@ impl Server {
                 peer: None,
                 auth_user: None,
                 auth_failures_seen: 0,
+                timer: None,
             },
         );
+        self.schedule(id);
         if let Some(key) = peer.and_then(|ip| IpKey::of(ip, &self.guard.limits)) {
             if self.guard.connection_opened(key) {
                 if let Some(c) = self.conns.get_mut(&id) {
@@ -502,13 +515,28 @@ impl Server {
 
     /// A deadline from [`Server::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut due: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.stream.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        // Map order varies between runs; a fixed order keeps runs reproducible from the seed.
+        let mut due: Vec<ConnId> = Vec::new();
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue; // closed since
+            };
+            if c.timer != Some(at) {
+                continue; // superseded by an earlier entry
+            }
+            c.timer = None;
+            if c.stream.poll_timeout().is_some_and(|t| t <= now) {
+                due.push(id);
+            } else {
+                // The deadline moved later since it was queued.
+                self.schedule(id);
+            }
+        }
+        // Handled in connection order, as when every connection was scanned: runs stay
+        // reproducible from the seed whatever order the deadlines came in.
         due.sort_unstable();
         for id in due {
             if let Some(c) = self.conns.get_mut(&id) {
@@ -516,6 +544,7 @@ impl Server {
                 self.after(id, now);
             }
         }
+        self.settle_timers();
         if self.delayed_auth.iter().any(|(t, _, _)| *t <= now) {
             let (due, rest) = core::mem::take(&mut self.delayed_auth)
                 .into_iter()
@@ -601,9 +630,10 @@ impl Server {
 
     /// When to call [`Server::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.conns
-            .values()
-            .filter_map(|c| c.stream.poll_timeout())
+        self.timers
+            .peek()
+            .map(|Reverse((at, _))| *at)
+            .into_iter()
             .chain(self.delayed_auth.iter().map(|(t, _, _)| *t))
             .chain(self.s2s_poll_timeout())
             .min()
@@ -666,6 +696,60 @@ impl Server {
 
     /// Collect a connection's output and events after it was driven.
     pub(crate) fn after(&mut self, id: ConnId, now: Instant) {
+        self.collect(id, now);
+        // Every change to a connection's state ends here: keep its deadline scheduled.
+        self.schedule(id);
+        self.settle_timers();
+    }
+
+    /// Makes sure the heap has an entry for `id`'s deadline no later than the deadline.
+    fn schedule(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let Some(at) = c.stream.poll_timeout() else {
+            return; // a live entry, if any, is re-checked when it comes up
+        };
+        if c.timer.is_none_or(|t| at < t) {
+            c.timer = Some(at);
+            self.timers.push(Reverse((at, id)));
+            if self.timers.len() > 2 * self.conns.len() + 64 {
+                // Mostly dead entries (closed connections, superseded deadlines): rebuild
+                // from the live ones so the heap stays proportional to the connections.
+                self.timers = self
+                    .conns
+                    .iter()
+                    .filter_map(|(id, c)| c.timer.map(|t| Reverse((t, *id))))
+                    .collect();
+            }
+        }
+    }
+
+    /// Pops dead entries and re-queues moved deadlines until the top entry is a live,
+    /// exact deadline: then it is the earliest of all connections' deadlines.
+    fn settle_timers(&mut self) {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            let Some(c) = self.conns.get_mut(&id) else {
+                self.timers.pop();
+                continue;
+            };
+            if c.timer != Some(at) {
+                self.timers.pop();
+                continue;
+            }
+            let actual = c.stream.poll_timeout();
+            if actual == Some(at) {
+                return;
+            }
+            self.timers.pop();
+            c.timer = actual;
+            if let Some(t) = actual {
+                self.timers.push(Reverse((t, id)));
+            }
+        }
+    }
+
+    fn collect(&mut self, id: ConnId, now: Instant) {
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
