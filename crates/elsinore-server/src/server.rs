@@ -124,6 +124,8 @@ pub struct ServerConfig {
     pub redirect: Option<String>,
     /// Limits across connections: per source address, failed authentication.
     pub abuse: AbuseLimits,
+    /// Domains no longer hosted here: client streams to them get `host-gone`.
+    pub gone_domains: Vec<String>,
 }
 
 impl ServerConfig {
@@ -154,6 +156,7 @@ impl ServerConfig {
             s2s: crate::s2s::S2sSettings::default(),
             redirect: None,
             abuse: AbuseLimits::default(),
+            gone_domains: Vec::new(),
         }
     }
 
@@ -192,6 +195,7 @@ impl ServerConfig {
         c.allow_anonymous = self.allow_anonymous;
         c.decoy = self.decoy_secret.map(|s| (s, self.scram_iterations));
         c.redirect = self.redirect.clone();
+        c.gone_domains = self.gone_domains.clone();
         c
     }
 }
@@ -593,6 +597,18 @@ impl Server {
             }
             Pending::Then(k) => k(self, result, now),
         }
+    }
+
+    /// What to write to a connection the adapter refuses before the core sees it (over
+    /// its connection limit): our header, the `resource-constraint` stream error, the
+    /// close. Write it without blocking, then close the socket.
+    pub fn refusal(&mut self) -> Vec<u8> {
+        Connection::refusal(
+            self.config.stream_config(),
+            StreamError::new(StreamErrorCondition::ResourceConstraint)
+                .with_text("too many connections; try again later"),
+            self.rng.fork(),
+        )
     }
 
     /// Close every connection with `system-shutdown`.

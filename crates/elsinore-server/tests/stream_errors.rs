@@ -63,3 +63,44 @@ fn redirect_sends_see_other_host() {
     assert!(!out.contains("features"), "{out}");
     assert!(matches!(net.server.poll_event(), Some(ServerEvent::Close(id)) if id == conn));
 }
+
+#[test]
+fn a_new_session_for_the_same_resource_gets_the_old_one_conflict() {
+    let mut net = Net::new("verona.lit");
+    net.add_user("romeo@verona.lit", "juliet");
+    let old = net.connect("romeo@verona.lit/balcony", "juliet");
+    assert!(net.jid_of(old).is_some());
+    let new = net.connect("romeo@verona.lit/balcony", "juliet");
+    assert_eq!(
+        net.jid_of(new).map(|j| j.to_string()).as_deref(),
+        Some("romeo@verona.lit/balcony")
+    );
+    let err = net
+        .closed_error(old)
+        .expect("old session closed")
+        .expect("with a stream error");
+    assert!(err.contains("conflict"), "{err}");
+    assert!(net.closed_error(new).is_none(), "the new session lives");
+}
+
+#[test]
+fn former_domains_get_host_gone() {
+    let mut cfg = ServerConfig::new("verona.lit");
+    cfg.gone_domains = vec!["mantua.lit".into()];
+    let mut net = Net::with_config(cfg);
+    let conn = net.server.accept(T0);
+    let out = raw_exchange(&mut net, conn, &HEADER.replace("verona.lit", "mantua.lit"));
+    assert!(out.contains("<host-gone"), "{out}");
+    let conn = net.server.accept(T0);
+    let out = raw_exchange(&mut net, conn, &HEADER.replace("verona.lit", "padua.lit"));
+    assert!(out.contains("<host-unknown"), "{out}");
+}
+
+#[test]
+fn refusal_is_resource_constraint() {
+    let mut net = Net::new("verona.lit");
+    let out = String::from_utf8(net.server.refusal()).expect("utf-8");
+    assert!(out.contains("from='verona.lit'"), "{out}");
+    assert!(out.contains("<resource-constraint"), "{out}");
+    assert!(out.ends_with("</stream:stream>"), "{out}");
+}

@@ -168,6 +168,9 @@ pub struct ServerConfig {
     /// `host`, `host:port` or `[ipv6]:port` (RFC 6120 4.9.3.19), e.g. while this server
     /// is moved or drained.
     pub redirect: Option<String>,
+    /// Domains this server no longer hosts: a stream addressed to one gets `host-gone`
+    /// instead of `host-unknown` (RFC 6120 4.9.3.5).
+    pub gone_domains: Vec<String>,
 }
 
 impl ServerConfig {
@@ -190,6 +193,7 @@ impl ServerConfig {
             allow_registration: false,
             decoy: None,
             redirect: None,
+            gone_domains: Vec::new(),
         }
     }
 }
@@ -392,6 +396,20 @@ impl Connection {
         let mut c = Self::new(Side::Server(config), limits, seed, now);
         c.tls_done = true;
         c
+    }
+
+    /// The whole answer to a connection the server will not serve at all (e.g. over its
+    /// connection limit): our stream header, `error` and the close, to be written
+    /// without waiting for the peer's header (RFC 6120 4.9.1.1).
+    pub fn refusal(config: ServerConfig, error: StreamError, seed: [u8; 32]) -> Vec<u8> {
+        let mut c = Self::new(
+            Side::Server(config),
+            Limits::default(),
+            seed,
+            Instant::from_millis(0),
+        );
+        c.fail(error);
+        c.take_transmit()
     }
 
     /// Direct TLS: what the handshake established, given before any input.
@@ -1042,6 +1060,9 @@ impl Connection {
                 let legacy = stream_version(header.attr("version")) == StreamVersion::Legacy;
                 // The first header of a connection already ends it, so no later one comes.
                 let redirect = cfg.redirect.clone();
+                let gone = header
+                    .attr("to")
+                    .is_some_and(|to| cfg.gone_domains.iter().any(|d| domain_eq(to, d)));
                 self.send_server_header(peer_from.as_deref(), !legacy);
                 if !stream_ok || !ns_ok {
                     self.fail(
@@ -1051,10 +1072,14 @@ impl Connection {
                     return;
                 }
                 if !to_ok {
-                    self.fail(
+                    let error = if gone {
+                        StreamError::new(StreamErrorCondition::HostGone)
+                            .with_text("this server no longer serves that domain")
+                    } else {
                         StreamError::new(StreamErrorCondition::HostUnknown)
-                            .with_text("this server does not serve that domain"),
-                    );
+                            .with_text("this server does not serve that domain")
+                    };
+                    self.fail(error);
                     return;
                 }
                 if let Some(target) = redirect {
@@ -1636,7 +1661,17 @@ impl Connection {
         let Side::Client(cfg) = &self.side else {
             return;
         };
-        let starttls = features.get_child("starttls", NS_TLS).is_some();
+        let starttls = features.get_child("starttls", NS_TLS);
+        let tls_required = starttls.is_some_and(|t| t.get_child("required", NS_TLS).is_some());
+        if !self.tls_done && cfg.tls == TlsPolicy::Disabled && tls_required {
+            // The server insists on a feature we do not do (RFC 6120 4.9.3.23).
+            self.fail(
+                StreamError::new(StreamErrorCondition::UnsupportedFeature)
+                    .with_text("the server requires TLS, which this client has disabled"),
+            );
+            return;
+        }
+        let starttls = starttls.is_some();
         if !self.tls_done && cfg.tls != TlsPolicy::Disabled && starttls {
             self.write_element(&Element::new("starttls", NS_TLS));
             self.state = State::AwaitProceed;

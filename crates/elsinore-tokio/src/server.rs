@@ -314,6 +314,18 @@ impl Serve {
                     };
                     if tasks.len() >= self.max_connections {
                         warn!(%peer, "connection limit reached; refusing");
+                        // Header, resource-constraint, close: small enough for the empty
+                        // send buffer of a new socket, so a non-blocking write suffices.
+                        let refusal = shared.lock().server.refusal();
+                        let _ = stream.try_write(&refusal);
+                        // Closing with unread input sends a reset, which may discard the
+                        // refusal at the peer: drop what already arrived (bounded).
+                        let mut sink = [0u8; 4096];
+                        for _ in 0..4 {
+                            if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+                                break;
+                            }
+                        }
                         drop(stream);
                         continue;
                     }

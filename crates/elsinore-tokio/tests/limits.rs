@@ -40,13 +40,19 @@ async fn connections_over_the_cap_are_refused() {
         "the first connection is served"
     );
 
+    // The second connection gets a reason (RFC 6120 4.9.3.17), then the close.
     let mut second = TcpStream::connect(addr).await.unwrap();
     let _ = second.write_all(header).await;
-    let n = tokio::time::timeout(Duration::from_secs(10), second.read(&mut buf))
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), second.read_to_end(&mut got))
         .await
-        .unwrap()
-        .unwrap_or(0);
-    assert_eq!(n, 0, "the second connection is closed at once");
+        .unwrap();
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.contains("<resource-constraint"), "{got}");
+    assert!(
+        got.ends_with("</stream:stream>"),
+        "the second connection is closed at once: {got}"
+    );
 
     drop(first);
     let _ = stop.send(());

@@ -18,6 +18,9 @@ pub struct FileConfig {
     pub listen_tls: Option<String>,
     /// Answer every client stream with `see-other-host` naming this `host[:port]`.
     pub redirect: Option<String>,
+    /// Domains no longer served here: client streams to them get `host-gone`.
+    #[serde(default)]
+    pub gone_domains: Vec<String>,
     /// Data directory.
     pub data: Option<PathBuf>,
     /// Allow in-band registration (XEP-0077).
@@ -288,6 +291,8 @@ pub struct Settings {
     pub listen_tls: Option<String>,
     /// `see-other-host` target for every client stream (normalized), if redirecting.
     pub redirect: Option<String>,
+    /// Former domains (`host-gone`).
+    pub gone_domains: Vec<String>,
     /// Data directory.
     pub data: PathBuf,
     /// In-band registration.
@@ -400,6 +405,7 @@ impl Settings {
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.into()),
             listen_tls: cli.listen_tls.or(file.listen_tls),
+            gone_domains: file.gone_domains,
             redirect: cli
                 .redirect
                 .or(file.redirect)
@@ -565,6 +571,11 @@ mod tests {
         ] {
             assert!(redirect_target(bad).is_err(), "{bad:?}");
         }
+        let s = Settings::resolve(
+            parse("gone_domains = ['old.example']\n").unwrap(),
+            Overrides::default(),
+        );
+        assert_eq!(s.unwrap().gone_domains, vec!["old.example".to_string()]);
         let s = Settings::resolve(parse("redirect = '::1'\n").unwrap(), Overrides::default());
         assert_eq!(s.unwrap().redirect.as_deref(), Some("[::1]"));
         assert!(

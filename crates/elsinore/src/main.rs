@@ -47,7 +47,7 @@ enum Command {
 /// Options every command shares.
 #[derive(Debug, Default, Args)]
 struct Common {
-    /// TOML configuration file (keys: domain, listen, listen_tls, redirect, data, allow_registration,
+    /// TOML configuration file (keys: domain, listen, listen_tls, redirect, gone_domains, data, allow_registration,
     /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, cert, key, client_ca,
     /// scram_iterations, muc, muc_history, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, [s2s.peers], [limits]).
     #[arg(long, value_name = "FILE")]
@@ -187,6 +187,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.allow_anonymous = settings.allow_anonymous;
     config.sasl_digest_md5 = settings.sasl_digest_md5;
     config.redirect = settings.redirect.clone();
+    config.gone_domains = settings.gone_domains.clone();
     config.tls_available = true;
     config.scram_iterations = settings.scram_iterations;
     config.muc_enabled = settings.muc;
