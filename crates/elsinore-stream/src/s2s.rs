@@ -934,7 +934,11 @@ impl S2sConnection {
             (Some(a), _) | (None, Some(a)) => a,
             (None, None) => return sasl_failure(self, "invalid-authzid"),
         };
-        if !valid_domain(&domain) || !self.verified.iter().any(|d| domain_eq(d, &domain)) {
+        // Never our own domain: a peer presenting a certificate for it is not us.
+        if !valid_domain(&domain)
+            || !self.verified.iter().any(|d| domain_eq(d, &domain))
+            || domain_eq(&domain, &self.config.domain)
+        {
             return sasl_failure(self, "not-authorized");
         }
         self.write(&Element::new("success", NS_SASL));
@@ -988,6 +992,13 @@ impl S2sConnection {
             return self.fail(
                 StreamError::new(StreamErrorCondition::InvalidFrom)
                     .with_text("db:result from is not a domain"),
+            );
+        }
+        if domain_eq(&from, &self.config.domain) {
+            // Only we can speak for our domain: verifying would mean dialing ourselves.
+            return self.fail(
+                StreamError::new(StreamErrorCondition::InvalidFrom)
+                    .with_text("db:result claims this server's own domain"),
             );
         }
         // Piggybacking is limited to the domain of the stream header.
