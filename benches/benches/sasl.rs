@@ -10,7 +10,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group};
-use elsinore_sasl::{Mechanism, ServerSession, ServerStep, StoredCredentials};
+use elsinore_sasl::{ClientSession, Mechanism, ServerSession, ServerStep, StoredCredentials};
 use sha1::Sha1;
 use sha2::Sha256;
 
@@ -42,6 +42,49 @@ fn plain_login(initial: &[u8], stored: &[u8]) -> bool {
         session.provide_credentials(Some(&creds)),
         ServerStep::Success { .. }
     )
+}
+
+/// The client's two SCRAM-SHA-256 messages for a server using `NONCE`, computed once: the
+/// server side is deterministic given its nonce, so every benchmarked login replays them.
+fn scram_client_messages(stored: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut client = ClientSession::new(
+        Mechanism::ScramSha256,
+        "juliet",
+        PASSWORD,
+        None,
+        "fyko+d2lbbFgONRv9qkxdawL",
+    )
+    .ok()?;
+    let first = client.initial_response();
+    let (mut server, step) = ServerSession::start(Mechanism::ScramSha256, Some(&first), NONCE);
+    if !matches!(step, ServerStep::NeedCredentials { .. }) {
+        return None;
+    }
+    let creds = StoredCredentials::from_bytes(stored).ok()?;
+    let ServerStep::Challenge(server_first) = server.provide_credentials(Some(&creds)) else {
+        return None;
+    };
+    let last = client.challenge(&server_first).ok()?;
+    Some((first, last))
+}
+
+/// One full server-side SCRAM-SHA-256 login from stored keys: no PBKDF2 on this side,
+/// only the HMACs and hashes of RFC 5802 over the stored keys.
+fn scram_login(first: &[u8], last: &[u8], stored: &[u8]) -> bool {
+    let (mut session, step) = ServerSession::start(Mechanism::ScramSha256, Some(first), NONCE);
+    if !matches!(step, ServerStep::NeedCredentials { .. }) {
+        return false;
+    }
+    let Ok(creds) = StoredCredentials::from_bytes(stored) else {
+        return false;
+    };
+    if !matches!(
+        session.provide_credentials(Some(&creds)),
+        ServerStep::Challenge(_)
+    ) {
+        return false;
+    }
+    matches!(session.response(last), ServerStep::Success { .. })
 }
 
 fn bench(c: &mut Criterion) {
@@ -82,6 +125,18 @@ fn bench(c: &mut Criterion) {
             );
             out
         })
+    });
+    g.finish();
+
+    let (first, last) = scram_client_messages(&stored).unwrap_or_default();
+    // Not a timing assertion: a failing exchange would measure the error path.
+    assert!(
+        scram_login(&first, &last, &stored),
+        "the benchmarked SCRAM login must succeed"
+    );
+    let mut g = c.benchmark_group("sasl_scram_sha256_server");
+    g.bench_function("login_from_stored_keys", |b| {
+        b.iter(|| scram_login(black_box(&first), black_box(&last), black_box(&stored)))
     });
     g.finish();
 }
