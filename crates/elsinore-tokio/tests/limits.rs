@@ -67,6 +67,7 @@ async fn connections_over_the_cap_are_refused() {
 async fn start_with(
     config: ServerConfig,
     users: &[(&str, &str)],
+    max_backlog: Option<usize>,
 ) -> (
     std::net::SocketAddr,
     tokio::sync::oneshot::Sender<()>,
@@ -85,13 +86,13 @@ async fn start_with(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(
-        Serve::new(server, clock, Storage::per_op(store))
-            .tls(common::tls_config())
-            .run(listener, async move {
-                let _ = stopped.await;
-            }),
-    );
+    let mut serve = Serve::new(server, clock, Storage::per_op(store)).tls(common::tls_config());
+    if let Some(b) = max_backlog {
+        serve = serve.max_backlog(b);
+    }
+    let task = tokio::spawn(serve.run(listener, async move {
+        let _ = stopped.await;
+    }));
     (addr, stop, task)
 }
 
@@ -117,7 +118,7 @@ async fn connections_per_address_over_the_limit_get_policy_violation() {
     let mut config = ServerConfig::new(common::DOMAIN);
     config.abuse.max_connections_per_ip = 1;
     config.abuse.exempt_loopback = false; // all test traffic is loopback
-    let (addr, stop, task) = start_with(config, &[]).await;
+    let (addr, stop, task) = start_with(config, &[], None).await;
     let header = b"<?xml version='1.0'?><stream:stream to='localhost' version='1.0' \
         xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 
@@ -175,7 +176,8 @@ async fn a_session_over_its_stanza_rate_is_slowed_not_dropped() {
         per_second: 40,
         burst: 10,
     });
-    let (addr, stop, task) = start_with(config, &[("hamlet", "pw"), ("ophelia", "pw2")]).await;
+    let (addr, stop, task) =
+        start_with(config, &[("hamlet", "pw"), ("ophelia", "pw2")], None).await;
     let options = |jid: &str, pw: &str| {
         let mut o = elsinore_tokio::ClientOptions::new(
             addr.to_string(),
@@ -221,6 +223,96 @@ async fn a_session_over_its_stanza_rate_is_slowed_not_dropped() {
     let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want, "all delivered, in order");
     let _ = hamlet.close().await;
+    let _ = ophelia.close().await;
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_is_dropped_and_others_carry_on() {
+    let mut config = ServerConfig::new(common::DOMAIN);
+    config.scram_iterations = 4096;
+    // The sender must not be slowed down for this test.
+    config.limits.stanza_rate = None;
+    config.limits.byte_rate = None;
+    let (addr, stop, task) = start_with(
+        config,
+        &[("hamlet", "pw"), ("ophelia", "pw2")],
+        Some(64 * 1024),
+    )
+    .await;
+    let options = |jid: &str, pw: &str| {
+        let mut o = elsinore_tokio::ClientOptions::new(
+            addr.to_string(),
+            elsinore_jid::Jid::parse(jid).unwrap(),
+            pw,
+        )
+        .insecure_tls();
+        o.timeout = Duration::from_secs(5);
+        o
+    };
+    // Hamlet never calls `recv`: his client stops reading once its buffer is full.
+    let hamlet = elsinore_tokio::Client::connect(options("hamlet@localhost/deaf", "pw"))
+        .await
+        .unwrap();
+    let ophelia = elsinore_tokio::Client::connect(options("ophelia@localhost/b", "pw2"))
+        .await
+        .unwrap();
+    let to = hamlet.jid().to_string();
+    let body = "x".repeat(32 * 1024);
+    let ping = |i: usize| {
+        elsinore_xml::Element::new("iq", "jabber:client")
+            .with_attr("type", "get")
+            .with_attr("to", to.clone())
+            .with_attr("id", format!("ping{i}"))
+            .with_child(elsinore_xml::Element::new("ping", "urn:xmpp:ping"))
+    };
+    // Before the flood Hamlet's session is there: the iq reaches it (answered by his
+    // client, or unanswered), it does not bounce.
+    let before = ophelia.iq(ping(999)).await;
+    assert!(
+        !matches!(before, Err(elsinore_tokio::ClientError::Stanza { .. })),
+        "{before:?}"
+    );
+    let mut dropped = false;
+    // Well past socket buffers plus the 64 KiB backlog: 32 KiB messages, in rounds; after
+    // each round, an iq to Hamlet's session tells whether it still exists.
+    for round in 0..40 {
+        for i in 0..20 {
+            let msg = elsinore_xml::Element::new("message", "jabber:client")
+                .with_attr("to", to.clone())
+                .with_attr("id", format!("m{round}-{i}"))
+                .with_child(
+                    elsinore_xml::Element::new("body", "jabber:client").with_text(body.clone()),
+                );
+            ophelia.send(msg).await.unwrap();
+        }
+        // An iq to a session that is gone bounces at once; to a live one that does not
+        // read, it times out.
+        if let Err(elsinore_tokio::ClientError::Stanza { condition, .. }) =
+            ophelia.iq(ping(round)).await
+        {
+            assert_eq!(condition, "service-unavailable");
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "the server dropped the session that does not read");
+    // Ophelia is fine.
+    ophelia
+        .private_set(elsinore_xml::Element::new("n", "x:backlog").with_text("ok"))
+        .await
+        .unwrap();
+    let got = ophelia.private_get("n", "x:backlog").await.unwrap();
+    assert_eq!(
+        got.first().map(elsinore_xml::Element::text).as_deref(),
+        Some("ok")
+    );
+    drop(hamlet);
     let _ = ophelia.close().await;
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(15), task)
