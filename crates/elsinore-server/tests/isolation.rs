@@ -862,3 +862,55 @@ fn dialback_claiming_our_own_domain_is_refused() {
         "{inbox:?}"
     );
 }
+
+#[test]
+fn whitelist_pep_items_reach_no_contact_even_a_subscribed_one() {
+    let mut net = world();
+    let alice = net.connect_available("alice@localhost/home", "alice-pw");
+    let mallory = net.connect_available("mallory@localhost/lair", "mallory-pw");
+    // Mallory becomes a presence subscriber of Alice's: a contact, not whitelisted.
+    net.send(
+        mallory,
+        &el("<presence xmlns='jabber:client' type='subscribe' to='alice@localhost'/>"),
+    );
+    net.send(
+        alice,
+        &el("<presence xmlns='jabber:client' type='subscribed' to='mallory@localhost'/>"),
+    );
+    let publish = |node: &str, access: &str, text: &str, id: &str| {
+        format!(
+            "<iq xmlns='jabber:client' type='set' id='{id}'><pubsub xmlns='{PUBSUB}'>\
+             <publish node='{node}'><item><entry xmlns='{node}'>{text}</entry></item></publish>\
+             <publish-options><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE' type='hidden'><value>{PUBSUB}#publish-options</value></field>\
+             <field var='pubsub#access_model'><value>{access}</value></field></x>\
+             </publish-options></pubsub></iq>"
+        )
+    };
+    let r = net.iq(
+        alice,
+        &publish("x:diary", "whitelist", "ALICE-PEP-SENTINEL again", "w2"),
+    );
+    assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+    // The contrast that shows notifications do flow to Mallory: a presence-access node.
+    let r = net.iq(alice, &publish("x:mood", "presence", "cheerful", "w3"));
+    assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+    let events = net.take_events(mallory);
+    assert!(
+        events.iter().any(|e| text_of(e).contains("cheerful")),
+        "presence-model items reach the subscriber: {events:?}"
+    );
+    assert_nothing_leaked(&net, mallory, "whitelist notification");
+    // Asking for the items as a subscribed contact is still refused.
+    let reply = request(
+        &mut net,
+        mallory,
+        &format!(
+            "<iq xmlns='jabber:client' type='get' id='wi' to='alice@localhost'>\
+             <pubsub xmlns='{PUBSUB}'><items node='x:diary'/></pubsub></iq>"
+        ),
+    )
+    .expect("answered");
+    assert_eq!(reply.attr("type"), Some("error"), "{reply:?}");
+    assert_nothing_leaked(&net, mallory, "whitelist items as a contact");
+}
