@@ -4,11 +4,13 @@
 //! cheap to compile. Each subcommand lives in its own module; add new ones to
 //! [`COMMANDS`] and the `match` in [`main`].
 
+mod crashtest;
 mod fuzz;
 mod interop;
 mod loadbench;
 mod proc;
 mod report;
+mod soak;
 mod terminal;
 mod workspace;
 
@@ -23,6 +25,14 @@ const COMMANDS: &[(&str, &str)] = &[
     (
         "loadbench [--quick] [--only elsinore|prosody|ejabberd]... [--keep]",
         "load scenarios against elsinore, Prosody and ejabberd (release build); ratio table",
+    ),
+    (
+        "crashtest [--rounds N] [--seed S] [--writers W] [--keep]",
+        "write under load, SIGKILL the server, restart, verify every acknowledged write",
+    ),
+    (
+        "soak [--minutes N] [--sessions N] [--rate OPS] [--keep]",
+        "hold many sessions with steady traffic and report the server's memory over time",
     ),
     (
         "fuzz [--secs N]",
@@ -60,6 +70,8 @@ fn run(args: &[String]) -> Result<i32> {
         "interop" => interop::run(interop::Options::parse(rest)?),
         "loadbench" => loadbench::run(loadbench::Options::parse(rest)?),
         "fuzz" => fuzz::run(fuzz::Options::parse(rest)?),
+        "crashtest" => crashtest::run(crashtest::Options::parse(rest)?),
+        "soak" => soak::run(soak::Options::parse(rest)?),
         "help" | "--help" | "-h" => {
             print!("{}", usage());
             Ok(0)

@@ -283,6 +283,13 @@ impl Service {
         self.child.id()
     }
 
+    /// Kills the process group with SIGKILL at once (a crash, no shutdown) and reaps it.
+    pub fn kill_now(&mut self) {
+        signal_group(self.child.id(), "KILL");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the process (SIGTERM, then SIGKILL) and reaps it.
     pub fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {

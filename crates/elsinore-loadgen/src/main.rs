@@ -9,13 +9,19 @@
 //!   messages in flight per sender); latency from a timestamp in the body;
 //! - `private`: XEP-0049 set then get round trips, sequential per session;
 //! - `pep`: XEP-0223 private PEP publishes (whitelist, persistent) with owner
-//!   notifications (the client advertises `+notify` through entity capabilities).
+//!   notifications (the client advertises `+notify` through entity capabilities);
+//! - `crash-write`, `crash-verify`: durability under SIGKILL (`src/durability.rs`, driven
+//!   by `cargo xtask crashtest`);
+//! - `soak`: many sessions with steady traffic, memory sampled over time (`src/soak.rs`,
+//!   driven by `cargo xtask soak`).
 //!
 //! CPU is the utime+stime of the server's whole process group (`--pgid`), sampled right
 //! before and right after each measured phase; memory is the group's VmRSS.
 //! Every loop is bounded in count and every phase by `--phase-secs`.
 
+mod durability;
 mod procstat;
+mod soak;
 mod xmpp;
 
 use std::net::SocketAddr;
@@ -99,6 +105,21 @@ struct Cli {
     /// Time limit of any single wait for the server, seconds.
     #[arg(long, default_value_t = 20)]
     io_secs: u64,
+    /// crash-write / crash-verify: the log of sent and acknowledged writes (appended to).
+    #[arg(long)]
+    ack_log: Option<std::path::PathBuf>,
+    /// crash-write / crash-verify: the round number (tags values and resources).
+    #[arg(long, default_value_t = 0)]
+    round: u64,
+    /// soak: seconds of steady traffic.
+    #[arg(long, default_value_t = 60)]
+    soak_secs: u64,
+    /// soak: operations per second over all sessions.
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// soak: seconds between memory samples.
+    #[arg(long, default_value_t = 5)]
+    sample_secs: u64,
 }
 
 /// Hard caps on the counts a command line may ask for.
@@ -294,6 +315,9 @@ async fn run_scenario(ctx: Arc<Ctx>, name: &str) -> Result<Outcome> {
         "chat" => chat(ctx).await,
         "private" => private(ctx).await,
         "pep" => pep(ctx).await,
+        "crash-write" => durability::crash_write(ctx).await,
+        "crash-verify" => durability::crash_verify(ctx).await,
+        "soak" => soak::soak(ctx).await,
         other => bail!("unknown scenario {other:?}"),
     }
 }
