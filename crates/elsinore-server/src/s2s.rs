@@ -87,6 +87,7 @@ impl Server {
             (true, true) => TlsPolicy::Required,
             (true, false) => TlsPolicy::Optional,
         };
+        c.gone_domains = self.config.gone_domains.clone();
         c
     }
 

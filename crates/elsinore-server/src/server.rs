@@ -124,7 +124,7 @@ pub struct ServerConfig {
     pub redirect: Option<String>,
     /// Limits across connections: per source address, failed authentication.
     pub abuse: AbuseLimits,
-    /// Domains no longer hosted here: client streams to them get `host-gone`.
+    /// Domains no longer hosted here: client and server streams to them get `host-gone`.
     pub gone_domains: Vec<String>,
 }
 

@@ -54,6 +54,9 @@ pub struct S2sConfig {
     /// Secret of our dialback keys (XEP-0185); kept across restarts so that keys
     /// issued before a restart still verify.
     pub secret: [u8; 32],
+    /// Domains no longer hosted here: a stream addressed to one gets `host-gone`
+    /// instead of `host-unknown` (RFC 6120 4.9.3.5).
+    pub gone_domains: Vec<String>,
 }
 
 impl S2sConfig {
@@ -64,6 +67,7 @@ impl S2sConfig {
             tls: TlsPolicy::Optional,
             dialback: true,
             secret,
+            gone_domains: Vec::new(),
         }
     }
 }
@@ -617,10 +621,16 @@ impl S2sConnection {
                     );
                 }
                 if !to_ok {
-                    return self.fail(
+                    let gone = header.attr("to").is_some_and(|to| {
+                        self.config.gone_domains.iter().any(|d| domain_eq(to, d))
+                    });
+                    return self.fail(if gone {
+                        StreamError::new(StreamErrorCondition::HostGone)
+                            .with_text("this server no longer serves that domain")
+                    } else {
                         StreamError::new(StreamErrorCondition::HostUnknown)
-                            .with_text("this server does not serve that domain"),
-                    );
+                            .with_text("this server does not serve that domain")
+                    });
                 }
                 if let Some(from) = header.attr("from")
                     && self.peer.as_deref() != Some(&from.to_ascii_lowercase())

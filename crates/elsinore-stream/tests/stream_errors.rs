@@ -113,6 +113,24 @@ fn a_former_domain_is_host_gone_others_host_unknown() {
 }
 
 #[test]
+fn s2s_stream_to_a_former_domain_is_host_gone() {
+    let mut cfg = S2sConfig::new("two.example", [9; 32]);
+    cfg.tls = TlsPolicy::Optional;
+    cfg.gone_domains = vec!["old.example".into()];
+    for (to, condition) in [
+        ("old.example", "<host-gone"),
+        ("three.example", "<host-unknown"),
+    ] {
+        let mut r = S2sConnection::new_receiving(cfg.clone(), Limits::default(), [2; 32], T0);
+        r.handle_input(S2S_HEADER.replace("two.example", to).as_bytes(), T0);
+        let out = String::from_utf8(r.take_transmit()).unwrap();
+        assert!(out.contains(condition), "{to}: {out}");
+        assert!(out.ends_with("</stream:stream>"), "{out}");
+        assert!(r.is_closed());
+    }
+}
+
+#[test]
 fn client_without_tls_facing_required_starttls_is_unsupported_feature() {
     let mut c = Connection::new_client(
         ClientConfig {

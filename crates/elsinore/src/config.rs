@@ -18,7 +18,7 @@ pub struct FileConfig {
     pub listen_tls: Option<String>,
     /// Answer every client stream with `see-other-host` naming this `host[:port]`.
     pub redirect: Option<String>,
-    /// Domains no longer served here: client streams to them get `host-gone`.
+    /// Domains no longer served here: client and server streams to them get `host-gone`.
     #[serde(default)]
     pub gone_domains: Vec<String>,
     /// Data directory.
