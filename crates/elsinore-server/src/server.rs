@@ -842,6 +842,11 @@ impl Server {
                         if let Some(ip) = c.peer {
                             self.guard.connection_closed(ip);
                         }
+                        if c.auth_user.is_some() {
+                            // A held-back credential check dies with its connection, so
+                            // the list never outgrows the open connections.
+                            self.delayed_auth.retain(|(_, conn, _)| *conn != id);
+                        }
                         let rest = {
                             let mut s = c.stream;
                             s.take_transmit()

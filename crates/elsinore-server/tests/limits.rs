@@ -347,6 +347,34 @@ fn failed_logins_from_one_address_are_delayed_then_refused() {
     let (r, took) = attempt(&mut net, &mut now, a, "hamlet@elsinore.lit", "wrong");
     assert!(r.unwrap_err().contains("not-authorized"));
     assert_eq!(took, Duration::from_secs(1));
+    // A connection that gives up while its attempt is held back leaves nothing behind.
+    let id = net.server.accept_from(ip(a), now);
+    let client = Connection::new_client(
+        ClientConfig {
+            jid: Jid::parse("hamlet@elsinore.lit/x").unwrap(),
+            password: "wrong".into(),
+            tls: TlsPolicy::Required,
+        },
+        Limits::default(),
+        [43; 32],
+        now,
+    );
+    net.clients.insert(id, client);
+    net.drive();
+    assert!(
+        net.server
+            .poll_timeout()
+            .is_some_and(|t| t < now + Duration::from_secs(30))
+    );
+    net.clients.remove(&id);
+    net.server.handle_eof(id, now);
+    net.drive();
+    assert!(
+        net.server
+            .poll_timeout()
+            .is_none_or(|t| t >= now + Duration::from_secs(30)),
+        "the held-back check went with its connection"
+    );
     let (r, took) = attempt(&mut net, &mut now, a, "hamlet@elsinore.lit", "hamlet-pw");
     assert_eq!(r, Ok(()), "the right password still gets in, late");
     assert_eq!(took, Duration::from_secs(2));
