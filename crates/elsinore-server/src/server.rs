@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use elsinore_jid::{BareJid, Jid};
 use elsinore_sasl::{Mechanism, StoredCredentials};
@@ -257,9 +258,13 @@ impl core::fmt::Debug for Job {
 #[derive(Debug)]
 pub struct Server {
     pub(crate) config: ServerConfig,
-    pub(crate) stream_config: StreamConfig,
+    /// Shared by every connection (read-only).
+    pub(crate) stream_config: Arc<StreamConfig>,
+    stream_limits: Arc<Limits>,
     pub(crate) rng: Rng,
-    pub(crate) conns: HashMap<ConnId, Conn>,
+    /// Boxed: the table then holds a pointer per connection, not its whole state twice
+    /// over (a hash table keeps spare capacity).
+    pub(crate) conns: HashMap<ConnId, Box<Conn>>,
     pub(crate) next_conn: u64,
     /// Routing table: account → (resource, connection).
     pub(crate) sessions: HashMap<BareJid, Vec<(String, ConnId)>>,
@@ -301,7 +306,8 @@ impl Server {
             guard: Guard::new(config.abuse.clone()),
             delayed_auth: Vec::new(),
             timers: BinaryHeap::new(),
-            stream_config: config.stream_config(),
+            stream_config: Arc::new(config.stream_config()),
+            stream_limits: Arc::new(config.limits.clone()),
             config,
             rng: Rng::new(seed),
             conns: HashMap::new(),
@@ -422,20 +428,20 @@ impl Server {
         &mut self,
         peer: Option<IpAddr>,
         now: Instant,
-        make: fn(StreamConfig, Limits, [u8; 32], Instant) -> Connection,
+        make: fn(Arc<StreamConfig>, Arc<Limits>, [u8; 32], Instant) -> Connection,
     ) -> ConnId {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         let seed = self.rng.fork();
         let stream = make(
-            self.stream_config.clone(),
-            self.config.limits.clone(),
+            Arc::clone(&self.stream_config),
+            Arc::clone(&self.stream_limits),
             seed,
             now,
         );
         self.conns.insert(
             id,
-            Conn {
+            Box::new(Conn {
                 stream,
                 jid: None,
                 presence: None,
@@ -446,7 +452,7 @@ impl Server {
                 auth_user: None,
                 auth_failures_seen: 0,
                 timer: None,
-            },
+            }),
         );
         self.schedule(id);
         if let Some(key) = peer.and_then(|ip| IpKey::of(ip, &self.guard.limits)) {
@@ -604,7 +610,7 @@ impl Server {
     /// close. Write it without blocking, then close the socket.
     pub fn refusal(&mut self) -> Vec<u8> {
         Connection::refusal(
-            self.config.stream_config(),
+            Arc::clone(&self.stream_config),
             StreamError::new(StreamErrorCondition::ResourceConstraint)
                 .with_text("too many connections; try again later"),
             self.rng.fork(),

@@ -3,9 +3,11 @@
 //! All negotiation transitions live in this module: `on_element_*` decide, the
 //! XML and stanza crates only translate.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -292,8 +294,8 @@ pub enum BindError {
 
 #[derive(Debug)]
 enum Side {
-    Server(ServerConfig),
-    Client(ClientConfig),
+    Server(Arc<ServerConfig>),
+    Client(Box<ClientConfig>),
 }
 
 /// Where the negotiation stands.
@@ -308,12 +310,12 @@ enum State {
     /// `<proceed/>` exchanged: no more plaintext may arrive.
     TlsPending,
     /// Server: SASL exchange in progress; `true` while waiting for credentials.
-    ServerSasl(ServerSession, bool),
+    ServerSasl(Box<ServerSession>, bool),
     /// Server: EXTERNAL verified the certificate's JID; waiting to learn whether that
     /// account exists (asked with [`Event::NeedCredentials`]).
     ExternalAccount(BareJid),
     /// Client: SASL exchange in progress.
-    ClientSasl(ClientSession),
+    ClientSasl(Box<ClientSession>),
     /// Server: bind request handed to the owner. Client: bind iq sent.
     Binding,
     /// Client: session iq sent.
@@ -330,7 +332,7 @@ enum State {
 #[derive(Debug)]
 pub struct Connection {
     side: Side,
-    limits: Limits,
+    limits: Arc<Limits>,
     rng: Rng,
     parser: StreamParser,
     state: State,
@@ -381,19 +383,27 @@ pub struct Connection {
 
 impl Connection {
     /// A receiving (server-side) connection; it waits for the client's header.
-    pub fn new_server(config: ServerConfig, limits: Limits, seed: [u8; 32], now: Instant) -> Self {
-        Self::new(Side::Server(config), limits, seed, now)
+    ///
+    /// A server passes the same `Arc`s to all its connections (they are read-only), so a
+    /// connection does not carry its own copy; a plain value works too.
+    pub fn new_server(
+        config: impl Into<Arc<ServerConfig>>,
+        limits: impl Into<Arc<Limits>>,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Self {
+        Self::new(Side::Server(config.into()), limits.into(), seed, now)
     }
 
     /// A receiving connection whose socket is already TLS (XEP-0368 direct TLS):
     /// STARTTLS is not offered and authentication may start at once.
     pub fn new_server_direct_tls(
-        config: ServerConfig,
-        limits: Limits,
+        config: impl Into<Arc<ServerConfig>>,
+        limits: impl Into<Arc<Limits>>,
         seed: [u8; 32],
         now: Instant,
     ) -> Self {
-        let mut c = Self::new(Side::Server(config), limits, seed, now);
+        let mut c = Self::new(Side::Server(config.into()), limits.into(), seed, now);
         c.tls_done = true;
         c
     }
@@ -401,10 +411,14 @@ impl Connection {
     /// The whole answer to a connection the server will not serve at all (e.g. over its
     /// connection limit): our stream header, `error` and the close, to be written
     /// without waiting for the peer's header (RFC 6120 4.9.1.1).
-    pub fn refusal(config: ServerConfig, error: StreamError, seed: [u8; 32]) -> Vec<u8> {
+    pub fn refusal(
+        config: impl Into<Arc<ServerConfig>>,
+        error: StreamError,
+        seed: [u8; 32],
+    ) -> Vec<u8> {
         let mut c = Self::new(
-            Side::Server(config),
-            Limits::default(),
+            Side::Server(config.into()),
+            Arc::new(Limits::default()),
             seed,
             Instant::from_millis(0),
         );
@@ -421,12 +435,12 @@ impl Connection {
 
     /// An initiating (client-side) connection; its stream header is queued at once.
     pub fn new_client(config: ClientConfig, limits: Limits, seed: [u8; 32], now: Instant) -> Self {
-        let mut c = Self::new(Side::Client(config), limits, seed, now);
+        let mut c = Self::new(Side::Client(Box::new(config)), Arc::new(limits), seed, now);
         c.send_client_header();
         c
     }
 
-    fn new(side: Side, limits: Limits, seed: [u8; 32], now: Instant) -> Self {
+    fn new(side: Side, limits: Arc<Limits>, seed: [u8; 32], now: Instant) -> Self {
         let parser = StreamParser::new(limits.xml);
         let deadline = now + limits.negotiation_timeout;
         Connection {
@@ -545,6 +559,8 @@ impl Connection {
         if self.input_waits() && !buf.is_empty() {
             self.hold(buf);
         }
+        // Most connections are idle most of the time: between reads, keep no scratch.
+        self.parser.release_scratch();
     }
 
     /// Input is held: the owner must answer first, or the peer is over a rate.
@@ -948,7 +964,12 @@ impl Connection {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let ev = self.events.pop_front();
+        if ev.is_none() && self.events.capacity() > 0 {
+            // Drained: an idle connection keeps no event queue.
+            self.events = VecDeque::new();
+        }
+        ev
     }
 
     /// When to call [`Connection::handle_timeout`].
@@ -1280,7 +1301,7 @@ impl Connection {
                 if let Some((secret, iterations)) = &cfg.decoy {
                     session.set_unknown_user_decoy(secret, *iterations);
                 }
-                self.state = State::ServerSasl(session, false);
+                self.state = State::ServerSasl(Box::new(session), false);
                 self.on_server_step(first);
             }
             State::ServerSasl(_, false) if el.is("response", NS_SASL) => {
@@ -1390,7 +1411,7 @@ impl Connection {
                 let (session, first) =
                     ServerSession::start(Mechanism::Plain, Some(&initial), &nonce);
                 self.legacy_auth = Some((id, resource));
-                self.state = State::ServerSasl(session, false);
+                self.state = State::ServerSasl(Box::new(session), false);
                 self.on_server_step(first);
             }
             _ => self.write_element(&iq_error(&id, "bad-request", "modify")),
@@ -1720,7 +1741,7 @@ impl Connection {
                         el = el.with_text(encode_sasl_data(&initial));
                     }
                     self.write_element(&el);
-                    self.state = State::ClientSasl(session);
+                    self.state = State::ClientSasl(Box::new(session));
                 }
                 Err(e) => self.close_with_error(format!("cannot start SASL: {e}")),
             }

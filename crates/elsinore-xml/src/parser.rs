@@ -209,6 +209,22 @@ impl Parser {
         }
     }
 
+    /// See `StreamParser::release_scratch`. `attrs`, `values` and `text` only live within
+    /// one tag or text run, so they are dead between calls.
+    pub(crate) fn release_scratch(&mut self) {
+        self.attrs = Vec::new();
+        self.values = String::new();
+        self.text = String::new();
+        if self.stack.is_empty() {
+            self.stack = Vec::new();
+        }
+        if self.pending.is_empty() {
+            self.pending = Vec::new();
+        }
+        self.names.shrink_to_fit();
+        self.name_ends.shrink_to_fit();
+    }
+
     pub(crate) fn fail(&mut self, e: XmlError) -> XmlError {
         self.error = Some(e.clone());
         e

@@ -213,6 +213,14 @@ impl StreamParser {
         self.core = Parser::new(self.core.limits, 1);
     }
 
+    /// Frees the scratch memory kept from earlier input (attribute and text buffers, an
+    /// empty element stack or unfinished-token buffer), so that a parser waiting between
+    /// stanzas holds little; the next input allocates what it needs again. Parser state
+    /// is untouched: any split of the input still gives the same events.
+    pub fn release_scratch(&mut self) {
+        self.core.release_scratch();
+    }
+
     /// The limits this parser enforces.
     pub fn limits(&self) -> &XmlLimits {
         &self.core.limits
@@ -250,6 +258,36 @@ impl Element {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every event of `input` fed in chunks of `chunk` bytes, releasing the scratch
+    /// memory after each chunk when `release`.
+    fn events_of(input: &[u8], chunk: usize, release: bool) -> Vec<XmlEvent> {
+        let mut p = StreamParser::new(XmlLimits::default());
+        let mut events = Vec::new();
+        for mut piece in input.chunks(chunk) {
+            while let Some(ev) = p.parse(&mut piece).expect("well-formed test input") {
+                events.push(ev);
+            }
+            if release {
+                p.release_scratch();
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn releasing_scratch_between_inputs_changes_no_event() {
+        let input = b"<stream:stream xmlns='jabber:client' \
+            xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>\
+            <message to='a@example.com' id='m1' xml:lang='en'><body>hi &amp; bye</body>\
+            <x xmlns='urn:test' a='1' b='two'>text<y/></x></message>  \
+            <presence><status>away</status></presence></stream:stream>";
+        let whole = events_of(input, input.len(), false);
+        assert!(whole.len() >= 4, "{whole:?}");
+        for chunk in [1, 2, 3, 7, 16, 64] {
+            assert_eq!(events_of(input, chunk, true), whole, "chunk {chunk}");
+        }
+    }
 
     #[test]
     fn limits_defaults_are_documented_values() {
