@@ -267,3 +267,20 @@ pub fn run(opts: Options) -> Result<i32> {
 fn note_of(line: &str) -> &str {
     line.split_once("note=").map_or(line, |(_, n)| n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_of_a_result_line_and_its_note() {
+        let line = "RESULT server=server scenario=crash-write status=ok ops=9 errors=0 \
+                    note=acked_private=6 acked_roster=2 acked_messages=1 bounced=0";
+        assert_eq!(result_line(line, "crash-write"), Some(line));
+        assert_eq!(result_line(line, "crash-verify"), None);
+        assert_eq!(field(line, "status"), Some("ok"));
+        assert_eq!(field(line, "acked_private"), Some("6"));
+        assert_eq!(field(line, "acked_messages"), Some("1"));
+        assert_eq!(field(line, "missing"), None);
+    }
+}

@@ -446,3 +446,44 @@ pub async fn crash_verify(ctx: Arc<Ctx>) -> Result<Outcome> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expected_from(lines: &str) -> Expected {
+        let path = std::env::temp_dir().join(format!(
+            "elsinore-acklog-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, lines).expect("write temp log");
+        let e = read_log(&path).expect("log parses");
+        let _ = std::fs::remove_file(&path);
+        e
+    }
+
+    #[test]
+    fn an_acknowledged_set_supersedes_what_was_sent_before_it() {
+        let e = expected_from("PS a 0 v1\nPA a 0 v1\nPS a 0 v2\nPS a 0 v3\nPA a 0 v3\nPS a 0 v4\n");
+        let (acked, later) = &e.private[&("a".to_string(), 0)];
+        assert_eq!(acked.as_deref(), Some("v3"));
+        // v2 was overwritten by the acknowledged v3; v4 may or may not have landed.
+        assert_eq!(later.iter().collect::<Vec<_>>(), ["v4"]);
+    }
+
+    #[test]
+    fn verified_messages_are_not_expected_again() {
+        let e = expected_from("MA mb m1\nMA mb m2\nMV mb m1\nRA a x@y n\n");
+        assert_eq!(e.messages["mb"].iter().collect::<Vec<_>>(), ["m2"]);
+        assert_eq!(e.roster["a"], [("x@y".to_string(), "n".to_string())]);
+    }
+
+    #[test]
+    fn a_damaged_log_is_an_error() {
+        let path = std::env::temp_dir().join(format!("elsinore-acklog-bad-{}", std::process::id()));
+        std::fs::write(&path, "PA a 0\n").expect("write temp log");
+        assert!(read_log(&path).is_err());
+        let _ = std::fs::remove_file(&path);
+    }
+}
