@@ -65,6 +65,8 @@ fn seeds() {
         total.effects_failed += s.effects_failed;
         total.kills += s.kills;
         total.restarts += s.restarts;
+        total.approvals += s.approvals;
+        total.pep_events_to_contacts += s.pep_events_to_contacts;
         total.trace ^= s.trace;
     }
     eprintln!(

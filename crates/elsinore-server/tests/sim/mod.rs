@@ -273,6 +273,10 @@ pub struct Sim {
     private: BTreeMap<(usize, usize), KeyModel>,
     rosters: Vec<RosterModel>,
     messages: BTreeMap<u64, MsgModel>,
+    /// Presence subscription requests sent: (requester, contact).
+    subs: BTreeSet<(usize, usize)>,
+    /// Approvals sent: (subscriber, owner): the subscriber may see the owner's PEP events.
+    approved: BTreeSet<(usize, usize)>,
     restarts: u64,
     /// Counters for the report.
     pub stats: Stats,
@@ -290,6 +294,9 @@ pub struct Stats {
     pub effects_done: u64,
     pub kills: u64,
     pub restarts: u64,
+    /// Subscriptions approved, and PEP events delivered to such a subscriber.
+    pub approvals: u64,
+    pub pep_events_to_contacts: u64,
     /// FNV-1a over everything the server wrote and every effect it emitted: equal for two
     /// runs of one seed exactly when they behaved the same.
     pub trace: u64,
@@ -337,6 +344,8 @@ impl Sim {
             private: BTreeMap::new(),
             rosters: vec![RosterModel::default(); p.accounts],
             messages: BTreeMap::new(),
+            subs: BTreeSet::new(),
+            approved: BTreeSet::new(),
             restarts: 0,
             p,
             stats: Stats::default(),
@@ -555,6 +564,12 @@ impl Sim {
                     account_jid(other)
                 ),
             ),
+            88..=91 if other != me => {
+                // A subscription request; the contact's clients approve it (client_element).
+                let to = account_jid(other);
+                client.queue(&format!("<presence type='subscribe' to='{to}'/>"));
+                self.subs.insert((me, other));
+            }
             68..=91 => {
                 let to = if self.rng.chance(700) {
                     account_jid(other)
@@ -810,7 +825,24 @@ impl Sim {
         match el.name.as_str() {
             "iq" => self.client_iq(c, el),
             "message" => self.client_message(c, &el),
-            "presence" => {}
+            "presence" => {
+                if el.attr("type") == Some("subscribe") {
+                    let from = el.attr("from").unwrap_or_default();
+                    let Some(x) = account_of(from) else {
+                        self.fail(format!("subscription request from {from}"));
+                    };
+                    if !self.subs.contains(&(x, self.clients[c].account)) {
+                        self.fail(format!("subscription request never sent: {el:?}"));
+                    }
+                    let me = self.clients[c].account;
+                    self.approved.insert((x, me));
+                    self.stats.approvals += 1;
+                    self.clients[c].queue(&format!(
+                        "<presence type='subscribed' to='{}'/>",
+                        account_jid(x)
+                    ));
+                }
+            }
             other => self.fail(format!("unexpected top-level element {other}")),
         }
     }
@@ -929,7 +961,7 @@ impl Sim {
                     .and_then(|p| p.get_child("items", PUBSUB_NS))
                     .map(|i| i.elements().count())
                     .unwrap_or(0);
-                if ok && items > 0 {
+                if ok && items > 0 && !self.approved.contains(&(account, owner)) {
                     self.fail(format!("a{account} read a{owner}'s PEP items: {el:?}"));
                 }
             }
@@ -940,8 +972,13 @@ impl Sim {
         let account = self.clients[c].account;
         if el.get_child("event", PUBSUB_EVENT_NS).is_some() {
             let from = el.attr("from").unwrap_or_default();
-            if from != account_jid(account) {
+            let allowed = account_of(from)
+                .is_some_and(|f| f == account || self.approved.contains(&(account, f)));
+            if !allowed {
                 self.fail(format!("a{account} got PEP events of {from}: {el:?}"));
+            }
+            if account_of(from) != Some(account) {
+                self.stats.pep_events_to_contacts += 1;
             }
             return;
         }
@@ -988,7 +1025,10 @@ impl Sim {
         let text = String::from_utf8_lossy(&el.to_bytes()).into_owned();
         for prefix in ["priv.a", "ros.a", "pep.a"] {
             for owner in markers(&text, prefix) {
-                if owner != me {
+                // PEP items reach subscribers the owner approved (presence access model).
+                let allowed =
+                    owner == me || (prefix == "pep.a" && self.approved.contains(&(me, owner)));
+                if !allowed {
                     self.fail(format!("a{me} was sent a{owner}'s data ({prefix}): {text}"));
                 }
             }
@@ -1007,10 +1047,18 @@ impl Sim {
 
     fn check_roster_item(&self, c: usize, jid: &str) {
         let me = self.clients[c].account;
-        let ok = markers(jid, "ros.a").next() == Some(me);
+        let ok = markers(jid, "ros.a").next() == Some(me) || self.is_contact(me, jid);
         if !ok {
             self.fail(format!("a{me}'s roster holds {jid}"));
         }
+    }
+
+    /// Whether `jid` is an account that `me` exchanged a subscription request with (the
+    /// server adds such contacts to rosters itself).
+    fn is_contact(&self, me: usize, jid: &str) -> bool {
+        account_of(jid).is_some_and(|k| {
+            jid == account_jid(k) && (self.subs.contains(&(me, k)) || self.subs.contains(&(k, me)))
+        })
     }
 
     /// `items` (a roster read) holds every acknowledged add and nothing never asked for.
@@ -1032,6 +1080,9 @@ impl Sim {
             })
             .collect();
         for item in items {
+            if self.is_contact(account, item) {
+                continue;
+            }
             if !m.acked.contains(item) && !m.lost.contains(item) && !in_flight.contains(item) {
                 self.fail(format!(
                     "{what}: a{account}'s roster has {item}, never added"
@@ -1261,6 +1312,15 @@ impl Sim {
         }
         self.fail("the simulation did not settle");
     }
+}
+
+/// `aN@sim.lit[/resource]` → N.
+fn account_of(jid: &str) -> Option<usize> {
+    let bare = jid.split('/').next()?;
+    bare.strip_suffix(&format!("@{DOMAIN}"))?
+        .strip_prefix('a')?
+        .parse()
+        .ok()
 }
 
 /// The stanza-error condition of an error reply.
