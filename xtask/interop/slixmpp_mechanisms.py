@@ -11,13 +11,17 @@ not fall back to another one. Checks, one [PASS]/[FAIL] line each:
                     server-assigned localpart at the server's domain)
   --expect refused  the server does not offer MECH and the login fails
   --expect plus     for a -PLUS mechanism: the server offers it; when this
-                    Python's ssl module can produce the binding slixmpp needs
-                    (tls-exporter on TLS 1.3, tls-unique below) the login must
-                    succeed; when it cannot, slixmpp must decline to log in
-                    (no silent downgrade) and the check says why
+                    Python's ssl module can produce the binding slixmpp uses
+                    (tls-exporter on TLS 1.3, tls-unique below) and elsinore
+                    binds the same type (tls-exporter on TLS 1.3,
+                    tls-server-end-point on TLS 1.2) the login must succeed;
+                    when the types differ the server must refuse the login;
+                    when Python cannot produce the binding, slixmpp must
+                    decline to log in (no silent downgrade); the check says
+                    which case applied
 
---max-tls 1.2 caps the TLS version (slixmpp then sends the SCRAM gs2 flag 'y'
-when the server offers no -PLUS mechanism).
+--max-tls 1.2 caps the TLS version (a non-PLUS SCRAM then sends the gs2 flag
+'n', as the server offers -PLUS there too).
 
 Exit 0 only when every check passed. Run by `cargo xtask interop`; by hand:
 
@@ -86,11 +90,14 @@ class Client(ClientXMPP):
         return sorted(self.plugin["feature_mechanisms"].mech_list)
 
 
-def python_binding_available(tls_version):
-    """Whether slixmpp can get channel-binding data from this Python's ssl module."""
-    if tls_version == "TLSv1.3":
-        return "tls-exporter" in ssl.CHANNEL_BINDING_TYPES
-    return "tls-unique" in ssl.CHANNEL_BINDING_TYPES
+def slixmpp_binding(tls_version):
+    """The channel-binding type slixmpp uses on this TLS version."""
+    return "tls-exporter" if tls_version == "TLSv1.3" else "tls-unique"
+
+
+def elsinore_binding(tls_version):
+    """The channel-binding type elsinore's tokio adapter computes on this TLS version."""
+    return "tls-exporter" if tls_version == "TLSv1.3" else "tls-server-end-point"
 
 
 async def main_async(args):
@@ -127,7 +134,14 @@ async def main_async(args):
     else:  # plus
         tls = c.tls_version or (c.socket.version() if isinstance(c.socket, (ssl.SSLSocket, ssl.SSLObject)) else None)
         ok &= check(f"{name} offered (TLS {tls})", mech in offered, f"offered {offered}")
-        if python_binding_available(tls):
+        ours, theirs = elsinore_binding(tls), slixmpp_binding(tls)
+        if theirs not in ssl.CHANNEL_BINDING_TYPES:
+            ok &= check(
+                f"{name} declined by slixmpp (no {theirs} in Python ssl on {tls})",
+                outcome != "session" and c.used_mech is None,
+                f"Python ssl channel bindings {ssl.CHANNEL_BINDING_TYPES}; outcome {outcome} {value}",
+            )
+        elif ours == theirs:
             ok &= check(
                 f"{name} login",
                 outcome == "session" and c.used_mech == mech,
@@ -135,9 +149,9 @@ async def main_async(args):
             )
         else:
             ok &= check(
-                f"{name} declined by slixmpp (no binding in Python ssl on {tls})",
+                f"{name} with {theirs} refused (elsinore binds {ours} on {tls})",
                 outcome != "session" and c.used_mech is None,
-                f"Python ssl channel bindings {ssl.CHANNEL_BINDING_TYPES}; outcome {outcome} {value}",
+                f"outcome {outcome} {value}",
             )
     c.disconnect()
     await asyncio.sleep(0.2)

@@ -29,6 +29,9 @@ use elsinore_xml::{Element, StreamHeader, StreamParser, XmlError, XmlEvent, XmlL
 
 use crate::{Instant, Rng};
 
+/// XEP-0440: the stream feature naming the channel-binding types the server supports.
+const NS_SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+
 /// Whether TLS is used on the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsPolicy {
@@ -1212,12 +1215,23 @@ impl Connection {
                 features = features.with_child(st);
             }
             if self.tls_allowed_auth(cfg) {
+                let offered = self.offered(cfg);
                 let mut mechs = Element::new("mechanisms", NS_SASL);
-                for m in &self.offered(cfg) {
+                for m in &offered {
                     mechs =
                         mechs.with_child(Element::new("mechanism", NS_SASL).with_text(m.name()));
                 }
                 features = features.with_child(mechs);
+                // XEP-0440: with -PLUS offered, name the one binding type this connection
+                // has, so a client holding another type knows it cannot bind here.
+                let binding = self.tls_info.channel_binding.type_name();
+                if let Some(name) = binding.filter(|_| offered.iter().any(|m| m.is_plus())) {
+                    features = features.with_child(
+                        Element::new("sasl-channel-binding", NS_SASL_CB).with_child(
+                            Element::new("channel-binding", NS_SASL_CB).with_attr("type", name),
+                        ),
+                    );
+                }
                 if cfg.allow_registration {
                     features = features.with_child(Element::new("register", NS_REGISTER_FEATURE));
                 }

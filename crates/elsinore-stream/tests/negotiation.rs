@@ -845,6 +845,80 @@ mod mechanisms {
         );
     }
 
+    fn end_point(b: u8) -> TlsInfo {
+        TlsInfo {
+            channel_binding: ChannelBinding::TlsServerEndPoint(vec![b; 32]),
+            peer_identity: None,
+        }
+    }
+
+    #[test]
+    fn scram_plus_with_tls_server_end_point() {
+        let mut p = Pair::new(
+            TlsPolicy::Required,
+            ServerConfig::new("capulet.lit"),
+            "r0meo",
+            64,
+        );
+        drive_with(&mut p, &end_point(5), &end_point(5));
+        assert!(
+            established(&p.client_events).is_some(),
+            "{:?}",
+            p.client_events
+        );
+    }
+
+    #[test]
+    fn scram_plus_with_another_binding_type_fails() {
+        // Same bytes, other type: the server has no `tls-exporter` to check against.
+        let mut p = Pair::new(
+            TlsPolicy::Required,
+            ServerConfig::new("capulet.lit"),
+            "r0meo",
+            64,
+        );
+        drive_with(&mut p, &binding(5), &end_point(5));
+        assert!(established(&p.client_events).is_none());
+        let err = closed_error(&p.client_events)
+            .expect("closed")
+            .expect("error");
+        assert!(err.contains("not-authorized"), "{err}");
+    }
+
+    /// The features a server sends after TLS with this binding.
+    fn features_after_tls(info: TlsInfo) -> String {
+        let mut s = server_alone();
+        s.handle_input(HEADER.as_bytes(), T0);
+        let _ = output(&mut s);
+        s.handle_input(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", T0);
+        assert!(output(&mut s).contains("<proceed"));
+        s.handle_tls_ready_with(info, T0);
+        s.handle_input(HEADER.as_bytes(), T0);
+        output(&mut s)
+    }
+
+    #[test]
+    fn binding_type_is_advertised_with_plus() {
+        // XEP-0440.
+        let out = features_after_tls(end_point(5));
+        assert!(out.contains("SCRAM-SHA-256-PLUS"), "{out}");
+        assert!(
+            out.contains(
+                "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>\
+                 <channel-binding type='tls-server-end-point'/></sasl-channel-binding>"
+            ),
+            "{out}"
+        );
+        let out = features_after_tls(binding(5));
+        assert!(
+            out.contains("<channel-binding type='tls-exporter'/>"),
+            "{out}"
+        );
+        let out = features_after_tls(TlsInfo::default());
+        assert!(!out.contains("PLUS"), "{out}");
+        assert!(!out.contains("sasl-channel-binding"), "{out}");
+    }
+
     #[test]
     fn anonymous_only_when_allowed() {
         let mut cfg = ServerConfig::new("capulet.lit");

@@ -482,7 +482,7 @@ impl Driver {
                         .await
                         .map_err(|e| ClientError::Tls(e.to_string()))?;
                     let info = elsinore_stream::TlsInfo {
-                        channel_binding: client_tls_exporter(tls.get_ref().1),
+                        channel_binding: client_channel_binding(tls.get_ref().1),
                         peer_identity: None,
                     };
                     *stream = Box::new(tls);
@@ -510,15 +510,24 @@ impl Driver {
     }
 }
 
-/// RFC 9266 `tls-exporter` on TLS 1.3 (none on TLS 1.2: the client then uses plain SCRAM).
-fn client_tls_exporter(conn: &rustls::ClientConnection) -> elsinore_stream::ChannelBinding {
-    if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
-        return elsinore_stream::ChannelBinding::None;
-    }
-    let mut out = [0u8; 32];
-    match conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None) {
-        Ok(_) => elsinore_stream::ChannelBinding::TlsExporter(out.to_vec()),
-        Err(_) => elsinore_stream::ChannelBinding::None,
+/// The same choice as the server's: RFC 9266 `tls-exporter` on TLS 1.3, RFC 5929
+/// `tls-server-end-point` (the hash of the certificate the server presented) on TLS 1.2.
+fn client_channel_binding(conn: &rustls::ClientConnection) -> elsinore_stream::ChannelBinding {
+    use elsinore_stream::ChannelBinding;
+    match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => {
+            let mut out = [0u8; 32];
+            match conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None) {
+                Ok(_) => ChannelBinding::TlsExporter(out.to_vec()),
+                Err(_) => ChannelBinding::None,
+            }
+        }
+        Some(rustls::ProtocolVersion::TLSv1_2) => conn
+            .peer_certificates()
+            .and_then(<[_]>::first)
+            .and_then(crate::tls::server_end_point)
+            .map_or(ChannelBinding::None, ChannelBinding::TlsServerEndPoint),
+        _ => ChannelBinding::None,
     }
 }
 

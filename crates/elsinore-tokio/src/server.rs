@@ -291,7 +291,7 @@ impl Serve {
             other => other,
         };
         let acceptor = tls.map(|config| Acceptor {
-            tls: TlsAcceptor::from(config),
+            config,
             client_auth,
         });
         let mut tasks = tokio::task::JoinSet::new();
@@ -648,10 +648,10 @@ async fn write_all(stream: &mut BoxStream, bytes: &[u8]) -> io::Result<()> {
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
 }
 
-/// The c2s TLS acceptor, and whether it verifies client certificates.
+/// The c2s TLS configuration, and whether it verifies client certificates.
 #[derive(Clone)]
 pub(crate) struct Acceptor {
-    tls: TlsAcceptor,
+    config: Arc<rustls::ServerConfig>,
     /// The acceptor's configuration was built here with a `WebPkiClientVerifier`: a
     /// client certificate present after the handshake has verified.
     client_auth: bool,
@@ -692,7 +692,10 @@ async fn upgrade(
     acceptor: Option<&Acceptor>,
 ) -> io::Result<(BoxStream, TlsInfo)> {
     let acceptor = acceptor.ok_or_else(|| io::Error::other("TLS requested but not configured"))?;
-    let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.tls.accept(stream))
+    // A per-connection copy that records the certificate sent, for tls-server-end-point.
+    let (config, chosen) = crate::tls::ChosenCert::wrap(&acceptor.config);
+    let handshake = TlsAcceptor::from(config).accept(stream);
+    let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
     let conn = tls.get_ref().1;
@@ -703,20 +706,26 @@ async fn upgrade(
     } else {
         None
     };
+    let channel_binding = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => tls_exporter(conn),
+        // RFC 5929 §4.1: the exporter is not bound to the whole handshake on TLS 1.2
+        // (no extended master secret check here), the certificate hash is.
+        Some(rustls::ProtocolVersion::TLSv1_2) => chosen
+            .end_entity()
+            .and_then(|cert| crate::tls::server_end_point(&cert))
+            .map_or(ChannelBinding::None, ChannelBinding::TlsServerEndPoint),
+        _ => ChannelBinding::None,
+    };
     let info = TlsInfo {
-        channel_binding: tls_exporter(conn),
+        channel_binding,
         peer_identity,
     };
     Ok((Box::new(tls), info))
 }
 
-/// RFC 9266 `tls-exporter` channel binding: 32 bytes exported with the label
-/// "EXPORTER-Channel-Binding" and no context. Only on TLS 1.3, where the exporter
-/// is bound to the whole handshake; TLS 1.2 gets none, so -PLUS is not offered there.
+/// RFC 9266 `tls-exporter` channel binding (TLS 1.3): 32 bytes exported with the label
+/// "EXPORTER-Channel-Binding" and no context.
 fn tls_exporter(conn: &rustls::ServerConnection) -> ChannelBinding {
-    if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
-        return ChannelBinding::None;
-    }
     let mut out = [0u8; 32];
     match conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None) {
         Ok(_) => ChannelBinding::TlsExporter(out.to_vec()),

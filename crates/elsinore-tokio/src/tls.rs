@@ -1,10 +1,12 @@
 //! TLS helpers.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// A certificate verifier that accepts **any** server certificate.
@@ -111,4 +113,133 @@ pub(crate) fn client_identity(cert: &CertificateDer<'_>) -> Option<String> {
         }
     }
     email
+}
+
+/// RFC 5929 §4.1 `tls-server-end-point` channel-binding data: the hash of the server's
+/// end-entity certificate (DER), with the hash of the certificate's signature algorithm, and
+/// SHA-256 where that is MD5 or SHA-1. `None` where RFC 5929 leaves the binding undefined
+/// (a signature without a single hash, e.g. Ed25519) or the certificate does not parse.
+pub(crate) fn server_end_point(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    use x509_parser::signature_algorithm::SignatureAlgorithm;
+    let der = cert.as_ref();
+    let (_, parsed) = X509Certificate::from_der(der).ok()?;
+    let alg = &parsed.signature_algorithm;
+    let hash_oid = match SignatureAlgorithm::try_from(alg) {
+        // RSASSA-PSS names its hash in the parameters (SHA-1 when absent).
+        Ok(SignatureAlgorithm::RSASSA_PSS(params)) => params.hash_algorithm_oid().to_id_string(),
+        _ => alg.algorithm.to_id_string(),
+    };
+    let hash = match hash_oid.as_str() {
+        // md5WithRSAEncryption, sha1WithRSAEncryption (PKCS#1 and OIW), dsa-with-sha1,
+        // ecdsa-with-SHA1, id-sha1 (PSS): MD5 and SHA-1 are replaced by SHA-256.
+        "1.2.840.113549.1.1.4"
+        | "1.2.840.113549.1.1.5"
+        | "1.3.14.3.2.25"
+        | "1.3.14.3.2.29"
+        | "1.2.840.10040.4.3"
+        | "1.2.840.10045.4.1"
+        | "1.3.14.3.2.26" => Sha256::digest(der).to_vec(),
+        // sha224WithRSAEncryption, ecdsa-with-SHA224, dsa-with-sha224, id-sha224
+        "1.2.840.113549.1.1.14"
+        | "1.2.840.10045.4.3.1"
+        | "2.16.840.1.101.3.4.3.1"
+        | "2.16.840.1.101.3.4.2.4" => Sha224::digest(der).to_vec(),
+        // sha256WithRSAEncryption, ecdsa-with-SHA256, dsa-with-sha256, id-sha256
+        "1.2.840.113549.1.1.11"
+        | "1.2.840.10045.4.3.2"
+        | "2.16.840.1.101.3.4.3.2"
+        | "2.16.840.1.101.3.4.2.1" => Sha256::digest(der).to_vec(),
+        // sha384WithRSAEncryption, ecdsa-with-SHA384, id-sha384
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" | "2.16.840.1.101.3.4.2.2" => {
+            Sha384::digest(der).to_vec()
+        }
+        // sha512WithRSAEncryption, ecdsa-with-SHA512, id-sha512
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" | "2.16.840.1.101.3.4.2.3" => {
+            Sha512::digest(der).to_vec()
+        }
+        _ => return None,
+    };
+    Some(hash)
+}
+
+/// Wraps a server configuration's certificate resolver to remember which certificate it
+/// chose for one connection: rustls does not tell a server which certificate it sent, and
+/// `tls-server-end-point` is the hash of exactly that one.
+#[derive(Debug)]
+pub(crate) struct ChosenCert {
+    inner: Arc<dyn ResolvesServerCert>,
+    chosen: Mutex<Option<Arc<CertifiedKey>>>,
+}
+
+impl ChosenCert {
+    /// A per-connection copy of `base` whose resolver records its choice in the returned
+    /// handle. The copy shares `base`'s session cache, ticketer and keys.
+    pub(crate) fn wrap(base: &Arc<rustls::ServerConfig>) -> (Arc<rustls::ServerConfig>, Arc<Self>) {
+        let recorder = Arc::new(ChosenCert {
+            inner: Arc::clone(&base.cert_resolver),
+            chosen: Mutex::new(None),
+        });
+        let mut config = rustls::ServerConfig::clone(base);
+        config.cert_resolver = Arc::clone(&recorder) as Arc<dyn ResolvesServerCert>;
+        (Arc::new(config), recorder)
+    }
+
+    /// The end-entity certificate the last resolution chose, if any.
+    pub(crate) fn end_entity(&self) -> Option<CertificateDer<'static>> {
+        let chosen = self.chosen.lock().ok()?;
+        chosen.as_ref()?.cert.first().cloned()
+    }
+}
+
+impl ResolvesServerCert for ChosenCert {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let key = self.inner.resolve(hello);
+        // After a HelloRetryRequest rustls resolves again: the last choice is the one sent.
+        if let Ok(mut chosen) = self.chosen.lock() {
+            chosen.clone_from(&key);
+        }
+        key
+    }
+
+    fn only_raw_public_keys(&self) -> bool {
+        self.inner.only_raw_public_keys()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256, Sha384};
+
+    fn certificate(alg: &'static rcgen::SignatureAlgorithm) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn end_point_hash_follows_the_signature_algorithm() {
+        let p256 = certificate(&rcgen::PKCS_ECDSA_P256_SHA256);
+        assert_eq!(
+            server_end_point(&p256).unwrap(),
+            Sha256::digest(p256.as_ref()).to_vec()
+        );
+        let p384 = certificate(&rcgen::PKCS_ECDSA_P384_SHA384);
+        let hash = server_end_point(&p384).unwrap();
+        assert_eq!(hash.len(), 48);
+        assert_eq!(hash, Sha384::digest(p384.as_ref()).to_vec());
+    }
+
+    #[test]
+    fn end_point_is_undefined_without_a_single_hash() {
+        // RFC 5929 §4.1: Ed25519 signs without a separate hash function.
+        assert_eq!(server_end_point(&certificate(&rcgen::PKCS_ED25519)), None);
+        assert_eq!(
+            server_end_point(&CertificateDer::from(vec![0x30, 0x03])),
+            None
+        );
+    }
 }

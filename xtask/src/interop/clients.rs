@@ -101,7 +101,7 @@ pub(super) fn sasl_mechanisms(
         ("SCRAM-SHA-1-PLUS", "plus", "1.3"),
         ("SCRAM-SHA-256-PLUS", "plus", "1.3"),
         ("SCRAM-SHA-256", "login", "1.2"),
-        ("SCRAM-SHA-256-PLUS", "refused", "1.2"),
+        ("SCRAM-SHA-256-PLUS", "plus", "1.2"),
     ];
     for (mech, expect, tls) in cases {
         let label = format!("TLS {tls}");

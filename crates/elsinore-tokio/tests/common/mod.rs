@@ -46,6 +46,14 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with these (localpart, password) accounts.
     pub async fn start(users: &[(&str, &str)]) -> TestServer {
+        Self::start_with_tls(users, tls_config()).await
+    }
+
+    /// [`TestServer::start`] with this TLS configuration.
+    pub async fn start_with_tls(
+        users: &[(&str, &str)],
+        tls: Arc<rustls::ServerConfig>,
+    ) -> TestServer {
         let mut store = MemoryStore::new();
         for (i, (user, password)) in users.iter().enumerate() {
             let jid = BareJid::from_str(&format!("{user}@{DOMAIN}")).unwrap();
@@ -65,7 +73,7 @@ impl TestServer {
             listener,
             server,
             store,
-            Some(tls_config()),
+            Some(tls),
             async move {
                 let _ = stopped.await;
             },
