@@ -976,6 +976,17 @@ impl Server {
             }
             return;
         }
+        // A get or set carries exactly one payload (RFC 6120 8.2.3, draft-ietf-xmpp-core-11
+        // 7.5.3), whoever it is for: the recipient could not tell which one to answer.
+        if el.name == "iq"
+            && matches!(el.attr("type"), Some("get" | "set"))
+            && el.elements().take(2).count() != 1
+        {
+            let err = StanzaError::new(DefinedCondition::BadRequest)
+                .with_text("an iq get or set carries exactly one payload");
+            self.bounce(id, &el, err, now);
+            return;
+        }
         // Components (group chat, updates) and service iqs (src/services.rs) first.
         let Some(el) = self.intercept(id, &from, el, to.as_ref(), now) else {
             return;

@@ -79,6 +79,68 @@ fn iq_get_without_a_child_is_bad_request() {
     assert_eq!(error_condition(&reply).as_deref(), Some("bad-request"));
 }
 
+/// §7.5.3: an iq get or set MUST contain one and only one child: with several (or none)
+/// it is `bad-request` (type `modify`) whoever it is addressed to, and goes no further;
+/// results and errors may be empty.
+#[test]
+fn iq_get_or_set_with_several_children_is_bad_request() {
+    let (mut net, hamlet, ophelia) = two_users();
+    for (id, xml) in [
+        (
+            "two-pings",
+            "<iq type='get' id='two-pings' to='shakespeare.lit' xmlns='jabber:client'>\
+             <ping xmlns='urn:xmpp:ping'/><ping xmlns='urn:xmpp:ping'/></iq>",
+        ),
+        (
+            "roster-and-ping",
+            "<iq type='set' id='roster-and-ping' xmlns='jabber:client'>\
+             <query xmlns='jabber:iq:roster'><item jid='yorick@shakespeare.lit'/></query>\
+             <ping xmlns='urn:xmpp:ping'/></iq>",
+        ),
+        (
+            "routed",
+            "<iq type='get' id='routed' to='ophelia@shakespeare.lit/castle' \
+             xmlns='jabber:client'><query xmlns='jabber:iq:version'/>\
+             <query xmlns='jabber:iq:version'/></iq>",
+        ),
+        (
+            "routed-empty",
+            "<iq type='set' id='routed-empty' to='ophelia@shakespeare.lit/castle' \
+             xmlns='jabber:client'/>",
+        ),
+    ] {
+        net.send_raw(hamlet, xml);
+        let got = net.take_inbox(hamlet);
+        assert_eq!(got.len(), 1, "{id}: {got:?}");
+        assert_eq!(got[0].attr("id"), Some(id));
+        assert_eq!(got[0].attr("type"), Some("error"));
+        assert_eq!(error_condition(&got[0]).as_deref(), Some("bad-request"));
+        let error = got[0]
+            .get_child("error", "jabber:client")
+            .expect("an error");
+        assert_eq!(error.attr("type"), Some("modify"));
+    }
+    // Nothing reached Ophelia, and the roster set was not applied.
+    assert_eq!(net.take_inbox(ophelia), Vec::<Element>::new());
+    let roster = net.iq(
+        hamlet,
+        "<iq type='get' id='r' xmlns='jabber:client'><query xmlns='jabber:iq:roster'/></iq>",
+    );
+    let query = roster
+        .get_child("query", "jabber:iq:roster")
+        .expect("a roster");
+    assert_eq!(query.elements().count(), 0, "{roster:?}");
+    // An empty result to Ophelia is routed (only get and set need a payload).
+    net.send_raw(
+        hamlet,
+        "<iq type='result' id='ok' to='ophelia@shakespeare.lit/castle' xmlns='jabber:client'/>",
+    );
+    assert_eq!(net.take_inbox(hamlet), Vec::<Element>::new());
+    let got = net.take_inbox(ophelia);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].attr("id"), Some("ok"));
+}
+
 /// §7.5.1: iq results and errors addressed to the server get no answer.
 #[test]
 fn iq_result_or_error_to_the_server_is_not_answered() {
