@@ -68,7 +68,7 @@ use core::fmt;
 use core::time::Duration;
 
 use elsinore_jid::Jid;
-use elsinore_stanza::{NS_CLIENT, StanzaError};
+use elsinore_stanza::{NS_CLIENT, StanzaError, StreamError};
 pub use elsinore_stream::{ClientConfig, Instant, Limits, SendError, TlsPolicy};
 use elsinore_stream::{Connection, Event, Rng};
 use elsinore_xml::Element;
@@ -292,6 +292,12 @@ impl Client {
     /// Whether the stream has ended.
     pub fn is_closed(&self) -> bool {
         self.conn.is_closed()
+    }
+
+    /// The stream error the server ended the current stream with, if it sent one
+    /// (e.g. `conflict`, `see-other-host` with the other host, `system-shutdown`).
+    pub fn peer_stream_error(&self) -> Option<&StreamError> {
+        self.conn.peer_stream_error()
     }
 
     /// Whether the adapter should read from the socket: `false` while the inbound queue is

@@ -367,6 +367,9 @@ pub struct Connection {
     legacy: bool,
     /// Server: the jabber:iq:auth request in progress (iq id, resource).
     legacy_auth: Option<(String, String)>,
+    /// The stream error the peer ended the stream with (boxed: rare, and every
+    /// connection carries the field).
+    peer_stream_error: Option<Box<StreamError>>,
     /// Last time bytes arrived from the peer.
     last_input: Instant,
     /// Last time a keepalive (or the stream header) was queued for the peer.
@@ -472,6 +475,7 @@ impl Connection {
             tls_info: TlsInfo::default(),
             legacy: false,
             legacy_auth: None,
+            peer_stream_error: None,
             last_input: now,
             last_output: now,
             ping_sent: None,
@@ -494,6 +498,12 @@ impl Connection {
     /// The authenticated account, once SASL succeeded.
     pub fn authenticated(&self) -> Option<&BareJid> {
         self.authenticated.as_ref()
+    }
+
+    /// The stream error the peer closed the stream with, once one arrived (its condition,
+    /// text and application element; `Event::Closed` only carries a description).
+    pub fn peer_stream_error(&self) -> Option<&StreamError> {
+        self.peer_stream_error.as_deref()
     }
 
     /// Whether stanzas may flow.
@@ -1048,7 +1058,11 @@ impl Connection {
             XmlEvent::Element(el) => {
                 if el.is("error", NS_STREAM) {
                     let text = match StreamError::from_element(&el) {
-                        Ok(e) => e.to_string(),
+                        Ok(e) => {
+                            let text = e.to_string();
+                            self.peer_stream_error = Some(Box::new(e));
+                            text
+                        }
                         Err(_) => "unparseable stream error".to_string(),
                     };
                     elsinore_xml::write_stream_close(&mut self.out);

@@ -241,3 +241,31 @@ fn input_held_over_its_limit_is_policy_violation() {
         StreamErrorCondition::PolicyViolation
     );
 }
+
+#[test]
+fn client_keeps_the_peers_stream_error() {
+    let mut c = Connection::new_client(
+        ClientConfig {
+            jid: Jid::parse("juliet@capulet.lit").unwrap(),
+            password: "r0meo".into(),
+            tls: TlsPolicy::Disabled,
+        },
+        Limits::default(),
+        [1; 32],
+        T0,
+    );
+    let _ = output(&mut c);
+    assert!(c.peer_stream_error().is_none());
+    c.handle_input(
+        b"<stream:stream from='capulet.lit' id='i' version='1.0' xmlns='jabber:client' \
+          xmlns:stream='http://etherx.jabber.org/streams'><stream:error>\
+          <policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+          <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>too many connections</text>\
+          </stream:error>",
+        T0,
+    );
+    assert!(c.is_closed());
+    let e = c.peer_stream_error().expect("kept");
+    assert_eq!(e.condition, StreamErrorCondition::PolicyViolation);
+    assert_eq!(e.text.as_deref(), Some("too many connections"));
+}

@@ -9,11 +9,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use elsinore_client::{ClientEvent, IqError, IqId, Options, private};
 use elsinore_jid::Jid;
+use elsinore_stanza::StreamError;
 use elsinore_stream::{ClientConfig, TlsPolicy};
 use elsinore_xml::Element;
 use rustls::pki_types::ServerName;
@@ -40,8 +41,13 @@ pub enum ClientError {
     Tls(String),
     /// The operation did not finish in time.
     Timeout(&'static str),
-    /// The stream ended; `error` is the stream error or negotiation failure (e.g. SASL
-    /// `not-authorized` for a bad password), if any.
+    /// The server ended the stream with a stream error: its condition (e.g. `conflict`,
+    /// `policy-violation`, `see-other-host` with the other host, `system-shutdown`), text
+    /// and application element. Every call after the end returns it too.
+    Stream(StreamError),
+    /// The stream ended without a stream error from the server; `error` is the
+    /// negotiation failure (e.g. SASL `not-authorized` for a bad password) or our own
+    /// stream error, if any.
     Closed {
         /// What the core reported when the stream closed.
         error: Option<String>,
@@ -69,6 +75,7 @@ impl fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "I/O error: {e}"),
             ClientError::Tls(e) => write!(f, "TLS error: {e}"),
             ClientError::Timeout(what) => write!(f, "timed out: {what}"),
+            ClientError::Stream(e) => write!(f, "server closed the stream: {e}"),
             ClientError::Closed { error: Some(e) } => write!(f, "stream closed: {e}"),
             ClientError::Closed { error: None } => write!(f, "stream closed"),
             ClientError::Stanza {
@@ -91,6 +98,7 @@ impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ClientError::Io(e) => Some(e),
+            ClientError::Stream(e) => Some(e),
             _ => None,
         }
     }
@@ -161,6 +169,8 @@ pub struct Client {
     cmd_tx: mpsc::UnboundedSender<Cmd>,
     inbound: tokio::sync::Mutex<mpsc::Receiver<Element>>,
     timeout: Duration,
+    /// Set by the connection task before it ends, when the server sent a stream error.
+    stream_error: Arc<OnceLock<StreamError>>,
 }
 
 impl fmt::Debug for Client {
@@ -216,8 +226,10 @@ impl Client {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (inbound_tx, inbound_rx) = mpsc::channel(HANDOFF_CAPACITY);
         let (established_tx, established_rx) = oneshot::channel();
+        let stream_error = Arc::new(OnceLock::new());
         let driver = Driver {
             core,
+            stream_error: Arc::clone(&stream_error),
             clock,
             tls_config,
             server_name,
@@ -236,6 +248,7 @@ impl Client {
             cmd_tx,
             inbound: tokio::sync::Mutex::new(inbound_rx),
             timeout,
+            stream_error,
         })
     }
 
@@ -244,13 +257,28 @@ impl Client {
         &self.jid
     }
 
+    /// The stream error the server ended the session with, if it did (e.g. once
+    /// [`Client::recv`] returned `None`).
+    pub fn stream_error(&self) -> Option<&StreamError> {
+        self.stream_error.get()
+    }
+
+    /// Why the connection task is gone: the server's stream error if it sent one.
+    fn gone(&self) -> ClientError {
+        self.stream_error
+            .get()
+            .map_or(ClientError::Disconnected, |e| {
+                ClientError::Stream(e.clone())
+            })
+    }
+
     /// Sends a stanza (`message`, `presence` or `iq` in `jabber:client`).
     pub async fn send(&self, stanza: Element) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
         self.cmd_tx
             .send(Cmd::Send(stanza, tx))
-            .map_err(|_| ClientError::Disconnected)?;
-        rx.await.map_err(|_| ClientError::Disconnected)?
+            .map_err(|_| self.gone())?;
+        rx.await.map_err(|_| self.gone())?
     }
 
     /// The next inbound stanza that is not the response to an [`Client::iq`] call; `None`
@@ -267,14 +295,12 @@ impl Client {
     /// missing). A `type='error'` response becomes [`ClientError::Stanza`].
     pub async fn iq(&self, iq: Element) -> Result<Element, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.cmd_tx
-            .send(Cmd::Iq(iq, tx))
-            .map_err(|_| ClientError::Disconnected)?;
+        self.cmd_tx.send(Cmd::Iq(iq, tx)).map_err(|_| self.gone())?;
         // The core times the request out itself; this outer bound is a backstop.
         tokio::time::timeout(self.timeout + CLOSE_TIMEOUT, rx)
             .await
             .map_err(|_| ClientError::Timeout("iq response"))?
-            .map_err(|_| ClientError::Disconnected)?
+            .map_err(|_| self.gone())?
     }
 
     /// XEP-0049: stores `payload` (an element in its own namespace) in private XML storage,
@@ -320,6 +346,8 @@ fn iq_error(e: IqError) -> ClientError {
 /// The connection task's state.
 struct Driver {
     core: elsinore_client::Client,
+    /// Shared with the handle: the server's stream error, once the stream ended with one.
+    stream_error: Arc<OnceLock<StreamError>>,
     clock: Clock,
     tls_config: Option<Arc<rustls::ClientConfig>>,
     server_name: ServerName<'static>,
@@ -495,14 +523,27 @@ impl Driver {
                 }
                 ClientEvent::IqResponse { id, result } => {
                     if let Some(waiter) = self.waiters.remove(&id) {
-                        let _ = waiter.send(result.map_err(iq_error));
+                        // Requests outstanding when the server ended the stream learn why.
+                        let peer = self.core.peer_stream_error();
+                        let result = result.map_err(|e| match (e, peer) {
+                            (IqError::Disconnected, Some(e)) => ClientError::Stream(e.clone()),
+                            (e, _) => iq_error(e),
+                        });
+                        let _ = waiter.send(result);
                     }
                 }
                 ClientEvent::Closed { error, .. } => {
                     // This adapter does not reconnect: `Client::connect` again instead.
                     self.closed = true;
+                    let peer = self.core.peer_stream_error().cloned();
+                    if let Some(e) = &peer {
+                        let _ = self.stream_error.set(e.clone());
+                    }
                     if let Some(tx) = self.established.take() {
-                        let _ = tx.send(Err(ClientError::Closed { error }));
+                        let _ = tx.send(Err(match peer {
+                            Some(e) => ClientError::Stream(e),
+                            None => ClientError::Closed { error },
+                        }));
                     }
                 }
             }

@@ -1,15 +1,20 @@
 //! Server-wide stream errors over loopback sockets: `see-other-host` when redirecting,
-//! `system-shutdown` to every open stream on graceful shutdown.
+//! `system-shutdown` to every open stream on graceful shutdown; our client keeps them.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use common::{DOMAIN, TestServer, tls_config};
+use elsinore_jid::Jid;
 use elsinore_server::{Server, ServerConfig};
+use elsinore_stanza::StreamErrorCondition;
 use elsinore_storage::MemoryStore;
 use elsinore_stream::Instant;
+use elsinore_tokio::{Client, ClientError, ClientOptions};
+use elsinore_xml::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -98,5 +103,79 @@ async fn graceful_shutdown_sends_system_shutdown_to_every_stream() {
     tokio::time::timeout(Duration::from_secs(20), stopping)
         .await
         .expect("stopped in time")
+        .unwrap();
+}
+
+/// Our client keeps the server's stream error: the condition and the text, from
+/// `stream_error()` once the stream ended and in the error of every later call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_keeps_the_servers_stream_error() {
+    let server = TestServer::start(&[("alice", "wonderland")]).await;
+    let client = server.login("alice@localhost", "wonderland").await;
+    assert!(client.stream_error().is_none());
+    let stopping = tokio::spawn(server.stop());
+    let next = tokio::time::timeout(Duration::from_secs(15), client.recv())
+        .await
+        .expect("stream ended in time");
+    assert!(next.is_none(), "{next:?}");
+    let e = client.stream_error().expect("the server's stream error");
+    assert_eq!(e.condition, StreamErrorCondition::SystemShutdown);
+    assert_eq!(e.text.as_deref(), Some("the server is shutting down"));
+    let ping = Element::new("iq", "jabber:client")
+        .with_attr("type", "get")
+        .with_child(Element::new("ping", "urn:xmpp:ping"));
+    match client.iq(ping).await {
+        Err(ClientError::Stream(e)) => {
+            assert_eq!(e.condition, StreamErrorCondition::SystemShutdown);
+            let shown = ClientError::Stream(e).to_string();
+            assert!(shown.contains("system-shutdown"), "{shown}");
+            assert!(shown.contains("the server is shutting down"), "{shown}");
+        }
+        other => panic!("expected the stream error, got {other:?}"),
+    }
+    tokio::time::timeout(Duration::from_secs(20), stopping)
+        .await
+        .expect("stopped in time")
+        .unwrap();
+}
+
+/// A stream error during login is what `Client::connect` returns: here `see-other-host`
+/// with the host to try instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_connect_returns_see_other_host() {
+    let mut config = ServerConfig::new(DOMAIN);
+    config.redirect = Some("[::1]:5322".into());
+    let server = Server::new(config, [7; 32], Instant::from_millis(0));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(elsinore_tokio::serve(
+        listener,
+        server,
+        MemoryStore::new(),
+        Some(tls_config()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut opts = ClientOptions::new(
+        addr.to_string(),
+        Jid::from_str("alice@localhost").unwrap(),
+        "wonderland",
+    )
+    .insecure_tls();
+    opts.timeout = Duration::from_secs(15);
+    match Client::connect(opts).await {
+        Err(ClientError::Stream(e)) => assert_eq!(
+            e.condition,
+            StreamErrorCondition::SeeOtherHost("[::1]:5322".into())
+        ),
+        other => panic!("expected see-other-host, got {other:?}"),
+    }
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("shutdown in time")
+        .unwrap()
         .unwrap();
 }
