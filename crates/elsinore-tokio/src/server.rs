@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use elsinore_server::{ChannelBinding, ConnId, Server, ServerEvent, TlsInfo};
 use elsinore_storage::{Effect, EffectResult, Op, Store, StoreError};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -295,6 +295,8 @@ impl Serve {
             client_auth,
         });
         let mut tasks = tokio::task::JoinSet::new();
+        // Refusals on the direct TLS port over the connection limit (aborted when run ends).
+        let mut refusing = tokio::task::JoinSet::new();
         let direct_tls = self.direct_tls;
 
         tokio::pin!(shutdown);
@@ -365,6 +367,13 @@ impl Serve {
                     };
                     if tasks.len() >= self.max_connections {
                         warn!(%peer, "connection limit reached; refusing");
+                        // The refusal needs a handshake: a few at a time, each bounded, in
+                        // tasks outside the limit; beyond that the socket is just closed.
+                        while refusing.try_join_next().is_some() {}
+                        if refusing.len() < MAX_TLS_REFUSALS {
+                            let refusal = shared.lock().server.refusal();
+                            refusing.spawn(refuse_over_tls(stream, acceptor, refusal));
+                        }
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
@@ -685,6 +694,31 @@ fn with_client_auth(
         .with_cert_resolver(Arc::clone(&base.cert_resolver));
     config.alpn_protocols = base.alpn_protocols.clone();
     Ok(Arc::new(config))
+}
+
+/// Direct TLS connections over the limit that are answered at once; more are closed
+/// unanswered (each answer costs a handshake).
+const MAX_TLS_REFUSALS: usize = 16;
+/// Bound on one such answer: handshake, refusal, and waiting for the peer to close.
+const TLS_REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answers a direct TLS connection over the limit as the plain port does (our header,
+/// `resource-constraint`, close), inside TLS, within [`TLS_REFUSAL_TIMEOUT`].
+async fn refuse_over_tls(stream: TcpStream, acceptor: Acceptor, refusal: Vec<u8>) {
+    let refused = tokio::time::timeout(TLS_REFUSAL_TIMEOUT, async {
+        let mut tls = TlsAcceptor::from(acceptor.config).accept(stream).await?;
+        tls.write_all(&refusal).await?;
+        tls.shutdown().await?;
+        // Closing with unread input sends a reset, which may discard the refusal at the
+        // peer: read (and drop) until the peer closes too.
+        let mut sink = [0u8; 4096];
+        while tls.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
+    })
+    .await;
+    if let Ok(Err(e)) = refused {
+        debug!("refusing a direct TLS connection: {e}");
+    }
 }
 
 async fn upgrade(

@@ -90,3 +90,54 @@ async fn direct_tls_offers_sasl_without_starttls() {
         .unwrap()
         .unwrap();
 }
+
+/// Over `max_connections`, the direct TLS port answers like the plain one: after the
+/// handshake, our header, `resource-constraint`, and the close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_tls_over_the_cap_gets_resource_constraint() {
+    let server = Server::new(ServerConfig::new(DOMAIN), [7; 32], Instant::from_millis(0));
+    let starttls = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let starttls_addr = starttls.local_addr().unwrap();
+    let direct = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let direct_addr = direct.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serve = Serve::new(server, Clock::new(), Storage::per_op(MemoryStore::new()))
+        .tls(tls_config())
+        .direct_tls(direct)
+        .max_connections(1);
+    let task = tokio::spawn(serve.run(starttls, async move {
+        let _ = stopped.await;
+    }));
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream to='{DOMAIN}' version='1.0' \
+         xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+    );
+    // The one connection allowed.
+    let mut first = TcpStream::connect(starttls_addr).await.unwrap();
+    first.write_all(header.as_bytes()).await.unwrap();
+    read_until(&mut first, "features>").await;
+
+    let connector = tokio_rustls::TlsConnector::from(insecure_client_config());
+    let tcp = TcpStream::connect(direct_addr).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
+        .await
+        .expect("TLS handshake over the cap");
+    let _ = tls.write_all(header.as_bytes()).await;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut got))
+        .await
+        .expect("closed in time");
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.contains("<stream:stream"), "{got}");
+    assert!(got.contains("<resource-constraint"), "{got}");
+    assert!(got.ends_with("</stream:stream>"), "{got}");
+
+    drop(first);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("stopped in time")
+        .unwrap()
+        .unwrap();
+}
