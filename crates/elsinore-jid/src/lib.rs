@@ -67,7 +67,7 @@
 
 extern crate alloc;
 
-use alloc::borrow::{Cow, ToOwned};
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use core::fmt;
@@ -140,17 +140,22 @@ impl fmt::Display for JidError {
 impl core::error::Error for JidError {}
 
 /// A bare JID: optional localpart and a domainpart, both prepared.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Held as one allocation, `node@domain` (or `domain`), with the localpart's length: a JID
+/// is cloned and compared on every routed stanza, and every session keeps a few.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BareJid {
-    node: Option<String>,
-    domain: String,
+    /// The canonical text: both parts prepared.
+    s: Box<str>,
+    /// Bytes of the localpart; 0 when there is none (a localpart is never empty).
+    node_len: u16,
 }
 
 /// A JID with an optional resourcepart; a `Jid` without resource is a bare JID.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Jid {
     bare: BareJid,
-    resource: Option<String>,
+    resource: Option<Box<str>>,
 }
 
 impl BareJid {
@@ -160,10 +165,28 @@ impl BareJid {
             Some(n) => Some(prep_node(n)?),
             None => None,
         };
-        Ok(BareJid {
-            node,
-            domain: prep_domain(domain)?,
-        })
+        let domain = prep_domain(domain)?;
+        Ok(BareJid::from_prepared(node.as_deref(), &domain))
+    }
+
+    /// Joins prepared parts (each at most [`MAX_PART_BYTES`], so the length fits).
+    fn from_prepared(node: Option<&str>, domain: &str) -> BareJid {
+        match node {
+            None => BareJid {
+                s: domain.into(),
+                node_len: 0,
+            },
+            Some(node) => {
+                let mut s = String::with_capacity(node.len() + 1 + domain.len());
+                s.push_str(node);
+                s.push('@');
+                s.push_str(domain);
+                BareJid {
+                    s: s.into_boxed_str(),
+                    node_len: u16::try_from(node.len()).unwrap_or(u16::MAX),
+                }
+            }
+        }
     }
 
     /// Parses and prepares a bare JID; a resourcepart is [`JidError::UnexpectedResource`].
@@ -177,28 +200,67 @@ impl BareJid {
 
     /// The prepared localpart, if any.
     pub fn node(&self) -> Option<&str> {
-        self.node.as_deref()
+        match self.node_len {
+            0 => None,
+            n => self.s.get(..usize::from(n)),
+        }
     }
 
     /// The prepared domainpart.
     pub fn domain(&self) -> &str {
-        &self.domain
+        match self.node_len {
+            0 => &self.s,
+            n => self.s.get(usize::from(n) + 1..).unwrap_or_default(),
+        }
+    }
+
+    /// The canonical text, `node@domain` or `domain` (what `Display` writes).
+    pub fn as_str(&self) -> &str {
+        &self.s
     }
 
     /// A full JID made of this bare JID and the given (unprepared) resource.
     pub fn with_resource(&self, res: &str) -> Result<Jid, JidError> {
         Ok(Jid {
             bare: self.clone(),
-            resource: Some(prep_resource(res)?),
+            resource: Some(prep_resource(res)?.into()),
         })
     }
 
     /// A bare JID made of the domainpart only (the server's own JID).
     pub fn domain_jid(&self) -> BareJid {
         BareJid {
-            node: None,
-            domain: self.domain.clone(),
+            s: self.domain().into(),
+            node_len: 0,
         }
+    }
+}
+
+// Ordered by localpart (none first), then domainpart: the order of the parts, not of the
+// joined text (where '@' would sort among the characters).
+impl Ord for BareJid {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.node()
+            .cmp(&other.node())
+            .then_with(|| self.domain().cmp(other.domain()))
+    }
+}
+
+impl PartialOrd for BareJid {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Debug for BareJid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BareJid({:?})", &*self.s)
+    }
+}
+
+impl fmt::Debug for Jid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Jid({:?})", alloc::string::ToString::to_string(self))
     }
 }
 
@@ -207,7 +269,7 @@ impl Jid {
     pub fn new(node: Option<&str>, domain: &str, resource: Option<&str>) -> Result<Jid, JidError> {
         let bare = BareJid::new(node, domain)?;
         let resource = match resource {
-            Some(r) => Some(prep_resource(r)?),
+            Some(r) => Some(prep_resource(r)?.into()),
             None => None,
         };
         Ok(Jid { bare, resource })
@@ -267,6 +329,22 @@ impl Jid {
     pub fn with_resource(&self, res: &str) -> Result<Jid, JidError> {
         self.bare.with_resource(res)
     }
+
+    /// The canonical text, as `to_string` gives it, allocated once at its final size
+    /// (the server writes it into every stanza it routes).
+    pub fn to_text(&self) -> String {
+        let bare = self.bare.as_str();
+        match self.resource() {
+            None => bare.into(),
+            Some(res) => {
+                let mut s = String::with_capacity(bare.len() + 1 + res.len());
+                s.push_str(bare);
+                s.push('/');
+                s.push_str(res);
+                s
+            }
+        }
+    }
 }
 
 impl From<BareJid> for Jid {
@@ -280,11 +358,7 @@ impl From<BareJid> for Jid {
 
 impl fmt::Display for BareJid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(node) = &self.node {
-            f.write_str(node)?;
-            f.write_str("@")?;
-        }
-        f.write_str(&self.domain)
+        f.write_str(&self.s)
     }
 }
 
@@ -333,6 +407,15 @@ fn resource_fast_path_ok(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b' '..=b'~'))
 }
 
+/// `s` in ASCII lowercase, copied only when it has an uppercase letter.
+fn ascii_lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 fn check_len(s: &str, empty: JidError, too_long: JidError) -> Result<(), JidError> {
     if s.is_empty() {
         Err(empty)
@@ -343,7 +426,7 @@ fn check_len(s: &str, empty: JidError, too_long: JidError) -> Result<(), JidErro
     }
 }
 
-fn prep_node(raw: &str) -> Result<String, JidError> {
+fn prep_node(raw: &str) -> Result<Cow<'_, str>, JidError> {
     if raw.is_empty() {
         return Err(JidError::EmptyNode);
     }
@@ -351,9 +434,9 @@ fn prep_node(raw: &str) -> Result<String, JidError> {
         return Err(JidError::NodeTooLong);
     }
     let out = if node_fast_path_ok(raw) {
-        raw.to_ascii_lowercase()
+        ascii_lowercase(raw)
     } else {
-        nodeprep_slow(raw)?
+        Cow::Owned(nodeprep_slow(raw)?)
     };
     check_len(&out, JidError::EmptyNode, JidError::NodeTooLong)?;
     Ok(out)
@@ -377,7 +460,7 @@ fn nodeprep_slow(raw: &str) -> Result<String, JidError> {
     })
 }
 
-fn prep_resource(raw: &str) -> Result<String, JidError> {
+fn prep_resource(raw: &str) -> Result<Cow<'_, str>, JidError> {
     if raw.is_empty() {
         return Err(JidError::EmptyResource);
     }
@@ -385,9 +468,9 @@ fn prep_resource(raw: &str) -> Result<String, JidError> {
         return Err(JidError::ResourceTooLong);
     }
     let out = if resource_fast_path_ok(raw) {
-        raw.to_owned()
+        Cow::Borrowed(raw)
     } else {
-        resourceprep_slow(raw)?
+        Cow::Owned(resourceprep_slow(raw)?)
     };
     check_len(&out, JidError::EmptyResource, JidError::ResourceTooLong)?;
     Ok(out)
@@ -416,12 +499,12 @@ fn is_label_separator(c: char) -> bool {
     matches!(c, '.' | '\u{3002}' | '\u{FF0E}' | '\u{FF61}')
 }
 
-fn prep_domain(raw: &str) -> Result<String, JidError> {
+fn prep_domain(raw: &str) -> Result<Cow<'_, str>, JidError> {
     if raw.len() > MAX_RAW_PART_BYTES {
         return Err(JidError::DomainTooLong);
     }
     if let Some(inner) = raw.strip_prefix('[') {
-        return prep_ipv6_literal(inner);
+        return prep_ipv6_literal(inner).map(Cow::Owned);
     }
     // Map the IDNA dots first so that "example.com。" loses its trailing dot too.
     let mapped: Cow<'_, str> = if raw.is_ascii() {
@@ -433,15 +516,20 @@ fn prep_domain(raw: &str) -> Result<String, JidError> {
                 .collect(),
         )
     };
-    let stripped = mapped.strip_suffix('.').unwrap_or(&mapped);
-    if stripped.is_empty() {
-        return Err(JidError::EmptyDomain);
-    }
-    let out = if stripped.is_ascii() {
-        // Nameprep maps ASCII only by case folding and prohibits no ASCII character.
-        stripped.to_ascii_lowercase()
-    } else {
-        nameprep_slow(stripped)?
+    let out = match mapped {
+        Cow::Borrowed(raw) => {
+            let stripped = raw.strip_suffix('.').unwrap_or(raw);
+            // Nameprep maps ASCII only by case folding and prohibits no ASCII character.
+            ascii_lowercase(stripped)
+        }
+        Cow::Owned(mapped) => {
+            let stripped = mapped.strip_suffix('.').unwrap_or(&mapped);
+            if stripped.is_ascii() {
+                Cow::Owned(stripped.to_ascii_lowercase())
+            } else {
+                Cow::Owned(nameprep_slow(stripped)?)
+            }
+        }
     };
     check_len(&out, JidError::EmptyDomain, JidError::DomainTooLong)?;
     check_domain_chars(&out)?;

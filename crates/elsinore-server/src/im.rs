@@ -86,7 +86,7 @@ impl Server {
     fn conn_of(&self, jid: &Jid) -> Option<ConnId> {
         let r = jid.resource()?;
         self.sessions
-            .get(&jid.to_bare())?
+            .get(jid.bare())?
             .iter()
             .find(|(res, _)| res == r)
             .map(|(_, id)| *id)

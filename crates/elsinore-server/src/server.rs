@@ -17,7 +17,7 @@ use elsinore_stream::{
     BindError, Connection, Event, Instant, Limits, Rng, ServerConfig as StreamConfig, TlsInfo,
     TlsPolicy,
 };
-use elsinore_xml::Element;
+use elsinore_xml::{Element, Scratch};
 
 use crate::accounts;
 use crate::guard::{AbuseLimits, AuthVerdict, Guard, IpKey};
@@ -254,6 +254,11 @@ impl core::fmt::Debug for Job {
     }
 }
 
+/// The tables looked up on every stanza. foldhash instead of SipHash: several lookups per
+/// stanza, and its per-process random seed still keeps keys a peer chooses (JIDs) from
+/// being aimed at one bucket.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The sans-IO server (see the crate documentation for the run loop).
 #[derive(Debug)]
 pub struct Server {
@@ -264,23 +269,23 @@ pub struct Server {
     pub(crate) rng: Rng,
     /// Boxed: the table then holds a pointer per connection, not its whole state twice
     /// over (a hash table keeps spare capacity).
-    pub(crate) conns: HashMap<ConnId, Box<Conn>>,
+    pub(crate) conns: FastMap<ConnId, Box<Conn>>,
     pub(crate) next_conn: u64,
     /// Routing table: account → (resource, connection).
-    pub(crate) sessions: HashMap<BareJid, Vec<(String, ConnId)>>,
+    pub(crate) sessions: FastMap<BareJid, Vec<(String, ConnId)>>,
     pub(crate) transmit: VecDeque<(ConnId, Vec<u8>)>,
     pub(crate) events: VecDeque<ServerEvent>,
     pub(crate) effects: VecDeque<Effect>,
     pub(crate) next_effect: EffectId,
-    pending: HashMap<EffectId, Pending>,
+    pending: FastMap<EffectId, Pending>,
     /// Usernames with a registration in flight (guards the check-then-put race).
     pub(crate) registering: HashSet<BareJid>,
     /// Keys whose read-modify-write is in flight, with the jobs waiting for them.
-    pub(crate) locked: HashMap<Key, VecDeque<Job>>,
+    pub(crate) locked: FastMap<Key, VecDeque<Job>>,
     /// Jobs whose lock was handed over, run at the end of the current input.
     pub(crate) ready: VecDeque<Job>,
     /// Rosters of accounts with sessions (the store stays the truth).
-    pub(crate) rosters: HashMap<BareJid, Roster>,
+    pub(crate) rosters: FastMap<BareJid, Roster>,
     /// Wall-clock calibration: Unix milliseconds at `Instant` zero.
     pub(crate) wall_epoch_ms: Option<u64>,
     /// State of the services and components (group chat rooms, uptime).
@@ -297,6 +302,8 @@ pub struct Server {
     /// the keepalive) is re-queued only when its entry comes to the top, an earlier one
     /// is pushed at once. After every change the top entry is exact (see `settle_timers`).
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// Parser buffers lent to the connection whose input is being read.
+    scratch: Scratch,
 }
 
 impl Server {
@@ -306,22 +313,23 @@ impl Server {
             guard: Guard::new(config.abuse.clone()),
             delayed_auth: Vec::new(),
             timers: BinaryHeap::new(),
+            scratch: Scratch::new(),
             stream_config: Arc::new(config.stream_config()),
             stream_limits: Arc::new(config.limits.clone()),
             config,
             rng: Rng::new(seed),
-            conns: HashMap::new(),
+            conns: FastMap::default(),
             next_conn: 1,
-            sessions: HashMap::new(),
+            sessions: FastMap::default(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             effects: VecDeque::new(),
             next_effect: 1,
-            pending: HashMap::new(),
+            pending: FastMap::default(),
             registering: HashSet::new(),
-            locked: HashMap::new(),
+            locked: FastMap::default(),
             ready: VecDeque::new(),
-            rosters: HashMap::new(),
+            rosters: FastMap::default(),
             wall_epoch_ms: None,
             ext: crate::services::Extras::new(now),
             s2s: crate::s2s::S2sState::default(),
@@ -474,7 +482,7 @@ impl Server {
     /// Bytes read from connection `conn`.
     pub fn handle_input(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.stream.handle_input(bytes, now);
+            c.stream.handle_input_with(bytes, now, &mut self.scratch);
             self.after(conn, now);
         } else {
             self.s2s_input(conn, bytes, now);
@@ -956,7 +964,7 @@ impl Server {
             return;
         };
         // The server stamps the sender (RFC 6120 8.1.2.1): never trust the client's `from`.
-        el.set_attr("from", from.to_string());
+        el.set_attr("from", from.to_text());
         let to = match el.attr("to").map(Jid::parse) {
             None => None,
             Some(Ok(j)) => Some(j),

@@ -245,14 +245,19 @@ impl Server {
         to: Option<&Jid>,
         now: Instant,
     ) -> Option<Element> {
-        let muc_domain = format!("conference.{}", self.config.domain);
-        let update_domain = format!("update.{}", self.config.domain);
+        // `conference.<domain>` and `update.<domain>`, compared without building them.
+        let sub = |t: &Jid, label: &str| {
+            t.domain()
+                .strip_prefix(label)
+                .and_then(|rest| rest.strip_prefix('.'))
+                == Some(self.config.domain.as_str())
+        };
         if let Some(t) = to {
-            if self.config.muc_enabled && t.domain() == muc_domain {
+            if self.config.muc_enabled && sub(t, "conference") {
                 self.handle_muc(id, from, el, t.clone(), now);
                 return None;
             }
-            if !self.config.releases.is_empty() && t.domain() == update_domain {
+            if !self.config.releases.is_empty() && sub(t, "update") {
                 self.handle_autoupdate(id, from, el, t.clone(), now);
                 return None;
             }

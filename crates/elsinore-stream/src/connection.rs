@@ -25,7 +25,7 @@ use elsinore_stanza::{
     NS_REGISTER_FEATURE, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS, StanzaError,
     StreamError, StreamErrorCondition,
 };
-use elsinore_xml::{Element, StreamHeader, StreamParser, XmlError, XmlEvent, XmlLimits};
+use elsinore_xml::{Element, Scratch, StreamHeader, StreamParser, XmlError, XmlEvent, XmlLimits};
 
 use crate::{Instant, Rng};
 
@@ -543,6 +543,21 @@ impl Connection {
 
     /// Bytes read from the peer. Any split of the byte stream gives the same result.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        self.input(bytes, now);
+        // Most connections are idle most of the time: between reads, keep no scratch.
+        self.parser.release_scratch();
+    }
+
+    /// [`Connection::handle_input`] with the parser's buffers lent by `scratch`: an owner
+    /// of many connections keeps one scratch for all of them, so the buffers are neither
+    /// kept per idle connection nor allocated again for every input.
+    pub fn handle_input_with(&mut self, bytes: &[u8], now: Instant, scratch: &mut Scratch) {
+        self.parser.borrow_scratch(scratch);
+        self.input(bytes, now);
+        self.parser.return_scratch(scratch);
+    }
+
+    fn input(&mut self, bytes: &[u8], now: Instant) {
         if !bytes.is_empty() {
             self.last_input = now;
             self.ping_sent = None;
@@ -572,8 +587,6 @@ impl Connection {
         if self.input_waits() && !buf.is_empty() {
             self.hold(buf);
         }
-        // Most connections are idle most of the time: between reads, keep no scratch.
-        self.parser.release_scratch();
     }
 
     /// Input is held: the owner must answer first, or the peer is over a rate.
@@ -1014,6 +1027,11 @@ impl Connection {
     // ---- internals -----------------------------------------------------
 
     fn write_element(&mut self, el: &Element) {
+        if self.out.capacity() == 0 {
+            // The owner takes `out` with every transmit: start at a typical stanza's size
+            // rather than growing from nothing.
+            self.out.reserve(256);
+        }
         el.write_to(&mut self.out, NS_CLIENT);
     }
 

@@ -29,5 +29,6 @@ mod tree;
 mod writer;
 
 pub use error::{Limit, XmlError};
+pub use parser::Scratch;
 pub use stream::{STREAM_NS, StreamHeader, StreamParser, XmlEvent, XmlLimits, write_stream_close};
 pub use tree::{Attr, Element, Node, XML_NS};

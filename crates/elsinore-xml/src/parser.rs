@@ -152,6 +152,45 @@ struct RawAttr {
     value: Range<usize>,
 }
 
+/// Parser buffers that hold nothing between calls, lent by the owner of many parsers
+/// (one per connection) so that an idle parser owns none of them. See
+/// [`crate::StreamParser::parse_with`].
+#[derive(Debug, Default)]
+pub struct Scratch {
+    attrs: Vec<RawAttr>,
+    values: String,
+    text: String,
+    stack: Vec<Element>,
+    pending: Vec<u8>,
+}
+
+impl Scratch {
+    /// An empty scratch; it grows to the largest tag or text run it has served.
+    pub fn new() -> Self {
+        Scratch::default()
+    }
+
+    /// Keeps what ordinary stanzas need, not what one huge stanza needed.
+    fn trim(&mut self) {
+        const KEEP: usize = 16 * 1024;
+        if self.values.capacity() > KEEP {
+            self.values = String::new();
+        }
+        if self.text.capacity() > KEEP {
+            self.text = String::new();
+        }
+        if self.pending.capacity() > KEEP {
+            self.pending = Vec::new();
+        }
+        if self.attrs.capacity() > 64 {
+            self.attrs = Vec::new();
+        }
+        if self.stack.capacity() > 64 {
+            self.stack = Vec::new();
+        }
+    }
+}
+
 /// The parser behind [`StreamParser`](crate::StreamParser) and
 /// [`Element::parse`].
 #[derive(Debug)]
@@ -221,8 +260,62 @@ impl Parser {
         if self.pending.is_empty() {
             self.pending = Vec::new();
         }
-        self.names.shrink_to_fit();
-        self.name_ends.shrink_to_fit();
+        self.trim_names();
+    }
+
+    /// The open elements' names outlive a call, but a stanza's nested names need not stay
+    /// allocated; some slack avoids a reallocation per stanza.
+    fn trim_names(&mut self) {
+        if self.names.capacity() > self.names.len() + 64 {
+            self.names.shrink_to_fit();
+        }
+        if self.name_ends.capacity() > self.name_ends.len() + 8 {
+            self.name_ends.shrink_to_fit();
+        }
+    }
+
+    /// Takes the buffers of `scratch` for the dead-between-calls state (see
+    /// [`Parser::release_scratch`]); [`Parser::return_scratch`] gives them back.
+    pub(crate) fn borrow_scratch(&mut self, scratch: &mut Scratch) {
+        core::mem::swap(&mut self.attrs, &mut scratch.attrs);
+        core::mem::swap(&mut self.values, &mut scratch.values);
+        core::mem::swap(&mut self.text, &mut scratch.text);
+        if self.stack.is_empty() {
+            core::mem::swap(&mut self.stack, &mut scratch.stack);
+        }
+        if self.pending.is_empty() {
+            core::mem::swap(&mut self.pending, &mut scratch.pending);
+        }
+    }
+
+    /// Gives back what [`Parser::borrow_scratch`] took and keeps no scratch of its own: a
+    /// parser that stopped inside an element or token keeps that state (and its buffer).
+    pub(crate) fn return_scratch(&mut self, scratch: &mut Scratch) {
+        core::mem::swap(&mut self.attrs, &mut scratch.attrs);
+        core::mem::swap(&mut self.values, &mut scratch.values);
+        core::mem::swap(&mut self.text, &mut scratch.text);
+        scratch.attrs.clear();
+        scratch.values.clear();
+        scratch.text.clear();
+        self.attrs = Vec::new();
+        self.values = String::new();
+        self.text = String::new();
+        if self.stack.is_empty() {
+            if scratch.stack.capacity() == 0 {
+                core::mem::swap(&mut self.stack, &mut scratch.stack);
+            } else {
+                self.stack = Vec::new();
+            }
+        }
+        if self.pending.is_empty() {
+            if scratch.pending.capacity() == 0 {
+                core::mem::swap(&mut self.pending, &mut scratch.pending);
+            } else {
+                self.pending = Vec::new();
+            }
+        }
+        scratch.trim();
+        self.trim_names();
     }
 
     pub(crate) fn fail(&mut self, e: XmlError) -> XmlError {
@@ -759,7 +852,11 @@ impl Parser {
                 None => "",
                 p => self.scopes.resolve(p).ok_or_else(|| undeclared(p))?,
             };
-            if elem.attrs.iter().any(|x| x.ns == ans && x.name == al) {
+            if elem
+                .attrs
+                .iter()
+                .any(|x| crate::tree::same(&x.name, al) && crate::tree::same(&x.ns, ans))
+            {
                 return Err(nwf("duplicate attribute"));
             }
             elem.attrs.push(Attr {

@@ -56,7 +56,11 @@ impl Element {
 
     /// Builder: set an unqualified attribute.
     #[must_use]
-    pub fn with_attr(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_attr(
+        mut self,
+        name: impl AsRef<str> + Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
         self.set_attr(name, value);
         self
     }
@@ -99,21 +103,29 @@ impl Element {
     }
 
     /// Set (or replace) an unqualified attribute.
-    pub fn set_attr(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn set_attr(&mut self, name: impl AsRef<str> + Into<String>, value: impl Into<String>) {
         self.set_attr_ns("", name, value);
     }
 
     /// Set (or replace) a namespaced attribute.
     pub fn set_attr_ns(
         &mut self,
-        ns: impl Into<String>,
-        name: impl Into<String>,
+        ns: impl AsRef<str> + Into<String>,
+        name: impl AsRef<str> + Into<String>,
         value: impl Into<String>,
     ) {
-        let (ns, name, value) = (ns.into(), name.into(), value.into());
-        match self.attrs.iter_mut().find(|a| a.ns == ns && a.name == name) {
-            Some(a) => a.value = value,
-            None => self.attrs.push(Attr { ns, name, value }),
+        // Replacing (the server restamping `from`) allocates no name.
+        let found = self
+            .attrs
+            .iter_mut()
+            .find(|a| same(&a.name, name.as_ref()) && same(&a.ns, ns.as_ref()));
+        match found {
+            Some(a) => a.value = value.into(),
+            None => self.attrs.push(Attr {
+                ns: ns.into(),
+                name: name.into(),
+                value: value.into(),
+            }),
         }
     }
 
@@ -179,4 +191,11 @@ impl Element {
     pub fn is_empty(&self) -> bool {
         self.children.is_empty()
     }
+}
+
+/// String equality for the short names and namespaces of attributes: a byte loop, as the
+/// call into `memcmp` that `==` makes costs more than the comparison itself here.
+#[inline]
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
