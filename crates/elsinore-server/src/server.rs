@@ -846,7 +846,9 @@ impl Server {
                     let res = jid.resource().unwrap_or_default().to_string();
                     self.sessions
                         .entry(jid.to_bare())
-                        .or_default()
+                        // Most accounts have one session: room for one, not the four a
+                        // first push would reserve.
+                        .or_insert_with(|| Vec::with_capacity(1))
                         .push((res, id));
                 }
                 Event::PreAuthIq(el) => self.handle_register(id, el, now),

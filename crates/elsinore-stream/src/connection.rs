@@ -362,11 +362,11 @@ pub struct Connection {
     /// Client: the server requires the RFC 3921 session iq after binding.
     session_needed: bool,
     /// What the TLS handshake gave us (channel binding, verified identity).
-    tls_info: TlsInfo,
+    tls_info: Option<Box<TlsInfo>>,
     /// Server: a pre-1.0 stream (no `version`): no features, jabber:iq:auth login.
     legacy: bool,
     /// Server: the jabber:iq:auth request in progress (iq id, resource).
-    legacy_auth: Option<(String, String)>,
+    legacy_auth: Option<Box<(String, String)>>,
     /// The stream error the peer ended the stream with (boxed: rare, and every
     /// connection carries the field).
     peer_stream_error: Option<Box<StreamError>>,
@@ -432,10 +432,20 @@ impl Connection {
         c.take_transmit()
     }
 
+    /// What the TLS handshake established (nothing without TLS). Boxed in the
+    /// connection: only negotiation reads it, and every idle connection carries the field.
+    fn tls(&self) -> &TlsInfo {
+        static NONE: TlsInfo = TlsInfo {
+            channel_binding: ChannelBinding::None,
+            peer_identity: None,
+        };
+        self.tls_info.as_deref().unwrap_or(&NONE)
+    }
+
     /// Direct TLS: what the handshake established, given before any input.
     pub fn set_tls_info(&mut self, info: TlsInfo) {
         if self.tls_done && !self.header_sent {
-            self.tls_info = info;
+            self.tls_info = Some(Box::new(info));
         }
     }
 
@@ -472,7 +482,7 @@ impl Connection {
             close_deadline: None,
             peer_lang: None,
             session_needed: false,
-            tls_info: TlsInfo::default(),
+            tls_info: None,
             legacy: false,
             legacy_auth: None,
             peer_stream_error: None,
@@ -803,7 +813,7 @@ impl Connection {
         if !matches!(self.state, State::TlsPending) {
             return;
         }
-        self.tls_info = info;
+        self.tls_info = Some(Box::new(info));
         self.tls_done = true;
         self.parser.reset();
         self.state = State::AwaitHeader;
@@ -859,7 +869,7 @@ impl Connection {
             return;
         }
         self.paused = false;
-        if let Some((iq_id, _)) = self.legacy_auth.take() {
+        if let Some((iq_id, _)) = self.legacy_auth.take().map(|b| *b) {
             let err = iq_error(&iq_id, "policy-violation", "wait");
             self.write_element(&err);
             self.state = State::Negotiating;
@@ -1216,8 +1226,8 @@ impl Connection {
     /// The SASL mechanisms this stream offers now (also what `<auth/>` may pick).
     fn offered(&self, cfg: &ServerConfig) -> Vec<Mechanism> {
         let ctx = OfferContext {
-            channel_binding: self.tls_done && self.tls_info.channel_binding.is_available(),
-            external_identity: self.tls_done && self.tls_info.peer_identity.is_some(),
+            channel_binding: self.tls_done && self.tls().channel_binding.is_available(),
+            external_identity: self.tls_done && self.tls().peer_identity.is_some(),
         };
         let mut list = offered_mechanisms(&cfg.mechanisms, ctx);
         if cfg.allow_anonymous && !list.contains(&Mechanism::Anonymous) {
@@ -1256,7 +1266,7 @@ impl Connection {
                 features = features.with_child(mechs);
                 // XEP-0440: with -PLUS offered, name the one binding type this connection
                 // has, so a client holding another type knows it cannot bind here.
-                let binding = self.tls_info.channel_binding.type_name();
+                let binding = self.tls().channel_binding.type_name();
                 if let Some(name) = binding.filter(|_| offered.iter().any(|m| m.is_plus())) {
                     features = features.with_child(
                         Element::new("sasl-channel-binding", NS_SASL_CB).with_child(
@@ -1337,9 +1347,9 @@ impl Connection {
                 let nonce = self.rng.token(24);
                 let ctx = ServerContext {
                     nonce,
-                    channel_bindings: vec![self.tls_info.channel_binding.clone()],
+                    channel_bindings: vec![self.tls().channel_binding.clone()],
                     plus_offered: offered.iter().any(|m| m.is_plus()),
-                    external_identity: self.tls_info.peer_identity.clone(),
+                    external_identity: self.tls().peer_identity.clone(),
                     realm: cfg.domain.clone(),
                     service: String::new(),
                 };
@@ -1456,7 +1466,7 @@ impl Connection {
                 let nonce = self.rng.token(24);
                 let (session, first) =
                     ServerSession::start(Mechanism::Plain, Some(&initial), &nonce);
-                self.legacy_auth = Some((id, resource));
+                self.legacy_auth = Some(Box::new((id, resource)));
                 self.state = State::ServerSasl(Box::new(session), false);
                 self.on_server_step(first);
             }
@@ -1564,7 +1574,7 @@ impl Connection {
                         return;
                     }
                 }
-                if let Some((iq_id, resource)) = self.legacy_auth.take() {
+                if let Some((iq_id, resource)) = self.legacy_auth.take().map(|b| *b) {
                     // jabber:iq:auth: authentication and binding in one step, no restart.
                     let resource = match account.with_resource(&resource) {
                         Ok(j) => j.resource().map(str::to_string),
@@ -1611,7 +1621,7 @@ impl Connection {
     }
 
     fn sasl_failure(&mut self, f: SaslFailure) {
-        if let Some((iq_id, _)) = self.legacy_auth.take() {
+        if let Some((iq_id, _)) = self.legacy_auth.take().map(|b| *b) {
             // XEP-0078 3.1: wrong credentials are not-authorized (401).
             let (cond, ty) = match f {
                 SaslFailure::TemporaryAuthFailure => ("internal-server-error", "wait"),
@@ -1759,7 +1769,7 @@ impl Connection {
                 })
                 .unwrap_or_default();
             let offered_refs: Vec<&str> = offered.iter().map(String::as_str).collect();
-            let binding = self.tls_info.channel_binding.clone();
+            let binding = self.tls().channel_binding.clone();
             let Some(mech) = elsinore_sasl::client_preference_with_binding(
                 &offered_refs,
                 binding.is_available(),

@@ -8,10 +8,9 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Poll, ready};
+use std::task::{Poll, Waker, ready};
 
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::sync::Notify;
 
 /// Bytes read from a socket at once.
 const READ_BUF: usize = 16 * 1024;
@@ -63,7 +62,6 @@ pub(crate) enum ConnMsg {
 /// `queued`), but without a channel's preallocated block: empty, it owns no heap memory.
 struct Mailbox {
     state: Mutex<MailState>,
-    notify: Notify,
     /// Bytes sent to the task and not yet written by it.
     queued: AtomicUsize,
 }
@@ -72,6 +70,9 @@ struct MailState {
     queue: VecDeque<ConnMsg>,
     /// One side is gone: the task gets what is queued, then `None`; sends fail.
     closed: bool,
+    /// The task waiting for a message. Kept here, in the shared allocation, rather than
+    /// in a wait future inside every idle task.
+    waker: Option<Waker>,
 }
 
 impl Mailbox {
@@ -82,8 +83,14 @@ impl Mailbox {
     }
 
     fn close(&self) {
-        self.lock().closed = true;
-        self.notify.notify_one();
+        let waker = {
+            let mut st = self.lock();
+            st.closed = true;
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
@@ -100,8 +107,8 @@ pub(crate) fn mailbox() -> (ConnHandle, Inbox) {
         state: Mutex::new(MailState {
             queue: VecDeque::new(),
             closed: false,
+            waker: None,
         }),
-        notify: Notify::new(),
         queued: AtomicUsize::new(0),
     });
     (ConnHandle(Arc::clone(&m)), Inbox(m))
@@ -110,14 +117,17 @@ pub(crate) fn mailbox() -> (ConnHandle, Inbox) {
 impl ConnHandle {
     /// Queues `msg`; `false` if the task is gone.
     pub(crate) fn send(&self, msg: ConnMsg) -> bool {
-        {
+        let waker = {
             let mut st = self.0.lock();
             if st.closed {
                 return false;
             }
             st.queue.push_back(msg);
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
         }
-        self.0.notify.notify_one();
         true
     }
 
@@ -136,22 +146,23 @@ impl Drop for ConnHandle {
 impl Inbox {
     /// The next message; `None` once the core dropped its handle and the queue is empty.
     pub(crate) async fn recv(&self) -> Option<ConnMsg> {
-        loop {
-            {
-                let mut st = self.0.lock();
-                if let Some(msg) = st.queue.pop_front() {
-                    return Some(msg);
-                }
-                if st.closed {
-                    return None;
-                }
-                // About to wait: an idle connection keeps no queue capacity.
-                st.queue = VecDeque::new();
+        std::future::poll_fn(|cx| {
+            let mut st = self.0.lock();
+            if let Some(msg) = st.queue.pop_front() {
+                return Poll::Ready(Some(msg));
             }
-            // `notify_one` stores a permit when nobody waits, so a message queued between
-            // the check above and this wait is not missed.
-            self.0.notify.notified().await;
-        }
+            if st.closed {
+                return Poll::Ready(None);
+            }
+            // About to wait: an idle connection keeps no queue capacity. The waker is
+            // stored under the same lock a sender takes, so no message is missed.
+            st.queue = VecDeque::new();
+            if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.waker = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// The next message if one is queued.

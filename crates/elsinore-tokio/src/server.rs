@@ -13,8 +13,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::Duration;
 
 use elsinore_server::{ChannelBinding, ConnId, Server, ServerEvent, TlsInfo};
@@ -649,10 +651,34 @@ fn forget(shared: &Shared, conn: ConnId) {
 }
 
 async fn write_all(stream: &mut BoxStream, bytes: &[u8]) -> io::Result<()> {
-    tokio::time::timeout(WRITE_TIMEOUT, async {
-        stream.write_all(bytes).await?;
-        stream.flush().await
+    // Fast path: the socket takes it all at once, as it nearly always does. No timer is
+    // armed, and the slow path's state (a timer is large) is boxed only when needed, so
+    // it does not size every idle connection's task.
+    let mut written = 0;
+    let done = std::future::poll_fn(|cx| {
+        while written < bytes.len() {
+            match Pin::new(&mut *stream).poll_write(cx, &bytes[written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Ready(Ok(false)),
+            }
+        }
+        match Pin::new(&mut *stream).poll_flush(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(true)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Ready(Ok(false)),
+        }
     })
+    .await?;
+    if done {
+        return Ok(());
+    }
+    let rest = bytes.get(written..).unwrap_or_default();
+    Box::pin(tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(rest).await?;
+        stream.flush().await
+    }))
     .await
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
 }
