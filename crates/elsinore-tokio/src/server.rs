@@ -71,6 +71,8 @@ pub(crate) struct Core {
 pub(crate) struct Shared {
     pub(crate) core: Mutex<Core>,
     pub(crate) clock: Clock,
+    /// The c2s TLS acceptor (STARTTLS and direct TLS), shared by every connection task.
+    pub(crate) acceptor: Option<Acceptor>,
 }
 
 impl Shared {
@@ -266,7 +268,17 @@ impl Serve {
             Some((listener, options)) => (listener, Some(crate::s2s::S2sRuntime::new(options)?)),
             None => (None, None),
         };
+        let client_auth = !self.client_ca.is_empty();
+        let tls = match self.tls {
+            Some(tls) if client_auth => Some(with_client_auth(&tls, self.client_ca)?),
+            other => other,
+        };
+        let acceptor = tls.map(|config| Acceptor {
+            config,
+            client_auth,
+        });
         let shared = Arc::new(Shared {
+            acceptor: acceptor.clone(),
             core: Mutex::new(Core {
                 server,
                 conns: HashMap::new(),
@@ -287,15 +299,6 @@ impl Serve {
                 .spawn(move || storage_worker(shared, storage, storage_rx))?
         };
         let timer = tokio::spawn(timer_task(Arc::clone(&shared)));
-        let client_auth = !self.client_ca.is_empty();
-        let tls = match self.tls {
-            Some(tls) if client_auth => Some(with_client_auth(&tls, self.client_ca)?),
-            other => other,
-        };
-        let acceptor = tls.map(|config| Acceptor {
-            config,
-            client_auth,
-        });
         let mut tasks = tokio::task::JoinSet::new();
         // Refusals on the direct TLS port over the connection limit (aborted when run ends).
         let mut refusing = tokio::task::JoinSet::new();
@@ -350,7 +353,6 @@ impl Serve {
                         conn,
                         Box::new(stream),
                         rx,
-                        acceptor.clone(),
                     ));
                 }
                 accepted = accept_opt(direct_tls.as_ref()) => {
@@ -398,7 +400,7 @@ impl Serve {
                             conn
                         };
                         debug!(?conn, %peer, "accepted (direct TLS)");
-                        connection_task(shared, conn, tls, rx, Some(acceptor)).await;
+                        connection_task(shared, conn, tls, rx).await;
                     });
                 }
                 accepted = accept_opt(s2s_listener.as_ref()) => {
@@ -470,13 +472,7 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
 /// While it waits, the task holds the stream, its mailbox and this future's small state: no
 /// read or write buffer (see `conn_io`), and the rarely used states (TLS handshake, the close
 /// grace period) are boxed when entered so they do not size every idle connection's future.
-async fn connection_task(
-    shared: Arc<Shared>,
-    conn: ConnId,
-    mut stream: BoxStream,
-    rx: Inbox,
-    acceptor: Option<Acceptor>,
-) {
+async fn connection_task(shared: Arc<Shared>, conn: ConnId, mut stream: BoxStream, rx: Inbox) {
     let mut eof_reported = false;
     // Over its stanza or byte rate the core reads nothing before this: neither do we, so
     // TCP slows the peer down instead of input piling up in the core.
@@ -517,16 +513,22 @@ async fn connection_task(
                 },
             },
         };
-        let flow = handle_msg(
-            msg,
-            &shared,
-            conn,
-            &mut stream,
-            &rx,
-            &mut stashed,
-            acceptor.as_ref(),
-        )
-        .await;
+        let flow = match msg {
+            // The common case stays inline; the others are boxed while they last, so
+            // their larger state does not size every waiting connection's task.
+            ConnMsg::Bytes(out) => write_bytes(out, conn, &mut stream, &rx, &mut stashed).await,
+            other => {
+                Box::pin(handle_msg(
+                    other,
+                    &shared,
+                    conn,
+                    &mut stream,
+                    &rx,
+                    &mut stashed,
+                ))
+                .await
+            }
+        };
         if let Flow::Stop { eof_known } = flow {
             eof_reported |= eof_known;
             break false;
@@ -542,22 +544,14 @@ async fn connection_task(
                     Some(msg) => msg,
                     None => rx.recv().await.unwrap_or(ConnMsg::Close),
                 };
-                let flow = handle_msg(
-                    msg,
-                    &shared,
-                    conn,
-                    &mut stream,
-                    &rx,
-                    &mut stashed,
-                    acceptor.as_ref(),
-                )
-                .await;
+                let flow = handle_msg(msg, &shared, conn, &mut stream, &rx, &mut stashed).await;
                 if let Flow::Stop { .. } = flow {
                     break;
                 }
             }
         };
-        let _ = tokio::time::timeout(CLOSE_GRACE, Box::pin(rest)).await;
+        // Boxed with its timer: a timer is large, and only ending connections need one.
+        let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, rest)).await;
     }
     report_eof(&shared, conn, &mut eof_reported);
     forget(&shared, conn);
@@ -572,8 +566,7 @@ enum Flow {
     },
 }
 
-/// Carries out one message from the core. Consecutive `Bytes` are coalesced into one write
-/// (and one TLS record flush); a different message met while coalescing is stashed.
+/// Carries out one message from the core (`Bytes`: see [`write_bytes`]).
 async fn handle_msg(
     msg: ConnMsg,
     shared: &Shared,
@@ -581,36 +574,15 @@ async fn handle_msg(
     stream: &mut BoxStream,
     rx: &Inbox,
     stashed: &mut Option<ConnMsg>,
-    acceptor: Option<&Acceptor>,
 ) -> Flow {
     match msg {
-        ConnMsg::Bytes(mut out) => {
-            while out.len() < MAX_COALESCE {
-                match rx.try_recv() {
-                    Some(ConnMsg::Bytes(more)) => out.extend_from_slice(&more),
-                    Some(other) => {
-                        *stashed = Some(other);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            let written = write_all(stream, &out).await;
-            rx.written(out.len());
-            match written {
-                Ok(()) => Flow::Continue,
-                Err(e) => {
-                    debug!(?conn, "write: {e}");
-                    Flow::Stop { eof_known: false }
-                }
-            }
-        }
+        ConnMsg::Bytes(out) => write_bytes(out, conn, stream, rx, stashed).await,
         ConnMsg::UpgradeTls => {
             // Every byte queued before the event was written (and flushed) by the `Bytes`
             // messages before it; the handshake starts on a clean plaintext boundary.
             let plain = std::mem::replace(stream, Box::new(tokio::io::duplex(1).0));
             // Boxed: a handshake's state is large and needed once per connection.
-            match Box::pin(upgrade(plain, acceptor)).await {
+            match Box::pin(upgrade(plain, shared.acceptor.as_ref())).await {
                 Ok((tls, info)) => {
                     *stream = tls;
                     let now = shared.clock.now();
@@ -633,6 +605,36 @@ async fn handle_msg(
             Flow::Stop { eof_known: true }
         }
         ConnMsg::Abort => Flow::Stop { eof_known: true },
+    }
+}
+
+/// Writes `out` and the bytes queued right behind it, as one write (and one TLS record
+/// flush); a different message met while coalescing is stashed.
+async fn write_bytes(
+    mut out: Vec<u8>,
+    conn: ConnId,
+    stream: &mut BoxStream,
+    rx: &Inbox,
+    stashed: &mut Option<ConnMsg>,
+) -> Flow {
+    while out.len() < MAX_COALESCE {
+        match rx.try_recv() {
+            Some(ConnMsg::Bytes(more)) => out.extend_from_slice(&more),
+            Some(other) => {
+                *stashed = Some(other);
+                break;
+            }
+            None => break,
+        }
+    }
+    let written = write_all(stream, &out).await;
+    rx.written(out.len());
+    match written {
+        Ok(()) => Flow::Continue,
+        Err(e) => {
+            debug!(?conn, "write: {e}");
+            Flow::Stop { eof_known: false }
+        }
     }
 }
 
