@@ -3,9 +3,11 @@
 //!
 //! Every server gets: loopback only, plaintext c2s (no TLS), PLAIN allowed, in-band
 //! registration on (the accounts are created by the load generator the same way on all
-//! three), hashed password storage with 4096 PBKDF2 iterations, throttles off (no Prosody
-//! `mod_limits`, ejabberd shaper `none`), and warning-level logging. The load generator
-//! (`crates/elsinore-loadgen`) samples the server's process group from /proc.
+//! three), hashed password storage with 4096 PBKDF2 iterations, throttles off (elsinore's
+//! rate limits 0, no Prosody `mod_limits`, ejabberd shaper `none`), and warning-level
+//! logging. Each server is restarted between registering the accounts and the measured
+//! scenarios. The load generator (`crates/elsinore-loadgen`) samples the server's process
+//! group from /proc.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
