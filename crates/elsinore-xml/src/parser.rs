@@ -154,7 +154,7 @@ struct RawAttr {
 
 /// Parser buffers that hold nothing between calls, lent by the owner of many parsers
 /// (one per connection) so that an idle parser owns none of them. See
-/// [`crate::StreamParser::parse_with`].
+/// [`crate::StreamParser::borrow_scratch`].
 #[derive(Debug, Default)]
 pub struct Scratch {
     attrs: Vec<RawAttr>,
