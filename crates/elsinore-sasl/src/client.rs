@@ -77,8 +77,8 @@ impl core::fmt::Debug for ClientSession {
 }
 
 impl ClientSession {
-    /// Prepares an exchange. `authcid` and `password` are SASLprep'd; an empty `authzid` is
-    /// the same as none. `nonce` is the SCRAM client nonce or DIGEST-MD5 cnonce: fresh random
+    /// Prepares an exchange. `authcid` and `password` are SASLprep'd; an empty `authzid` (or
+    /// one that SASLprep maps to nothing) is the same as none. `nonce` is the SCRAM client nonce or DIGEST-MD5 cnonce: fresh random
     /// printable ASCII without `,`, 1..=[`MAX_NONCE_BYTES`] bytes (unused by PLAIN).
     ///
     /// Same as [`new_with_binding`](Self::new_with_binding) without a channel binding: a
@@ -127,10 +127,13 @@ impl ClientSession {
         if password.is_empty() {
             return Err(SaslError::EmptyPassword);
         }
+        // An authzid that prepares to nothing (e.g. only U+00AD) is none as well: sent as
+        // `authzid=""` (DIGEST-MD5) or `a=` (SCRAM) it would break the exchange.
         let authzid = match authzid {
             Some(a) if !a.is_empty() => Some(String::from(prep::saslprep(a)?)),
             _ => None,
-        };
+        }
+        .filter(|a| !a.is_empty());
         if mech != Mechanism::Plain && !scram::valid_nonce(nonce) {
             return Err(SaslError::InvalidNonce);
         }
