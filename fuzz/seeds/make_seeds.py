@@ -137,19 +137,60 @@ def scram_first(flag=0, authzid=None, name=None, nonce=None, ext=None):
     )
 
 
-def scram_final(password=None, tamper=0, payload=b""):
+def scram_final(password=None, tamper=0, payload=b"", cb=None):
+    """cb (-PLUS mechanisms only): "match", ("index", i) or raw bytes."""
     out = b(3) + (b(0) if password is None else b(1) + s(password)) + b(tamper)
     if tamper in (1, 2, 4, 5, 6):
+        out += s(payload)
+    if cb == "match":
+        out += b(0)
+    elif isinstance(cb, tuple):
+        out += b(1) + b(cb[1])
+    elif cb is not None:
+        out += b(2) + s(cb)
+    return out
+
+
+def digest(password=None, authzid=None, tamper=0, payload=b"", utf8=True, nonce=None):
+    """A DIGEST-MD5 digest-response built by the target (real fields unless given)."""
+    out = b(4) + b(1 if utf8 else 0) + b(0) + b(0)
+    out += b(0) if nonce is None else b(1) + s(nonce)
+    out += b(0) + b(0) + b(0) + opt(authzid) + b(0)
+    out += (b(0) if password is None else b(1) + s(password)) + b(tamper)
+    if tamper == 1:
+        out += b(payload)
+    elif tamper in (2, 3):
         out += s(payload)
     return out
 
 
+def authzid(value=None, upper=False):
+    """An EXTERNAL authzid: the verified identity unless given."""
+    return b(5) + (b(0) if value is None else b(1) + s(value)) + b(1 if upper else 0)
+
+
+def ctx(plus=0, bindings=(), identity=1, realm=0, service=0):
+    """Connection context: bindings are (data choice, type) with data 0 = 32-byte
+    tls-exporter data, 1 = a certificate hash, 2 = empty, bytes = raw; type 0 none,
+    1 tls-exporter, 2 tls-server-end-point. identity 0 none, 1 juliet@example.com."""
+    out = b(plus) + b(len(bindings))
+    for data, typ in bindings:
+        out += (b(3) + s(data)) if isinstance(data, bytes) else b(data)
+        out += b(typ)
+    return out + b(identity) + b(realm) + b(service)
+
+
 RESPONSE, CREDS, ABORT = 0, 1, 2
-RFC, KNOWN, ABSENT, CORRUPT = 0, 1, 2, 3
+RFC, KNOWN, ABSENT, CORRUPT, NO_DIGEST = 0, 1, 2, 3, 4
 
 
-def server(mech, nonce, initial, ops, decoy=None):
-    out = b(mech) + (b(nonce) if isinstance(nonce, int) else b(2) + s(nonce)) + opt(decoy)
+def server(mech, nonce, initial, ops, decoy=None, context=None):
+    """mech 0..7 (PLAIN, SCRAM-SHA-1, -256, -1-PLUS, -256-PLUS, DIGEST-MD5, EXTERNAL,
+    ANONYMOUS); a context is read for 3..7 and when bit 7 is set."""
+    if context is None and (mech & 0x80 or mech % 8 > 2):
+        context = ctx()
+    out = b(mech) + (b(nonce) if isinstance(nonce, int) else b(2) + s(nonce))
+    out += (context or b"") + opt(decoy)
     out += b(0) if initial is None else b(1) + initial
     for op in ops:
         out += op
@@ -214,13 +255,82 @@ SS = {
     "scram-saslname": server(2, 0, scram_first(name="us=er,x"), [creds(KNOWN)]),
     "bad-server-nonce": server(2, "bad,nonce", scram_first(), [creds(KNOWN)]),
 }
+EXPORTER = ctx(plus=1, bindings=[(0, 1)])
+BOTH = ctx(plus=1, bindings=[(0, 1), (1, 2)])
+NEW_SS = {
+    "plus256-exporter": server(4, 0, scram_first(flag=4), [creds(KNOWN),
+                               resp(scram_final(cb="match"))], context=EXPORTER),
+    "plus1-endpoint": server(3, 1, scram_first(flag=5), [creds(KNOWN),
+                             resp(scram_final(cb="match"))], context=BOTH),
+    "plus-other-binding": server(4, 0, scram_first(flag=4), [creds(KNOWN),
+                                 resp(scram_final(cb=("index", 1)))], context=BOTH),
+    "plus-raw-binding": server(4, 0, scram_first(flag=4), [creds(KNOWN),
+                               resp(scram_final(cb=b"forged"))], context=EXPORTER),
+    "plus-type-missing": server(4, 0, scram_first(flag=5), [creds(KNOWN),
+                                resp(scram_final(cb="match"))], context=EXPORTER),
+    "plus-n-flag": server(4, 0, scram_first(flag=0), [creds(KNOWN)], context=EXPORTER),
+    "plus-y-flag": server(3, 0, scram_first(flag=1), [creds(KNOWN)], context=EXPORTER),
+    "plus-empty-binding": server(4, 0, scram_first(flag=4), [creds(KNOWN)],
+                                 context=ctx(bindings=[(2, 1)])),
+    "scram-y-downgrade": server(0x82, 0, scram_first(flag=1), [creds(KNOWN),
+                                resp(scram_final())], context=EXPORTER),
+    "scram-y-no-plus": server(0x82, 0, scram_first(flag=1), [creds(KNOWN),
+                              resp(scram_final())], context=ctx(bindings=[(0, 1)])),
+    "scram-p-no-plus": server(0x81, 0, scram_first(flag=4), [creds(KNOWN),
+                              resp(scram_final())], context=EXPORTER),
+    "digest-ok": server(5, 0, None, [resp(digest()), creds(KNOWN), resp(raw(""))]),
+    "digest-initial-empty": server(5, 0, raw(""), [resp(digest()), creds(RFC)]),
+    "digest-initial-data": server(5, 0, raw("x"), [resp(digest())]),
+    "digest-authzid": server(5, 0, None, [resp(digest(authzid="admin@example.com")),
+                                          creds(KNOWN), resp(raw(""))]),
+    "digest-latin1": server(5, 0, None, [resp(digest(utf8=False)), creds(KNOWN),
+                                         resp(raw(""))]),
+    "digest-flip": server(5, 0, None, [resp(digest(tamper=1, payload=7)), creds(KNOWN)]),
+    "digest-upper": server(5, 0, None, [resp(digest(tamper=4)), creds(KNOWN),
+                                        resp(raw(""))]),
+    "digest-append": server(5, 0, None, [resp(digest(tamper=3, payload=",maxbuf=65536")),
+                                         creds(KNOWN), resp(raw(""))]),
+    "digest-wrong-pw": server(5, 0, None, [resp(digest(password="pencil2")), creds(KNOWN)]),
+    "digest-no-secret": server(5, 0, None, [resp(digest()), creds(NO_DIGEST)]),
+    "digest-unknown": server(5, 0, None, [resp(digest()), creds(ABSENT)]),
+    "digest-bad-nonce": server(5, 0, None, [resp(digest(nonce="other")), creds(KNOWN)]),
+    "digest-ack-data": server(5, 0, None, [resp(digest()), creds(KNOWN), resp(raw("x"))]),
+    "digest-no-realm": server(5, 0, None, [resp(digest())], context=ctx(realm=1)),
+    "digest-raw-rfc2831": server(5, 0, None, [resp(raw(
+        'charset=utf-8,username="chris",realm="elwood.innosoft.com",'
+        'nonce="OA6MG9tEQGm2hh",nc=00000001,cnonce="OA6MHXh6VqTrRk",'
+        'digest-uri="imap/elwood.innosoft.com",response=d388dad90d4bbd760a152321f2143af7,'
+        'qop=auth')), creds(KNOWN)]),
+    "external-ok": server(6, 0, authzid(), []),
+    "external-empty": server(6, 0, raw(""), []),
+    "external-upper": server(6, 0, authzid(upper=True), []),
+    "external-other": server(6, 0, authzid("romeo@example.net"), []),
+    "external-no-identity": server(6, 0, raw(""), [], context=ctx(identity=0)),
+    "external-no-initial": server(6, 0, None, [resp(authzid())]),
+    "external-nul": server(6, 0, raw("juliet@example.com\0x"), []),
+    "anonymous": server(7, 0, raw("sirhc"), []),
+    "anonymous-empty": server(7, 0, None, [resp(raw(""))]),
+    "anonymous-control": server(7, 0, raw("a\x01b"), []),
+    "anonymous-creds": server(7, 0, raw(""), [creds(KNOWN), resp(raw(""))]),
+}
+SS.update(NEW_SS)
 for name, data in SS.items():
     write("sasl_server", name, data)
 
 
 # sasl_client: mech, authzid, nonce choice, ops
-def client(mech, nonce, ops, authzid=None):
+def client(mech, nonce, ops, authzid=None, binding=None, uri=None):
+    """mech 0..7 as for sasl_server; a binding (data choice 0 = 32 bytes, 1 = empty,
+    bytes = raw; type 0 none, 1 tls-exporter, 2 tls-server-end-point) is read for -PLUS
+    (3, 4) and when bit 7 is set; a digest-uri override (None or (service, host)) for
+    DIGEST-MD5 (5). authzid is the trace for ANONYMOUS."""
     out = b(mech) + opt(authzid) + (b(nonce) if isinstance(nonce, int) else b(2) + s(nonce))
+    if mech & 0x80 or mech % 8 in (3, 4):
+        data, typ = binding or (0, 1)
+        out += (b(2) + s(data)) if isinstance(data, bytes) else b(data)
+        out += b(typ)
+    if mech % 8 == 5:
+        out += b(0) if uri is None else b(1) + b(1) + s(uri[0]) + s(uri[1])
     for op in ops:
         out += op
     return out
@@ -279,6 +389,71 @@ CS = {
     "success-early": client(2, 0, [INITIAL, success(raw("v=AAAA"))]),
     "nonce-ext": client(2, 0, [INITIAL, challenge(server_first(ext="%,x", extra="m=1"))]),
 }
+
+
+def digest_challenge(realm="example.com", nonce=None, qop=0, charset=True, alg=0, extra=None):
+    """realm None: no realm; qop 0 auth, 1 auth-int/auth-conf, 2 "auth-int, auth", 3 none;
+    alg 0 md5-sess, 1 raw (not supported), 2 none."""
+    out = b(3)
+    out += b(3) if realm is None else (b(0) if realm == "example.com" else b(1) + s(realm))
+    out += b(0) if nonce is None else b(1) + s(nonce)
+    out += b(qop) + b(0 if charset else 1)
+    out += b(alg) + (s("md5") if alg == 1 else b"")
+    return out + opt(extra)
+
+
+def rspauth(tamper=0, payload=None):
+    """tamper 0 real, 1 one digit changed, 2 upper case quoted, 3 raw."""
+    out = b(4) + b(tamper)
+    if tamper == 1:
+        out += b(payload or 0)
+    elif tamper == 3:
+        out += s(payload or "")
+    return out
+
+
+NEW_CS = {
+    "plus256-exporter": client(4, 0, [INITIAL, challenge(server_first(salt=2)),
+                                      challenge(server_final()), success()]),
+    "plus1-endpoint": client(3, 1, [INITIAL, challenge(server_first()),
+                                    success(server_final())], binding=(b"cert hash", 2)),
+    "plus-empty-binding": client(4, 0, [INITIAL], binding=(1, 1)),
+    "plus-no-type": client(3, 0, [INITIAL], binding=(0, 0)),
+    "plus-bad-signature": client(4, 0, [INITIAL, challenge(server_first()),
+                                        success(server_final(tamper=1))]),
+    "scram-y": client(0x82, 0, [INITIAL, challenge(server_first()),
+                                success(server_final())], binding=(0, 1)),
+    "scram-n-empty-binding": client(0x81, 0, [INITIAL], binding=(1, 2)),
+    "digest": client(5, 0, [challenge(digest_challenge()), challenge(rspauth()), success()]),
+    "digest-rspauth-in-success": client(5, 0, [challenge(digest_challenge()),
+                                               success(rspauth(2))]),
+    "digest-bad-rspauth": client(5, 0, [challenge(digest_challenge()),
+                                        success(rspauth(1, 5))]),
+    "digest-no-rspauth": client(5, 0, [challenge(digest_challenge()), success()]),
+    "digest-authzid": client(5, 0, [INITIAL, challenge(digest_challenge()),
+                                    challenge(rspauth())], authzid="admin@example.com"),
+    "digest-latin1": client(5, 0, [challenge(digest_challenge(realm="\u00e9x.com",
+                                                              charset=False))]),
+    "digest-utf8-realm": client(5, 0, [challenge(digest_challenge(realm="\u00e9x.com")),
+                                       challenge(rspauth())]),
+    "digest-uri": client(5, 0, [challenge(digest_challenge(realm="other.example")),
+                                challenge(rspauth())], uri=("xmpp", "example.com")),
+    "digest-qop": client(5, 0, [challenge(digest_challenge(qop=2)),
+                                challenge(digest_challenge(qop=1))]),
+    "digest-no-algorithm": client(5, 0, [challenge(digest_challenge(alg=2))]),
+    "digest-rfc2831": client(5, 0, [challenge(raw(
+        'realm="elwood.innosoft.com",nonce="OA6MG9tEQGm2hh",qop="auth",'
+        'algorithm=md5-sess,charset=utf-8'))]),
+    # Found by the fuzzer: an authzid that SASLprep maps to nothing.
+    "regression-digest-authzid-prepares-to-nothing": client(
+        5, 0, [challenge(digest_challenge()), challenge(rspauth()), success()],
+        authzid="\u00ad"),
+    "external": client(6, 0, [INITIAL, success()], authzid="juliet@example.com"),
+    "external-challenge": client(6, 0, [challenge(raw("")), challenge(raw("x")), success()]),
+    "anonymous": client(7, 0, [challenge(raw("")), success()], authzid="sirhc"),
+    "anonymous-control": client(7, 0, [INITIAL, success()], authzid="a\x01"),
+}
+CS.update(NEW_CS)
 for name, data in CS.items():
     write("sasl_client", name, data)
 

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use elsinore_sasl::{StoredCredentials, StoredScram};
 use hmac::{Hmac, KeyInit, Mac};
+use md5::Md5;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
@@ -187,9 +188,27 @@ pub fn client_final(
     client_first_bare: &str,
     server_first: &str,
 ) -> Option<ClientFinal> {
+    client_final_cb(
+        h,
+        password,
+        gs2_header.as_bytes(),
+        client_first_bare,
+        server_first,
+    )
+}
+
+/// [`client_final`] with the `c=` content given: the GS2 header followed by the
+/// channel-binding data (SCRAM-*-PLUS, RFC 5802 §7 `cbind-input`).
+pub fn client_final_cb(
+    h: Hash,
+    password: &str,
+    cbind_input: &[u8],
+    client_first_bare: &str,
+    server_first: &str,
+) -> Option<ClientFinal> {
     let sf = ServerFirst::parse(server_first)?;
     let keys = h.keys(password.as_bytes(), &sf.salt, sf.iterations);
-    let without_proof = format!("c={},r={}", b64(gs2_header.as_bytes()), sf.nonce);
+    let without_proof = format!("c={},r={}", b64(cbind_input), sf.nonce);
     let auth = format!("{client_first_bare},{server_first},{without_proof}");
     let sig = h.hmac(&keys.stored_key, auth.as_bytes());
     let proof: Vec<u8> = keys
@@ -252,4 +271,151 @@ impl<'a> Reader<'a> {
     pub fn opt_string(&mut self) -> Option<String> {
         (self.byte() % 2 == 1).then(|| self.string())
     }
+}
+
+// ---- DIGEST-MD5 (RFC 2831 §2.1.2.1), written from the RFC -------------------------------
+
+/// Lower-case hex.
+pub fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// RFC 2831 §2.1.2.1: strings whose characters all fit ISO 8859-1 are hashed in ISO 8859-1,
+/// others in UTF-8.
+fn latin1_or_utf8(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .unwrap_or_else(|| s.as_bytes().to_vec())
+}
+
+/// The secret a server stores: `H(username ":" realm ":" password)`.
+pub fn digest_secret(username: &str, realm: &str, password: &str) -> [u8; 16] {
+    let mut h = Md5::new();
+    h.update(latin1_or_utf8(username));
+    h.update(b":");
+    h.update(latin1_or_utf8(realm));
+    h.update(b":");
+    h.update(latin1_or_utf8(password));
+    h.finalize().into()
+}
+
+/// The values of one DIGEST-MD5 exchange that enter `response` and `rspauth`.
+pub struct DigestInput<'a> {
+    /// `H(username ":" realm ":" password)`.
+    pub secret: &'a [u8; 16],
+    /// The server nonce.
+    pub nonce: &'a str,
+    /// The client nonce.
+    pub cnonce: &'a str,
+    /// The `nc` value.
+    pub nc: &'a str,
+    /// The `digest-uri` value.
+    pub digest_uri: &'a str,
+    /// The authzid as sent, if any.
+    pub authzid: Option<&'a str>,
+}
+
+impl DigestInput<'_> {
+    fn kd(&self, a2_method: &str) -> String {
+        let mut a1 = self.secret.to_vec();
+        a1.extend_from_slice(format!(":{}:{}", self.nonce, self.cnonce).as_bytes());
+        if let Some(z) = self.authzid {
+            a1.push(b':');
+            a1.extend_from_slice(z.as_bytes());
+        }
+        let ha1 = hex(&Md5::digest(&a1));
+        let ha2 = hex(&Md5::digest(format!("{a2_method}:{}", self.digest_uri)));
+        let kd = format!(
+            "{ha1}:{}:{}:{}:auth:{ha2}",
+            self.nonce, self.nc, self.cnonce
+        );
+        hex(&Md5::digest(kd.as_bytes()))
+    }
+
+    /// The client's `response` (A2 = `AUTHENTICATE:digest-uri`).
+    pub fn response(&self) -> String {
+        self.kd("AUTHENTICATE")
+    }
+
+    /// The server's `rspauth` (A2 = `:digest-uri`).
+    pub fn rspauth(&self) -> String {
+        self.kd("")
+    }
+}
+
+/// `"value"` with `"` and `\` escaped.
+pub fn quote(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Parses an RFC 2831 directive list (`name=token` or `name="quoted"`, comma-separated,
+/// optional linear white space, empty elements). `None` on a syntax error.
+pub fn directives(text: &str) -> Option<Vec<(String, String)>> {
+    let tspecial = |c: char| "()<>@,;:\\\"/[]?={}".contains(c);
+    let token = |c: char| ('\x21'..='\x7e').contains(&c) && !tspecial(c);
+    let ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|&c| ws(c) || c == ',') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Some(out);
+        }
+        let mut name = String::new();
+        while let Some(&c) = chars.peek().filter(|&&c| token(c)) {
+            name.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|&c| ws(c)) {
+            chars.next();
+        }
+        if name.is_empty() || chars.next() != Some('=') {
+            return None;
+        }
+        while chars.peek().is_some_and(|&c| ws(c)) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' => break,
+                    '\\' => value.push(chars.next()?),
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek().filter(|&&c| token(c)) {
+                value.push(c);
+                chars.next();
+            }
+        }
+        while chars.peek().is_some_and(|&c| ws(c)) {
+            chars.next();
+        }
+        match chars.peek() {
+            None | Some(',') => {}
+            Some(_) => return None,
+        }
+        out.push((name, value));
+    }
+}
+
+/// The value of directive `name` (case-insensitive), if it occurs exactly once.
+pub fn directive<'d>(dirs: &'d [(String, String)], name: &str) -> Option<&'d str> {
+    let mut it = dirs.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
+    let first = it.next()?;
+    it.next().is_none().then_some(first.1.as_str())
 }
