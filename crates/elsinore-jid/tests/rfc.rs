@@ -234,3 +234,30 @@ fn errors_display() {
     let e: Box<dyn std::error::Error> = Box::new(JidError::EmptyDomain);
     assert!(!e.to_string().is_empty());
 }
+
+/// JIDs order by localpart (none first), then domainpart, then resource: the order of
+/// the parts, whatever the internal representation (sorted rosters rely on it).
+#[test]
+fn order_is_by_parts() {
+    let sorted = [
+        "a.example",
+        "b.example",
+        "a@b.example",
+        "a@b.example/r",
+        "a-b@a.example",
+        "ab@a.example",
+    ];
+    let mut jids: Vec<Jid> = sorted
+        .iter()
+        .rev()
+        .map(|s| Jid::parse(s).expect("valid JID"))
+        .collect();
+    jids.sort();
+    let got: Vec<String> = jids.iter().map(ToString::to_string).collect();
+    assert_eq!(got, sorted);
+    // '-' (0x2d) sorts before '@' (0x40): comparing the joined text would put
+    // "a-b@a.example" before "a@z.example"; by parts, localpart "a" < "a-b".
+    let bare = |s: &str| BareJid::parse(s).expect("valid JID");
+    assert!(bare("a@z.example") < bare("a-b@a.example"));
+    assert!(bare("z.example") < bare("a@a.example"));
+}
