@@ -261,7 +261,7 @@ impl fmt::Debug for BareJid {
 
 impl fmt::Debug for Jid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Jid({:?})", alloc::string::ToString::to_string(self))
+        write!(f, "Jid({:?})", self.to_text())
     }
 }
 

@@ -21,6 +21,20 @@ fn server(cfg: ServerConfig) -> Connection {
     Connection::new_server(cfg, Limits::default(), [3; 32], T0)
 }
 
+/// Juliet's client connection, with the given TLS policy.
+fn client(tls: TlsPolicy) -> Connection {
+    Connection::new_client(
+        ClientConfig {
+            jid: Jid::parse("juliet@capulet.lit").unwrap(),
+            password: "r0meo".into(),
+            tls,
+        },
+        Limits::default(),
+        [1; 32],
+        T0,
+    )
+}
+
 fn plaintext_config() -> ServerConfig {
     let mut cfg = ServerConfig::new("capulet.lit");
     cfg.tls = TlsPolicy::Optional;
@@ -56,16 +70,7 @@ fn unknown_top_level_element_is_unsupported_stanza_type() {
     assert!(s.is_closed());
 
     // Client role: an unknown element from the server during negotiation.
-    let mut c = Connection::new_client(
-        ClientConfig {
-            jid: Jid::parse("juliet@capulet.lit").unwrap(),
-            password: "r0meo".into(),
-            tls: TlsPolicy::Optional,
-        },
-        Limits::default(),
-        [1; 32],
-        T0,
-    );
+    let mut c = client(TlsPolicy::Optional);
     let _ = output(&mut c);
     c.handle_input(
         b"<stream:stream from='capulet.lit' id='i' version='1.0' xmlns='jabber:client' \
@@ -132,16 +137,7 @@ fn s2s_stream_to_a_former_domain_is_host_gone() {
 
 #[test]
 fn client_without_tls_facing_required_starttls_is_unsupported_feature() {
-    let mut c = Connection::new_client(
-        ClientConfig {
-            jid: Jid::parse("juliet@capulet.lit").unwrap(),
-            password: "r0meo".into(),
-            tls: TlsPolicy::Disabled,
-        },
-        Limits::default(),
-        [1; 32],
-        T0,
-    );
+    let mut c = client(TlsPolicy::Disabled);
     let _ = output(&mut c);
     c.handle_input(
         b"<stream:stream from='capulet.lit' id='i' version='1.0' xmlns='jabber:client' \
@@ -155,16 +151,7 @@ fn client_without_tls_facing_required_starttls_is_unsupported_feature() {
     assert!(c.is_closed());
 
     // STARTTLS offered but not required: the client goes on without it.
-    let mut c = Connection::new_client(
-        ClientConfig {
-            jid: Jid::parse("juliet@capulet.lit").unwrap(),
-            password: "r0meo".into(),
-            tls: TlsPolicy::Disabled,
-        },
-        Limits::default(),
-        [1; 32],
-        T0,
-    );
+    let mut c = client(TlsPolicy::Disabled);
     let _ = output(&mut c);
     c.handle_input(
         b"<stream:stream from='capulet.lit' id='i' version='1.0' xmlns='jabber:client' \
@@ -244,16 +231,7 @@ fn input_held_over_its_limit_is_policy_violation() {
 
 #[test]
 fn client_keeps_the_peers_stream_error() {
-    let mut c = Connection::new_client(
-        ClientConfig {
-            jid: Jid::parse("juliet@capulet.lit").unwrap(),
-            password: "r0meo".into(),
-            tls: TlsPolicy::Disabled,
-        },
-        Limits::default(),
-        [1; 32],
-        T0,
-    );
+    let mut c = client(TlsPolicy::Disabled);
     let _ = output(&mut c);
     assert!(c.peer_stream_error().is_none());
     c.handle_input(

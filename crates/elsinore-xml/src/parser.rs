@@ -297,25 +297,15 @@ impl Parser {
         scratch.attrs.clear();
         scratch.values.clear();
         scratch.text.clear();
-        self.attrs = Vec::new();
-        self.values = String::new();
-        self.text = String::new();
-        if self.stack.is_empty() {
-            if scratch.stack.capacity() == 0 {
-                core::mem::swap(&mut self.stack, &mut scratch.stack);
-            } else {
-                self.stack = Vec::new();
-            }
+        // An empty stack or token buffer goes back if the scratch has none.
+        if self.stack.is_empty() && scratch.stack.capacity() == 0 {
+            core::mem::swap(&mut self.stack, &mut scratch.stack);
         }
-        if self.pending.is_empty() {
-            if scratch.pending.capacity() == 0 {
-                core::mem::swap(&mut self.pending, &mut scratch.pending);
-            } else {
-                self.pending = Vec::new();
-            }
+        if self.pending.is_empty() && scratch.pending.capacity() == 0 {
+            core::mem::swap(&mut self.pending, &mut scratch.pending);
         }
         scratch.trim();
-        self.trim_names();
+        self.release_scratch();
     }
 
     pub(crate) fn fail(&mut self, e: XmlError) -> XmlError {
