@@ -3,6 +3,16 @@
 //! `elsinore` alone serves with defaults (domain `localhost`, c2s on `127.0.0.1:5222`, data in
 //! `./elsinore-data`); `elsinore adduser JID` and friends manage accounts in the same store.
 
+// jemalloc: routing a stanza allocates and frees a few dozen small blocks, often on another
+// thread than the one that allocated them; glibc's malloc spent a third of the chat path's
+// user time on that (docs/benchmarks.md). One arena, as the core runs under one lock anyway,
+// keeps an idle session's memory below glibc's; the larger thread cache keeps the usual
+// stanza-sized blocks off the arena (both set in `.cargo/config.toml`, as jemalloc's built-in
+// options). Off with `--no-default-features` (for valgrind/dhat).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod config;
 mod s2s;
 mod tls;
