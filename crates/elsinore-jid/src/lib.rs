@@ -68,9 +68,9 @@
 extern crate alloc;
 
 use alloc::borrow::Cow;
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use core::fmt;
 use core::net::Ipv6Addr;
 use core::str::FromStr;
@@ -142,12 +142,13 @@ impl core::error::Error for JidError {}
 
 /// A bare JID: optional localpart and a domainpart, both prepared.
 ///
-/// Held as one allocation, `node@domain` (or `domain`), with the localpart's length: a JID
-/// is cloned and compared on every routed stanza, and every session keeps a few.
+/// Held as one shared allocation, `node@domain` (or `domain`), with the localpart's length:
+/// a JID is cloned and compared on every routed stanza, and every session keeps a few
+/// copies (stream, routing table, roster cache), which then cost no memory of their own.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BareJid {
     /// The canonical text: both parts prepared.
-    s: Box<str>,
+    s: Arc<str>,
     /// Bytes of the localpart; 0 when there is none (a localpart is never empty).
     node_len: u16,
 }
@@ -156,7 +157,7 @@ pub struct BareJid {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Jid {
     bare: BareJid,
-    resource: Option<Box<str>>,
+    resource: Option<Arc<str>>,
 }
 
 impl BareJid {
@@ -177,16 +178,10 @@ impl BareJid {
                 s: domain.into(),
                 node_len: 0,
             },
-            Some(node) => {
-                let mut s = String::with_capacity(node.len() + 1 + domain.len());
-                s.push_str(node);
-                s.push('@');
-                s.push_str(domain);
-                BareJid {
-                    s: s.into_boxed_str(),
-                    node_len: u16::try_from(node.len()).unwrap_or(u16::MAX),
-                }
-            }
+            Some(node) => BareJid {
+                s: join3(node, "@", domain),
+                node_len: u16::try_from(node.len()).unwrap_or(u16::MAX),
+            },
         }
     }
 
@@ -224,7 +219,7 @@ impl BareJid {
     pub fn with_resource(&self, res: &str) -> Result<Jid, JidError> {
         Ok(Jid {
             bare: self.clone(),
-            resource: Some(prep_resource(res)?.into()),
+            resource: Some(Arc::from(&*prep_resource(res)?)),
         })
     }
 
@@ -270,7 +265,7 @@ impl Jid {
     pub fn new(node: Option<&str>, domain: &str, resource: Option<&str>) -> Result<Jid, JidError> {
         let bare = BareJid::new(node, domain)?;
         let resource = match resource {
-            Some(r) => Some(prep_resource(r)?.into()),
+            Some(r) => Some(Arc::from(&*prep_resource(r)?)),
             None => None,
         };
         Ok(Jid { bare, resource })
@@ -346,6 +341,32 @@ impl Jid {
             }
         }
     }
+}
+
+/// `a + b + c` in one shared allocation: joined on the stack when short (nearly every JID),
+/// so that the text is not allocated twice.
+fn join3(a: &str, b: &str, c: &str) -> Arc<str> {
+    const STACK: usize = 128;
+    let len = a.len() + b.len() + c.len();
+    if len <= STACK {
+        let mut buf = [0u8; STACK];
+        let mut at = 0;
+        for part in [a, b, c] {
+            if let Some(dst) = buf.get_mut(at..at + part.len()) {
+                dst.copy_from_slice(part.as_bytes());
+            }
+            at += part.len();
+        }
+        // Concatenated strs are UTF-8; the fallback is never taken.
+        if let Some(joined) = buf.get(..len).and_then(|b| core::str::from_utf8(b).ok()) {
+            return Arc::from(joined);
+        }
+    }
+    let mut s = String::with_capacity(len);
+    s.push_str(a);
+    s.push_str(b);
+    s.push_str(c);
+    Arc::from(s)
 }
 
 impl From<BareJid> for Jid {

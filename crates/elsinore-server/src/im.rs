@@ -407,7 +407,7 @@ impl Server {
         let initial = available && c.presence.is_none();
         if available {
             c.priority = priority_of(&el);
-            c.presence = Some(el.clone());
+            c.presence = Some(crate::server::StoredPresence::new(&el));
         } else {
             if c.presence.is_none() {
                 return;
@@ -515,7 +515,7 @@ impl Server {
             let Some((jid, presence)) = self
                 .conns
                 .get(&c)
-                .and_then(|s| Some((s.jid.clone()?, s.presence.clone()?)))
+                .and_then(|s| Some((s.jid.clone()?, s.presence.as_ref()?.to_element())))
             else {
                 continue;
             };
@@ -528,13 +528,7 @@ impl Server {
 
     /// A session ended while available: unavailable to subscribers, own sessions
     /// and directed-presence targets.
-    pub(crate) fn broadcast_unavailable(
-        &mut self,
-        jid: &Jid,
-        _last: &Element,
-        directed: Vec<Jid>,
-        now: Instant,
-    ) {
+    pub(crate) fn broadcast_unavailable(&mut self, jid: &Jid, directed: Vec<Jid>, now: Instant) {
         let el = Element::new("presence", NS_CLIENT)
             .with_attr("type", "unavailable")
             .with_attr("from", jid.to_string());
@@ -589,11 +583,9 @@ impl Server {
                         // RFC 6121 3.1.5: the new subscriber gets the user's presence.
                         let sessions = s.available_sessions(&u);
                         for (c, _) in sessions {
-                            let Some((jid, p)) = s
-                                .conns
-                                .get(&c)
-                                .and_then(|x| Some((x.jid.clone()?, x.presence.clone()?)))
-                            else {
+                            let Some((jid, p)) = s.conns.get(&c).and_then(|x| {
+                                Some((x.jid.clone()?, x.presence.as_ref()?.to_element()))
+                            }) else {
                                 continue;
                             };
                             s.send_presence_to_account(&contact, &jid, &p, ConnId(0), now);

@@ -17,7 +17,7 @@ use elsinore_stream::{
     BindError, Connection, Event, Instant, Limits, Rng, ServerConfig as StreamConfig, TlsInfo,
     TlsPolicy,
 };
-use elsinore_xml::{Element, Scratch};
+use elsinore_xml::{Attr, Element, Node, Scratch};
 
 use crate::accounts;
 use crate::guard::{AbuseLimits, AuthVerdict, Guard, IpKey};
@@ -225,7 +225,7 @@ pub(crate) struct Conn {
     pub(crate) jid: Option<Jid>,
     /// The last available presence broadcast by this session (RFC 6121 4.2);
     /// `None` while the session is not available.
-    pub(crate) presence: Option<Element>,
+    pub(crate) presence: Option<StoredPresence>,
     /// Priority of that presence.
     pub(crate) priority: i8,
     /// The session asked for the roster: it gets roster pushes (RFC 6121 2.1.6).
@@ -241,6 +241,41 @@ pub(crate) struct Conn {
     /// The deadline this connection has in [`Server::timers`] (never later than its
     /// stream's `poll_timeout`); `None`: not scheduled.
     pub(crate) timer: Option<Instant>,
+}
+
+/// A session's available presence as kept between broadcasts: what it says, without the
+/// element's name and namespace (always `presence` in `jabber:client`) and without `from`
+/// and `to` (set for each recipient), so that a plain `<presence/>` costs no allocation.
+#[derive(Debug)]
+pub(crate) struct StoredPresence {
+    attrs: Vec<Attr>,
+    children: Vec<Node>,
+}
+
+impl StoredPresence {
+    /// Keeps `el` minus its `from` and `to`.
+    pub(crate) fn new(el: &Element) -> Self {
+        let attrs: Vec<Attr> = el
+            .attrs
+            .iter()
+            .filter(|a| !(a.ns.is_empty() && (a.name == "from" || a.name == "to")))
+            .cloned()
+            .collect();
+        StoredPresence {
+            attrs,
+            children: el.children.clone(),
+        }
+    }
+
+    /// The presence element again, without `from` and `to`.
+    pub(crate) fn to_element(&self) -> Element {
+        Element {
+            name: "presence".to_owned(),
+            ns: NS_CLIENT.to_owned(),
+            attrs: self.attrs.clone(),
+            children: self.children.clone(),
+        }
+    }
 }
 
 /// Work waiting for a keyed lock.
@@ -871,9 +906,9 @@ impl Server {
                             self.transmit.push_back((id, rest));
                         }
                         if let Some(jid) = c.jid {
-                            if let Some(presence) = c.presence {
+                            if c.presence.is_some() {
                                 // RFC 6121 4.5.2: a vanished session goes unavailable.
-                                self.broadcast_unavailable(&jid, &presence, c.directed, now);
+                                self.broadcast_unavailable(&jid, c.directed, now);
                             }
                             self.remove_session(&jid, id);
                             self.session_closed(&jid, id, now);
