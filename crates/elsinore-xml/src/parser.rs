@@ -31,6 +31,7 @@
 //! [`reset`]: crate::StreamParser::reset
 
 use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -152,27 +153,34 @@ struct RawAttr {
     value: Range<usize>,
 }
 
-/// Parser buffers that hold nothing between calls, lent by the owner of many parsers
-/// (one per connection) so that an idle parser owns none of them. See
-/// [`crate::StreamParser::borrow_scratch`].
+/// The parser's buffers for the stanza or token in progress. Between stanzas they hold
+/// nothing, so they live in one box that an idle parser gives back (to a [`Scratch`]) or
+/// drops: an idle parser then carries one pointer instead of five buffers.
 #[derive(Debug, Default)]
-pub struct Scratch {
+pub(crate) struct Work {
+    /// One start tag's attributes and decoded values.
     attrs: Vec<RawAttr>,
     values: String,
+    /// Text outside of trees.
     text: String,
+    /// Elements under construction, outermost first.
     stack: Vec<Element>,
+    /// An unfinished token (see the module docs).
     pending: Vec<u8>,
 }
 
-impl Scratch {
-    /// An empty scratch; it grows to the largest tag or text run it has served.
-    pub fn new() -> Self {
-        Scratch::default()
+impl Work {
+    /// Only dead buffers: nothing of a stanza or token in progress.
+    fn is_idle(&self) -> bool {
+        self.stack.is_empty() && self.pending.is_empty()
     }
 
     /// Keeps what ordinary stanzas need, not what one huge stanza needed.
     fn trim(&mut self) {
         const KEEP: usize = 16 * 1024;
+        self.attrs.clear();
+        self.values.clear();
+        self.text.clear();
         if self.values.capacity() > KEEP {
             self.values = String::new();
         }
@@ -188,6 +196,21 @@ impl Scratch {
         if self.stack.capacity() > 64 {
             self.stack = Vec::new();
         }
+    }
+}
+
+/// Parser buffers that hold nothing between calls, lent by the owner of many parsers
+/// (one per connection) so that an idle parser owns none of them. See
+/// [`crate::StreamParser::borrow_scratch`].
+#[derive(Debug, Default)]
+pub struct Scratch {
+    work: Option<Box<Work>>,
+}
+
+impl Scratch {
+    /// An empty scratch; it grows to the largest tag or text run it has served.
+    pub fn new() -> Self {
+        Scratch::default()
     }
 }
 
@@ -209,20 +232,13 @@ pub(crate) struct Parser {
     names: Vec<u8>,
     name_ends: Vec<usize>,
     scopes: Scopes,
-    /// Elements under construction, outermost first.
-    stack: Vec<Element>,
     /// Wire bytes of the current top-level element (or stream header).
     element_bytes: usize,
-    /// An unfinished token (see the module docs).
-    pending: Vec<u8>,
     scan: Scan,
     /// The stream root was an empty-element tag: `StreamClose` is due.
     close_due: bool,
-    /// Scratch for one start tag's attributes and decoded values.
-    attrs: Vec<RawAttr>,
-    values: String,
-    /// Scratch for text outside of trees.
-    text: String,
+    /// Buffers of the stanza or token in progress; `None` between calls when idle.
+    work: Option<Box<Work>>,
 }
 
 impl Parser {
@@ -237,28 +253,18 @@ impl Parser {
             names: Vec::new(),
             name_ends: Vec::new(),
             scopes: Scopes::default(),
-            stack: Vec::new(),
             element_bytes: 0,
-            pending: Vec::new(),
             scan: Scan::default(),
             close_due: false,
-            attrs: Vec::new(),
-            values: String::new(),
-            text: String::new(),
+            work: None,
         }
     }
 
-    /// See `StreamParser::release_scratch`. `attrs`, `values` and `text` only live within
-    /// one tag or text run, so they are dead between calls.
+    /// See `StreamParser::release_scratch`. The work buffers are dead between calls
+    /// unless a stanza or token is in progress.
     pub(crate) fn release_scratch(&mut self) {
-        self.attrs = Vec::new();
-        self.values = String::new();
-        self.text = String::new();
-        if self.stack.is_empty() {
-            self.stack = Vec::new();
-        }
-        if self.pending.is_empty() {
-            self.pending = Vec::new();
+        if self.work.as_ref().is_some_and(|w| w.is_idle()) {
+            self.work = None;
         }
         self.trim_names();
     }
@@ -274,38 +280,28 @@ impl Parser {
         }
     }
 
-    /// Takes the buffers of `scratch` for the dead-between-calls state (see
-    /// [`Parser::release_scratch`]); [`Parser::return_scratch`] gives them back.
+    /// Takes `scratch`'s work buffers for the calls until [`Parser::return_scratch`],
+    /// unless this parser holds its own (a stanza or token in progress).
     pub(crate) fn borrow_scratch(&mut self, scratch: &mut Scratch) {
-        core::mem::swap(&mut self.attrs, &mut scratch.attrs);
-        core::mem::swap(&mut self.values, &mut scratch.values);
-        core::mem::swap(&mut self.text, &mut scratch.text);
-        if self.stack.is_empty() {
-            core::mem::swap(&mut self.stack, &mut scratch.stack);
-        }
-        if self.pending.is_empty() {
-            core::mem::swap(&mut self.pending, &mut scratch.pending);
+        if self.work.is_none() {
+            self.work = scratch.work.take();
         }
     }
 
-    /// Gives back what [`Parser::borrow_scratch`] took and keeps no scratch of its own: a
-    /// parser that stopped inside an element or token keeps that state (and its buffer).
+    /// Gives the work buffers back to `scratch` (or drops them) when idle; a parser that
+    /// stopped inside an element or token keeps them.
     pub(crate) fn return_scratch(&mut self, scratch: &mut Scratch) {
-        core::mem::swap(&mut self.attrs, &mut scratch.attrs);
-        core::mem::swap(&mut self.values, &mut scratch.values);
-        core::mem::swap(&mut self.text, &mut scratch.text);
-        scratch.attrs.clear();
-        scratch.values.clear();
-        scratch.text.clear();
-        // An empty stack or token buffer goes back if the scratch has none.
-        if self.stack.is_empty() && scratch.stack.capacity() == 0 {
-            core::mem::swap(&mut self.stack, &mut scratch.stack);
+        if let Some(mut w) = self.work.take() {
+            if w.is_idle() {
+                if scratch.work.is_none() {
+                    w.trim();
+                    scratch.work = Some(w);
+                }
+            } else {
+                self.work = Some(w);
+            }
         }
-        if self.pending.is_empty() && scratch.pending.capacity() == 0 {
-            core::mem::swap(&mut self.pending, &mut scratch.pending);
-        }
-        scratch.trim();
-        self.release_scratch();
+        self.trim_names();
     }
 
     pub(crate) fn fail(&mut self, e: XmlError) -> XmlError {
@@ -323,22 +319,32 @@ impl Parser {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        match self.next_inner(buf, at_eof) {
+        let mut w = self.work.take().unwrap_or_default();
+        let result = self.next_inner(&mut w, buf, at_eof);
+        self.work = Some(w);
+        match result {
             Ok(ev) => Ok(ev),
             Err(e) => Err(self.fail(e)),
         }
     }
 
-    fn next_inner(&mut self, buf: &mut &[u8], at_eof: bool) -> Result<Option<XmlEvent>, XmlError> {
+    fn next_inner(
+        &mut self,
+        w: &mut Work,
+        buf: &mut &[u8],
+        at_eof: bool,
+    ) -> Result<Option<XmlEvent>, XmlError> {
         if self.close_due {
             self.close_due = false;
-            return Ok(Some(self.close_element()?.unwrap_or(XmlEvent::StreamClose)));
+            return Ok(Some(
+                self.close_element(w)?.unwrap_or(XmlEvent::StreamClose),
+            ));
         }
-        if !self.pending.is_empty() {
-            if let Some(ev) = self.resume(buf, at_eof)? {
+        if !w.pending.is_empty() {
+            if let Some(ev) = self.resume(w, buf, at_eof)? {
                 return Ok(Some(ev));
             }
-            if !self.pending.is_empty() {
+            if !w.pending.is_empty() {
                 return Ok(None);
             }
         }
@@ -346,7 +352,7 @@ impl Parser {
             if buf.is_empty() {
                 return Ok(None);
             }
-            match self.token(buf, at_eof, Scan::default())? {
+            match self.token(w, buf, at_eof, Scan::default())? {
                 Tok::Done(used, ev) => {
                     *buf = buf.get(used..).unwrap_or_default();
                     if ev.is_some() {
@@ -358,7 +364,7 @@ impl Parser {
                         return Err(XmlError::UnexpectedEof);
                     }
                     self.check_pending(buf.len())?;
-                    self.pending.extend_from_slice(buf);
+                    w.pending.extend_from_slice(buf);
                     self.scan = scan;
                     *buf = &[];
                     return Ok(None);
@@ -369,10 +375,15 @@ impl Parser {
 
     /// Finish the token held in `pending` with bytes from `buf`. Leaves
     /// `pending` empty unless all of `buf` was taken and more is needed.
-    fn resume(&mut self, buf: &mut &[u8], at_eof: bool) -> Result<Option<XmlEvent>, XmlError> {
-        let old = self.pending.len();
+    fn resume(
+        &mut self,
+        w: &mut Work,
+        buf: &mut &[u8],
+        at_eof: bool,
+    ) -> Result<Option<XmlEvent>, XmlError> {
+        let old = w.pending.len();
         self.check_pending(old.saturating_add(buf.len()))?;
-        let mut data = core::mem::take(&mut self.pending);
+        let mut data = core::mem::take(&mut w.pending);
         data.extend_from_slice(buf);
         let mut pos = 0;
         let mut scan = self.scan;
@@ -382,7 +393,7 @@ impl Parser {
                 *buf = &[];
                 break Ok(None);
             }
-            match self.token(rest, at_eof, scan) {
+            match self.token(w, rest, at_eof, scan) {
                 Ok(Tok::Done(used, ev)) => {
                     pos += used;
                     scan = Scan::default();
@@ -412,7 +423,7 @@ impl Parser {
                 Err(e) => break Err(e),
             }
         };
-        self.pending = data;
+        w.pending = data;
         result
     }
 
@@ -438,9 +449,15 @@ impl Parser {
     }
 
     /// Read one token from the start of `data` (non-empty).
-    fn token(&mut self, data: &[u8], at_eof: bool, scan: Scan) -> Result<Tok, XmlError> {
+    fn token(
+        &mut self,
+        w: &mut Work,
+        data: &[u8],
+        at_eof: bool,
+        scan: Scan,
+    ) -> Result<Tok, XmlError> {
         if data.first() != Some(&b'<') {
-            return self.text(data, at_eof);
+            return self.text(w, data, at_eof);
         }
         if self.doc == Doc::After {
             // As rxml: PIs and declarations are judged as such, the rest is
@@ -474,7 +491,7 @@ impl Parser {
             b'/' => {
                 let from = scan.pos.max(2);
                 match find(b'>', data, from) {
-                    Some(end) => self.end_tag(data.get(..=end).unwrap_or_default()),
+                    Some(end) => self.end_tag(w, data.get(..=end).unwrap_or_default()),
                     None => Ok(Tok::Incomplete(Scan {
                         pos: data.len(),
                         quote: 0,
@@ -482,9 +499,9 @@ impl Parser {
                 }
             }
             b'?' => self.question(data, scan),
-            b'!' => self.bang(data, scan),
+            b'!' => self.bang(w, data, scan),
             b if is_name_start_byte(b) => match find_tag_end(data, scan) {
-                Ok(end) => self.start_tag(data.get(..=end).unwrap_or_default()),
+                Ok(end) => self.start_tag(w, data.get(..=end).unwrap_or_default()),
                 Err(s) => Ok(Tok::Incomplete(s)),
             },
             _ => Err(nwf("invalid character after '<'")),
@@ -494,7 +511,7 @@ impl Parser {
     // ---- character data ----
 
     /// Character data up to the next `<`, or as far as it is complete.
-    fn text(&mut self, data: &[u8], at_eof: bool) -> Result<Tok, XmlError> {
+    fn text(&mut self, w: &mut Work, data: &[u8], at_eof: bool) -> Result<Tok, XmlError> {
         let lt = memchr::memchr(b'<', data);
         let run = data.get(..lt.unwrap_or(data.len())).unwrap_or_default();
         let in_tree = self.depth > self.tree_depth;
@@ -505,10 +522,10 @@ impl Parser {
             return Err(nwf("reference outside of the root element"));
         }
         // Decode into the open element's last text node, or into scratch.
-        let mut scratch = core::mem::take(&mut self.text);
+        let mut scratch = core::mem::take(&mut w.text);
         scratch.clear();
         let out: &mut String = if in_tree {
-            let top = self.stack.last_mut().ok_or_else(order)?;
+            let top = w.stack.last_mut().ok_or_else(order)?;
             if !matches!(top.children.last(), Some(Node::Text(_))) {
                 top.children
                     .push(Node::Text(String::with_capacity(run.len())));
@@ -525,11 +542,11 @@ impl Parser {
         let whitespace = scratch
             .bytes()
             .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
-        self.text = scratch;
+        w.text = scratch;
         if used == 0 {
             if in_tree {
                 // Drop the empty node pushed above.
-                if let Some(top) = self.stack.last_mut()
+                if let Some(top) = w.stack.last_mut()
                     && matches!(top.children.last(), Some(Node::Text(t)) if t.is_empty())
                 {
                     top.children.pop();
@@ -582,7 +599,7 @@ impl Parser {
     }
 
     /// `<!`: a CDATA section; comments and declarations are restricted.
-    fn bang(&mut self, data: &[u8], scan: Scan) -> Result<Tok, XmlError> {
+    fn bang(&mut self, w: &mut Work, data: &[u8], scan: Scan) -> Result<Tok, XmlError> {
         const CDATA: &[u8] = b"<![CDATA[";
         match data.get(2) {
             None => Ok(Tok::Incomplete(scan)),
@@ -603,7 +620,7 @@ impl Parser {
                 match memchr::memmem::find(data.get(from..).unwrap_or_default(), b"]]>") {
                     Some(i) => {
                         let end = from + i + 3;
-                        self.cdata(data.get(CDATA.len()..end - 3).unwrap_or_default(), end)?;
+                        self.cdata(w, data.get(CDATA.len()..end - 3).unwrap_or_default(), end)?;
                         Ok(Tok::Done(end, None))
                     }
                     None => Ok(Tok::Incomplete(Scan {
@@ -617,17 +634,17 @@ impl Parser {
     }
 
     /// The content of a CDATA section (`wire` bytes in all).
-    fn cdata(&mut self, content: &[u8], wire: usize) -> Result<(), XmlError> {
+    fn cdata(&mut self, w: &mut Work, content: &[u8], wire: usize) -> Result<(), XmlError> {
         let s = core::str::from_utf8(content).map_err(|_| nwf("invalid UTF-8"))?;
         if self.doc != Doc::Root {
             return Err(nwf("CDATA section outside of the root element"));
         }
-        let mut scratch = core::mem::take(&mut self.text);
+        let mut scratch = core::mem::take(&mut w.text);
         scratch.clear();
         let in_tree = self.depth > self.tree_depth;
         let result = if in_tree {
             self.count(wire)?;
-            let top = self.stack.last_mut().ok_or_else(order)?;
+            let top = w.stack.last_mut().ok_or_else(order)?;
             if let Some(Node::Text(t)) = top.children.last_mut() {
                 push_cdata(s, t)
             } else {
@@ -650,14 +667,14 @@ impl Parser {
                 r
             }
         };
-        self.text = scratch;
+        w.text = scratch;
         result
     }
 
     // ---- element tags ----
 
     /// A complete start tag or empty-element tag, `<` to `>`.
-    fn start_tag(&mut self, tag: &[u8]) -> Result<Tok, XmlError> {
+    fn start_tag(&mut self, w: &mut Work, tag: &[u8]) -> Result<Tok, XmlError> {
         match self.doc {
             Doc::After => return Err(nwf("content after the root element")),
             Doc::Start | Doc::Prolog => self.doc = Doc::Root,
@@ -689,8 +706,8 @@ impl Parser {
             self.element_bytes = 0;
         }
         self.count(tag.len())?;
-        self.attrs.clear();
-        self.values.clear();
+        w.attrs.clear();
+        w.values.clear();
         let b = s.as_bytes();
         let empty = loop {
             let j = skip_ws(b, i);
@@ -727,9 +744,9 @@ impl Parser {
             };
             let vstart = k + 1;
             let vend = find(quote, b, vstart).ok_or_else(order)?;
-            let start = self.values.len();
-            decode_attr(s.get(vstart..vend).unwrap_or_default(), &mut self.values)?;
-            if self.values.len() - start > max_token {
+            let start = w.values.len();
+            decode_attr(s.get(vstart..vend).unwrap_or_default(), &mut w.values)?;
+            if w.values.len() - start > max_token {
                 return Err(XmlError::LimitExceeded(Limit::TokenLength));
             }
             // Declarations of reserved names are judged as soon as they are
@@ -738,19 +755,19 @@ impl Parser {
             check_decl(
                 ap.as_ref().and_then(|r| s.get(r.clone())),
                 s.get(al.clone()).unwrap_or_default(),
-                self.values.get(start..).unwrap_or_default(),
+                w.values.get(start..).unwrap_or_default(),
             )?;
-            if self.attrs.len() >= self.limits.max_attributes {
+            if w.attrs.len() >= self.limits.max_attributes {
                 return Err(XmlError::LimitExceeded(Limit::Attributes));
             }
-            self.attrs.push(RawAttr {
+            w.attrs.push(RawAttr {
                 prefix: ap,
                 local: al,
-                value: start..self.values.len(),
+                value: start..w.values.len(),
             });
             i = vend + 1;
         };
-        let ev = self.open_element(s, prefix, local)?;
+        let ev = self.open_element(w, s, prefix, local)?;
         self.names
             .extend_from_slice(b.get(name_range).unwrap_or_default());
         self.name_ends.push(self.names.len());
@@ -761,7 +778,7 @@ impl Parser {
                 self.close_due = true;
                 return Ok(Tok::Done(tag.len(), ev));
             }
-            return Ok(Tok::Done(tag.len(), self.close_element()?));
+            return Ok(Tok::Done(tag.len(), self.close_element(w)?));
         }
         Ok(Tok::Done(tag.len(), ev))
     }
@@ -769,6 +786,7 @@ impl Parser {
     /// Resolve the parsed start tag and open the element.
     fn open_element(
         &mut self,
+        w: &mut Work,
         tag: &str,
         prefix: Option<Range<usize>>,
         local: Range<usize>,
@@ -778,8 +796,8 @@ impl Parser {
         self.depth += 1;
         let mut default_decl: Option<&str> = None;
         let mut decl_count = 0;
-        for a in &self.attrs {
-            let value = self.values.get(a.value.clone()).unwrap_or_default();
+        for a in &w.attrs {
+            let value = w.values.get(a.value.clone()).unwrap_or_default();
             let al = part(&a.local);
             let declared = match a.prefix.as_ref().map(part) {
                 None if al == "xmlns" => {
@@ -831,10 +849,10 @@ impl Parser {
         let mut elem = Element {
             name: part(&local).to_owned(),
             ns: ns.to_owned(),
-            attrs: Vec::with_capacity(self.attrs.len() - decl_count),
+            attrs: Vec::with_capacity(w.attrs.len() - decl_count),
             children: Vec::new(),
         };
-        for a in &self.attrs {
+        for a in &w.attrs {
             let al = part(&a.local);
             let ans = match a.prefix.as_ref().map(part) {
                 None if al == "xmlns" => continue,
@@ -852,16 +870,12 @@ impl Parser {
             elem.attrs.push(Attr {
                 ns: ans.to_owned(),
                 name: al.to_owned(),
-                value: self
-                    .values
-                    .get(a.value.clone())
-                    .unwrap_or_default()
-                    .to_owned(),
+                value: w.values.get(a.value.clone()).unwrap_or_default().to_owned(),
             });
         }
         let depth = self.depth - 1;
         if depth >= self.tree_depth {
-            self.stack.push(elem);
+            w.stack.push(elem);
             Ok(None)
         } else {
             Ok(Some(XmlEvent::StreamOpen(StreamHeader {
@@ -874,7 +888,7 @@ impl Parser {
     }
 
     /// A complete end tag, `</` to `>`.
-    fn end_tag(&mut self, tag: &[u8]) -> Result<Tok, XmlError> {
+    fn end_tag(&mut self, w: &mut Work, tag: &[u8]) -> Result<Tok, XmlError> {
         if self.doc != Doc::Root {
             return Err(nwf("end tag outside of the root element"));
         }
@@ -894,11 +908,11 @@ impl Parser {
         if self.depth > self.tree_depth {
             self.count(tag.len())?;
         }
-        Ok(Tok::Done(tag.len(), self.close_element()?))
+        Ok(Tok::Done(tag.len(), self.close_element(w)?))
     }
 
     /// Close the innermost open element.
-    fn close_element(&mut self) -> Result<Option<XmlEvent>, XmlError> {
+    fn close_element(&mut self, w: &mut Work) -> Result<Option<XmlEvent>, XmlError> {
         self.scopes.close();
         self.name_ends.pop();
         self.names
@@ -908,14 +922,14 @@ impl Parser {
             self.doc = Doc::After;
         }
         if self.depth >= self.tree_depth {
-            let done = self.stack.pop().ok_or_else(order)?;
+            let done = w.stack.pop().ok_or_else(order)?;
             if self.depth == self.tree_depth {
                 if self.depth == 0 {
                     self.closed = true;
                 }
                 return Ok(Some(XmlEvent::Element(done)));
             }
-            let parent = self.stack.last_mut().ok_or_else(order)?;
+            let parent = w.stack.last_mut().ok_or_else(order)?;
             parent.children.push(Node::Element(done));
             Ok(None)
         } else {
