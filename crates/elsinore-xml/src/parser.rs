@@ -78,47 +78,67 @@ enum Tok {
     Incomplete(Scan),
 }
 
-/// One namespace declaration: `buf[start..mid]` is the prefix, `buf[mid..end]`
-/// the URI.
+/// One namespace declaration: `buf[start..mid]` is the prefix (empty for the
+/// default namespace: a declared prefix is never empty), `buf[mid..end]` the URI.
+/// `u32` offsets: every stream keeps its root's declarations while idle, and the
+/// arena stays far below 4 GiB (bounded by the token, attribute and depth limits).
 #[derive(Debug, Clone, Copy)]
 struct Decl {
-    start: usize,
-    mid: usize,
-    end: usize,
-    prefixed: bool,
+    start: u32,
+    mid: u32,
+    end: u32,
 }
 
-/// In-scope namespace declarations in one string arena, with a mark per open
-/// element, so that opening and closing elements allocates nothing.
+impl Decl {
+    fn prefixed(&self) -> bool {
+        self.mid > self.start
+    }
+
+    fn prefix<'a>(&self, buf: &'a str) -> Option<&'a str> {
+        buf.get(self.start as usize..self.mid as usize)
+    }
+
+    fn uri<'a>(&self, buf: &'a str) -> Option<&'a str> {
+        buf.get(self.mid as usize..self.end as usize)
+    }
+}
+
+/// `n` as an arena offset; saturates (a later slice is then `None`, never a panic).
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// In-scope namespace declarations in one string arena; each open element
+/// records where its own begin ([`Frame::decls`]), so that opening and closing
+/// elements allocates nothing.
 #[derive(Debug, Default)]
 struct Scopes {
     buf: String,
     decls: Vec<Decl>,
-    marks: Vec<usize>,
 }
 
 impl Scopes {
-    fn open(&mut self) {
-        self.marks.push(self.decls.len());
+    /// Where the declarations of the next element will begin.
+    fn mark(&self) -> u32 {
+        offset(self.decls.len())
     }
 
-    fn close(&mut self) {
-        if let Some(m) = self.marks.pop() {
-            self.decls.truncate(m);
-            self.buf.truncate(self.decls.last().map_or(0, |d| d.end));
-        }
+    /// Forgets the declarations from `mark` on.
+    fn truncate(&mut self, mark: u32) {
+        self.decls.truncate(mark as usize);
+        self.buf
+            .truncate(self.decls.last().map_or(0, |d| d.end as usize));
     }
 
     fn push(&mut self, prefix: Option<&str>, uri: &str) {
-        let start = self.buf.len();
+        let start = offset(self.buf.len());
         self.buf.push_str(prefix.unwrap_or(""));
-        let mid = self.buf.len();
+        let mid = offset(self.buf.len());
         self.buf.push_str(uri);
         self.decls.push(Decl {
             start,
             mid,
-            end: self.buf.len(),
-            prefixed: prefix.is_some(),
+            end: offset(self.buf.len()),
         });
     }
 
@@ -130,18 +150,26 @@ impl Scopes {
                 .decls
                 .iter()
                 .rev()
-                .find(|d| d.prefixed && self.buf.get(d.start..d.mid) == Some(p))
-                .and_then(|d| self.buf.get(d.mid..d.end)),
+                .find(|d| d.prefixed() && d.prefix(&self.buf) == Some(p))
+                .and_then(|d| d.uri(&self.buf)),
             None => Some(
                 self.decls
                     .iter()
                     .rev()
-                    .find(|d| !d.prefixed)
-                    .and_then(|d| self.buf.get(d.mid..d.end))
+                    .find(|d| !d.prefixed())
+                    .and_then(|d| d.uri(&self.buf))
                     .unwrap_or(""),
             ),
         }
     }
+}
+
+/// An open element: where its name ends in `Parser::names` and where its
+/// namespace declarations begin in `Scopes::decls`.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    name_end: u32,
+    decls: u32,
 }
 
 /// An attribute of the start tag being parsed; ranges into the tag and into
@@ -228,9 +256,10 @@ pub(crate) struct Parser {
     /// Number of open elements.
     depth: usize,
     /// Raw qualified names of the open elements, back to back, for matching
-    /// end tags; `name_ends[i]` is where the i-th ends.
+    /// end tags.
     names: Vec<u8>,
-    name_ends: Vec<usize>,
+    /// One per open element, outermost first.
+    frames: Vec<Frame>,
     scopes: Scopes,
     /// Wire bytes of the current top-level element (or stream header).
     element_bytes: usize,
@@ -251,7 +280,7 @@ impl Parser {
             doc: Doc::Start,
             depth: 0,
             names: Vec::new(),
-            name_ends: Vec::new(),
+            frames: Vec::new(),
             scopes: Scopes::default(),
             element_bytes: 0,
             scan: Scan::default(),
@@ -275,8 +304,8 @@ impl Parser {
         if self.names.capacity() > self.names.len() + 64 {
             self.names.shrink_to_fit();
         }
-        if self.name_ends.capacity() > self.name_ends.len() + 8 {
-            self.name_ends.shrink_to_fit();
+        if self.frames.capacity() > self.frames.len() + 8 {
+            self.frames.shrink_to_fit();
         }
     }
 
@@ -767,10 +796,14 @@ impl Parser {
             });
             i = vend + 1;
         };
+        let decls = self.scopes.mark();
         let ev = self.open_element(w, s, prefix, local)?;
         self.names
             .extend_from_slice(b.get(name_range).unwrap_or_default());
-        self.name_ends.push(self.names.len());
+        self.frames.push(Frame {
+            name_end: offset(self.names.len()),
+            decls,
+        });
         if empty {
             if ev.is_some() {
                 // The stream header was an empty-element tag: report it, and
@@ -792,7 +825,6 @@ impl Parser {
         local: Range<usize>,
     ) -> Result<Option<XmlEvent>, XmlError> {
         let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
-        self.scopes.open();
         self.depth += 1;
         let mut default_decl: Option<&str> = None;
         let mut decl_count = 0;
@@ -831,7 +863,7 @@ impl Parser {
         if decl_count > 1 {
             let new = self.scopes.decls.len() - decl_count;
             let decls = self.scopes.decls.get(new..).unwrap_or_default();
-            let key = |d: &Decl| (d.prefixed, self.scopes.buf.get(d.start..d.mid));
+            let key = |d: &Decl| d.prefix(&self.scopes.buf);
             for (n, d) in decls.iter().enumerate() {
                 if decls.iter().skip(n + 1).any(|e| key(e) == key(d)) {
                     return Err(nwf("duplicate namespace declaration"));
@@ -898,9 +930,9 @@ impl Parser {
         if skip_ws(b, i) != b.len() - 1 {
             return Err(nwf("malformed end tag"));
         }
-        let start = match self.name_ends.len() {
+        let start = match self.frames.len() {
             0 | 1 => 0,
-            n => self.name_ends.get(n - 2).copied().unwrap_or(0),
+            n => self.frames.get(n - 2).map_or(0, |f| f.name_end as usize),
         };
         if self.names.get(start..) != b.get(2..local.end) {
             return Err(nwf("end tag does not match the start tag"));
@@ -913,10 +945,11 @@ impl Parser {
 
     /// Close the innermost open element.
     fn close_element(&mut self, w: &mut Work) -> Result<Option<XmlEvent>, XmlError> {
-        self.scopes.close();
-        self.name_ends.pop();
+        if let Some(f) = self.frames.pop() {
+            self.scopes.truncate(f.decls);
+        }
         self.names
-            .truncate(self.name_ends.last().copied().unwrap_or(0));
+            .truncate(self.frames.last().map_or(0, |f| f.name_end as usize));
         self.depth = self.depth.saturating_sub(1);
         if self.depth == 0 {
             self.doc = Doc::After;
@@ -1467,21 +1500,21 @@ mod tests {
         assert_eq!(s.resolve(None), Some(""));
         assert_eq!(s.resolve(Some("xml")), Some(XML_NS));
         assert_eq!(s.resolve(Some("p")), None);
-        s.open();
+        let outer = s.mark();
         s.push(None, "outer");
         s.push(Some("p"), "urn:p1");
-        s.open();
+        let inner = s.mark();
         s.push(Some("p"), "urn:p2");
         s.push(None, "");
         assert_eq!(s.resolve(Some("p")), Some("urn:p2"));
         assert_eq!(s.resolve(None), Some(""));
-        s.close();
+        s.truncate(inner);
         assert_eq!(s.resolve(Some("p")), Some("urn:p1"));
         assert_eq!(s.resolve(None), Some("outer"));
-        s.close();
+        s.truncate(outer);
         assert_eq!(s.resolve(Some("p")), None);
         assert!(s.buf.is_empty());
-        s.close(); // unbalanced close is harmless
+        s.truncate(outer); // a repeated truncation is harmless
     }
 
     #[test]
