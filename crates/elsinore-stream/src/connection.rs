@@ -331,6 +331,22 @@ enum State {
     Closed,
 }
 
+/// What only the negotiation needs. Boxed and dropped once the session is established
+/// (or the stream ends), so that an idle session does not carry it.
+#[derive(Debug, Default)]
+struct Negotiation {
+    /// Time allowed until the session is established.
+    deadline: Option<Instant>,
+    /// The id of our bind iq (client), or of the bind request handed to the owner.
+    bind_iq_id: Option<String>,
+    /// The `xml:lang` of the peer's header, echoed in ours.
+    peer_lang: Option<String>,
+    /// What the TLS handshake gave us (channel binding, verified identity).
+    tls_info: Option<TlsInfo>,
+    /// Server: the jabber:iq:auth request in progress (iq id, resource).
+    legacy_auth: Option<(String, String)>,
+}
+
 /// One XMPP c2s stream (see the crate documentation for the run loop).
 #[derive(Debug)]
 pub struct Connection {
@@ -355,18 +371,13 @@ pub struct Connection {
     authenticated: Option<BareJid>,
     jid: Option<Jid>,
     auth_failures: u32,
-    bind_iq_id: Option<String>,
-    negotiation_deadline: Option<Instant>,
     close_deadline: Option<Instant>,
-    peer_lang: Option<String>,
+    /// Negotiation-only state; `None` once the session is established.
+    neg: Option<Box<Negotiation>>,
     /// Client: the server requires the RFC 3921 session iq after binding.
     session_needed: bool,
-    /// What the TLS handshake gave us (channel binding, verified identity).
-    tls_info: Option<Box<TlsInfo>>,
     /// Server: a pre-1.0 stream (no `version`): no features, jabber:iq:auth login.
     legacy: bool,
-    /// Server: the jabber:iq:auth request in progress (iq id, resource).
-    legacy_auth: Option<Box<(String, String)>>,
     /// The stream error the peer ended the stream with (boxed: rare, and every
     /// connection carries the field).
     peer_stream_error: Option<Box<StreamError>>,
@@ -432,6 +443,15 @@ impl Connection {
         c.take_transmit()
     }
 
+    /// The negotiation state, again if the stream somehow negotiates after it was dropped.
+    fn neg(&mut self) -> &mut Negotiation {
+        self.neg.get_or_insert_with(Box::default)
+    }
+
+    fn negotiation_deadline(&self) -> Option<Instant> {
+        self.neg.as_ref().and_then(|n| n.deadline)
+    }
+
     /// What the TLS handshake established (nothing without TLS). Boxed in the
     /// connection: only negotiation reads it, and every idle connection carries the field.
     fn tls(&self) -> &TlsInfo {
@@ -439,13 +459,16 @@ impl Connection {
             channel_binding: ChannelBinding::None,
             peer_identity: None,
         };
-        self.tls_info.as_deref().unwrap_or(&NONE)
+        self.neg
+            .as_ref()
+            .and_then(|n| n.tls_info.as_ref())
+            .unwrap_or(&NONE)
     }
 
     /// Direct TLS: what the handshake established, given before any input.
     pub fn set_tls_info(&mut self, info: TlsInfo) {
         if self.tls_done && !self.header_sent {
-            self.tls_info = Some(Box::new(info));
+            self.neg().tls_info = Some(info);
         }
     }
 
@@ -477,14 +500,13 @@ impl Connection {
             authenticated: None,
             jid: None,
             auth_failures: 0,
-            bind_iq_id: None,
-            negotiation_deadline: Some(deadline),
+            neg: Some(Box::new(Negotiation {
+                deadline: Some(deadline),
+                ..Negotiation::default()
+            })),
             close_deadline: None,
-            peer_lang: None,
             session_needed: false,
-            tls_info: None,
             legacy: false,
-            legacy_auth: None,
             peer_stream_error: None,
             last_input: now,
             last_output: now,
@@ -751,11 +773,11 @@ impl Connection {
             self.finish(Some("peer did not close the stream in time".into()));
             return;
         }
-        if let Some(d) = self.negotiation_deadline
+        if let Some(d) = self.negotiation_deadline()
             && now >= d
             && !self.is_closed()
         {
-            self.negotiation_deadline = None;
+            self.neg = None;
             self.fail(
                 StreamError::new(StreamErrorCondition::ConnectionTimeout)
                     .with_text("stream negotiation took too long"),
@@ -813,7 +835,7 @@ impl Connection {
         if !matches!(self.state, State::TlsPending) {
             return;
         }
-        self.tls_info = Some(Box::new(info));
+        self.neg().tls_info = Some(info);
         self.tls_done = true;
         self.parser.reset();
         self.state = State::AwaitHeader;
@@ -869,7 +891,7 @@ impl Connection {
             return;
         }
         self.paused = false;
-        if let Some((iq_id, _)) = self.legacy_auth.take().map(|b| *b) {
+        if let Some((iq_id, _)) = self.neg.as_mut().and_then(|n| n.legacy_auth.take()) {
             let err = iq_error(&iq_id, "policy-violation", "wait");
             self.write_element(&err);
             self.state = State::Negotiating;
@@ -885,7 +907,11 @@ impl Connection {
         if !matches!(self.state, State::Binding) || !matches!(self.side, Side::Server(_)) {
             return;
         }
-        let id = self.bind_iq_id.take().unwrap_or_default();
+        let id = self
+            .neg
+            .as_mut()
+            .and_then(|n| n.bind_iq_id.take())
+            .unwrap_or_default();
         self.paused = false;
         match result {
             Ok(jid) => {
@@ -900,7 +926,7 @@ impl Connection {
                 self.write_element(&reply);
                 self.jid = Some(jid.clone());
                 self.state = State::Established;
-                self.negotiation_deadline = None;
+                self.neg = None;
                 self.events.push_back(Event::Established { jid });
             }
             Err(e) => {
@@ -1024,7 +1050,7 @@ impl Connection {
             _ => None,
         };
         [
-            self.negotiation_deadline,
+            self.negotiation_deadline(),
             self.close_deadline,
             keepalive,
             self.throttled_until,
@@ -1068,7 +1094,7 @@ impl Connection {
         self.paused = false;
         self.throttled_until = None;
         self.held.clear();
-        self.negotiation_deadline = None;
+        self.neg = None;
         self.close_deadline = None;
         self.events.push_back(Event::Closed { error });
     }
@@ -1117,7 +1143,8 @@ impl Connection {
         let ns_ok = header.default_ns.as_deref() == Some(NS_CLIENT);
         match &self.side {
             Side::Server(cfg) => {
-                self.peer_lang = header.lang().map(str::to_string);
+                self.neg.get_or_insert_with(Box::default).peer_lang =
+                    header.lang().map(str::to_string);
                 let to_ok = match header.attr("to") {
                     None => true,
                     Some(to) => domain_eq(to, &cfg.domain),
@@ -1197,7 +1224,12 @@ impl Connection {
         let mut header = StreamHeader::new(NS_CLIENT)
             .with_attr("from", cfg.domain.clone())
             .with_attr("id", id.clone())
-            .with_lang(self.peer_lang.as_deref().unwrap_or("en"));
+            .with_lang(
+                self.neg
+                    .as_ref()
+                    .and_then(|n| n.peer_lang.as_deref())
+                    .unwrap_or("en"),
+            );
         if version {
             header = header.with_attr("version", "1.0");
         }
@@ -1466,7 +1498,7 @@ impl Connection {
                 let nonce = self.rng.token(24);
                 let (session, first) =
                     ServerSession::start(Mechanism::Plain, Some(&initial), &nonce);
-                self.legacy_auth = Some(Box::new((id, resource)));
+                self.neg().legacy_auth = Some((id, resource));
                 self.state = State::ServerSasl(Box::new(session), false);
                 self.on_server_step(first);
             }
@@ -1498,7 +1530,7 @@ impl Connection {
                     }
                 }
             };
-            self.bind_iq_id = Some(id);
+            self.neg().bind_iq_id = Some(id);
             self.state = State::Binding;
             self.paused = true;
             self.events.push_back(Event::BindRequest { resource });
@@ -1574,7 +1606,9 @@ impl Connection {
                         return;
                     }
                 }
-                if let Some((iq_id, resource)) = self.legacy_auth.take().map(|b| *b) {
+                if let Some((iq_id, resource)) =
+                    self.neg.as_mut().and_then(|n| n.legacy_auth.take())
+                {
                     // jabber:iq:auth: authentication and binding in one step, no restart.
                     let resource = match account.with_resource(&resource) {
                         Ok(j) => j.resource().map(str::to_string),
@@ -1586,7 +1620,7 @@ impl Connection {
                     };
                     self.authenticated = Some(account.clone());
                     self.events.push_back(Event::Authenticated { jid: account });
-                    self.bind_iq_id = Some(iq_id);
+                    self.neg().bind_iq_id = Some(iq_id);
                     self.state = State::Binding;
                     self.paused = true;
                     self.events.push_back(Event::BindRequest { resource });
@@ -1621,7 +1655,7 @@ impl Connection {
     }
 
     fn sasl_failure(&mut self, f: SaslFailure) {
-        if let Some((iq_id, _)) = self.legacy_auth.take().map(|b| *b) {
+        if let Some((iq_id, _)) = self.neg.as_mut().and_then(|n| n.legacy_auth.take()) {
             // XEP-0078 3.1: wrong credentials are not-authorized (401).
             let (cond, ty) = match f {
                 SaslFailure::TemporaryAuthFailure => ("internal-server-error", "wait"),
@@ -1817,7 +1851,7 @@ impl Connection {
             .with_attr("id", id.clone())
             .with_child(bind);
         self.write_element(&iq);
-        self.bind_iq_id = Some(id);
+        self.neg().bind_iq_id = Some(id);
         // Whether the server requires the RFC 3921 session iq after binding.
         self.session_needed = features
             .get_child("session", NS_SESSION)
@@ -1826,7 +1860,7 @@ impl Connection {
     }
 
     fn on_client_bind_result(&mut self, el: &Element) {
-        if el.attr("id") != self.bind_iq_id.as_deref() {
+        if el.attr("id") != self.neg.as_ref().and_then(|n| n.bind_iq_id.as_deref()) {
             return;
         }
         if el.attr("type") != Some("result") {
@@ -1868,7 +1902,7 @@ impl Connection {
             return;
         };
         self.state = State::Established;
-        self.negotiation_deadline = None;
+        self.neg = None;
         self.events.push_back(Event::Established { jid });
     }
 
