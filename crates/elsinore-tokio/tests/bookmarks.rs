@@ -49,7 +49,17 @@ async fn xep0402_and_xep0048_clients_see_each_other() {
             .await
             .unwrap();
     }
+    // A round trip on each session: both presences are in before the first publish
+    // (each session has its own connection task, so one round trip orders only its own).
     assert!(modern.bookmarks_get().await.unwrap().is_empty());
+    assert!(
+        legacy
+            .bookmarks_get_legacy()
+            .await
+            .unwrap()
+            .conferences
+            .is_empty()
+    );
 
     let council = room("council@conference.underhill.org", "Puck");
     modern.bookmarks_set(&council).await.unwrap();
