@@ -716,14 +716,13 @@ impl Server {
             self.route(id, el, Some(to), now);
             return;
         }
-        let ty = el.attr("type").unwrap_or("normal").to_string();
         if to.resource().is_some()
             && let Some(c) = self.conn_of(&to)
         {
             self.deliver_to_conn(c, &el, now);
             return;
         }
-        match ty.as_str() {
+        match el.attr("type").unwrap_or("normal") {
             "error" => {}
             "groupchat" => {
                 let err = StanzaError::new(DefinedCondition::ServiceUnavailable);

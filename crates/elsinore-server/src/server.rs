@@ -1036,7 +1036,9 @@ impl Server {
         let Some(el) = self.intercept(id, &from, el, to.as_ref(), now) else {
             return;
         };
-        let kind = el.name.clone();
+        // Which stanza, decided before `el` moves on (no copy of its name).
+        let (is_iq, is_presence, is_message) =
+            (el.name == "iq", el.name == "presence", el.name == "message");
         let for_server = match &to {
             None => true,
             Some(t) => t.node().is_none() && t.domain() == self.config.domain,
@@ -1044,7 +1046,7 @@ impl Server {
         let own_bare = to
             .as_ref()
             .is_some_and(|t| t.resource().is_none() && t.to_bare() == from.to_bare());
-        if kind == "iq" {
+        if is_iq {
             let ty = el.attr("type").unwrap_or_default();
             if ty == "result" || ty == "error" {
                 if !for_server && !own_bare {
@@ -1071,13 +1073,13 @@ impl Server {
                 self.handle_server_iq(id, &from, el, now);
                 return;
             }
-        } else if kind == "presence" {
+        } else if is_presence {
             self.handle_presence(id, &from, el, to, now);
             return;
         } else if for_server {
             // Messages to the server itself: nothing to deliver them to.
             return;
-        } else if kind == "message" {
+        } else if is_message {
             self.route_message(id, el, to, now);
             return;
         }

@@ -878,10 +878,13 @@ impl Parser {
             }
             p => self.scopes.resolve(p).ok_or_else(|| undeclared(p))?,
         };
+        // A stanza (an element right under the stream) gets room for one more attribute:
+        // a server stamps `from` on every one it routes.
+        let spare = usize::from(self.depth == self.tree_depth + 1);
         let mut elem = Element {
             name: part(&local).to_owned(),
             ns: ns.to_owned(),
-            attrs: Vec::with_capacity(w.attrs.len() - decl_count),
+            attrs: Vec::with_capacity(w.attrs.len() - decl_count + spare),
             children: Vec::new(),
         };
         for a in &w.attrs {
@@ -1084,6 +1087,9 @@ fn qname(
     start: usize,
     max: usize,
 ) -> Result<(Option<Range<usize>>, Range<usize>, usize), XmlError> {
+    if let Some(found) = ascii_qname(s.as_bytes(), start, max) {
+        return found;
+    }
     let end = name_end(s, start)?;
     if end == start {
         return Err(nwf("name expected"));
@@ -1111,6 +1117,67 @@ fn qname(
             Ok((Some(start..colon), local, end))
         }
     }
+}
+
+/// Byte classes of ASCII name characters: bit 0, may start a name; bit 1, may continue one.
+/// Bytes from 0x80 on are 0 here and go to the Unicode path.
+const NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        let start = b.is_ascii_alphabetic() || b == b'_' || b == b':';
+        let more = start || b.is_ascii_digit() || b == b'-' || b == b'.';
+        t[c] = start as u8 | ((more as u8) << 1);
+        c += 1;
+    }
+    t
+};
+
+/// [`qname`] for a name of ASCII characters, scanned once with its colon noted (tag and
+/// attribute names nearly always are); `None` to take the general path (a byte from 0x80
+/// on in or right after the name, or no name at all).
+#[allow(clippy::type_complexity)]
+fn ascii_qname(
+    b: &[u8],
+    start: usize,
+    max: usize,
+) -> Option<Result<(Option<Range<usize>>, Range<usize>, usize), XmlError>> {
+    let first = *b.get(start)?;
+    if NAME_CLASS[usize::from(first)] & 1 == 0 {
+        return None;
+    }
+    let mut colon = None;
+    let mut colons = 0usize;
+    let mut end = start;
+    while let Some(&c) = b.get(end) {
+        if NAME_CLASS[usize::from(c)] & 2 == 0 {
+            if c >= 0x80 {
+                return None;
+            }
+            break;
+        }
+        if c == b':' {
+            colons += 1;
+            colon.get_or_insert(end);
+        }
+        end += 1;
+    }
+    if end - start > max {
+        return Some(Err(XmlError::LimitExceeded(Limit::TokenLength)));
+    }
+    Some(match colon {
+        None => Ok((None, start..end, end)),
+        Some(c) => {
+            // Not `a:`, `:a` or `a:b:c`, and the local part must start like a name.
+            let local_start = b.get(c + 1).copied().unwrap_or(0);
+            if c == start || colons > 1 || NAME_CLASS[usize::from(local_start)] & 1 == 0 {
+                Err(nwf("malformed qualified name"))
+            } else {
+                Ok((Some(start..c), c + 1..end, end))
+            }
+        }
+    })
 }
 
 /// End of the XML name starting at `start` (`start` if there is none).
