@@ -17,6 +17,7 @@
 
 pub mod accounts;
 mod autoupdate;
+mod cache;
 mod guard;
 mod im;
 mod iq;
@@ -31,6 +32,7 @@ mod server_iq;
 mod services;
 
 pub use autoupdate::{Release, ReleaseKind};
+pub use cache::CacheLimits;
 pub use elsinore_stream::{ChannelBinding, Instant, Limits, Rate, TlsInfo};
 pub use guard::AbuseLimits;
 pub use s2s::S2sSettings;

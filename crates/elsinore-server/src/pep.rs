@@ -15,7 +15,7 @@ use elsinore_stanza::{
 use elsinore_storage::pep::{
     self, AccessModel, Action, IqKind, Notification, PepError, Request, Requester,
 };
-use elsinore_storage::{EffectResult, Op, bookmarks};
+use elsinore_storage::{EffectResult, bookmarks};
 use elsinore_stream::Instant;
 use elsinore_xml::Element;
 
@@ -146,8 +146,8 @@ impl Server {
             return;
         }
         let key = pending.key().clone();
-        self.exclusive(key.clone(), now, move |s: &mut Server, _now| {
-            s.run_effect(Op::Get(key.clone()), move |s: &mut Server, loaded, now| {
+        self.exclusive(key.clone(), now, move |s: &mut Server, now| {
+            s.load(key.clone(), now, move |s: &mut Server, loaded, now| {
                 let outcome = pending.complete(loaded);
                 let Some(write) = outcome.write.clone() else {
                     let (reply, notes) = outcome.finish(None);

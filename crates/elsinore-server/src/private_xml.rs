@@ -47,13 +47,18 @@ impl Server {
                 self.bookmark_private_set(id, account, ops, pending, head, query, now);
             }
             PrivateAction::Run { ops, pending } => {
-                self.run_effect(ops, move |s: &mut Server, result, now| {
+                let k = move |s: &mut Server, result, now| {
                     let reply = match pending.complete(result) {
                         Ok(payload) => iq_result(&head, payload),
                         Err(e) => iq_error(&head, Some(query), private_error(e)),
                     };
                     s.deliver_to_conn(id, &reply, now);
-                });
+                };
+                match ops {
+                    // A get is answered from memory when the cache holds the value.
+                    Op::Get(key) => self.load(key, now, k),
+                    ops => self.run_effect(ops, k),
+                }
             }
         }
     }

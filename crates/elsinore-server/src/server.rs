@@ -69,6 +69,10 @@ pub struct Footprint {
     pub queued_transmit: usize,
     /// Events not yet taken with [`Server::poll_event`].
     pub queued_events: usize,
+    /// Stored values held by the value cache ([`ServerConfig::value_cache`]).
+    pub cached_values: usize,
+    /// Bytes the value cache counts for them.
+    pub cached_value_bytes: usize,
 }
 
 /// Server configuration.
@@ -127,6 +131,9 @@ pub struct ServerConfig {
     pub abuse: AbuseLimits,
     /// Domains no longer hosted here: client and server streams to them get `host-gone`.
     pub gone_domains: Vec<String>,
+    /// Bounds of the in-memory cache of private XML and PEP nodes, which answers
+    /// private-storage gets and PEP node loads without a storage effect.
+    pub value_cache: crate::cache::CacheLimits,
 }
 
 impl ServerConfig {
@@ -158,6 +165,7 @@ impl ServerConfig {
             redirect: None,
             abuse: AbuseLimits::default(),
             gone_domains: Vec::new(),
+            value_cache: crate::cache::CacheLimits::default(),
         }
     }
 
@@ -313,6 +321,10 @@ pub struct Server {
     pub(crate) effects: VecDeque<Effect>,
     pub(crate) next_effect: EffectId,
     pending: FastMap<EffectId, Pending>,
+    /// Cached private XML and PEP nodes (see `cache.rs`).
+    cache: crate::cache::ValueCache,
+    /// The pending effects the cache must see complete.
+    cache_ops: FastMap<EffectId, crate::cache::Tracked>,
     /// Usernames with a registration in flight (guards the check-then-put race).
     pub(crate) registering: HashSet<BareJid>,
     /// Keys whose read-modify-write is in flight, with the jobs waiting for them.
@@ -345,6 +357,7 @@ impl Server {
     /// A server with no connections.
     pub fn new(config: ServerConfig, seed: [u8; 32], now: Instant) -> Self {
         Server {
+            cache: crate::cache::ValueCache::new(config.value_cache),
             guard: Guard::new(config.abuse.clone()),
             delayed_auth: Vec::new(),
             timers: BinaryHeap::new(),
@@ -361,6 +374,7 @@ impl Server {
             effects: VecDeque::new(),
             next_effect: 1,
             pending: FastMap::default(),
+            cache_ops: FastMap::default(),
             registering: HashSet::new(),
             locked: FastMap::default(),
             ready: VecDeque::new(),
@@ -420,6 +434,8 @@ impl Server {
             queued_effects: self.effects.len(),
             queued_transmit: self.transmit.len(),
             queued_events: self.events.len(),
+            cached_values: self.cache.size().0,
+            cached_value_bytes: self.cache.size().1,
         }
     }
 
@@ -621,6 +637,12 @@ impl Server {
     }
 
     fn effect_done(&mut self, id: EffectId, result: EffectResult, now: Instant) {
+        // Before the continuation, which may load the same key again.
+        if !self.cache_ops.is_empty()
+            && let Some(op) = self.cache_ops.remove(&id)
+        {
+            self.cache.finish(op, &result);
+        }
         let Some(p) = self.pending.remove(&id) else {
             return;
         };
@@ -710,6 +732,9 @@ impl Server {
         let id = self.next_effect;
         self.next_effect += 1;
         self.pending.insert(id, pending);
+        if let Some(tracked) = self.cache.begin(&op) {
+            self.cache_ops.insert(id, tracked);
+        }
         self.effects.push_back(Effect { id, op });
     }
 
@@ -757,6 +782,21 @@ impl Server {
         k: impl FnOnce(&mut Server, EffectResult, Instant) + Send + 'static,
     ) {
         self.emit_effect(op, Pending::Then(Box::new(k)));
+    }
+
+    /// Read `key`: from the value cache when it may answer, else with a storage effect
+    /// (queued behind any write of the key in flight). `k` gets the result either way; on
+    /// a hit it runs before this returns.
+    pub(crate) fn load(
+        &mut self,
+        key: Key,
+        now: Instant,
+        k: impl FnOnce(&mut Server, EffectResult, Instant) + Send + 'static,
+    ) {
+        match self.cache.get(&key) {
+            Some(value) => k(self, EffectResult::Value(value), now),
+            None => self.run_effect(Op::Get(key), k),
+        }
     }
 
     /// Collect a connection's output and events after it was driven.
@@ -877,6 +917,7 @@ impl Server {
                     if !self.sessions.contains_key(&jid.to_bare()) {
                         // First session: warm the roster cache for presence routing.
                         self.load_roster_cache(jid.to_bare(), now);
+                        self.cache.account_online(jid.to_bare().to_string());
                     }
                     let res = jid.resource().unwrap_or_default().to_string();
                     self.sessions
@@ -930,6 +971,7 @@ impl Server {
             list.retain(|(_, c)| *c != id);
             if list.is_empty() {
                 self.sessions.remove(&bare);
+                self.cache.account_offline(&bare.to_string());
             }
         }
     }
