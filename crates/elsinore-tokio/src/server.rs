@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
@@ -28,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::conn_io::{ConnHandle, ConnMsg, Inbox, mailbox, read_with};
-use crate::storage::{MAX_GROUP, Storage};
+use crate::storage::{EffectQueue, MAX_GATHER, MAX_GROUP, Storage};
 
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,17 +51,14 @@ pub(crate) trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
 pub(crate) type BoxStream = Box<dyn AsyncStream>;
 
-/// What the storage worker receives.
-enum StorageMsg {
-    Effect(Effect),
-    Stop,
-}
-
 /// The core plus where its outputs go.
 pub(crate) struct Core {
     pub(crate) server: Server,
     pub(crate) conns: HashMap<ConnId, ConnHandle>,
-    storage_tx: std_mpsc::Sender<StorageMsg>,
+    /// The storage worker's inbox.
+    storage: Arc<EffectQueue>,
+    /// Effects taken from the core in one drain, handed over together.
+    effect_buf: Vec<Effect>,
     max_backlog: usize,
     /// Server-to-server runtime, when configured.
     pub(crate) s2s: Option<Arc<crate::s2s::S2sRuntime>>,
@@ -140,16 +136,16 @@ impl Core {
             }
             while let Some(effect) = self.server.poll_effect() {
                 progressed = true;
-                if let Err(std_mpsc::SendError(StorageMsg::Effect(effect))) =
-                    self.storage_tx.send(StorageMsg::Effect(effect))
-                {
-                    // The worker is gone (shutting down), but every effect must be answered.
-                    let failed = EffectResult::Failed(StoreError::Unavailable(
-                        "storage worker stopped".into(),
-                    ));
-                    self.server
-                        .handle_effect_done(effect.id, failed, clock.now());
-                }
+                self.effect_buf.push(effect);
+            }
+            // One hand-over (and at most one wakeup of the worker) per drain.
+            self.storage.push(&mut self.effect_buf);
+            for effect in std::mem::take(&mut self.effect_buf) {
+                // The worker is gone (shutting down), but every effect must be answered.
+                let failed =
+                    EffectResult::Failed(StoreError::Unavailable("storage worker stopped".into()));
+                self.server
+                    .handle_effect_done(effect.id, failed, clock.now());
             }
             if !progressed {
                 break;
@@ -258,10 +254,10 @@ impl Serve {
     }
 
     /// Accepts connections on `listener` until `shutdown` resolves, then stops accepting,
-    /// closes the connection tasks, stops the storage worker after its current group and
-    /// returns.
+    /// closes the connection tasks, stops the storage worker once the effects already queued
+    /// have run, and returns.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future) -> io::Result<()> {
-        let (storage_tx, storage_rx) = std_mpsc::channel();
+        let queue = Arc::new(EffectQueue::default());
         let mut server = self.server;
         server.set_wall_clock(self.clock.now(), unix_ms());
         let (s2s_listener, s2s) = match self.s2s {
@@ -282,7 +278,8 @@ impl Serve {
             core: Mutex::new(Core {
                 server,
                 conns: HashMap::new(),
-                storage_tx: storage_tx.clone(),
+                storage: Arc::clone(&queue),
+                effect_buf: Vec::new(),
                 max_backlog: self.max_backlog,
                 s2s: s2s.clone(),
             }),
@@ -296,7 +293,10 @@ impl Serve {
             let storage = self.storage;
             std::thread::Builder::new()
                 .name("elsinore-storage".into())
-                .spawn(move || storage_worker(shared, storage, storage_rx))?
+                .spawn({
+                    let queue = Arc::clone(&queue);
+                    move || storage_worker(shared, storage, &queue)
+                })?
         };
         let timer = tokio::spawn(timer_task(Arc::clone(&shared)));
         let mut tasks = tokio::task::JoinSet::new();
@@ -442,8 +442,7 @@ impl Serve {
             }
         }
         timer.abort();
-        let _ = storage_tx.send(StorageMsg::Stop);
-        drop(storage_tx);
+        queue.stop();
         // The worker finishes its current group (so acknowledged writes are durable) and exits.
         let _ = tokio::task::spawn_blocking(move || worker.join()).await;
         result
@@ -825,27 +824,20 @@ async fn timer_task(shared: Arc<Shared>) {
 }
 
 /// The storage worker thread: executes effects in groups and reports the results.
-fn storage_worker(shared: Arc<Shared>, mut storage: Storage, rx: std_mpsc::Receiver<StorageMsg>) {
-    let mut stop = false;
-    while !stop {
-        let mut group: Vec<Effect> = Vec::new();
-        match rx.recv() {
-            Ok(StorageMsg::Effect(e)) => group.push(e),
-            Ok(StorageMsg::Stop) | Err(_) => break,
-        }
-        // Group commit: take everything already queued (up to a bound).
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(StorageMsg::Effect(e)) => group.push(e),
-                Ok(StorageMsg::Stop) => {
-                    stop = true;
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
+fn storage_worker(shared: Arc<Shared>, mut storage: Storage, queue: &EffectQueue) {
+    // What the next group waits for (see `storage.rs`): as many effects as the last group
+    // had, for no longer than it took.
+    let (mut want, mut gather) = (1, Duration::ZERO);
+    while let Some(group) = queue.take(want, gather, MAX_GROUP) {
+        let started = std::time::Instant::now();
+        want = group.len();
         let (ids, ops): (Vec<_>, Vec<Op>) = group.into_iter().map(|e| (e.id, e.op)).unzip();
         let mut results = storage.apply_many(&ops).into_iter();
+        gather = if want > 1 {
+            started.elapsed().min(MAX_GATHER)
+        } else {
+            Duration::ZERO
+        };
         let now = shared.clock.now();
         shared.with_core(|s| {
             for id in ids {
