@@ -23,7 +23,7 @@ const COMMANDS: &[(&str, &str)] = &[
         "run slixmpp, other clients and the private_xml example against elsinore and Prosody; s2s federation",
     ),
     (
-        "loadbench [--quick] [--only elsinore|prosody|ejabberd]... [--keep]",
+        "loadbench [--quick] [--only elsinore|prosody|ejabberd]... [--keep] [--repeat N]",
         "load scenarios against elsinore, Prosody and ejabberd (release build); ratio table",
     ),
     (
