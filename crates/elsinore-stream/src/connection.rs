@@ -337,6 +337,8 @@ enum State {
 struct Negotiation {
     /// Time allowed until the session is established.
     deadline: Option<Instant>,
+    /// The id of the current stream (the server's).
+    stream_id: Option<String>,
     /// The id of our bind iq (client), or of the bind request handed to the owner.
     bind_iq_id: Option<String>,
     /// The `xml:lang` of the peer's header, echoed in ours.
@@ -367,7 +369,6 @@ pub struct Connection {
     restart_whitespace: bool,
     header_sent: bool,
     tls_done: bool,
-    stream_id: Option<String>,
     authenticated: Option<BareJid>,
     jid: Option<Jid>,
     auth_failures: u32,
@@ -496,7 +497,6 @@ impl Connection {
             restart_whitespace: false,
             header_sent: false,
             tls_done: false,
-            stream_id: None,
             authenticated: None,
             jid: None,
             auth_failures: 0,
@@ -553,9 +553,11 @@ impl Connection {
         self.tls_done
     }
 
-    /// The current stream id (server's).
+    /// The current stream id (server's) while the stream negotiates; `None` once the
+    /// session is established (nothing after negotiation needs it, and every idle
+    /// connection would keep it).
     pub fn stream_id(&self) -> Option<&str> {
-        self.stream_id.as_deref()
+        self.neg.as_ref().and_then(|n| n.stream_id.as_deref())
     }
 
     /// Server role, over [`Limits::stanza_rate`] or [`Limits::byte_rate`]: input is not
@@ -1210,7 +1212,7 @@ impl Connection {
                     );
                     return;
                 }
-                self.stream_id = header.attr("id").map(str::to_string);
+                self.neg().stream_id = header.attr("id").map(str::to_string);
                 self.state = State::Negotiating;
             }
         }
@@ -1239,7 +1241,7 @@ impl Connection {
             header = header.with_attr("to", from);
         }
         header.write_to(&mut self.out);
-        self.stream_id = Some(id);
+        self.neg().stream_id = Some(id);
         self.header_sent = true;
     }
 

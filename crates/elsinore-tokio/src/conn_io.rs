@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,11 +27,14 @@ thread_local! {
 ///
 /// Works for any `AsyncRead`, TLS included: a TLS stream keeps its own record buffers, and
 /// what it decrypts is copied out during the poll as for a plain socket.
-pub(crate) async fn read_with<S: AsyncRead + Unpin + ?Sized>(
-    stream: &mut S,
-    mut consume: impl FnMut(&[u8]),
-) -> io::Result<usize> {
-    std::future::poll_fn(|cx| {
+///
+/// The future is the poll function itself (no `async fn` around it, which would keep the
+/// arguments twice): it is part of every waiting connection task's state.
+pub(crate) fn read_with<'a, S: AsyncRead + Unpin + ?Sized>(
+    stream: &'a mut S,
+    mut consume: impl FnMut(&[u8]) + 'a,
+) -> impl Future<Output = io::Result<usize>> + 'a {
+    std::future::poll_fn(move |cx| {
         READ_SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let mut buf = ReadBuf::new(&mut scratch[..]);
@@ -42,7 +46,6 @@ pub(crate) async fn read_with<S: AsyncRead + Unpin + ?Sized>(
             Poll::Ready(Ok(filled.len()))
         })
     })
-    .await
 }
 
 /// What the core asks a connection task to do, in the order it asked.

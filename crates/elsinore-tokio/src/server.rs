@@ -471,89 +471,106 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
 /// While it waits, the task holds the stream, its mailbox and this future's small state: no
 /// read or write buffer (see `conn_io`), and the rarely used states (TLS handshake, the close
 /// grace period) are boxed when entered so they do not size every idle connection's future.
-async fn connection_task(shared: Arc<Shared>, conn: ConnId, mut stream: BoxStream, rx: Inbox) {
-    let mut eof_reported = false;
-    // Over its stanza or byte rate the core reads nothing before this: neither do we, so
-    // TCP slows the peer down instead of input piling up in the core.
-    let mut resume_at: Option<tokio::time::Instant> = None;
-    // A message taken from `rx` while coalescing writes, handled next.
-    let mut stashed: Option<ConnMsg> = None;
-    let peer_gone = loop {
-        let msg = match stashed.take() {
-            Some(msg) => msg,
-            // `biased`: messages from the core always go before the next socket read. After
-            // we hand bytes to the core we drain its outputs synchronously (in `with_core`),
-            // so an `UpgradeTls` caused by those bytes is already queued when we loop;
-            // taking `rx` first guarantees no byte after `<proceed/>` is read as plaintext.
-            None => match resume_at {
-                Some(at) => tokio::select! {
-                    biased;
-                    msg = rx.recv() => msg.unwrap_or(ConnMsg::Close),
-                    // Boxed: only connections over their rate wait here.
-                    () = Box::pin(tokio::time::sleep_until(at)) => {
-                        resume_at = None;
-                        continue;
-                    }
-                },
-                None => tokio::select! {
-                    biased;
-                    msg = rx.recv() => msg.unwrap_or(ConnMsg::Close), // None: the runtime shuts down
-                    read = read_with(&mut stream, |bytes| {
-                        let now = shared.clock.now();
-                        let paused = shared.with_core(|s| {
-                            s.handle_input(conn, bytes, now);
-                            s.input_paused_until(conn)
-                        });
-                        resume_at = paused.map(|t| shared.clock.to_tokio(t));
-                    }) => match read {
-                        Ok(0) | Err(_) => break true,
-                        Ok(_) => continue,
+///
+/// A function returning an `async move` block, not an `async fn`: an async fn keeps its
+/// arguments twice in its state (captured, and moved into locals), and with them this
+/// future crosses a 128-byte step of tokio's task cell.
+#[allow(clippy::manual_async_fn)] // On purpose: see above.
+fn connection_task(
+    shared: Arc<Shared>,
+    conn: ConnId,
+    mut stream: BoxStream,
+    rx: Inbox,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let mut eof_reported = false;
+        // Over its stanza or byte rate the core reads nothing before this: neither do we, so
+        // TCP slows the peer down instead of input piling up in the core.
+        let mut resume_at: Option<tokio::time::Instant> = None;
+        // A message taken from `rx` while coalescing writes, handled next.
+        let mut stashed: Option<ConnMsg> = None;
+        let peer_gone = loop {
+            let msg = match stashed.take() {
+                Some(msg) => msg,
+                // `biased`: messages from the core always go before the next socket read. After
+                // we hand bytes to the core we drain its outputs synchronously (in `with_core`),
+                // so an `UpgradeTls` caused by those bytes is already queued when we loop;
+                // taking `rx` first guarantees no byte after `<proceed/>` is read as plaintext.
+                None => match resume_at {
+                    Some(at) => tokio::select! {
+                        biased;
+                        msg = rx.recv() => msg.unwrap_or(ConnMsg::Close),
+                        // Boxed: only connections over their rate wait here.
+                        () = Box::pin(tokio::time::sleep_until(at)) => {
+                            resume_at = None;
+                            continue;
+                        }
+                    },
+                    None => tokio::select! {
+                        biased;
+                        msg = rx.recv() => msg.unwrap_or(ConnMsg::Close), // None: the runtime shuts down
+                        read = read_with(&mut stream, |bytes| {
+                            let now = shared.clock.now();
+                            let paused = shared.with_core(|s| {
+                                s.handle_input(conn, bytes, now);
+                                s.input_paused_until(conn)
+                            });
+                            resume_at = paused.map(|t| shared.clock.to_tokio(t));
+                        }) => match read {
+                            Ok(0) | Err(_) => break true,
+                            Ok(_) => continue,
+                        },
                     },
                 },
-            },
-        };
-        let flow = match msg {
-            // The common case stays inline; the others are boxed while they last, so
-            // their larger state does not size every waiting connection's task.
-            ConnMsg::Bytes(out) => write_bytes(out, conn, &mut stream, &rx, &mut stashed).await,
-            other => {
-                Box::pin(handle_msg(
-                    other,
-                    &shared,
-                    conn,
-                    &mut stream,
-                    &rx,
-                    &mut stashed,
-                ))
-                .await
-            }
-        };
-        if let Flow::Stop { eof_known } = flow {
-            eof_reported |= eof_known;
-            break false;
-        }
-    };
-    if peer_gone {
-        report_eof(&shared, conn, &mut eof_reported);
-        // The peer went away: carry out what the core still sends until its `Close`, for a
-        // bounded time.
-        let rest = async {
-            loop {
-                let msg = match stashed.take() {
-                    Some(msg) => msg,
-                    None => rx.recv().await.unwrap_or(ConnMsg::Close),
-                };
-                let flow = handle_msg(msg, &shared, conn, &mut stream, &rx, &mut stashed).await;
-                if let Flow::Stop { .. } = flow {
-                    break;
+            };
+            let flow = match msg {
+                // The common case stays inline (and not through `write_bytes`, whose future
+                // would again hold the arguments twice); the others are boxed while they last,
+                // so their larger state does not size every waiting connection's task.
+                ConnMsg::Bytes(out) => {
+                    let out = coalesce(out, &rx, &mut stashed);
+                    let result = write_all(&mut stream, &out).await;
+                    wrote(conn, &rx, out.len(), result)
                 }
+                other => {
+                    Box::pin(handle_msg(
+                        other,
+                        &shared,
+                        conn,
+                        &mut stream,
+                        &rx,
+                        &mut stashed,
+                    ))
+                    .await
+                }
+            };
+            if let Flow::Stop { eof_known } = flow {
+                eof_reported |= eof_known;
+                break false;
             }
         };
-        // Boxed with its timer: a timer is large, and only ending connections need one.
-        let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, rest)).await;
+        if peer_gone {
+            report_eof(&shared, conn, &mut eof_reported);
+            // The peer went away: carry out what the core still sends until its `Close`, for a
+            // bounded time.
+            let rest = async {
+                loop {
+                    let msg = match stashed.take() {
+                        Some(msg) => msg,
+                        None => rx.recv().await.unwrap_or(ConnMsg::Close),
+                    };
+                    let flow = handle_msg(msg, &shared, conn, &mut stream, &rx, &mut stashed).await;
+                    if let Flow::Stop { .. } = flow {
+                        break;
+                    }
+                }
+            };
+            // Boxed with its timer: a timer is large, and only ending connections need one.
+            let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, rest)).await;
+        }
+        report_eof(&shared, conn, &mut eof_reported);
+        forget(&shared, conn);
     }
-    report_eof(&shared, conn, &mut eof_reported);
-    forget(&shared, conn);
 }
 
 /// What the connection loop does after a message from the core.
@@ -610,12 +627,19 @@ async fn handle_msg(
 /// Writes `out` and the bytes queued right behind it, as one write (and one TLS record
 /// flush); a different message met while coalescing is stashed.
 async fn write_bytes(
-    mut out: Vec<u8>,
+    out: Vec<u8>,
     conn: ConnId,
     stream: &mut BoxStream,
     rx: &Inbox,
     stashed: &mut Option<ConnMsg>,
 ) -> Flow {
+    let out = coalesce(out, rx, stashed);
+    let result = write_all(stream, &out).await;
+    wrote(conn, rx, out.len(), result)
+}
+
+/// `out` and the bytes queued right behind it; a different message met is stashed.
+fn coalesce(mut out: Vec<u8>, rx: &Inbox, stashed: &mut Option<ConnMsg>) -> Vec<u8> {
     while out.len() < MAX_COALESCE {
         match rx.try_recv() {
             Some(ConnMsg::Bytes(more)) => out.extend_from_slice(&more),
@@ -626,9 +650,13 @@ async fn write_bytes(
             None => break,
         }
     }
-    let written = write_all(stream, &out).await;
-    rx.written(out.len());
-    match written {
+    out
+}
+
+/// After a write of `len` bytes: accounts for them, and whether the task goes on.
+fn wrote(conn: ConnId, rx: &Inbox, len: usize, result: io::Result<()>) -> Flow {
+    rx.written(len);
+    match result {
         Ok(()) => Flow::Continue,
         Err(e) => {
             debug!(?conn, "write: {e}");
@@ -651,37 +679,45 @@ fn forget(shared: &Shared, conn: ConnId) {
     shared.lock().conns.remove(&conn);
 }
 
-async fn write_all(stream: &mut BoxStream, bytes: &[u8]) -> io::Result<()> {
-    // Fast path: the socket takes it all at once, as it nearly always does. No timer is
-    // armed, and the slow path's state (a timer is large) is boxed only when needed, so
-    // it does not size every idle connection's task.
-    let mut written = 0;
-    let done = std::future::poll_fn(|cx| {
-        while written < bytes.len() {
-            match Pin::new(&mut *stream).poll_write(cx, &bytes[written..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => written += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Ready(Ok(false)),
+/// Writes and flushes `bytes`, bounded by [`WRITE_TIMEOUT`]. (A function returning an
+/// `async move` block, for the reason given at [`connection_task`].)
+#[allow(clippy::manual_async_fn)] // On purpose: see above.
+fn write_all<'a>(
+    stream: &'a mut BoxStream,
+    bytes: &'a [u8],
+) -> impl Future<Output = io::Result<()>> + Send + 'a {
+    async move {
+        // Fast path: the socket takes it all at once, as it nearly always does. No timer is
+        // armed, and the slow path's state (a timer is large) is boxed only when needed, so
+        // it does not size every idle connection's task.
+        let mut written = 0;
+        let done = std::future::poll_fn(|cx| {
+            while written < bytes.len() {
+                match Pin::new(&mut *stream).poll_write(cx, &bytes[written..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => written += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Ready(Ok(false)),
+                }
             }
+            match Pin::new(&mut *stream).poll_flush(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(true)),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Ready(Ok(false)),
+            }
+        })
+        .await?;
+        if done {
+            return Ok(());
         }
-        match Pin::new(&mut *stream).poll_flush(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(true)),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Ready(Ok(false)),
-        }
-    })
-    .await?;
-    if done {
-        return Ok(());
+        let rest = bytes.get(written..).unwrap_or_default();
+        Box::pin(tokio::time::timeout(WRITE_TIMEOUT, async {
+            stream.write_all(rest).await?;
+            stream.flush().await
+        }))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
     }
-    let rest = bytes.get(written..).unwrap_or_default();
-    Box::pin(tokio::time::timeout(WRITE_TIMEOUT, async {
-        stream.write_all(rest).await?;
-        stream.flush().await
-    }))
-    .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
 }
 
 /// The c2s TLS configuration, and whether it verifies client certificates.
