@@ -661,7 +661,7 @@ impl Server {
                     _ => {
                         c.stream.credentials_unavailable(now);
                         // Our store failed, not the client: not an authentication failure.
-                        c.auth_failures_seen = c.stream.auth_failures();
+                        c.auth_failures_seen = c.stream.credential_failures();
                     }
                 }
                 self.after(conn, now);
@@ -859,18 +859,16 @@ impl Server {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
             };
-            let failures = c.stream.auth_failures();
+            // Only attempts that checked credentials count against the failed-login limits:
+            // one that failed before (an unsupported mechanism or channel binding, as a
+            // client trying -PLUS with a binding type we lack does on every login, or a
+            // malformed message) guessed nothing. Each checked attempt loaded the
+            // credentials of the account it names (one storage round trip each).
+            let failures = c.stream.credential_failures();
             if failures > c.auth_failures_seen {
-                // Only the attempt that loaded credentials names an account; a failure
-                // before that (unknown mechanism, bad encoding) counts for the address.
                 let account = c.auth_user.take();
-                for n in c.auth_failures_seen..failures {
-                    let who = if n == c.auth_failures_seen {
-                        account.as_ref()
-                    } else {
-                        None
-                    };
-                    self.guard.auth_failed(c.peer, who, now);
+                for _ in c.auth_failures_seen..failures {
+                    self.guard.auth_failed(c.peer, account.as_ref(), now);
                 }
                 c.auth_failures_seen = failures;
                 continue;
@@ -899,7 +897,7 @@ impl Server {
                                 AuthVerdict::Refuse => {
                                     c.stream.refuse_auth(now);
                                     // A refusal checked nothing: not a new failure.
-                                    c.auth_failures_seen = c.stream.auth_failures();
+                                    c.auth_failures_seen = c.stream.credential_failures();
                                     c.auth_user = None;
                                 }
                             }

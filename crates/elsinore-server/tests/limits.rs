@@ -592,3 +592,46 @@ fn three_failed_attempts_on_one_stream_are_a_policy_violation() {
     assert!(net.s2s_closed.contains(&id));
     still_healthy(&mut net, ophelia, "per-stream");
 }
+
+#[test]
+fn attempts_that_check_no_credentials_do_not_count_as_failed_logins() {
+    // A client that tries a mechanism or channel binding the server cannot do (slixmpp on
+    // TLS 1.2 tries -PLUS with tls-unique on every login) fails before any password is
+    // checked: that guesses nothing, so it must not earn the address a delay or a refusal.
+    let mut c = auth_config();
+    c.allow_plaintext_auth = true;
+    let mut net = net_with(c);
+    let mut now = T0;
+    let a = "192.0.2.77";
+    // PLAIN with a message that is not base64: malformed, refused before any lookup.
+    let attempts = [
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-NOT-A-MECHANISM'/>",
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!!</auth>",
+    ];
+    for _ in 0..4 {
+        let id = net.server.accept_from(ip(a), now);
+        net.server.handle_input(id, HEADER.as_bytes(), now);
+        for auth in attempts {
+            raw_out(&mut net, id);
+            net.server.handle_input(id, auth.as_bytes(), now);
+            net.drive();
+            let out = raw_out(&mut net, id);
+            assert!(out.contains("<failure"), "{out}");
+        }
+        net.server.handle_eof(id, now);
+        net.drive();
+    }
+    // Eight failures from the address, none of which checked a password: no delay, no refusal
+    // (the limits are a delay after 2 and a refusal after 5).
+    let (r, took) = attempt(&mut net, &mut now, a, "hamlet@elsinore.lit", "hamlet-pw");
+    assert_eq!(r, Ok(()));
+    assert!(took.is_zero(), "{took:?}");
+    // A wrong password still counts: two of them, and the third verdict waits.
+    for _ in 0..2 {
+        let (r, _) = attempt(&mut net, &mut now, a, "hamlet@elsinore.lit", "wrong");
+        assert!(r.unwrap_err().contains("not-authorized"));
+    }
+    let (r, took) = attempt(&mut net, &mut now, a, "hamlet@elsinore.lit", "wrong");
+    assert!(r.unwrap_err().contains("not-authorized"));
+    assert_eq!(took, Duration::from_secs(1));
+}

@@ -371,7 +371,11 @@ pub struct Connection {
     tls_done: bool,
     authenticated: Option<BareJid>,
     jid: Option<Jid>,
-    auth_failures: u32,
+    auth_failures: u16,
+    /// The failed attempts among them that got as far as checking credentials.
+    credential_failures: u16,
+    /// The current attempt has been given the account's credentials.
+    checking_credentials: bool,
     close_deadline: Option<Instant>,
     /// Negotiation-only state; `None` once the session is established.
     neg: Option<Box<Negotiation>>,
@@ -500,6 +504,8 @@ impl Connection {
             authenticated: None,
             jid: None,
             auth_failures: 0,
+            credential_failures: 0,
+            checking_credentials: false,
             neg: Some(Box::new(Negotiation {
                 deadline: Some(deadline),
                 ..Negotiation::default()
@@ -570,7 +576,16 @@ impl Connection {
 
     /// Failed authentication attempts on this stream so far (SASL and jabber:iq:auth).
     pub fn auth_failures(&self) -> u32 {
-        self.auth_failures
+        u32::from(self.auth_failures)
+    }
+
+    /// The failed attempts that had been given credentials to check (see
+    /// [`Connection::provide_credentials`]): wrong passwords, proofs or authorization
+    /// identities. Attempts that fail before that (an unsupported mechanism or channel
+    /// binding type, a malformed message) guess nothing, so a server's failed-login limits
+    /// should count only these.
+    pub fn credential_failures(&self) -> u32 {
+        u32::from(self.credential_failures)
     }
 
     // ---- inputs --------------------------------------------------------
@@ -869,6 +884,7 @@ impl Connection {
             _ => return,
         };
         self.paused = false;
+        self.checking_credentials = true;
         self.on_server_step(step);
         self.resume(now);
     }
@@ -1649,6 +1665,7 @@ impl Connection {
             el = el.with_text(encode_sasl_data(&a));
         }
         self.write_element(&el);
+        self.checking_credentials = false;
         self.authenticated = Some(account.clone());
         self.events.push_back(Event::Authenticated { jid: account });
         self.state = State::AwaitHeader;
@@ -1670,12 +1687,15 @@ impl Connection {
             self.write_element(&el);
         }
         self.state = State::Negotiating;
+        if core::mem::take(&mut self.checking_credentials) {
+            self.credential_failures = self.credential_failures.saturating_add(1);
+        }
         self.count_auth_failure();
     }
 
     fn count_auth_failure(&mut self) {
-        self.auth_failures += 1;
-        if self.auth_failures >= self.limits.max_auth_failures {
+        self.auth_failures = self.auth_failures.saturating_add(1);
+        if u32::from(self.auth_failures) >= self.limits.max_auth_failures {
             self.fail(
                 StreamError::new(StreamErrorCondition::PolicyViolation)
                     .with_text("too many failed authentication attempts"),
