@@ -22,6 +22,8 @@ struct Fed {
     nets: [Net; 2],
     /// (net, conn) ↔ (net, conn) of the two ends of an s2s link.
     links: HashMap<(usize, ConnId), (usize, ConnId)>,
+    /// Streams each server accepted: (accepting net, its connection, connecting net).
+    accepted: Vec<(usize, ConnId, usize)>,
 }
 
 fn config(domain: &str, secret: u8) -> ServerConfig {
@@ -43,6 +45,7 @@ impl Fed {
         Fed {
             nets: [one, two],
             links: HashMap::new(),
+            accepted: Vec::new(),
         }
     }
 
@@ -58,6 +61,7 @@ impl Fed {
                     progress = true;
                     if self.nets[j].server.config().domain == domain {
                         let peer = self.nets[j].server.accept_s2s(T0);
+                        self.accepted.push((j, peer, i));
                         self.links.insert((i, conn), (j, peer));
                         self.links.insert((j, peer), (i, conn));
                         self.nets[i].server.handle_connected(conn, T0);
@@ -323,4 +327,58 @@ fn s2s_disabled_keeps_the_old_bounce() {
         Some("remote-server-not-found")
     );
     assert!(net.connects.is_empty());
+}
+
+#[test]
+fn an_iq_over_s2s_breaking_the_iq_rules_is_bad_request() {
+    let (mut fed, romeo, juliet) = online();
+    // Open the link from one.example to two.example.
+    fed.send(
+        0,
+        romeo,
+        "<message xmlns='jabber:client' to='juliet@two.example/balcony' type='chat'><body>hi</body></message>",
+    );
+    assert_eq!(bodies(&fed.nets[1].take_inbox(juliet)).len(), 1);
+    // two.example's end of a stream one.example opened (with dialback, two.example opens
+    // one of its own towards one.example too).
+    let peer = fed
+        .accepted
+        .iter()
+        .find(|(j, _, i)| *j == 1 && *i == 0)
+        .map(|(_, peer, _)| *peer)
+        .expect("the stream from one.example");
+    // What one.example's server might relay: no payload, two payloads, no valid type.
+    let addr = "from='romeo@one.example/orchard' to='juliet@two.example/balcony'";
+    for (id, iq) in [
+        ("e0", format!("<iq type='get' id='e0' {addr}/>")),
+        (
+            "e2",
+            format!(
+                "<iq type='set' id='e2' {addr}><query xmlns='jabber:iq:version'/>\
+                 <query xmlns='jabber:iq:last'/></iq>"
+            ),
+        ),
+        (
+            "t",
+            format!("<iq type='query' id='t' {addr}><query xmlns='jabber:iq:version'/></iq>"),
+        ),
+    ] {
+        fed.nets[1].server.handle_input(peer, iq.as_bytes(), T0);
+        fed.pump();
+        let got = fed.nets[0].take_inbox(romeo);
+        let reply = got
+            .iter()
+            .find(|e| e.attr("id") == Some(id))
+            .unwrap_or_else(|| panic!("{id}: an error comes back, got {got:?}"));
+        assert_eq!(reply.attr("type"), Some("error"), "{reply:?}");
+        assert_eq!(
+            error_condition(reply).as_deref(),
+            Some("bad-request"),
+            "{reply:?}"
+        );
+        assert!(
+            fed.nets[1].take_inbox(juliet).is_empty(),
+            "{id}: not delivered"
+        );
+    }
 }
