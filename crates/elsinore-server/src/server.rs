@@ -804,7 +804,15 @@ impl Server {
         self.collect(id, now);
         // Every change to a connection's state ends here: keep its deadline scheduled.
         self.schedule(id);
-        self.settle_timers();
+        // Only `id`'s deadline moved: the earliest entry needs checking only when it is
+        // `id`'s (or a closed connection's). Most stanzas skip this.
+        if self
+            .timers
+            .peek()
+            .is_some_and(|Reverse((_, top))| *top == id || !self.conns.contains_key(top))
+        {
+            self.settle_timers();
+        }
     }
 
     /// Makes sure the heap has an entry for `id`'s deadline no later than the deadline.
