@@ -35,3 +35,11 @@ pub(crate) fn iq_error(head: &IqHead, original: Option<Element>, err: StanzaErro
     iq.set_attr("type", "error");
     iq.with_child(err.to_element(NS_CLIENT))
 }
+
+/// The first child element of `el`, moved out (no copy of the payload tree).
+pub(crate) fn into_payload(el: Element) -> Option<Element> {
+    el.children.into_iter().find_map(|n| match n {
+        elsinore_xml::Node::Element(e) => Some(e),
+        elsinore_xml::Node::Text(_) => None,
+    })
+}

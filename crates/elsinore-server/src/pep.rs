@@ -89,7 +89,7 @@ impl Server {
             Some("set") => IqKind::Set,
             _ => return,
         };
-        let Some(pubsub) = el.elements().next().cloned() else {
+        let Some(pubsub) = crate::iq::into_payload(el) else {
             return;
         };
         let owner = to.map_or_else(|| from.to_bare(), Jid::to_bare);

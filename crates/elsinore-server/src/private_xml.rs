@@ -30,7 +30,7 @@ impl Server {
             Some("set") => IqKind::Set,
             _ => return,
         };
-        let Some(query) = el.elements().next().cloned() else {
+        let Some(query) = crate::iq::into_payload(el) else {
             return;
         };
         let account = from.to_bare();
