@@ -127,10 +127,24 @@ impl RedbStore {
     /// Apply several independent ops in ONE durable write transaction (group commit). Each
     /// op gets its own result, in order, and sees the writes of the ops before it. An op that
     /// breaks the limits fails alone before anything is written; if the transaction itself
-    /// fails (IO, corruption), every op fails and none is applied.
+    /// fails (IO, corruption), every op fails and none is applied. A group without writes is
+    /// read from one snapshot, with no commit.
     pub fn apply_many(&mut self, ops: &[Op]) -> Vec<EffectResult> {
         let checked: Vec<Result<(), StoreError>> =
             ops.iter().map(|op| self.limits.check(op)).collect();
+        if !ops.iter().any(Op::is_write) {
+            // Reads only (credential and roster loads at login): one read snapshot, no
+            // commit and no fsync.
+            return ops
+                .iter()
+                .zip(checked)
+                .map(|(op, check)| {
+                    check
+                        .and_then(|()| self.apply_read(op))
+                        .unwrap_or_else(EffectResult::Failed)
+                })
+                .collect();
+        }
         let run = self.in_write_txn(|table| {
             let mut results = Vec::with_capacity(ops.len());
             for (op, check) in ops.iter().zip(&checked) {
@@ -264,6 +278,27 @@ impl Store for RedbStore {
 mod tests {
     use super::*;
     use elsinore_storage::{Key, Space};
+
+    #[test]
+    fn a_group_of_reads_sees_committed_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = RedbStore::open(&dir.path().join("db")).expect("open");
+        let key = Key::new("a@b", Space::Private, "n");
+        store.apply_many(&[Op::Put(key.clone(), b"v".to_vec())]);
+        let results = store.apply_many(&[
+            Op::Get(key.clone()),
+            Op::Get(Key::new("a@b", Space::Private, "other")),
+            Op::Get(Key::new("a@b", Space::Private, "x".repeat(10_000))),
+        ]);
+        assert_eq!(
+            results,
+            [
+                EffectResult::Value(Some(b"v".to_vec())),
+                EffectResult::Value(None),
+                EffectResult::Failed(StoreError::TooLarge),
+            ]
+        );
+    }
 
     #[test]
     fn failure_after_partial_writes_leaves_nothing() {
