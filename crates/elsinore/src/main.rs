@@ -59,7 +59,7 @@ enum Command {
 struct Common {
     /// TOML configuration file (keys: domain, listen, listen_tls, redirect, gone_domains, data, allow_registration,
     /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, cert, key, client_ca,
-    /// scram_iterations, muc, muc_history, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, tables s2s.peers and limits).
+    /// scram_iterations, muc, muc_history, worker_threads, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, tables s2s.peers and limits).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory [default: ./elsinore-data].
@@ -221,6 +221,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.worker_threads)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
