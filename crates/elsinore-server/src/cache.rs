@@ -72,7 +72,9 @@ pub(crate) struct ValueCache {
     limits: CacheLimits,
     /// Values by account, only for accounts with a session (like the roster cache): an
     /// account's values go when its last session ends. A short list per account, capped
-    /// at [`MAX_PER_ACCOUNT`], so a lookup is a short scan.
+    /// at [`MAX_PER_ACCOUNT`], so a lookup is a short scan. Only accounts with values have
+    /// an entry: who is online is asked of the routing table when a value is filled, so
+    /// an idle session costs the cache nothing.
     accounts: FastMap<String, Vec<Slot>>,
     entries: usize,
     /// Eviction order (CLOCK). May hold keys that were dropped since, or twice; such
@@ -127,13 +129,6 @@ impl ValueCache {
         (self.entries, self.bytes)
     }
 
-    /// `account` has its first session: its values may be cached from now on.
-    pub(crate) fn account_online(&mut self, account: String) {
-        if self.limits.max_entries > 0 {
-            self.accounts.entry(account).or_default();
-        }
-    }
-
     /// `account`'s last session ended: its values are dropped.
     pub(crate) fn account_offline(&mut self, account: &str) {
         if let Some(slots) = self.accounts.remove(account) {
@@ -186,15 +181,27 @@ impl ValueCache {
     }
 
     /// The effect whose op [`ValueCache::begin`] returned completed with `result`.
-    pub(crate) fn finish(&mut self, tracked: Tracked, result: &EffectResult) {
+    /// `online`: whether an account has a session now (only those have values cached).
+    pub(crate) fn finish(
+        &mut self,
+        tracked: Tracked,
+        result: &EffectResult,
+        online: &dyn Fn(&str) -> bool,
+    ) {
         // Reads first: they must be judged against the writes done before this effect.
         let fresh = tracked.epoch == self.writes_done;
-        self.finish_walk(tracked.op, Some(result), fresh);
+        self.finish_walk(tracked.op, Some(result), fresh, online);
     }
 
     /// `result`: `None` when the op did not succeed (a failed batch fails every op in it).
     /// `fresh`: no write completed since the effect was emitted.
-    fn finish_walk(&mut self, op: Op, result: Option<&EffectResult>, fresh: bool) {
+    fn finish_walk(
+        &mut self,
+        op: Op,
+        result: Option<&EffectResult>,
+        fresh: bool,
+        online: &dyn Fn(&str) -> bool,
+    ) {
         let result = result.filter(|r| !r.is_failed());
         match op {
             Op::Get(key) => {
@@ -203,16 +210,16 @@ impl ValueCache {
                     && cached_space(key.space)
                     && !self.busy(&key)
                 {
-                    self.insert(key, value.clone());
+                    self.insert(key, value.clone(), online);
                 }
             }
             Op::Put(key, bytes) if cached_space(key.space) => {
                 let done = matches!(result, Some(EffectResult::Done));
-                self.write_done(key, done.then_some(Some(bytes)));
+                self.write_done(key, done.then_some(Some(bytes)), online);
             }
             Op::Delete(key) if cached_space(key.space) => {
                 let done = matches!(result, Some(EffectResult::Done));
-                self.write_done(key, done.then_some(None));
+                self.write_done(key, done.then_some(None), online);
             }
             Op::Put(..) | Op::Delete(_) => {}
             Op::DeleteAccount(account) => {
@@ -233,14 +240,19 @@ impl ValueCache {
                     _ => None,
                 };
                 for (i, op) in ops.into_iter().enumerate() {
-                    self.finish_walk(op, results.and_then(|r| r.get(i)), fresh);
+                    self.finish_walk(op, results.and_then(|r| r.get(i)), fresh, online);
                 }
             }
         }
     }
 
     /// A write of `key` completed: `Some(value)` what is now stored, `None` it failed.
-    fn write_done(&mut self, key: Key, stored: Option<Option<Vec<u8>>>) {
+    fn write_done(
+        &mut self,
+        key: Key,
+        stored: Option<Option<Vec<u8>>>,
+        online: &dyn Fn(&str) -> bool,
+    ) {
         self.writes_done += 1;
         if let Some(n) = self.writing.get_mut(&key) {
             *n -= 1;
@@ -250,7 +262,9 @@ impl ValueCache {
         }
         match stored {
             // While the account's deletion is in flight the value is about to go.
-            Some(value) if !self.wiping.contains_key(&key.account) => self.insert(key, value),
+            Some(value) if !self.wiping.contains_key(&key.account) => {
+                self.insert(key, value, online)
+            }
             // A failed write had no effect, but dropping the key costs only a reload.
             _ => self.remove(&key),
         }
@@ -261,7 +275,7 @@ impl ValueCache {
             || (!self.wiping.is_empty() && self.wiping.contains_key(&key.account))
     }
 
-    fn insert(&mut self, key: Key, value: Option<Vec<u8>>) {
+    fn insert(&mut self, key: Key, value: Option<Vec<u8>>, online: &dyn Fn(&str) -> bool) {
         let len = value.as_ref().map_or(0, Vec::len);
         let cost = 2 * (key.account.len() + key.name.len()) + len + ENTRY_OVERHEAD;
         if len > self.limits.max_value_bytes || cost > self.limits.max_bytes {
@@ -269,9 +283,10 @@ impl ValueCache {
             self.remove(&key);
             return;
         }
-        let Some(slots) = self.accounts.get_mut(&key.account) else {
+        if !self.accounts.contains_key(&key.account) && !online(&key.account) {
             return; // no session: not cached
-        };
+        }
+        let slots = self.accounts.entry(key.account.clone()).or_default();
         if let Some(slot) = slots
             .iter_mut()
             .find(|s| s.space == key.space && s.name == key.name)
@@ -336,6 +351,10 @@ impl ValueCache {
             .position(|s| s.space == key.space && s.name == key.name)
         {
             let slot = slots.swap_remove(i);
+            if slots.is_empty() {
+                // Only accounts with values keep an entry.
+                self.accounts.remove(&key.account);
+            }
             self.entries -= 1;
             self.bytes -= slot.cost;
         }
@@ -343,8 +362,7 @@ impl ValueCache {
 
     /// Drops every value of `account` (it stays online).
     fn purge(&mut self, account: &str) {
-        if let Some(slots) = self.accounts.get_mut(account) {
-            let slots = core::mem::take(slots);
+        if let Some(slots) = self.accounts.remove(account) {
             self.forget(&slots);
         }
     }
@@ -373,16 +391,18 @@ mod tests {
     }
 
     fn cache(limits: CacheLimits) -> ValueCache {
-        let mut c = ValueCache::new(limits);
-        c.account_online("a@x".into());
-        c.account_online("b@x".into());
-        c
+        ValueCache::new(limits)
+    }
+
+    /// The accounts with a session in these tests.
+    fn online(account: &str) -> bool {
+        account == "a@x" || account == "b@x"
     }
 
     fn put(cache: &mut ValueCache, k: &Key, v: &[u8], result: EffectResult) {
         let op = Op::Put(k.clone(), v.to_vec());
         let tracked = cache.begin(&op).expect("tracked");
-        cache.finish(tracked, &result);
+        cache.finish(tracked, &result, &online);
     }
 
     #[test]
@@ -407,6 +427,7 @@ mod tests {
         c.finish(
             tracked,
             &EffectResult::Failed(elsinore_storage::StoreError::Unavailable("x".into())),
+            &online,
         );
         assert_eq!(c.get(&k), None, "dropped after a failure");
     }
@@ -419,9 +440,9 @@ mod tests {
         let write = c
             .begin(&Op::Put(k.clone(), b"new".to_vec()))
             .expect("tracked");
-        c.finish(read, &EffectResult::Value(Some(b"old".to_vec())));
+        c.finish(read, &EffectResult::Value(Some(b"old".to_vec())), &online);
         assert_eq!(c.get(&k), None);
-        c.finish(write, &EffectResult::Done);
+        c.finish(write, &EffectResult::Done, &online);
         assert_eq!(c.get(&k), Some(Some(b"new".to_vec())));
     }
 
@@ -433,9 +454,9 @@ mod tests {
         let write = c
             .begin(&Op::Put(k.clone(), b"new".to_vec()))
             .expect("tracked");
-        c.finish(write, &EffectResult::Done);
+        c.finish(write, &EffectResult::Done, &online);
         // Out of order: the read ran before the write but is answered after it.
-        c.finish(read, &EffectResult::Value(Some(b"old".to_vec())));
+        c.finish(read, &EffectResult::Value(Some(b"old".to_vec())), &online);
         assert_eq!(c.get(&k), Some(Some(b"new".to_vec())));
     }
 
@@ -444,7 +465,7 @@ mod tests {
         let mut c = cache(CacheLimits::default());
         let k = key("a@x", "ns");
         let read = c.begin(&Op::Get(k.clone())).expect("tracked");
-        c.finish(read, &EffectResult::Value(None));
+        c.finish(read, &EffectResult::Value(None), &online);
         assert_eq!(c.get(&k), Some(None));
     }
 
@@ -464,7 +485,7 @@ mod tests {
             None,
             "not filled while the deletion is in flight"
         );
-        c.finish(tracked, &EffectResult::Batch(vec![EffectResult::Done]));
+        c.finish(tracked, &EffectResult::Batch(vec![EffectResult::Done]), &online);
         assert_eq!(c.get(&k), None);
         assert_eq!(c.get(&other), Some(Some(b"w".to_vec())));
     }
@@ -501,7 +522,9 @@ mod tests {
         put(&mut c, &k, b"v", EffectResult::Done);
         c.account_offline("a@x");
         assert_eq!(c.size(), (0, 0));
-        put(&mut c, &k, b"v", EffectResult::Done);
+        // Its session gone, its values are not filled again.
+        let tracked = c.begin(&Op::Put(k.clone(), b"v".to_vec())).expect("tracked");
+        c.finish(tracked, &EffectResult::Done, &|a| a == "b@x");
         assert_eq!(c.get(&k), None);
         let k = key("c@x", "ns");
         put(&mut c, &k, b"v", EffectResult::Done);

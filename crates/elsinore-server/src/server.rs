@@ -641,7 +641,12 @@ impl Server {
         if !self.cache_ops.is_empty()
             && let Some(op) = self.cache_ops.remove(&id)
         {
-            self.cache.finish(op, &result);
+            // The routing table says who is online: the cache keeps no table of its own.
+            let sessions = &self.sessions;
+            let online = |account: &str| {
+                BareJid::parse(account).is_ok_and(|bare| sessions.contains_key(&bare))
+            };
+            self.cache.finish(op, &result, &online);
         }
         let Some(p) = self.pending.remove(&id) else {
             return;
@@ -923,7 +928,6 @@ impl Server {
                     if !self.sessions.contains_key(&jid.to_bare()) {
                         // First session: warm the roster cache for presence routing.
                         self.load_roster_cache(jid.to_bare(), now);
-                        self.cache.account_online(jid.to_bare().to_string());
                     }
                     let res = jid.resource().unwrap_or_default().to_string();
                     self.sessions
