@@ -485,7 +485,11 @@ mod tests {
             None,
             "not filled while the deletion is in flight"
         );
-        c.finish(tracked, &EffectResult::Batch(vec![EffectResult::Done]), &online);
+        c.finish(
+            tracked,
+            &EffectResult::Batch(vec![EffectResult::Done]),
+            &online,
+        );
         assert_eq!(c.get(&k), None);
         assert_eq!(c.get(&other), Some(Some(b"w".to_vec())));
     }
@@ -523,7 +527,9 @@ mod tests {
         c.account_offline("a@x");
         assert_eq!(c.size(), (0, 0));
         // Its session gone, its values are not filled again.
-        let tracked = c.begin(&Op::Put(k.clone(), b"v".to_vec())).expect("tracked");
+        let tracked = c
+            .begin(&Op::Put(k.clone(), b"v".to_vec()))
+            .expect("tracked");
         c.finish(tracked, &EffectResult::Done, &|a| a == "b@x");
         assert_eq!(c.get(&k), None);
         let k = key("c@x", "ns");

@@ -62,7 +62,7 @@ impl Server {
 
     /// Sessions of `account` that are available, with their priority.
     pub(crate) fn available_sessions(&self, account: &BareJid) -> Vec<(ConnId, i8)> {
-        let Some(list) = self.sessions.get(account) else {
+        let Some(list) = self.sessions.get(account).map(|o| &o.conns) else {
             return Vec::new();
         };
         list.iter()
@@ -74,7 +74,7 @@ impl Server {
     }
 
     fn interested_sessions(&self, account: &BareJid) -> Vec<ConnId> {
-        let Some(list) = self.sessions.get(account) else {
+        let Some(list) = self.sessions.get(account).map(|o| &o.conns) else {
             return Vec::new();
         };
         list.iter()
@@ -87,6 +87,7 @@ impl Server {
         let r = jid.resource()?;
         self.sessions
             .get(jid.bare())?
+            .conns
             .iter()
             .find(|(res, _)| res == r)
             .map(|(_, id)| *id)
@@ -129,7 +130,7 @@ impl Server {
     ) {
         let key = roster_key(&account);
         self.exclusive(key.clone(), now, move |s: &mut Server, now| {
-            if let Some(r) = s.rosters.get(&account).cloned() {
+            if let Some(r) = s.roster(&account).cloned() {
                 s.roster_step(account, key, Ok(r), f, now);
                 return;
             }
@@ -140,9 +141,9 @@ impl Server {
                     _ => Err(()),
                 };
                 if let Ok(r) = &r
-                    && s.sessions.contains_key(&account)
+                    && let Some(o) = s.sessions.get_mut(&account)
                 {
-                    s.rosters.insert(account.clone(), r.clone());
+                    o.roster = Some(Box::new(r.clone()));
                 }
                 s.roster_step(account, key, r, f, now);
             });
@@ -167,11 +168,10 @@ impl Server {
                 let op = Op::Put(key.clone(), new.to_bytes());
                 self.run_effect(op, move |s: &mut Server, result, now| {
                     let ok = matches!(result, EffectResult::Done);
-                    if ok && s.sessions.contains_key(&account) {
-                        s.rosters.insert(account.clone(), new);
-                    } else if !ok {
-                        // The store may or may not hold the write: reload next time.
-                        s.rosters.remove(&account);
+                    if let Some(o) = s.sessions.get_mut(&account) {
+                        // After a failure the store may or may not hold the write: reload
+                        // next time.
+                        o.roster = ok.then(|| Box::new(new));
                     }
                     (update.then)(s, ok, now);
                     s.release(&key);
@@ -192,7 +192,7 @@ impl Server {
             el.set_attr("subscription", "remove");
             el.remove_attr("ask");
         }
-        let ver = self.rosters.get(account).map(|r| r.version);
+        let ver = self.roster(account).map(|r| r.version);
         for id in self.interested_sessions(account) {
             let Some(to) = self.conns.get(&id).and_then(|c| c.jid.clone()) else {
                 continue;
@@ -535,8 +535,7 @@ impl Server {
         let account = jid.to_bare();
         let from = jid.clone();
         let subscribers: Vec<BareJid> = self
-            .rosters
-            .get(&account)
+            .roster(&account)
             .map(|r| r.presence_subscribers().cloned().collect())
             .unwrap_or_default();
         for t in subscribers.iter().chain(core::iter::once(&account)) {

@@ -253,13 +253,13 @@ impl Server {
     /// narrows this per node in [`Server::pep_notify`].
     fn pep_subscribers(&self, owner: &BareJid) -> Vec<Jid> {
         let mut accounts = vec![owner.clone()];
-        if let Some(roster) = self.rosters.get(owner) {
+        if let Some(roster) = self.roster(owner) {
             accounts.extend(roster.presence_subscribers().cloned());
         }
         let mut out = Vec::new();
         for account in accounts {
             let available = self.available_sessions(&account);
-            let Some(list) = self.sessions.get(&account) else {
+            let Some(list) = self.sessions.get(&account).map(|o| &o.conns) else {
                 continue;
             };
             for (res, conn) in list {
@@ -285,8 +285,9 @@ impl Server {
                 if !entitled {
                     continue;
                 }
-                let Some(conn) = self.sessions.get(to.bare()).and_then(|list| {
-                    list.iter()
+                let Some(conn) = self.sessions.get(to.bare()).and_then(|o| {
+                    o.conns
+                        .iter()
                         .find(|(r, _)| Some(r.as_str()) == to.resource())
                         .map(|(_, c)| *c)
                 }) else {

@@ -570,8 +570,7 @@ impl Server {
                 // has a subscription to the user.
                 let account = to.to_bare();
                 let subscribed = self
-                    .rosters
-                    .get(&account)
+                    .roster(&account)
                     .is_some_and(|r| r.presence_subscribers().any(|s| *s == from.to_bare()));
                 if !subscribed {
                     return;

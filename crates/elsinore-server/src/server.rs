@@ -302,6 +302,17 @@ impl core::fmt::Debug for Job {
 /// being aimed at one bucket.
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// What the core holds for an account with sessions: one routing-table entry carries the
+/// roster cache too, instead of a second table keyed by the same JID.
+#[derive(Debug)]
+pub(crate) struct Online {
+    /// Its sessions: (resource, connection).
+    pub(crate) conns: Vec<(String, ConnId)>,
+    /// Its roster once loaded (the store stays the truth). Boxed: the table's slots (which
+    /// it keeps spare) then hold a pointer, not the roster's three fields.
+    pub(crate) roster: Option<Box<Roster>>,
+}
+
 /// The sans-IO server (see the crate documentation for the run loop).
 #[derive(Debug)]
 pub struct Server {
@@ -314,8 +325,8 @@ pub struct Server {
     /// over (a hash table keeps spare capacity).
     pub(crate) conns: FastMap<ConnId, Box<Conn>>,
     pub(crate) next_conn: u64,
-    /// Routing table: account → (resource, connection).
-    pub(crate) sessions: FastMap<BareJid, Vec<(String, ConnId)>>,
+    /// Routing table: account → its sessions and cached roster.
+    pub(crate) sessions: FastMap<BareJid, Online>,
     pub(crate) transmit: VecDeque<(ConnId, Vec<u8>)>,
     pub(crate) events: VecDeque<ServerEvent>,
     pub(crate) effects: VecDeque<Effect>,
@@ -331,8 +342,6 @@ pub struct Server {
     pub(crate) locked: FastMap<Key, VecDeque<Job>>,
     /// Jobs whose lock was handed over, run at the end of the current input.
     pub(crate) ready: VecDeque<Job>,
-    /// Rosters of accounts with sessions (the store stays the truth).
-    pub(crate) rosters: FastMap<BareJid, Roster>,
     /// Wall-clock calibration: Unix milliseconds at `Instant` zero.
     pub(crate) wall_epoch_ms: Option<u64>,
     /// State of the services and components (group chat rooms, uptime).
@@ -378,7 +387,6 @@ impl Server {
             registering: HashSet::new(),
             locked: FastMap::default(),
             ready: VecDeque::new(),
-            rosters: FastMap::default(),
             wall_epoch_ms: None,
             ext: crate::services::Extras::new(now),
             s2s: crate::s2s::S2sState::default(),
@@ -397,7 +405,7 @@ impl Server {
 
     /// Number of established sessions.
     pub fn session_count(&self) -> usize {
-        self.sessions.values().map(Vec::len).sum()
+        self.sessions.values().map(|o| o.conns.len()).sum()
     }
 
     /// Over its stanza or byte rate, connection `conn` processes no input before this
@@ -427,7 +435,11 @@ impl Server {
             connections: self.conns.len(),
             sessions: self.session_count(),
             accounts_online: self.sessions.len(),
-            cached_rosters: self.rosters.len(),
+            cached_rosters: self
+                .sessions
+                .values()
+                .filter(|o| o.roster.is_some())
+                .count(),
             locked_keys: self.locked.len(),
             waiting_jobs: self.locked.values().map(VecDeque::len).sum::<usize>() + self.ready.len(),
             pending_effects: self.pending.len(),
@@ -932,9 +944,13 @@ impl Server {
                     let res = jid.resource().unwrap_or_default().to_string();
                     self.sessions
                         .entry(jid.to_bare())
-                        // Most accounts have one session: room for one, not the four a
-                        // first push would reserve.
-                        .or_insert_with(|| Vec::with_capacity(1))
+                        .or_insert_with(|| Online {
+                            // Most accounts have one session: room for one, not the four
+                            // a first push would reserve.
+                            conns: Vec::with_capacity(1),
+                            roster: None,
+                        })
+                        .conns
                         .push((res, id));
                 }
                 Event::PreAuthIq(el) => self.handle_register(id, el, now),
@@ -963,9 +979,6 @@ impl Server {
                             }
                             self.remove_session(&jid, id);
                             self.session_closed(&jid, id, now);
-                            if !self.sessions.contains_key(&jid.to_bare()) {
-                                self.rosters.remove(&jid.to_bare());
-                            }
                         }
                     }
                     self.events.push_back(ServerEvent::Close(id));
@@ -975,11 +988,17 @@ impl Server {
         }
     }
 
+    /// The cached roster of `account` (only accounts with sessions have one).
+    pub(crate) fn roster(&self, account: &BareJid) -> Option<&Roster> {
+        self.sessions.get(account)?.roster.as_deref()
+    }
+
     fn remove_session(&mut self, jid: &Jid, id: ConnId) {
         let bare = jid.to_bare();
-        if let Some(list) = self.sessions.get_mut(&bare) {
+        if let Some(Online { conns: list, .. }) = self.sessions.get_mut(&bare) {
             list.retain(|(_, c)| *c != id);
             if list.is_empty() {
+                // Its cached roster goes with it.
                 self.sessions.remove(&bare);
                 self.cache.account_offline(&bare.to_string());
             }
@@ -994,7 +1013,11 @@ impl Server {
         else {
             return;
         };
-        let existing = self.sessions.get(&account).cloned().unwrap_or_default();
+        let existing = self
+            .sessions
+            .get(&account)
+            .map(|o| o.conns.clone())
+            .unwrap_or_default();
         let resource = match resource {
             Some(r) => r,
             None => loop {
@@ -1152,7 +1175,7 @@ impl Server {
             self.bounce(id, &el, err, now);
             return;
         }
-        let targets: Vec<ConnId> = match self.sessions.get(&to.to_bare()) {
+        let targets: Vec<ConnId> = match self.sessions.get(&to.to_bare()).map(|o| &o.conns) {
             None => Vec::new(),
             Some(list) => match to.resource() {
                 Some(r) => list

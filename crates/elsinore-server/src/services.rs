@@ -777,11 +777,13 @@ impl Server {
                         return;
                     }
                     s.deliver_to_conn(id, &iq_result(&head, None), now);
-                    s.rosters.remove(&account);
+                    if let Some(o) = s.sessions.get_mut(&account) {
+                        o.roster = None;
+                    }
                     let conns: Vec<ConnId> = s
                         .sessions
                         .get(&account)
-                        .map(|l| l.iter().map(|(_, c)| *c).collect())
+                        .map(|o| o.conns.iter().map(|(_, c)| *c).collect())
                         .unwrap_or_default();
                     for c in conns {
                         if let Some(conn) = s.conns.get_mut(&c) {
