@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
@@ -299,7 +300,7 @@ impl Serve {
                 })?
         };
         let timer = tokio::spawn(timer_task(Arc::clone(&shared)));
-        let mut tasks = tokio::task::JoinSet::new();
+        let tasks = Arc::new(TaskCount::default());
         // Refusals on the direct TLS port over the connection limit (aborted when run ends).
         let mut refusing = tokio::task::JoinSet::new();
         let direct_tls = self.direct_tls;
@@ -421,7 +422,6 @@ impl Serve {
                     debug!(%peer, "s2s connection");
                     tasks.spawn(crate::s2s::accept_s2s(Arc::clone(&shared), stream, rt));
                 }
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         };
 
@@ -432,14 +432,14 @@ impl Serve {
         // Every stream gets a `system-shutdown` stream error and is closed by its task.
         let now = shared.clock.now();
         shared.with_core(|s| s.shutdown(now));
-        let graceful = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(CLOSE_GRACE, graceful).await.is_err() {
-            // Dropping the senders ends the remaining tasks' loops; then stop waiting.
+        if tokio::time::timeout(CLOSE_GRACE, tasks.idle())
+            .await
+            .is_err()
+        {
+            // Dropping the senders ends the remaining tasks' loops; then stop waiting (a
+            // task still stuck ends with the runtime).
             shared.lock().conns.clear();
-            let rest = async { while tasks.join_next().await.is_some() {} };
-            if tokio::time::timeout(CLOSE_GRACE, rest).await.is_err() {
-                tasks.abort_all();
-            }
+            let _ = tokio::time::timeout(CLOSE_GRACE, tasks.idle()).await;
         }
         timer.abort();
         queue.stop();
@@ -762,6 +762,56 @@ fn with_client_auth(
 /// Direct TLS connections over the limit that are answered at once; more are closed
 /// unanswered (each answer costs a handshake).
 const MAX_TLS_REFUSALS: usize = 16;
+
+/// The live connection tasks: enough to hold to the connection limit and to wait for them
+/// at shutdown, without a `JoinSet` (which keeps an entry of its own per task, 56 bytes).
+#[derive(Default)]
+struct TaskCount {
+    live: AtomicUsize,
+    /// Woken when `live` drops to zero.
+    none_left: tokio::sync::Notify,
+}
+
+/// Held by a task's future: dropped when the task ends, or is dropped unfinished (runtime
+/// shutdown), which takes it off the count.
+struct Counted(Arc<TaskCount>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
+}
+
+impl TaskCount {
+    fn len(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    fn spawn(self: &Arc<Self>, task: impl Future<Output = ()> + Send + 'static) {
+        self.live.fetch_add(1, Ordering::AcqRel);
+        let counted = Counted(Arc::clone(self));
+        tokio::spawn(async move {
+            let _counted = counted;
+            task.await;
+        });
+    }
+
+    /// Returns once no task is left.
+    async fn idle(&self) {
+        loop {
+            let notified = self.none_left.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a wakeup between the two is not lost.
+            notified.as_mut().enable();
+            if self.len() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 /// Bound on one such answer: handshake, refusal, and waiting for the peer to close.
 const TLS_REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
