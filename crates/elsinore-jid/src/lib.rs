@@ -301,6 +301,11 @@ impl Jid {
         self.resource.as_deref()
     }
 
+    /// The resourcepart's shared allocation, for a copy that costs no memory of its own.
+    pub fn resource_shared(&self) -> Option<&Arc<str>> {
+        self.resource.as_ref()
+    }
+
     /// The bare part of this JID.
     pub fn bare(&self) -> &BareJid {
         &self.bare

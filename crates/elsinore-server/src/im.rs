@@ -89,7 +89,7 @@ impl Server {
             .get(jid.bare())?
             .conns
             .iter()
-            .find(|(res, _)| res == r)
+            .find(|(res, _)| **res == *r)
             .map(|(_, id)| *id)
     }
 

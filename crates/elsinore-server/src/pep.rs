@@ -288,7 +288,7 @@ impl Server {
                 let Some(conn) = self.sessions.get(to.bare()).and_then(|o| {
                     o.conns
                         .iter()
-                        .find(|(r, _)| Some(r.as_str()) == to.resource())
+                        .find(|(r, _)| Some(&**r) == to.resource())
                         .map(|(_, c)| *c)
                 }) else {
                     continue;

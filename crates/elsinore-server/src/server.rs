@@ -306,8 +306,8 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// roster cache too, instead of a second table keyed by the same JID.
 #[derive(Debug)]
 pub(crate) struct Online {
-    /// Its sessions: (resource, connection).
-    pub(crate) conns: Vec<(String, ConnId)>,
+    /// Its sessions: (resource, shared with the session's JID, connection).
+    pub(crate) conns: Vec<(Arc<str>, ConnId)>,
     /// Its roster once loaded (the store stays the truth). Boxed: the table's slots (which
     /// it keeps spare) then hold a pointer, not the roster's three fields.
     pub(crate) roster: Option<Box<Roster>>,
@@ -941,7 +941,7 @@ impl Server {
                         // First session: warm the roster cache for presence routing.
                         self.load_roster_cache(jid.to_bare(), now);
                     }
-                    let res = jid.resource().unwrap_or_default().to_string();
+                    let res = jid.resource_shared().cloned().unwrap_or_else(|| "".into());
                     self.sessions
                         .entry(jid.to_bare())
                         .or_insert_with(|| Online {
@@ -1022,7 +1022,7 @@ impl Server {
             Some(r) => r,
             None => loop {
                 let r = format!("elsinore-{}", self.rng.token(10));
-                if !existing.iter().any(|(e, _)| *e == r) {
+                if !existing.iter().any(|(e, _)| **e == *r) {
                     break r;
                 }
             },
@@ -1032,7 +1032,7 @@ impl Server {
             Ok(full) => {
                 // A resource already bound: the new session wins and the old
                 // one is closed with `conflict` (RFC 6120 7.7.2.2, first option).
-                if let Some((_, old)) = existing.iter().find(|(r, _)| *r == resource) {
+                if let Some((_, old)) = existing.iter().find(|(r, _)| **r == *resource) {
                     let old = *old;
                     if let Some(c) = self.conns.get_mut(&old) {
                         c.stream.send_stream_error(
@@ -1180,7 +1180,7 @@ impl Server {
             Some(list) => match to.resource() {
                 Some(r) => list
                     .iter()
-                    .filter(|(res, _)| res == r)
+                    .filter(|(res, _)| **res == *r)
                     .map(|(_, c)| *c)
                     .collect(),
                 None if el.name == "iq" => Vec::new(),
