@@ -524,20 +524,7 @@ impl Server {
             "presence" => self.s2s_presence(from, to, el, now),
             _ => {
                 let ty = el.attr("type").unwrap_or_default().to_string();
-                // The same iq rules as on c2s (RFC 6120 8.2.3, draft-ietf-xmpp-core-11
-                // 7.5.2-3): one of the four types, and a get or set with exactly one payload.
-                let bad = match ty.as_str() {
-                    "get" | "set" => (el.elements().take(2).count() != 1)
-                        .then_some("an iq get or set carries exactly one payload"),
-                    "result" | "error" => None,
-                    _ => Some("an iq needs the type get, set, result or error"),
-                };
-                if let Some(why) = bad {
-                    // One without an id could not be matched to an answer: dropped.
-                    if el.attr("id").is_some() {
-                        let err = StanzaError::new(DefinedCondition::BadRequest).with_text(why);
-                        self.bounce(id, &el, err, now);
-                    }
+                if !self.iq_rules_met(id, &el, now) {
                     return;
                 }
                 if ty == "get" || ty == "set" {

@@ -1086,25 +1086,7 @@ impl Server {
                 return;
             }
         };
-        // An iq needs one of the four types (RFC 6120 8.2.3, draft-ietf-xmpp-core-11
-        // 7.5.2); one without an id is dropped, as no answer to it could be matched.
-        if el.name == "iq" && !matches!(el.attr("type"), Some("get" | "set" | "result" | "error")) {
-            if el.attr("id").is_some() {
-                let err = StanzaError::new(DefinedCondition::BadRequest)
-                    .with_text("an iq needs the type get, set, result or error");
-                self.bounce(id, &el, err, now);
-            }
-            return;
-        }
-        // A get or set carries exactly one payload (RFC 6120 8.2.3, draft-ietf-xmpp-core-11
-        // 7.5.3), whoever it is for: the recipient could not tell which one to answer.
-        if el.name == "iq"
-            && matches!(el.attr("type"), Some("get" | "set"))
-            && el.elements().take(2).count() != 1
-        {
-            let err = StanzaError::new(DefinedCondition::BadRequest)
-                .with_text("an iq get or set carries exactly one payload");
-            self.bounce(id, &el, err, now);
+        if !self.iq_rules_met(id, &el, now) {
             return;
         }
         // Components (group chat, updates) and service iqs (src/services.rs) first.
@@ -1223,6 +1205,31 @@ impl Server {
             .children
             .push(elsinore_xml::Node::Element(err.to_element(NS_CLIENT)));
         self.deliver_to_conn(id, &reply, now);
+    }
+
+    /// The rules every iq meets, from a client or a remote server alike (RFC 6120 8.2.3,
+    /// draft-ietf-xmpp-core-11 7.5.2-3): one of the four types, and a get or set carries
+    /// exactly one payload (the recipient could not tell which one to answer). `false` when
+    /// `el` breaks them: it was answered with `bad-request`, or dropped when it has no id
+    /// (no answer to it could be matched). Anything but an iq passes.
+    pub(crate) fn iq_rules_met(&mut self, id: ConnId, el: &Element, now: Instant) -> bool {
+        if el.name != "iq" {
+            return true;
+        }
+        let broken = match el.attr("type") {
+            Some("get" | "set") => (el.elements().take(2).count() != 1)
+                .then_some("an iq get or set carries exactly one payload"),
+            Some("result" | "error") => None,
+            _ => Some("an iq needs the type get, set, result or error"),
+        };
+        let Some(why) = broken else {
+            return true;
+        };
+        if el.attr("id").is_some() {
+            let err = StanzaError::new(DefinedCondition::BadRequest).with_text(why);
+            self.bounce(id, el, err, now);
+        }
+        false
     }
 }
 
