@@ -8,10 +8,14 @@ use anyhow::{Context, Result, bail};
 
 use crate::proc;
 
-/// The workspace root (the parent of this crate's directory).
+/// The workspace root (the parent of this crate's directory). `cargo run` sets
+/// `CARGO_MANIFEST_DIR` at run time too; that one wins, because a binary cached in a target
+/// directory shared by several checkouts was compiled with another checkout's path.
 pub fn root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
 }
 
 /// The cargo that runs us (`cargo run` sets `CARGO`), so nested builds use the same
