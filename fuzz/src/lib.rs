@@ -130,6 +130,7 @@ pub fn credentials(
         sha1: scram(Hash::Sha1, salt1),
         sha256: scram(Hash::Sha256, salt256),
         digest_md5: None,
+        legacy_password: None,
     }
 }
 

@@ -1,5 +1,7 @@
-//! Stored credentials: SCRAM keys per hash, never the password.
+//! Stored credentials: SCRAM keys per hash; the password itself only where an operator
+//! opted into XEP-0078 digest authentication, which cannot work without it.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::crypto::HashAlg;
@@ -41,6 +43,10 @@ pub struct StoredCredentials {
     /// password-equivalent for DIGEST-MD5 in that realm (not for SCRAM or PLAIN). Without it
     /// DIGEST-MD5 fails for the account with `not-authorized`.
     pub digest_md5: Option<[u8; 16]>,
+    /// The password as it was set, for XEP-0078 `<digest/>` (SHA1 of the stream id and the
+    /// password), which no stored verifier can check. Only kept when the server enables
+    /// that form ([`StoredCredentials::with_legacy_password`]); plaintext-equivalent.
+    pub legacy_password: Option<String>,
 }
 
 // Keys are secrets: keep them out of logs.
@@ -50,6 +56,7 @@ impl core::fmt::Debug for StoredCredentials {
             .field("sha1", &self.sha1)
             .field("sha256", &self.sha256)
             .field("digest_md5", &self.digest_md5.is_some())
+            .field("legacy_password", &self.legacy_password.is_some())
             .finish()
     }
 }
@@ -58,6 +65,13 @@ impl core::fmt::Debug for StoredCredentials {
 const ENCODING_V1: u8 = 1;
 /// First byte of the version 2 encoding (SCRAM verifiers and the DIGEST-MD5 secret).
 const ENCODING_V2: u8 = 2;
+/// First byte of the version 3 encoding: the verifiers, then a flags byte saying which of
+/// the DIGEST-MD5 secret and the legacy password follow.
+const ENCODING_V3: u8 = 3;
+const FLAG_DIGEST_MD5: u8 = 1;
+const FLAG_LEGACY_PASSWORD: u8 = 2;
+/// Longest legacy password kept (bytes); longer ones are refused when set.
+pub const MAX_LEGACY_PASSWORD_BYTES: usize = 1024;
 
 impl StoredScram {
     fn derive(alg: HashAlg, password: &[u8], salt: &[u8], iterations: u32) -> StoredScram {
@@ -155,6 +169,7 @@ impl StoredCredentials {
                 iterations,
             ),
             digest_md5: None,
+            legacy_password: None,
         })
     }
 
@@ -180,23 +195,55 @@ impl StoredCredentials {
         Ok(creds)
     }
 
+    /// Also keeps `password` for XEP-0078 digest authentication. It is stored as given (the
+    /// client hashes what the user typed); at most [`MAX_LEGACY_PASSWORD_BYTES`] bytes.
+    pub fn with_legacy_password(mut self, password: &str) -> Result<Self, SaslError> {
+        if password.is_empty() {
+            return Err(SaslError::EmptyPassword);
+        }
+        if password.len() > MAX_LEGACY_PASSWORD_BYTES {
+            return Err(SaslError::InvalidCredentials);
+        }
+        self.legacy_password = Some(String::from(password));
+        Ok(self)
+    }
+
     /// Compact binary encoding for the store.
     ///
     /// Layout: a version byte, then for SHA-1 and SHA-256 in turn: iterations (u32 BE),
     /// salt length (u16 BE), salt, StoredKey, ServerKey (hash-length each). Version 1
-    /// (`0x01`) ends there and is written when there is no DIGEST-MD5 secret (so older
-    /// readers keep working); version 2 (`0x02`) appends the 16-byte DIGEST-MD5 secret.
+    /// (`0x01`) ends there and is written when there is nothing else (so older readers keep
+    /// working); version 2 (`0x02`) appends the 16-byte DIGEST-MD5 secret; version 3
+    /// (`0x03`, only with a legacy password) appends a flags byte, the DIGEST-MD5 secret if
+    /// flagged, and the password (u16 BE length, UTF-8).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + 2 * (6 + 16) + 2 * (20 + 32) + 16);
-        out.push(if self.digest_md5.is_some() {
-            ENCODING_V2
-        } else {
-            ENCODING_V1
-        });
+        let version = match (&self.digest_md5, &self.legacy_password) {
+            (_, Some(_)) => ENCODING_V3,
+            (Some(_), None) => ENCODING_V2,
+            (None, None) => ENCODING_V1,
+        };
+        out.push(version);
         self.sha1.encode(&mut out);
         self.sha256.encode(&mut out);
+        if version == ENCODING_V3 {
+            let mut flags = 0;
+            if self.digest_md5.is_some() {
+                flags |= FLAG_DIGEST_MD5;
+            }
+            if self.legacy_password.is_some() {
+                flags |= FLAG_LEGACY_PASSWORD;
+            }
+            out.push(flags);
+        }
         if let Some(d) = &self.digest_md5 {
             out.extend_from_slice(d);
+        }
+        if let Some(p) = &self.legacy_password {
+            // Bounded by `with_legacy_password`; clamp anyway so the length always fits.
+            let p = &p.as_bytes()[..p.len().min(MAX_LEGACY_PASSWORD_BYTES)];
+            out.extend_from_slice(&(p.len() as u16).to_be_bytes());
+            out.extend_from_slice(p);
         }
         out
     }
@@ -206,13 +253,32 @@ impl StoredCredentials {
     pub fn from_bytes(bytes: &[u8]) -> Result<StoredCredentials, SaslError> {
         let mut input = bytes;
         let version = take_array::<1>(&mut input)?[0];
-        if version != ENCODING_V1 && version != ENCODING_V2 {
+        if !(ENCODING_V1..=ENCODING_V3).contains(&version) {
             return Err(SaslError::InvalidCredentials);
         }
         let sha1 = StoredScram::decode(HashAlg::Sha1, &mut input)?;
         let sha256 = StoredScram::decode(HashAlg::Sha256, &mut input)?;
-        let digest_md5 = if version == ENCODING_V2 {
+        let flags = match version {
+            ENCODING_V1 => 0,
+            ENCODING_V2 => FLAG_DIGEST_MD5,
+            _ => take_array::<1>(&mut input)?[0],
+        };
+        if flags & !(FLAG_DIGEST_MD5 | FLAG_LEGACY_PASSWORD) != 0 {
+            return Err(SaslError::InvalidCredentials);
+        }
+        let digest_md5 = if flags & FLAG_DIGEST_MD5 != 0 {
             Some(take_array::<16>(&mut input)?)
+        } else {
+            None
+        };
+        let legacy_password = if flags & FLAG_LEGACY_PASSWORD != 0 {
+            let len = u16::from_be_bytes(take_array::<2>(&mut input)?) as usize;
+            if len == 0 || len > MAX_LEGACY_PASSWORD_BYTES {
+                return Err(SaslError::InvalidCredentials);
+            }
+            let bytes = take(&mut input, len)?;
+            let text = core::str::from_utf8(bytes).map_err(|_| SaslError::InvalidCredentials)?;
+            Some(String::from(text))
         } else {
             None
         };
@@ -223,6 +289,7 @@ impl StoredCredentials {
             sha1,
             sha256,
             digest_md5,
+            legacy_password,
         })
     }
 

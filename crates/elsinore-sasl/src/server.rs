@@ -143,6 +143,13 @@ enum State {
     },
     /// DIGEST-MD5: `rspauth` was sent; the client answers with an empty response.
     DigestAwaitAck(Identity),
+    /// XEP-0078 `<digest/>`: waiting for the account's stored legacy password.
+    LegacyDigestAwaitCredentials {
+        ident: Identity,
+        stream_id: String,
+        /// Lower-case hex, as the client sent it (case folded).
+        digest: String,
+    },
     /// EXTERNAL or ANONYMOUS without initial response: the empty challenge was sent.
     ExternalAwaitResponse,
     AnonymousAwaitResponse,
@@ -173,6 +180,7 @@ impl core::fmt::Debug for ServerSession {
             State::DigestAwaitResponse => "DigestAwaitResponse",
             State::DigestAwaitCredentials { .. } => "DigestAwaitCredentials",
             State::DigestAwaitAck(_) => "DigestAwaitAck",
+            State::LegacyDigestAwaitCredentials { .. } => "LegacyDigestAwaitCredentials",
             State::ExternalAwaitResponse => "ExternalAwaitResponse",
             State::AnonymousAwaitResponse => "AnonymousAwaitResponse",
             State::Done => "Done",
@@ -274,6 +282,51 @@ impl ServerSession {
         (session, step)
     }
 
+    /// Starts checking a XEP-0078 `jabber:iq:auth` set with `<digest/>`: lower-case hex of
+    /// SHA1(`stream_id` ‖ password). The next step asks for `username`'s credentials; only
+    /// accounts stored with a legacy password
+    /// ([`StoredCredentials::with_legacy_password`]) can pass, others fail with
+    /// `not-authorized` like a wrong digest. [`mechanism`](Self::mechanism) reports PLAIN,
+    /// the password login this stands in for.
+    pub fn start_legacy_digest(
+        username: &str,
+        stream_id: &str,
+        digest: &str,
+    ) -> (ServerSession, ServerStep) {
+        let mut session = ServerSession {
+            mech: Mechanism::Plain,
+            server_nonce: String::new(),
+            ctx: ServerContext::new(""),
+            decoy_secret: Vec::new(),
+            decoy_iterations: MIN_ITERATIONS,
+            anonymous: false,
+            trace: None,
+            state: State::Done,
+        };
+        let well_formed = digest.len() == 40 && digest.bytes().all(|b| b.is_ascii_hexdigit());
+        if !well_formed || username.len() > MAX_MESSAGE_BYTES || stream_id.len() > MAX_NONCE_BYTES {
+            return (session, ServerStep::Failure(SaslFailure::MalformedRequest));
+        }
+        let authcid = match prep::saslprep(username) {
+            Ok(a) if !a.is_empty() => String::from(a),
+            _ => return (session, ServerStep::Failure(SaslFailure::MalformedRequest)),
+        };
+        let ident = Identity {
+            authcid,
+            authzid: None,
+        };
+        session.state = State::LegacyDigestAwaitCredentials {
+            ident: ident.clone(),
+            stream_id: String::from(stream_id),
+            digest: digest.to_ascii_lowercase(),
+        };
+        let step = ServerStep::NeedCredentials {
+            authcid: ident.authcid,
+            authzid: None,
+        };
+        (session, step)
+    }
+
     /// Whether the exchange succeeded as ANONYMOUS: the caller must create a temporary
     /// identity (a generated localpart or resource) instead of using the empty authcid.
     pub fn is_anonymous(&self) -> bool {
@@ -325,6 +378,27 @@ impl ServerSession {
             }
             State::DigestAwaitCredentials { ident, resp } => {
                 self.digest_verify(ident, &resp, creds)
+            }
+            State::LegacyDigestAwaitCredentials {
+                ident,
+                stream_id,
+                digest,
+            } => {
+                let expected = creds
+                    .and_then(|c| c.legacy_password.as_deref())
+                    .map(|p| crate::legacy::legacy_digest(&stream_id, p));
+                // Both are 40 hex digits here, so only the content comparison is timed.
+                let ok =
+                    expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(digest.as_bytes())));
+                if ok {
+                    ServerStep::Success {
+                        authcid: ident.authcid,
+                        authzid: None,
+                        additional: None,
+                    }
+                } else {
+                    ServerStep::Failure(SaslFailure::NotAuthorized)
+                }
             }
             // Credentials were not asked for: the caller misused the session.
             _ => ServerStep::Failure(SaslFailure::TemporaryAuthFailure),

@@ -1,9 +1,11 @@
 //! Accounts: where credentials live and how they are made.
 //!
-//! Only salted SCRAM keys are stored (SHA-1 and SHA-256), never the password. When
+//! Salted SCRAM keys are stored (SHA-1 and SHA-256), by default never the password. When
 //! DIGEST-MD5 is enabled ([`CredentialPolicy::digest_md5`]), the RFC 2831 secret
 //! `H(localpart:domain:password)` is stored next to them (credential encoding version 2;
-//! records without it stay readable and simply cannot use DIGEST-MD5).
+//! records without it stay readable and simply cannot use DIGEST-MD5). When XEP-0078 digest
+//! logins are enabled ([`CredentialPolicy::legacy_digest`]) the password itself is kept too
+//! (version 3), as that digest cannot be checked otherwise.
 
 use elsinore_jid::BareJid;
 use elsinore_sasl::StoredCredentials;
@@ -51,6 +53,9 @@ pub struct CredentialPolicy {
     /// served domain as realm. It is password-equivalent for DIGEST-MD5, so it is only
     /// stored when the server offers that mechanism.
     pub digest_md5: bool,
+    /// Also keep the password itself, for XEP-0078 `<digest/>` logins on pre-1.0 streams
+    /// (no stored verifier can check that digest). Plaintext-equivalent: off by default.
+    pub legacy_digest: bool,
 }
 
 impl CredentialPolicy {
@@ -59,6 +64,7 @@ impl CredentialPolicy {
         CredentialPolicy {
             iterations,
             digest_md5: false,
+            legacy_digest: false,
         }
     }
 }
@@ -101,6 +107,10 @@ fn derive_for(
             policy.iterations,
         ),
         None => StoredCredentials::derive(password, &s1[..16], &s256[..16], policy.iterations),
+    };
+    let creds = match creds {
+        Ok(c) if policy.legacy_digest => c.with_legacy_password(password),
+        other => other,
     };
     creds.map_err(|e| AccountError::BadPassword(e.to_string()))
 }

@@ -89,6 +89,11 @@ pub struct ServerConfig {
     /// Offer SASL DIGEST-MD5 and store its secret whenever a password is set (off by
     /// default: RFC 6331 made it Historic and the secret is password-equivalent).
     pub sasl_digest_md5: bool,
+    /// Accept XEP-0078 `<digest/>` logins on pre-1.0 streams and keep every password set
+    /// from now on for them (off by default: the stored password is plaintext-equivalent).
+    /// Accounts whose password was set before cannot use the digest form until it is set
+    /// again.
+    pub legacy_auth_digest: bool,
     /// Whether the adapter can do TLS (a certificate is configured).
     pub tls_available: bool,
     /// Per-connection limits.
@@ -145,6 +150,7 @@ impl ServerConfig {
             allow_plaintext_auth: false,
             allow_anonymous: false,
             sasl_digest_md5: false,
+            legacy_auth_digest: false,
             tls_available: true,
             limits: Limits::default(),
             scram_iterations: accounts::DEFAULT_SCRAM_ITERATIONS,
@@ -174,6 +180,7 @@ impl ServerConfig {
         accounts::CredentialPolicy {
             iterations: self.scram_iterations,
             digest_md5: self.sasl_digest_md5,
+            legacy_digest: self.legacy_auth_digest,
         }
     }
 
@@ -202,6 +209,7 @@ impl ServerConfig {
         }
         c.allow_registration = self.allow_registration;
         c.allow_anonymous = self.allow_anonymous;
+        c.legacy_digest = self.legacy_auth_digest;
         c.decoy = self.decoy_secret.map(|s| (s, self.scram_iterations));
         c.redirect = self.redirect.clone();
         c.gone_domains = self.gone_domains.clone();

@@ -229,3 +229,111 @@ mod digest_md5 {
         assert!(out.contains("<success"), "{out}");
     }
 }
+
+/// The `id` attribute of the stream header in `out`.
+fn stream_id_of(out: &str) -> String {
+    let header = &out[out.find("<stream:stream").expect("a stream header")..];
+    let at = header.find(" id='").expect("an id") + 5;
+    header[at..at + header[at..].find('\'').expect("quoted")].to_string()
+}
+
+const PRE_1_0_HEADER: &str = "<?xml version='1.0'?><stream:stream to='verona.lit' \
+    xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+/// Registers Romeo in band (so the password is stored the way the server's policy says).
+fn register_romeo(net: &mut Net) {
+    let conn = net.server.accept(T0);
+    raw_exchange(net, conn, HEADER);
+    let ok = raw_exchange(
+        net,
+        conn,
+        "<iq type='set' id='r'><query xmlns='jabber:iq:register'><username>romeo</username><password>Calli0pe</password></query></iq>",
+    );
+    assert!(ok.contains("type='result'"), "{ok}");
+}
+
+fn digest_auth(stream_id: &str, password: &str) -> String {
+    let digest = elsinore_sasl::legacy_digest(stream_id, password);
+    format!(
+        "<iq type='set' id='a'><query xmlns='jabber:iq:auth'><username>romeo</username>\
+         <digest>{digest}</digest><resource>orchard</resource></query></iq>"
+    )
+}
+
+#[test]
+fn legacy_digest_login_when_the_server_keeps_passwords_for_it() {
+    let mut cfg = ServerConfig::new("verona.lit");
+    cfg.allow_registration = true;
+    cfg.tls_available = false;
+    cfg.allow_plaintext_auth = true;
+    cfg.legacy_auth_digest = true;
+    let mut net = Net::with_config(cfg);
+    register_romeo(&mut net);
+
+    // Guide / XEP-0078: the get lists every accepted field, digest included.
+    let conn = net.server.accept(T0);
+    let header = raw_exchange(&mut net, conn, PRE_1_0_HEADER);
+    let stream_id = stream_id_of(&header);
+    let fields = raw_exchange(
+        &mut net,
+        conn,
+        "<iq type='get' id='f'><query xmlns='jabber:iq:auth'><username>romeo</username></query></iq>",
+    );
+    assert!(
+        fields.contains("<digest") && fields.contains("<password"),
+        "{fields}"
+    );
+    // A digest over another stream's id, or of another password, is refused (401).
+    let wrong = raw_exchange(&mut net, conn, &digest_auth(&stream_id, "calliope"));
+    assert!(
+        wrong.contains("not-authorized") && wrong.contains("code='401'"),
+        "{wrong}"
+    );
+    let conn = net.server.accept(T0);
+    let header = raw_exchange(&mut net, conn, PRE_1_0_HEADER);
+    let replayed = raw_exchange(&mut net, conn, &digest_auth(&stream_id, "Calli0pe"));
+    assert!(replayed.contains("not-authorized"), "{replayed}");
+    // The right digest over this stream's id logs in with the requested resource.
+    let ok = raw_exchange(
+        &mut net,
+        conn,
+        &digest_auth(&stream_id_of(&header), "Calli0pe"),
+    );
+    assert!(
+        ok.contains("type='result'") && ok.contains("id='a'"),
+        "{ok}"
+    );
+    let roster = raw_exchange(
+        &mut net,
+        conn,
+        "<iq type='get' id='q'><query xmlns='jabber:iq:roster'/></iq>",
+    );
+    assert!(roster.contains("type='result'"), "logged in: {roster}");
+}
+
+#[test]
+fn legacy_digest_is_neither_offered_nor_accepted_by_default() {
+    let mut net = server(true);
+    register_romeo(&mut net);
+    let conn = net.server.accept(T0);
+    let header = raw_exchange(&mut net, conn, PRE_1_0_HEADER);
+    let fields = raw_exchange(
+        &mut net,
+        conn,
+        "<iq type='get' id='f'><query xmlns='jabber:iq:auth'><username>romeo</username></query></iq>",
+    );
+    assert!(
+        fields.contains("<password") && !fields.contains("<digest"),
+        "{fields}"
+    );
+    // Without a password field the set lacks what the server asked for: 406.
+    let refused = raw_exchange(
+        &mut net,
+        conn,
+        &digest_auth(&stream_id_of(&header), "Calli0pe"),
+    );
+    assert!(
+        refused.contains("not-acceptable") && refused.contains("code='406'"),
+        "{refused}"
+    );
+}

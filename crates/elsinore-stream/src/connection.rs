@@ -165,6 +165,9 @@ pub struct ServerConfig {
     pub allow_anonymous: bool,
     /// Offer in-band registration (XEP-0077) before authentication.
     pub allow_registration: bool,
+    /// Offer and accept the `<digest/>` form of `jabber:iq:auth` on pre-1.0 streams (the
+    /// server must store passwords for it; see `ServerSession::start_legacy_digest`).
+    pub legacy_digest: bool,
     /// Per-installation secret keying the SCRAM decoy answers for unknown
     /// accounts (so salts do not reveal which accounts exist), with the
     /// iteration count real accounts use.
@@ -196,6 +199,7 @@ impl ServerConfig {
             ],
             allow_anonymous: false,
             allow_registration: false,
+            legacy_digest: false,
             decoy: None,
             redirect: None,
             gone_domains: Vec::new(),
@@ -1462,9 +1466,9 @@ impl Connection {
         }
     }
 
-    /// jabber:iq:auth (XEP-0078, the Jabber Programmers Guide) on a pre-1.0 stream.
-    /// Only the plaintext password form: the digest form needs the stored
-    /// plaintext password, which elsinore never keeps.
+    /// jabber:iq:auth (XEP-0078, the Jabber Programmers Guide) on a pre-1.0 stream. The
+    /// plaintext password form is checked like SASL PLAIN; the digest form only where the
+    /// server keeps passwords for it (`ServerConfig::legacy_digest`).
     fn on_legacy_auth(&mut self, el: Element) {
         let Side::Server(cfg) = &self.side else {
             return;
@@ -1486,6 +1490,9 @@ impl Connection {
                     .with_child(Element::new("resource", NS_AUTH));
                 if self.tls_allowed_auth(cfg) {
                     q = q.with_child(Element::new("password", NS_AUTH));
+                    if cfg.legacy_digest {
+                        q = q.with_child(Element::new("digest", NS_AUTH));
+                    }
                 }
                 let reply = iq_result(&id).with_child(q);
                 self.write_element(&reply);
@@ -1496,10 +1503,9 @@ impl Connection {
                     self.write_element(&iq_error(&id, "not-acceptable", "modify"));
                     return;
                 }
-                let (Some(user), Some(password), Some(resource)) =
-                    (field("username"), field("password"), field("resource"))
-                else {
-                    // XEP-0078 3.1: a missing field is not-acceptable; digest is not offered.
+                let digest = field("digest").filter(|_| cfg.legacy_digest);
+                let (Some(user), Some(resource)) = (field("username"), field("resource")) else {
+                    // XEP-0078 3.1: a missing field is not-acceptable.
                     self.write_element(&iq_error(&id, "not-acceptable", "modify"));
                     return;
                 };
@@ -1507,6 +1513,22 @@ impl Connection {
                     self.write_element(&iq_error(&id, "not-acceptable", "modify"));
                     return;
                 }
+                let password = field("password");
+                if let (None, Some(digest)) = (&password, digest) {
+                    // The digest is over the id we sent in our stream header.
+                    let stream_id = self.stream_id().unwrap_or_default().to_string();
+                    let (session, first) =
+                        ServerSession::start_legacy_digest(&user, &stream_id, &digest);
+                    self.neg().legacy_auth = Some((id, resource));
+                    self.state = State::ServerSasl(Box::new(session), false);
+                    self.on_server_step(first);
+                    return;
+                }
+                let Some(password) = password else {
+                    // Neither a password nor an accepted digest (digest not offered).
+                    self.write_element(&iq_error(&id, "not-acceptable", "modify"));
+                    return;
+                };
                 // Verified exactly like SASL PLAIN, against the stored SCRAM keys.
                 let mut initial = Vec::with_capacity(user.len() + password.len() + 2);
                 initial.push(0);

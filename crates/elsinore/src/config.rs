@@ -31,6 +31,9 @@ pub struct FileConfig {
     pub allow_anonymous: Option<bool>,
     /// Offer SASL DIGEST-MD5 and store its secret when passwords are set (default off).
     pub sasl_digest_md5: Option<bool>,
+    /// Accept XEP-0078 `<digest/>` logins on pre-1.0 streams, keeping the passwords set
+    /// from then on (default off: a stored password is plaintext-equivalent).
+    pub legacy_auth_digest: Option<bool>,
     /// PEM certificate chain.
     pub cert: Option<PathBuf>,
     /// PEM private key.
@@ -305,6 +308,8 @@ pub struct Settings {
     pub allow_anonymous: bool,
     /// SASL DIGEST-MD5 offered, and its secret stored with new passwords.
     pub sasl_digest_md5: bool,
+    /// XEP-0078 digest logins accepted, and passwords kept for them.
+    pub legacy_auth_digest: bool,
     /// Certificate and key files, if configured (else a generated self-signed pair).
     pub cert_key: Option<(PathBuf, PathBuf)>,
     /// CA files for c2s client certificates (SASL EXTERNAL); empty: none asked for.
@@ -434,6 +439,7 @@ impl Settings {
                 || file.allow_plaintext_auth.unwrap_or(false),
             allow_anonymous: cli.allow_anonymous || file.allow_anonymous.unwrap_or(false),
             sasl_digest_md5: cli.allow_digest_md5 || file.sasl_digest_md5.unwrap_or(false),
+            legacy_auth_digest: file.legacy_auth_digest.unwrap_or(false),
             cert_key,
             client_ca: match cli.client_ca {
                 Some(p) => vec![p],
@@ -543,6 +549,17 @@ mod tests {
                 .unwrap()
                 .sasl_digest_md5
         );
+    }
+
+    #[test]
+    fn legacy_auth_digest_is_off_unless_configured() {
+        let off = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert!(!off.legacy_auth_digest);
+        let on = Settings::resolve(
+            parse("legacy_auth_digest = true\n").unwrap(),
+            Overrides::default(),
+        );
+        assert!(on.unwrap().legacy_auth_digest);
     }
 
     #[test]

@@ -58,7 +58,7 @@ enum Command {
 #[derive(Debug, Default, Args)]
 struct Common {
     /// TOML configuration file (keys: domain, listen, listen_tls, redirect, gone_domains, data, allow_registration,
-    /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, cert, key, client_ca,
+    /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, legacy_auth_digest, cert, key, client_ca,
     /// scram_iterations, muc, muc_history, worker_threads, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, tables s2s.peers and limits).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -196,6 +196,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.allow_plaintext_auth = settings.allow_plaintext_auth;
     config.allow_anonymous = settings.allow_anonymous;
     config.sasl_digest_md5 = settings.sasl_digest_md5;
+    config.legacy_auth_digest = settings.legacy_auth_digest;
     config.redirect = settings.redirect.clone();
     config.gone_domains = settings.gone_domains.clone();
     config.tls_available = true;
@@ -374,6 +375,7 @@ fn set_password(store: &mut RedbStore, jid: &BareJid, settings: &Settings) -> Re
     let policy = accounts::CredentialPolicy {
         iterations: settings.scram_iterations,
         digest_md5: settings.sasl_digest_md5,
+        legacy_digest: settings.legacy_auth_digest,
     };
     let op = accounts::set_password_op(jid, &password, random_seed()?, policy)
         .with_context(|| format!("cannot set the password of {jid}"))?;
