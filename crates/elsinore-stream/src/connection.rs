@@ -210,8 +210,12 @@ impl ServerConfig {
 /// What the adapter learned from the TLS handshake.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsInfo {
-    /// Channel-binding data for SCRAM-*-PLUS (RFC 9266 `tls-exporter` on TLS 1.3).
+    /// Channel-binding data for SCRAM-*-PLUS (RFC 9266 `tls-exporter` on TLS 1.3). The
+    /// client role binds with this one.
     pub channel_binding: ChannelBinding,
+    /// Further binding types the server role also accepts, e.g. `tls-server-end-point`
+    /// next to `tls-exporter` on TLS 1.3, for clients that only know that one.
+    pub more_channel_bindings: Vec<ChannelBinding>,
     /// The identity (JID) of a client certificate the adapter verified, for EXTERNAL.
     pub peer_identity: Option<String>,
 }
@@ -466,6 +470,7 @@ impl Connection {
     fn tls(&self) -> &TlsInfo {
         static NONE: TlsInfo = TlsInfo {
             channel_binding: ChannelBinding::None,
+            more_channel_bindings: Vec::new(),
             peer_identity: None,
         };
         self.neg
@@ -1280,7 +1285,7 @@ impl Connection {
     /// The SASL mechanisms this stream offers now (also what `<auth/>` may pick).
     fn offered(&self, cfg: &ServerConfig) -> Vec<Mechanism> {
         let ctx = OfferContext {
-            channel_binding: self.tls_done && self.tls().channel_binding.is_available(),
+            channel_binding: self.tls_done && self.channel_bindings().next().is_some(),
             external_identity: self.tls_done && self.tls().peer_identity.is_some(),
         };
         let mut list = offered_mechanisms(&cfg.mechanisms, ctx);
@@ -1291,6 +1296,14 @@ impl Connection {
             list.retain(|m| *m != Mechanism::Anonymous);
         }
         list
+    }
+
+    /// Every usable channel binding of this connection's TLS, the primary one first.
+    fn channel_bindings(&self) -> impl Iterator<Item = &ChannelBinding> {
+        let tls = self.tls();
+        core::iter::once(&tls.channel_binding)
+            .chain(&tls.more_channel_bindings)
+            .filter(|b| b.is_available())
     }
 
     fn tls_allowed_auth(&self, cfg: &ServerConfig) -> bool {
@@ -1318,15 +1331,19 @@ impl Connection {
                         mechs.with_child(Element::new("mechanism", NS_SASL).with_text(m.name()));
                 }
                 features = features.with_child(mechs);
-                // XEP-0440: with -PLUS offered, name the one binding type this connection
+                // XEP-0440: with -PLUS offered, name the binding types this connection
                 // has, so a client holding another type knows it cannot bind here.
-                let binding = self.tls().channel_binding.type_name();
-                if let Some(name) = binding.filter(|_| offered.iter().any(|m| m.is_plus())) {
-                    features = features.with_child(
-                        Element::new("sasl-channel-binding", NS_SASL_CB).with_child(
+                if offered.iter().any(|m| m.is_plus()) {
+                    let mut list = Element::new("sasl-channel-binding", NS_SASL_CB);
+                    for name in self
+                        .channel_bindings()
+                        .filter_map(ChannelBinding::type_name)
+                    {
+                        list = list.with_child(
                             Element::new("channel-binding", NS_SASL_CB).with_attr("type", name),
-                        ),
-                    );
+                        );
+                    }
+                    features = features.with_child(list);
                 }
                 if cfg.allow_registration {
                     features = features.with_child(Element::new("register", NS_REGISTER_FEATURE));
@@ -1401,7 +1418,7 @@ impl Connection {
                 let nonce = self.rng.token(24);
                 let ctx = ServerContext {
                     nonce,
-                    channel_bindings: vec![self.tls().channel_binding.clone()],
+                    channel_bindings: self.channel_bindings().cloned().collect(),
                     plus_offered: offered.iter().any(|m| m.is_plus()),
                     external_identity: self.tls().peer_identity.clone(),
                     realm: cfg.domain.clone(),

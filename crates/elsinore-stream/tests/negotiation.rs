@@ -787,6 +787,7 @@ mod mechanisms {
         TlsInfo {
             channel_binding: ChannelBinding::TlsExporter(vec![b; 32]),
             peer_identity: None,
+            more_channel_bindings: Vec::new(),
         }
     }
 
@@ -849,6 +850,7 @@ mod mechanisms {
         TlsInfo {
             channel_binding: ChannelBinding::TlsServerEndPoint(vec![b; 32]),
             peer_identity: None,
+            more_channel_bindings: Vec::new(),
         }
     }
 
@@ -885,6 +887,44 @@ mod mechanisms {
         assert!(err.contains("not-authorized"), "{err}");
     }
 
+    /// TLS 1.3 as the tokio adapter reports it: tls-exporter, and tls-server-end-point too.
+    fn both(exporter: u8, end_point_byte: u8) -> TlsInfo {
+        TlsInfo {
+            more_channel_bindings: vec![ChannelBinding::TlsServerEndPoint(vec![
+                end_point_byte;
+                32
+            ])],
+            ..binding(exporter)
+        }
+    }
+
+    #[test]
+    fn scram_plus_with_either_binding_the_server_offers() {
+        for client in [binding(7), end_point(5)] {
+            let mut p = Pair::new(
+                TlsPolicy::Required,
+                ServerConfig::new("capulet.lit"),
+                "r0meo",
+                64,
+            );
+            drive_with(&mut p, &client, &both(7, 5));
+            assert!(
+                established(&p.client_events).is_some(),
+                "{client:?}: {:?}",
+                p.client_events
+            );
+        }
+        // Right type, wrong data (a man in the middle) still fails.
+        let mut p = Pair::new(
+            TlsPolicy::Required,
+            ServerConfig::new("capulet.lit"),
+            "r0meo",
+            64,
+        );
+        drive_with(&mut p, &end_point(6), &both(7, 5));
+        assert!(established(&p.client_events).is_none());
+    }
+
     /// The features a server sends after TLS with this binding.
     fn features_after_tls(info: TlsInfo) -> String {
         let mut s = server_alone();
@@ -912,6 +952,15 @@ mod mechanisms {
         let out = features_after_tls(binding(5));
         assert!(
             out.contains("<channel-binding type='tls-exporter'/>"),
+            "{out}"
+        );
+        let out = features_after_tls(both(5, 6));
+        assert!(
+            out.contains(
+                "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>\
+                 <channel-binding type='tls-exporter'/>\
+                 <channel-binding type='tls-server-end-point'/></sasl-channel-binding>"
+            ),
             "{out}"
         );
         let out = features_after_tls(TlsInfo::default());
@@ -984,6 +1033,7 @@ mod mechanisms {
             TlsInfo {
                 channel_binding: ChannelBinding::None,
                 peer_identity: Some("juliet@capulet.lit".into()),
+                more_channel_bindings: Vec::new(),
             },
             T0,
         );
@@ -1021,6 +1071,7 @@ mod mechanisms {
             TlsInfo {
                 channel_binding: ChannelBinding::None,
                 peer_identity: Some(identity.into()),
+                more_channel_bindings: Vec::new(),
             },
             T0,
         );

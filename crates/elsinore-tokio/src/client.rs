@@ -512,6 +512,7 @@ impl Driver {
                     let info = elsinore_stream::TlsInfo {
                         channel_binding: client_channel_binding(tls.get_ref().1),
                         peer_identity: None,
+                        more_channel_bindings: Vec::new(),
                     };
                     *stream = Box::new(tls);
                     self.core.handle_tls_ready_with(info, self.clock.now());

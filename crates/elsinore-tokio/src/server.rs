@@ -853,19 +853,25 @@ async fn upgrade(
     } else {
         None
     };
-    let channel_binding = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => tls_exporter(conn),
-        // RFC 5929 §4.1: the exporter is not bound to the whole handshake on TLS 1.2
-        // (no extended master secret check here), the certificate hash is.
-        Some(rustls::ProtocolVersion::TLSv1_2) => chosen
+    let end_point = || {
+        chosen
             .end_entity()
             .and_then(|cert| crate::tls::server_end_point(&cert))
-            .map_or(ChannelBinding::None, ChannelBinding::TlsServerEndPoint),
-        _ => ChannelBinding::None,
+            .map_or(ChannelBinding::None, ChannelBinding::TlsServerEndPoint)
+    };
+    let (channel_binding, more_channel_bindings) = match conn.protocol_version() {
+        // tls-exporter first (RFC 9266); the certificate hash too, for clients that only
+        // know tls-server-end-point.
+        Some(rustls::ProtocolVersion::TLSv1_3) => (tls_exporter(conn), vec![end_point()]),
+        // RFC 5929 §4.1: the exporter is not bound to the whole handshake on TLS 1.2
+        // (no extended master secret check here), the certificate hash is.
+        Some(rustls::ProtocolVersion::TLSv1_2) => (end_point(), Vec::new()),
+        _ => (ChannelBinding::None, Vec::new()),
     };
     let info = TlsInfo {
         channel_binding,
         peer_identity,
+        more_channel_bindings,
     };
     Ok((Box::new(tls), info))
 }
