@@ -362,9 +362,20 @@ impl SaslFailure {
         }
     }
 
-    /// The condition with this element name, if it is one of RFC 6120's.
+    /// The condition with this element name: one of RFC 6120's, or one of the five that
+    /// draft-ietf-xmpp-core-11 §6.1.2 defined under other names, read as the RFC 6120
+    /// condition that took its place (`invalid-realm`, gone from RFC 6120, as
+    /// `not-authorized`; `password-transition-required` as `credentials-expired`). We only
+    /// send RFC 6120 names.
     pub fn from_condition(name: &str) -> Option<SaslFailure> {
-        SaslFailure::ALL.into_iter().find(|f| f.condition() == name)
+        let draft = match name {
+            "authentication-mechanism-too-weak" => Some(SaslFailure::MechanismTooWeak),
+            "invalid-realm" => Some(SaslFailure::NotAuthorized),
+            "password-transition-required" => Some(SaslFailure::CredentialsExpired),
+            "temporary-authentication-failure" => Some(SaslFailure::TemporaryAuthFailure),
+            _ => None,
+        };
+        draft.or_else(|| SaslFailure::ALL.into_iter().find(|f| f.condition() == name))
     }
 }
 

@@ -533,6 +533,29 @@ fn failure_conditions_round_trip() {
     assert_eq!(SaslFailure::from_condition("bogus"), None);
 }
 
+#[test]
+fn draft_failure_names_read_as_their_rfc_6120_successors() {
+    // draft-ietf-xmpp-core-11 §6.1.2's conditions.
+    for (draft, now) in [
+        (
+            "authentication-mechanism-too-weak",
+            SaslFailure::MechanismTooWeak,
+        ),
+        ("invalid-realm", SaslFailure::NotAuthorized),
+        ("not-authorized", SaslFailure::NotAuthorized),
+        (
+            "password-transition-required",
+            SaslFailure::CredentialsExpired,
+        ),
+        (
+            "temporary-authentication-failure",
+            SaslFailure::TemporaryAuthFailure,
+        ),
+    ] {
+        assert_eq!(SaslFailure::from_condition(draft), Some(now), "{draft}");
+    }
+}
+
 /// Mutations of a valid message: arbitrary bytes, or a valid message with a byte changed.
 fn message(valid: &'static [u8]) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
