@@ -616,6 +616,11 @@ async fn handle_msg(
             Box::pin(async {
                 let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.flush()).await;
                 let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+                // The close handshake (RFC 6120 4.4): give the peer time to read our
+                // `</stream:stream>` (after a stream error too) and close its side. Closing
+                // with its input unread would reset the connection, and a reset can destroy
+                // the error before the peer reads it.
+                let _ = tokio::time::timeout(CLOSE_GRACE, discard_until_eof(stream)).await;
             })
             .await;
             Flow::Stop { eof_known: true }
@@ -623,6 +628,21 @@ async fn handle_msg(
         ConnMsg::Abort => Flow::Stop { eof_known: true },
     }
 }
+
+/// Reads and drops what the peer still sends until it closes, at most [`MAX_DRAIN`] bytes.
+async fn discard_until_eof(stream: &mut BoxStream) {
+    let mut buf = [0u8; 1024];
+    let mut left = MAX_DRAIN;
+    while left > 0 {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
+/// What a closing connection reads from its peer at most while waiting for its close.
+const MAX_DRAIN: usize = 64 * 1024;
 
 /// Writes `out` and the bytes queued right behind it, as one write (and one TLS record
 /// flush); a different message met while coalescing is stashed.

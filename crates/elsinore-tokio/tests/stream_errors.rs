@@ -179,3 +179,26 @@ async fn client_connect_returns_see_other_host() {
         .unwrap()
         .unwrap();
 }
+
+/// RFC 6120 4.4: after a stream error the server waits for our close before it closes the
+/// socket. Until then what we still send is read (and dropped), not answered with a reset:
+/// a reset can destroy an error the peer has not read yet when it pipelines its input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_stream_error_the_server_waits_for_our_close() {
+    let server = TestServer::start(&[]).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(HEADER.as_bytes()).await.unwrap();
+    read_until(&mut tcp, "features>").await;
+    tcp.write_all(b"<message><</message>").await.unwrap();
+    let got = read_to_close(&mut tcp).await;
+    assert!(got.contains("<not-well-formed"), "{got}");
+    assert!(got.ends_with("</stream:stream>"), "{got}");
+    // Our side of the close handshake, late and in pieces. On a socket the server had
+    // already dropped, the first write would draw a reset and a later one fail.
+    for piece in ["<presence/>", "</stream:", "stream>"] {
+        tcp.write_all(piece.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(tcp);
+    server.stop().await;
+}
