@@ -524,7 +524,7 @@ impl Server {
             "presence" => self.s2s_presence(from, to, el, now),
             _ => {
                 let ty = el.attr("type").unwrap_or_default().to_string();
-                if !self.iq_rules_met(id, &el, now) {
+                if !self.stanza_rules_met(id, &el, now) {
                     return;
                 }
                 if ty == "get" || ty == "set" {

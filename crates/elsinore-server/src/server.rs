@@ -1094,7 +1094,7 @@ impl Server {
                 return;
             }
         };
-        if !self.iq_rules_met(id, &el, now) {
+        if !self.stanza_rules_met(id, &el, now) {
             return;
         }
         // Components (group chat, updates) and service iqs (src/services.rs) first.
@@ -1215,30 +1215,50 @@ impl Server {
         self.deliver_to_conn(id, &reply, now);
     }
 
-    /// The rules every iq meets, from a client or a remote server alike (RFC 6120 8.2.3,
-    /// draft-ietf-xmpp-core-11 7.5.2-3): one of the four types, and a get or set carries
-    /// exactly one payload (the recipient could not tell which one to answer). `false` when
-    /// `el` breaks them: it was answered with `bad-request`, or dropped when it has no id
-    /// (no answer to it could be matched). Anything but an iq passes.
-    pub(crate) fn iq_rules_met(&mut self, id: ConnId, el: &Element, now: Instant) -> bool {
-        if el.name != "iq" {
-            return true;
-        }
-        let broken = match el.attr("type") {
-            Some("get" | "set") => (el.elements().take(2).count() != 1)
-                .then_some("an iq get or set carries exactly one payload"),
-            Some("result" | "error") => None,
-            _ => Some("an iq needs the type get, set, result or error"),
+    /// The rules every stanza meets, from a client or a remote server alike: an `xml:lang`
+    /// is a language tag (draft-ietf-xmpp-core-11 7.2.5; the stanza's own attribute, not its
+    /// children's); an iq has one of the four types, and a get or set carries exactly one
+    /// payload (RFC 6120 8.2.3, draft 7.5.2-3: the recipient could not tell which one to
+    /// answer). `false` when `el` breaks them: it was answered with `bad-request`, or
+    /// dropped when no answer could be matched to it (an iq without id) or it may get none.
+    pub(crate) fn stanza_rules_met(&mut self, id: ConnId, el: &Element, now: Instant) -> bool {
+        let bad_lang = el.lang().is_some_and(|l| !is_language_tag(l));
+        let broken = if bad_lang {
+            Some("xml:lang must be a language tag (RFC 3066), such as en or pt-BR")
+        } else if el.name != "iq" {
+            None
+        } else {
+            match el.attr("type") {
+                Some("get" | "set") => (el.elements().take(2).count() != 1)
+                    .then_some("an iq get or set carries exactly one payload"),
+                Some("result" | "error") => None,
+                _ => Some("an iq needs the type get, set, result or error"),
+            }
         };
         let Some(why) = broken else {
             return true;
         };
-        if el.attr("id").is_some() {
+        if el.name != "iq" || el.attr("id").is_some() {
             let err = StanzaError::new(DefinedCondition::BadRequest).with_text(why);
             self.bounce(id, el, err, now);
         }
         false
     }
+}
+
+/// RFC 3066 (draft-ietf-xmpp-core-11 7.2.5): 1-8 letters, then `-` and 1-8 letters or
+/// digits, any number of times. Every BCP 47 tag has this form. The empty value, which XML
+/// allows to say "no language", is accepted too.
+fn is_language_tag(tag: &str) -> bool {
+    if tag.is_empty() {
+        return true;
+    }
+    tag.split('-').enumerate().all(|(i, sub)| {
+        (1..=8).contains(&sub.len())
+            && sub
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()))
+    })
 }
 
 /// Whether an undeliverable stanza may be answered with an error: never an error

@@ -197,6 +197,70 @@ fn xml_lang_is_delivered_unchanged() {
     assert_eq!(sent, recv);
 }
 
+/// §7.2.5: `xml:lang` MUST be an RFC 3066 tag. Stanzas with one pass unchanged; one with
+/// anything else is refused with `bad-request` and not delivered.
+#[test]
+fn xml_lang_must_be_a_language_tag() {
+    let (mut net, hamlet, ophelia) = two_users();
+    for (n, lang) in ["en", "pt-BR", "i-klingon", "x-elsinore-1", "zh-Hant-TW", ""]
+        .iter()
+        .enumerate()
+    {
+        net.send(
+            hamlet,
+            &el(&format!(
+                "<message xmlns='jabber:client' to='ophelia@shakespeare.lit/castle' \
+                 id='ok{n}' xml:lang='{lang}'><body>b</body></message>"
+            )),
+        );
+        let got = net.take_inbox(ophelia);
+        let m = got
+            .iter()
+            .find(|e| e.attr("id") == Some(&format!("ok{n}")))
+            .unwrap_or_else(|| panic!("{lang:?} delivered"));
+        assert_eq!(m.lang(), Some(*lang));
+    }
+    for (n, lang) in [
+        "en_US",
+        "en-",
+        "-en",
+        "toolongtag",
+        "en-toolongsub",
+        "1en",
+        "en us",
+    ]
+    .iter()
+    .enumerate()
+    {
+        for stanza in ["message", "presence"] {
+            let id = format!("bad{n}{stanza}");
+            net.send(
+                hamlet,
+                &el(&format!(
+                    "<{stanza} xmlns='jabber:client' to='ophelia@shakespeare.lit/castle' \
+                     id='{id}' xml:lang='{lang}'/>"
+                )),
+            );
+            let got = net.take_inbox(hamlet);
+            let bounced = got
+                .iter()
+                .find(|e| e.attr("id") == Some(id.as_str()))
+                .unwrap_or_else(|| panic!("{lang:?} refused"));
+            assert_eq!(bounced.attr("type"), Some("error"));
+            assert_eq!(error_condition(bounced).as_deref(), Some("bad-request"));
+            assert!(net.take_inbox(ophelia).is_empty(), "{lang:?} not delivered");
+        }
+        let reply = net.iq(
+            hamlet,
+            &format!(
+                "<iq xmlns='jabber:client' type='get' id='q{n}' xml:lang='{lang}'>\
+                 <ping xmlns='urn:xmpp:ping'/></iq>"
+            ),
+        );
+        assert_eq!(error_condition(&reply).as_deref(), Some("bad-request"));
+    }
+}
+
 /// §7.6: a message to the server itself (here with only an unknown payload) is ignored:
 /// no reply, nothing delivered.
 #[test]
