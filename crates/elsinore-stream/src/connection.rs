@@ -812,12 +812,20 @@ impl Connection {
     }
 
     /// Keepalive work due at `now`: the server pings a silent client and ends the
-    /// stream when the ping goes unanswered; the client sends whitespace.
+    /// stream when the ping goes unanswered; the client sends whitespace, and so does the
+    /// server on a pre-1.0 stream (the draft's keepalive; clients of that age need not
+    /// answer an XEP-0199 ping, so silence there is no reason to end the stream).
     fn keepalive(&mut self, now: Instant) {
         if !matches!(self.state, State::Established) {
             return;
         }
         match self.side {
+            Side::Server(_) if self.legacy => {
+                if now >= self.last_input.max(self.last_output) + self.limits.ping_after {
+                    self.out.push(b' ');
+                    self.last_output = now;
+                }
+            }
             Side::Server(_) => match self.ping_sent {
                 Some(sent) if now >= sent + self.limits.ping_timeout => {
                     self.ping_sent = None;
@@ -1067,6 +1075,9 @@ impl Connection {
             return None;
         }
         let keepalive = match (&self.side, &self.state) {
+            (Side::Server(_), State::Established) if self.legacy => {
+                Some(self.last_input.max(self.last_output) + self.limits.ping_after)
+            }
             (Side::Server(_), State::Established) => Some(match self.ping_sent {
                 Some(sent) => sent + self.limits.ping_timeout,
                 None => self.last_input + self.limits.ping_after,

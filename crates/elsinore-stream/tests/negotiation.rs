@@ -438,6 +438,34 @@ fn serve_events(s: &mut Connection) -> Vec<Event> {
 }
 
 #[test]
+fn pre_1_0_streams_get_whitespace_keepalives_not_pings() {
+    let mut s = legacy_server();
+    s.handle_input(LEGACY_HEADER.as_bytes(), T0);
+    s.handle_input(
+        b"<iq type='set' id='a'><query xmlns='jabber:iq:auth'><username>juliet</username><password>r0meo</password><resource>balcony</resource></query></iq>",
+        T0,
+    );
+    serve_events(&mut s);
+    assert!(output(&mut s).contains("type='result'"));
+    let ping_after = Limits::default().ping_after;
+    let mut now = T0;
+    // Hours of silence from an old client: a space now and then, never an iq, never an
+    // end of the stream.
+    for _ in 0..20 {
+        let at = s.poll_timeout().expect("keepalive deadline");
+        assert_eq!(at, now + ping_after);
+        now = at;
+        s.handle_timeout(now);
+        assert_eq!(output(&mut s), " ");
+        assert!(!s.is_closed());
+    }
+    // Input moves the next keepalive.
+    let later = now + std::time::Duration::from_secs(10);
+    s.handle_input(b" ", later);
+    assert_eq!(s.poll_timeout(), Some(later + ping_after));
+}
+
+#[test]
 fn pre_1_0_stream_logs_in_with_jabber_iq_auth() {
     let mut s = legacy_server();
     s.handle_input(LEGACY_HEADER.as_bytes(), T0);
