@@ -1394,3 +1394,30 @@ mod mechanisms {
         }
     }
 }
+
+/// RFC 6120 4.7.4: the receiving entity's header carries the `xml:lang` the initiating
+/// entity asked for (else our default, `en`), on the first and the restarted stream, and
+/// after TLS.
+#[test]
+fn our_header_echoes_the_peers_xml_lang() {
+    let header_with = |lang: &str| {
+        HEADER.replace(
+            "to='capulet.lit'",
+            &format!("to='capulet.lit' xml:lang='{lang}'"),
+        )
+    };
+    let mut s = server_alone();
+    s.handle_input(header_with("de").as_bytes(), T0);
+    let out = output(&mut s);
+    assert!(out.contains("xml:lang='de'"), "{out}");
+    s.handle_input(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", T0);
+    assert!(output(&mut s).contains("<proceed"));
+    s.handle_tls_ready_with(TlsInfo::default(), T0);
+    s.handle_input(header_with("pt-BR").as_bytes(), T0);
+    let out = output(&mut s);
+    assert!(out.contains("xml:lang='pt-BR'"), "{out}");
+    let mut s = server_alone();
+    s.handle_input(HEADER.as_bytes(), T0);
+    let out = output(&mut s);
+    assert!(out.contains("xml:lang='en'"), "{out}");
+}
