@@ -13,7 +13,7 @@ mod client;
 mod server;
 
 pub use client::{Client, ClientError, ClientOptions};
-pub use server::{ServerHandle, spawn_server};
+pub use server::{MAX_CONNECTIONS, ServerHandle, spawn_server, spawn_server_with_cap};
 
 use std::io;
 

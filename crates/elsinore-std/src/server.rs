@@ -29,8 +29,8 @@ const POLL: Duration = Duration::from_millis(10);
 const TIMER_TICK: Duration = Duration::from_millis(100);
 /// Bound on one socket write and on a TLS handshake.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most connections served at once; more are closed at accept.
-const MAX_CONNECTIONS: usize = 1024;
+/// Most connections served at once by default; more are refused at accept.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// What the core asks a connection thread to do.
 enum ConnMsg {
@@ -162,6 +162,18 @@ pub fn spawn_server<S: Store + Send + 'static>(
     store: S,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> io::Result<ServerHandle> {
+    spawn_server_with_cap(listener, server, store, tls, MAX_CONNECTIONS)
+}
+
+/// [`spawn_server`] serving at most `max_connections` connections (one thread each) at
+/// once; a connection over the cap gets our stream header and `resource-constraint`.
+pub fn spawn_server_with_cap<S: Store + Send + 'static>(
+    listener: TcpListener,
+    server: Server,
+    store: S,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    max_connections: usize,
+) -> io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
     let (storage_tx, storage_rx) = mpsc::channel();
@@ -190,7 +202,9 @@ pub fn spawn_server<S: Store + Send + 'static>(
         let shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("elsinore-accept".into())
-            .spawn(move || accept_thread(&shared, &listener, tls, storage, timer))?
+            .spawn(move || {
+                accept_thread(&shared, &listener, tls, storage, timer, max_connections);
+            })?
     };
     Ok(ServerHandle {
         addr,
@@ -205,12 +219,13 @@ fn accept_thread(
     tls: Option<Arc<rustls::ServerConfig>>,
     storage: JoinHandle<()>,
     timer: JoinHandle<()>,
+    max_connections: usize,
 ) {
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     while !shared.stop.load(Ordering::SeqCst) {
         threads.retain(|t| !t.is_finished());
         match listener.accept() {
-            Ok((socket, peer)) if threads.len() < MAX_CONNECTIONS => {
+            Ok((socket, peer)) if threads.len() < max_connections => {
                 let (tx, rx) = mpsc::channel();
                 let conn = {
                     let mut core = shared.lock();
@@ -235,7 +250,16 @@ fn accept_thread(
                     }
                 }
             }
-            Ok(_) => {} // over the limit: dropped, i.e. closed
+            Ok((mut socket, _)) => {
+                // Over the limit: our header and `resource-constraint`, like the tokio
+                // adapter. One non-blocking write (a few hundred bytes fit any socket
+                // buffer), so a flood of connections cannot stall this thread.
+                let refusal = shared.lock().server.refusal();
+                if socket.set_nonblocking(true).is_ok() {
+                    let _ = io::Write::write(&mut socket, &refusal);
+                }
+                let _ = socket.shutdown(std::net::Shutdown::Write);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
             Err(_) => std::thread::sleep(POLL),
         }
