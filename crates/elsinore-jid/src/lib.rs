@@ -35,7 +35,8 @@
 //! The domainpart is Nameprep'd (which lowercases it), one trailing dot is stripped (as are
 //! the IDNA label separators U+3002, U+FF0E and U+FF61, mapped to `.`), and ASCII characters
 //! are restricted to letters, digits, `-`, `_` and `.` with no empty label (IDNA2003's STD3
-//! rules, plus `_` which real deployments use). IPv4 literals pass these rules unchanged;
+//! rules, plus `_` which real deployments use); a prepared domain that contains an IDNA
+//! label separator other than `.` (Nameprep makes U+3002 of U+FE12) is refused. IPv4 literals pass these rules unchanged;
 //! IPv6 literals are accepted in brackets (`[2001:db8::1]`) and written in RFC 5952
 //! canonical form so that equal addresses compare equal.
 //!
@@ -577,9 +578,11 @@ fn nameprep_slow(_raw: &str) -> Result<String, JidError> {
 }
 
 /// STD3 rules on the prepared domain: ASCII is letters, digits, `-`, `_`; no empty label.
+/// No IDNA label separator either: Nameprep can produce one (U+FE12 becomes U+3002), and
+/// the prepared form would then split differently when parsed again.
 fn check_domain_chars(domain: &str) -> Result<(), JidError> {
     for label in domain.split('.') {
-        if label.is_empty() {
+        if label.is_empty() || (!label.is_ascii() && label.chars().any(is_label_separator)) {
             return Err(JidError::InvalidDomain);
         }
         let bad_ascii = label

@@ -261,3 +261,23 @@ fn order_is_by_parts() {
     assert!(bare("a@z.example") < bare("a-b@a.example"));
     assert!(bare("z.example") < bare("a@a.example"));
 }
+
+/// Fuzz finding (2026-12-04, `jid` target): U+FE12 (vertical ideographic full stop) is not a
+/// label separator, but Nameprep maps it to U+3002, which is one. The prepared domain
+/// would split differently when parsed again, so the domain is refused.
+#[test]
+fn fuzz_nameprep_output_with_a_label_separator_is_refused() {
+    for raw in [
+        "\u{FE0C}\u{FE12}",
+        "\u{FE12}",
+        "a\u{FE12}b",
+        "juliet@capulet\u{FE12}lit",
+    ] {
+        assert!(Jid::parse(raw).is_err(), "{raw:?}");
+        assert!(BareJid::parse(raw).is_err(), "{raw:?}");
+    }
+    // Characters Nameprep maps to an ASCII dot are a plain separator, and stable.
+    let j = Jid::parse("juliet@capulet\u{FE52}lit").expect("small full stop");
+    assert_eq!(j.to_string(), "juliet@capulet.lit");
+    assert_eq!(Jid::parse(&j.to_string()), Ok(j));
+}
