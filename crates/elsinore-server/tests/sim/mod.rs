@@ -98,8 +98,8 @@ pub struct Params {
 impl Params {
     pub fn from_rng(rng: &mut Rng, steps: usize) -> Self {
         Params {
-            accounts: rng.range(2, 5),
-            clients: rng.range(3, 8),
+            accounts: rng.range(2, 8),
+            clients: rng.range(3, 16),
             steps,
             fail_per_mille: [0, 20, 80, 200][rng.below(4)],
             max_delay: [0, 2, 6, 20][rng.below(4)],
