@@ -21,6 +21,8 @@ pub struct Net {
     pub client_events: HashMap<ConnId, Vec<Event>>,
     /// Set to make every storage effect fail.
     pub fail_store: bool,
+    /// Set to make the storage effects it selects fail.
+    pub fail_if: Option<fn(&elsinore_storage::Op) -> bool>,
     /// Server-to-server (tests/s2s.rs): connections the server asked for, bytes and
     /// closes for connections that are not clients.
     pub connects: Vec<(ConnId, String)>,
@@ -28,7 +30,40 @@ pub struct Net {
     pub s2s_closed: Vec<ConnId>,
     /// Virtual time of everything `drive` feeds (T0 unless a test moves it).
     pub now: Instant,
+    /// Set to hold effects and complete them later (see [`Schedule`]); `None`: each
+    /// effect completes as soon as it is polled.
+    pub schedule: Option<Schedule>,
+    held: Vec<elsinore_storage::Effect>,
+    /// Effects failed by [`Schedule::fail_one_in`] so far.
+    pub failed: usize,
     seed: u8,
+    restarts: u8,
+}
+
+/// Storage effects held by `drive` and completed later, chosen by a seeded generator: one
+/// at a time, each round with probability 1/2 (always when nothing else moves), so the
+/// server handles other input while effects are outstanding. The store applies an effect
+/// when it completes.
+pub struct Schedule {
+    /// Generator state (xorshift64; must not be 0).
+    pub state: u64,
+    /// Complete any held effect, not only the oldest. The run loop asks for emission
+    /// order; `tests/simulation.rs` also tries any order.
+    pub any_order: bool,
+    /// Fail about one effect in this many with `Unavailable` (the store changes nothing);
+    /// 0: none fails. Failures are counted in [`Net::failed`].
+    pub fail_one_in: u64,
+}
+
+impl Schedule {
+    fn next(&mut self) -> u64 {
+        let mut x = self.state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.state = x;
+        x
+    }
 }
 
 impl Net {
@@ -46,11 +81,16 @@ impl Net {
             inbox: HashMap::new(),
             client_events: HashMap::new(),
             fail_store: false,
+            fail_if: None,
             connects: Vec::new(),
             s2s_out: Vec::new(),
             s2s_closed: Vec::new(),
             now: T0,
+            schedule: None,
+            held: Vec::new(),
+            failed: 0,
             seed: 1,
+            restarts: 0,
         }
     }
 
@@ -166,14 +206,35 @@ impl Net {
             }
             while let Some(effect) = self.server.poll_effect() {
                 progress = true;
-                let result = if self.fail_store {
-                    elsinore_storage::EffectResult::Failed(
-                        elsinore_storage::StoreError::Unavailable("test store is down".into()),
-                    )
+                if self.schedule.is_some() {
+                    self.held.push(effect);
                 } else {
-                    self.store.apply(&effect.op)
-                };
-                self.server.handle_effect_done(effect.id, result, self.now);
+                    self.complete(effect);
+                }
+            }
+            if let Some(schedule) = &mut self.schedule
+                && !self.held.is_empty()
+            {
+                let r = schedule.next();
+                if !progress || r & 1 == 0 {
+                    let i = if schedule.any_order {
+                        (r >> 1) as usize % self.held.len()
+                    } else {
+                        0
+                    };
+                    let fail = schedule.fail_one_in > 0 && (r >> 33) % schedule.fail_one_in == 0;
+                    let effect = self.held.remove(i);
+                    if fail {
+                        self.failed += 1;
+                        let result = elsinore_storage::EffectResult::Failed(
+                            elsinore_storage::StoreError::Unavailable("injected".into()),
+                        );
+                        self.server.handle_effect_done(effect.id, result, self.now);
+                    } else {
+                        self.complete(effect);
+                    }
+                }
+                progress = true;
             }
             for id in &ids {
                 let Some(c) = self.clients.get_mut(id) else {
@@ -197,6 +258,17 @@ impl Net {
         panic!("virtual network did not settle in 500 rounds");
     }
 
+    fn complete(&mut self, effect: elsinore_storage::Effect) {
+        let result = if self.fail_store || self.fail_if.is_some_and(|f| f(&effect.op)) {
+            elsinore_storage::EffectResult::Failed(elsinore_storage::StoreError::Unavailable(
+                "test store is down".into(),
+            ))
+        } else {
+            self.store.apply(&effect.op)
+        };
+        self.server.handle_effect_done(effect.id, result, self.now);
+    }
+
     pub fn closed_error(&self, id: ConnId) -> Option<Option<String>> {
         self.client_events.get(&id)?.iter().find_map(|e| match e {
             Event::Closed { error } => Some(error.clone()),
@@ -216,10 +288,13 @@ pub fn error_condition(el: &Element) -> Option<String> {
 /// Helpers for PEP tests (tests/pep.rs).
 impl Net {
     /// Simulate a server restart: a new `Server` with the same configuration; every
-    /// connection is gone, the store is kept.
+    /// connection is gone, the store is kept (held effects are lost, as in a crash).
     pub fn restart(&mut self) {
         let cfg = self.server.config().clone();
-        self.server = Server::new(cfg, [10; 32], T0);
+        // A new seed each time, as a real start gets: generated ids must not repeat.
+        self.restarts = self.restarts.wrapping_add(1);
+        self.server = Server::new(cfg, [10u8.wrapping_add(self.restarts); 32], T0);
+        self.held.clear();
         self.clients.clear();
         self.inbox.clear();
         self.client_events.clear();
