@@ -102,9 +102,14 @@ impl Server {
         self.with_roster(owner.clone(), now, move |_, roster, _| RosterUpdate {
             save: None,
             then: Box::new(move |s: &mut Server, _, now| {
-                let subscribed = roster
-                    .ok()
-                    .is_some_and(|r| r.presence_subscribers().any(|c| *c == requester_bare));
+                // Unread, the roster says nothing about the requester: answering as to a
+                // stranger would tell a contact it has no subscription.
+                let Ok(roster) = roster else {
+                    let reply = Err(PepError::InternalServerError);
+                    s.pep_reply(id, &head, pubsub, reply, now);
+                    return;
+                };
+                let subscribed = roster.presence_subscribers().any(|c| *c == requester_bare);
                 let requester = if subscribed {
                     Requester::PresenceSubscriber
                 } else {

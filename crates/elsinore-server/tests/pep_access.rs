@@ -270,3 +270,28 @@ fn whitelist_node_is_the_owners_alone_even_for_contacts() {
     let r = read(&mut w, tybalt, node);
     assert_eq!(error_condition(&r).as_deref(), Some("not-authorized"));
 }
+
+/// Found by tests/pep_model.rs: with the owner offline her roster is read from the store
+/// for each request of another account; when that read failed the requester was judged a
+/// stranger, so a subscribed contact was told `presence-subscription-required`.
+#[test]
+fn a_failed_roster_read_is_an_internal_error_not_a_refusal() {
+    let mut w = world();
+    let romeo = w.romeo;
+    publish(&mut w, TUNE, None, "Pastime with Good Company");
+    w.net.server.handle_eof(w.juliet, w.net.now);
+    w.net.clients.remove(&w.juliet);
+    w.net.drive();
+    w.net.fail_if = Some(
+        |op| matches!(op, elsinore_storage::Op::Get(k) if k.space == elsinore_storage::Space::Roster),
+    );
+    let r = read(&mut w, romeo, TUNE);
+    assert_eq!(
+        error_condition(&r).as_deref(),
+        Some("internal-server-error"),
+        "{r:?}"
+    );
+    w.net.fail_if = None;
+    let r = read(&mut w, romeo, TUNE);
+    assert_eq!(read_title(&r).as_deref(), Some("Pastime with Good Company"));
+}
