@@ -263,7 +263,7 @@ impl Server {
         };
         match c.stream.as_mut() {
             Some(s) if s.is_established() => {
-                if s.send(&el).is_err() {
+                if s.send(&el, now).is_err() {
                     s.send_stream_error(
                         StreamError::new(StreamErrorCondition::PolicyViolation)
                             .with_text("output backlog over limit"),
@@ -421,7 +421,7 @@ impl Server {
                         && let Some(s) = c.stream.as_mut()
                     {
                         while let Some(el) = c.queue.pop_front() {
-                            if s.send(&el).is_err() {
+                            if s.send(&el, now).is_err() {
                                 s.send_stream_error(
                                     StreamError::new(StreamErrorCondition::PolicyViolation)
                                         .with_text("output backlog over limit"),

@@ -62,8 +62,8 @@ pub struct Limits {
     pub ping_after: Duration,
     /// Server role: silence after that ping before the stream ends with `connection-timeout`.
     pub ping_timeout: Duration,
-    /// Client role: a whitespace keepalive is sent at this interval while established
-    /// (keeps NAT and firewall state alive; costs one byte).
+    /// Client role and outgoing s2s streams: a whitespace keepalive is sent after this
+    /// much silence while established (keeps NAT and firewall state alive; one byte).
     pub keepalive_interval: Duration,
     /// Server role: top-level elements (stanzas and negotiation elements) a peer may
     /// send; past it the stream reads nothing more until the bucket refills (`None`:
@@ -400,10 +400,8 @@ pub struct Connection {
     last_output: Instant,
     /// Server: when our keepalive ping was sent, while unanswered.
     ping_sent: Option<Instant>,
-    /// Bytes of a UTF-8 byte order mark seen at the very start of the connection.
-    bom_seen: u8,
-    /// Whether any byte of the connection has been examined yet (BOM detection).
-    started: bool,
+    /// BOM and UTF-16 detection at the very start of the connection.
+    encoding: EncodingCheck,
     /// Server role: rate limits on received elements and bytes.
     stanza_bucket: Bucket,
     byte_bucket: Bucket,
@@ -526,8 +524,7 @@ impl Connection {
             last_input: now,
             last_output: now,
             ping_sent: None,
-            bom_seen: 0,
-            started: false,
+            encoding: EncodingCheck::default(),
             stanza_bucket: Bucket::full(limits.stanza_rate, now),
             byte_bucket: Bucket::full(limits.byte_rate, now),
             throttled_until: None,
@@ -658,41 +655,20 @@ impl Connection {
         }
     }
 
-    /// At the very start of the connection: skip a UTF-8 byte order mark (XML 1.0
-    /// allows one) and refuse UTF-16 and other encodings we do not read
-    /// (`unsupported-encoding`, RFC 6120 4.9.3.22). `None` when the input is consumed.
-    fn strip_encoding_prefix<'a>(&mut self, mut bytes: &'a [u8]) -> Option<&'a [u8]> {
-        const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
-        while !self.started && !bytes.is_empty() {
-            let b = bytes[0];
-            if usize::from(self.bom_seen) < BOM.len() && b == BOM[usize::from(self.bom_seen)] {
-                self.bom_seen += 1;
-                bytes = &bytes[1..];
-                if usize::from(self.bom_seen) == BOM.len() {
-                    self.started = true;
-                }
-                continue;
-            }
-            if self.bom_seen > 0 {
-                // A partial BOM followed by something else: not UTF-8.
+    /// The input after the encoding check; `None` when it is consumed (by a BOM, or by
+    /// a refusal: see [`EncodingCheck`]).
+    fn strip_encoding_prefix<'a>(&mut self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        match self.encoding.strip(bytes) {
+            Ok(rest) => Some(rest),
+            Err(EncodingRefused) => {
                 self.fail_encoding();
-                return None;
+                None
             }
-            // UTF-16 and UTF-32, with or without a byte order mark, start with one of these.
-            if matches!(b, 0x00 | 0xFE | 0xFF) {
-                self.fail_encoding();
-                return None;
-            }
-            self.started = true;
         }
-        Some(bytes)
     }
 
     fn fail_encoding(&mut self) {
-        self.fail(
-            StreamError::new(StreamErrorCondition::UnsupportedEncoding)
-                .with_text("streams must be encoded in UTF-8"),
-        );
+        self.fail(encoding_error());
     }
 
     fn hold(&mut self, bytes: &[u8]) {
@@ -2049,7 +2025,7 @@ fn iq_error(id: &str, condition: &str, ty: &str) -> Element {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StreamVersion {
+pub(crate) enum StreamVersion {
     /// No `version`, or a 0.x one: the pre-XMPP Jabber protocol.
     Legacy,
     /// 1.x: XMPP (RFC 6120 4.7.5: minor versions are compatible).
@@ -2058,7 +2034,7 @@ enum StreamVersion {
     Unsupported,
 }
 
-fn stream_version(v: Option<&str>) -> StreamVersion {
+pub(crate) fn stream_version(v: Option<&str>) -> StreamVersion {
     let Some(v) = v else {
         return StreamVersion::Legacy;
     };
@@ -2070,6 +2046,52 @@ fn stream_version(v: Option<&str>) -> StreamVersion {
         Some(1) if minor_ok => StreamVersion::V1,
         _ => StreamVersion::Unsupported,
     }
+}
+
+/// The encoding check at the very start of a stream (c2s and s2s): a UTF-8 byte order
+/// mark is skipped (XML 1.0 allows one); UTF-16, UTF-32 and a broken BOM are refused
+/// (`unsupported-encoding`, RFC 6120 4.9.3.22), as we read only UTF-8.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EncodingCheck {
+    /// Bytes of a UTF-8 byte order mark seen so far.
+    bom_seen: u8,
+    /// Whether the first byte after any BOM has been examined.
+    done: bool,
+}
+
+/// The stream is not in UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EncodingRefused;
+
+impl EncodingCheck {
+    /// `bytes` without the part of a BOM it holds; any split of the input gives the same
+    /// verdict.
+    pub(crate) fn strip<'a>(&mut self, mut bytes: &'a [u8]) -> Result<&'a [u8], EncodingRefused> {
+        const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+        while !self.done
+            && let Some((&b, rest)) = bytes.split_first()
+        {
+            if BOM.get(usize::from(self.bom_seen)) == Some(&b) {
+                self.bom_seen += 1;
+                bytes = rest;
+                self.done = usize::from(self.bom_seen) == BOM.len();
+                continue;
+            }
+            // A partial BOM followed by something else is not UTF-8; UTF-16 and UTF-32,
+            // with or without a byte order mark, start with one of these.
+            if self.bom_seen > 0 || matches!(b, 0x00 | 0xFE | 0xFF) {
+                return Err(EncodingRefused);
+            }
+            self.done = true;
+        }
+        Ok(bytes)
+    }
+}
+
+/// The stream error for input that is not UTF-8.
+pub(crate) fn encoding_error() -> StreamError {
+    StreamError::new(StreamErrorCondition::UnsupportedEncoding)
+        .with_text("streams must be encoded in UTF-8")
 }
 
 pub(crate) fn domain_eq(to: &str, domain: &str) -> bool {

@@ -16,6 +16,7 @@ use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -29,7 +30,10 @@ use elsinore_stanza::{
 };
 use elsinore_xml::{Element, Node, StreamHeader, StreamParser, XmlEvent};
 
-use crate::connection::{decode_sasl_data, domain_eq, stream_error_for, whitespace_prefix};
+use crate::connection::{
+    EncodingCheck, StreamVersion, decode_sasl_data, domain_eq, encoding_error, stream_error_for,
+    stream_version, whitespace_prefix,
+};
 use crate::{Instant, Limits, Rng, SendError, TlsPolicy};
 
 /// The stream feature announcing dialback (XEP-0220 section 2.5).
@@ -57,7 +61,14 @@ pub struct S2sConfig {
     /// Domains no longer hosted here: a stream addressed to one gets `host-gone`
     /// instead of `host-unknown` (RFC 6120 4.9.3.5).
     pub gone_domains: Vec<String>,
+    /// An established stream with no element either way for this long is closed with
+    /// the close handshake (whitespace keepalives do not count). Outgoing streams also
+    /// send a whitespace keepalive after [`Limits::keepalive_interval`] of silence.
+    pub idle_timeout: Duration,
 }
+
+/// Default of [`S2sConfig::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl S2sConfig {
     /// Defaults for `domain`: TLS optional, dialback on, with `secret`.
@@ -68,6 +79,7 @@ impl S2sConfig {
             dialback: true,
             secret,
             gone_domains: Vec::new(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -165,6 +177,7 @@ pub struct S2sConnection {
     limits: Limits,
     rng: Rng,
     parser: StreamParser,
+    encoding: EncodingCheck,
     state: State,
     out: Vec<u8>,
     events: VecDeque<S2sEvent>,
@@ -192,6 +205,10 @@ pub struct S2sConnection {
     negotiation_deadline: Option<Instant>,
     close_deadline: Option<Instant>,
     timed_out: bool,
+    /// Last element received or stanza sent: the idle timeout counts from here.
+    last_activity: Instant,
+    /// Last element either way or keepalive sent: the keepalive counts from here.
+    last_traffic: Instant,
 }
 
 impl S2sConnection {
@@ -218,6 +235,7 @@ impl S2sConnection {
         S2sConnection {
             role,
             parser: StreamParser::new(limits.xml),
+            encoding: EncodingCheck::default(),
             negotiation_deadline: Some(now + limits.negotiation_timeout),
             config,
             limits,
@@ -240,6 +258,8 @@ impl S2sConnection {
             auth_failures: 0,
             close_deadline: None,
             timed_out: false,
+            last_activity: now,
+            last_traffic: now,
         }
     }
 
@@ -258,6 +278,17 @@ impl S2sConnection {
     /// Whether stanzas may flow (initiating: we may send; receiving: a domain is authenticated).
     pub fn is_established(&self) -> bool {
         self.state == State::Established
+    }
+
+    /// Whether our `</stream:stream>` is sent and the peer's awaited: nothing more
+    /// may be sent, stanzas from the peer are still read.
+    pub fn is_closing(&self) -> bool {
+        self.state == State::Closing
+    }
+
+    /// When the last element arrived or the last stanza was sent (the idle clock).
+    pub fn last_activity(&self) -> Instant {
+        self.last_activity
     }
 
     /// Whether the stream is finished.
@@ -289,7 +320,9 @@ impl S2sConnection {
 
     /// Bytes read from the peer. Any split of the byte stream gives the same result.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
-        let mut buf = bytes;
+        let Ok(mut buf) = self.encoding.strip(bytes) else {
+            return self.fail(encoding_error());
+        };
         while !buf.is_empty() {
             match self.state {
                 State::Closed => return,
@@ -384,13 +417,29 @@ impl S2sConnection {
                 StreamError::new(StreamErrorCondition::ConnectionTimeout)
                     .with_text("server-to-server negotiation took too long"),
             );
+            return;
+        }
+        if self.state != State::Established {
+            return;
+        }
+        if now >= self.last_activity + self.config.idle_timeout {
+            // Idle: end cleanly; the owner opens a new stream when one is needed again.
+            return self.close(now);
+        }
+        if self.role == Role::Initiating
+            && now >= self.last_traffic + self.limits.keepalive_interval
+        {
+            // Whitespace between elements is allowed (draft 4.6): keeps NAT and firewall
+            // state, and makes a vanished peer show up as a write error.
+            self.out.push(b' ');
+            self.last_traffic = now;
         }
     }
 
     // ---- commands ------------------------------------------------------
 
     /// Initiating role: send a stanza (in `jabber:client`, rewritten to `jabber:server`).
-    pub fn send(&mut self, stanza: &Element) -> Result<(), SendError> {
+    pub fn send(&mut self, stanza: &Element, now: Instant) -> Result<(), SendError> {
         if self.role != Role::Initiating || self.state != State::Established {
             return Err(SendError::NotEstablished);
         }
@@ -399,6 +448,8 @@ impl S2sConnection {
         }
         let el = rename_ns(stanza.clone(), NS_CLIENT, NS_SERVER);
         el.write_to(&mut self.out, NS_SERVER);
+        self.last_activity = now;
+        self.last_traffic = now;
         Ok(())
     }
 
@@ -439,6 +490,8 @@ impl S2sConnection {
             .with_attr("to", domain)
             .with_attr("type", if valid { "valid" } else { "invalid" });
         el.write_to(&mut self.out, NS_SERVER);
+        self.last_activity = now;
+        self.last_traffic = now;
         if valid {
             self.authenticate(domain.to_string(), S2sAuth::Dialback);
         } else {
@@ -448,7 +501,6 @@ impl S2sConnection {
                     .with_text("dialback key is not valid"),
             );
         }
-        let _ = now;
     }
 
     /// Receiving role: the authoritative server of `domain` could not be asked.
@@ -498,10 +550,25 @@ impl S2sConnection {
         if self.is_closed() {
             return None;
         }
-        [self.negotiation_deadline, self.close_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        let (idle, keepalive) = if self.state == State::Established {
+            let keepalive = (self.role == Role::Initiating)
+                .then(|| self.last_traffic + self.limits.keepalive_interval);
+            (
+                Some(self.last_activity + self.config.idle_timeout),
+                keepalive,
+            )
+        } else {
+            (None, None)
+        };
+        [
+            self.negotiation_deadline,
+            self.close_deadline,
+            idle,
+            keepalive,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ---- internals -----------------------------------------------------
@@ -567,6 +634,8 @@ impl S2sConnection {
                 self.finish(None);
             }
             XmlEvent::Element(el) => {
+                self.last_activity = now;
+                self.last_traffic = now;
                 if self.state == State::AwaitHeader {
                     return self.fail(
                         StreamError::new(StreamErrorCondition::BadFormat)
@@ -599,9 +668,11 @@ impl S2sConnection {
         }
         let stream_ok = header.is_stream();
         let ns_ok = header.default_ns.as_deref() == Some(NS_SERVER);
-        let v1 = header
-            .attr("version")
-            .is_some_and(|v| v.trim().starts_with("1."));
+        let version = stream_version(header.attr("version"));
+        let unsupported_version = || {
+            StreamError::new(StreamErrorCondition::UnsupportedVersion)
+                .with_text("this server speaks XMPP 1.0 and pre-1.0 streams")
+        };
         match self.role {
             Role::Receiving => {
                 if let Some(from) = header.attr("from")
@@ -640,12 +711,15 @@ impl S2sConnection {
                             .with_text("the stream's from changed or is not a domain"),
                     );
                 }
+                if version == StreamVersion::Unsupported {
+                    return self.fail(unsupported_version());
+                }
                 self.state = if self.authenticated.is_empty() {
                     State::Negotiating
                 } else {
                     State::Established
                 };
-                if v1 {
+                if version == StreamVersion::V1 {
                     self.send_features();
                 }
             }
@@ -657,12 +731,14 @@ impl S2sConnection {
                     );
                 }
                 self.stream_id = header.attr("id").map(str::to_string);
-                if v1 {
-                    self.state = State::Negotiating;
-                } else {
-                    // Pre-1.0 peer: no features; dialback is the only way.
-                    self.peer_dialback = true;
-                    self.start_dialback();
+                match version {
+                    StreamVersion::V1 => self.state = State::Negotiating,
+                    StreamVersion::Legacy => {
+                        // Pre-1.0 peer: no features; dialback is the only way.
+                        self.peer_dialback = true;
+                        self.start_dialback();
+                    }
+                    StreamVersion::Unsupported => self.fail(unsupported_version()),
                 }
             }
         }
@@ -690,10 +766,9 @@ impl S2sConnection {
             );
         }
         if auth_ok && self.config.dialback {
-            features = features.with_child(
-                Element::new("dialback", NS_DIALBACK_FEATURE)
-                    .with_child(Element::new("errors", NS_DIALBACK_FEATURE)),
-            );
+            // No `<errors/>`: we never send XEP-0220 dialback errors, since a failed
+            // verification is a stream error (draft 6.2, remote-connection-failed).
+            features = features.with_child(Element::new("dialback", NS_DIALBACK_FEATURE));
         }
         self.write(&features);
     }

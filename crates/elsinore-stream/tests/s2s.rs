@@ -176,7 +176,7 @@ fn dialback_happy_path_then_stanzas() {
         .with_attr("from", "alice@one.example/x")
         .with_attr("to", "bob@two.example")
         .with_child(Element::new("body", NS_CLIENT).with_text("hi"));
-    main.a.send(&msg).unwrap();
+    main.a.send(&msg, now()).unwrap();
     main.pump();
     let got = main
         .b_events
@@ -348,7 +348,7 @@ fn external_with_verified_certificates() {
     let msg = Element::new("message", NS_CLIENT)
         .with_attr("from", "alice@one.example")
         .with_attr("to", "bob@two.example");
-    p.a.send(&msg).unwrap();
+    p.a.send(&msg, now()).unwrap();
     p.pump();
     assert!(p.b_events.contains(&S2sEvent::Stanza(msg)));
 }
@@ -455,4 +455,119 @@ fn garbage_never_panics() {
             S2sConnection::new_initiating(config(ONE, 7), TWO, Limits::default(), [1; 32], now());
         a.handle_input(input, now());
     }
+}
+
+fn at(secs: u64) -> Instant {
+    Instant::from_millis(now().as_millis() + secs * 1000)
+}
+
+/// Moves what each side wrote to the other, at `t`; returns (a→b, b→a).
+fn exchange(p: &mut Pair, t: Instant) -> (String, String) {
+    let ab = p.a.take_transmit();
+    p.b.handle_input(&ab, t);
+    let ba = p.b.take_transmit();
+    p.a.handle_input(&ba, t);
+    p.a_events.extend(std::iter::from_fn(|| p.a.poll_event()));
+    p.b_events.extend(std::iter::from_fn(|| p.b.poll_event()));
+    (
+        String::from_utf8(ab).unwrap(),
+        String::from_utf8(ba).unwrap(),
+    )
+}
+
+#[test]
+fn outgoing_stream_sends_whitespace_keepalives_then_closes_when_idle() {
+    let mut p = established_dialback();
+    let keepalive = Limits::default().keepalive_interval.as_secs();
+    // Only the outgoing side keeps alive, with one space per quiet interval.
+    assert_eq!(p.a.poll_timeout(), Some(at(keepalive)));
+    p.a.handle_timeout(at(keepalive));
+    assert_eq!(exchange(&mut p, at(keepalive)).0, " ");
+    assert_eq!(p.a.poll_timeout(), Some(at(2 * keepalive)));
+    // A keepalive is not activity: both sides reach the idle timeout at once.
+    let idle = S2sConfig::new(ONE, [0; 32]).idle_timeout.as_secs();
+    assert_eq!(p.b.poll_timeout(), Some(at(idle)));
+    let mut t = at(keepalive);
+    while let Some(next) = p.a.poll_timeout() {
+        if p.a.is_closing() {
+            break;
+        }
+        t = next;
+        p.a.handle_timeout(t);
+    }
+    assert_eq!(t, at(idle));
+    let (ab, ba) = exchange(&mut p, t);
+    assert!(
+        ab.ends_with("</stream:stream>") && !ab.contains("<error"),
+        "{ab}"
+    );
+    assert_eq!(ba, "</stream:stream>");
+    exchange(&mut p, t);
+    assert!(p.a.is_closed() && p.b.is_closed());
+    for events in [&p.a_events, &p.b_events] {
+        assert!(
+            events.contains(&S2sEvent::Closed { error: None }),
+            "{events:?}"
+        );
+    }
+}
+
+#[test]
+fn incoming_stream_closes_when_idle() {
+    let mut p = established_dialback();
+    let idle = S2sConfig::new(ONE, [0; 32]).idle_timeout.as_secs();
+    // A stanza restarts the idle clock of both sides.
+    let msg = Element::new("message", NS_CLIENT)
+        .with_attr("from", "alice@one.example/x")
+        .with_attr("to", "bob@two.example");
+    p.a.send(&msg, at(100)).unwrap();
+    exchange(&mut p, at(100));
+    assert_eq!(p.b.poll_timeout(), Some(at(100 + idle)));
+    assert_eq!(p.a.last_activity(), at(100));
+    // The receiving side sends no keepalive; at the deadline it closes cleanly.
+    p.b.handle_timeout(at(100 + idle - 1));
+    assert!(p.b.take_transmit().is_empty() && !p.b.is_closing());
+    p.b.handle_timeout(at(100 + idle));
+    assert!(p.b.is_closing());
+    let (_, ba) = exchange(&mut p, at(100 + idle));
+    assert_eq!(ba, "</stream:stream>");
+    exchange(&mut p, at(100 + idle));
+    assert!(p.a.is_closed() && p.b.is_closed());
+    assert!(p.b_events.contains(&S2sEvent::Closed { error: None }));
+}
+
+#[test]
+fn idle_timeout_is_configurable() {
+    let mut cfg = config(TWO, 9);
+    cfg.idle_timeout = std::time::Duration::from_secs(30);
+    let mut b = S2sConnection::new_receiving(cfg, Limits::default(), [2; 32], now());
+    // Not established: only the negotiation deadline.
+    assert_eq!(
+        b.poll_timeout(),
+        Some(now() + Limits::default().negotiation_timeout)
+    );
+    b.handle_input(
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+          xmlns:db='jabber:server:dialback' from='one.example' to='two.example' version='1.0'>\
+          <db:result from='one.example' to='two.example'>abcd</db:result>",
+        at(1),
+    );
+    b.dialback_result(ONE, true, at(2));
+    assert!(b.is_established());
+    assert_eq!(b.poll_timeout(), Some(at(32)));
+}
+
+#[test]
+fn dialback_feature_does_not_claim_dialback_errors() {
+    // We never send XEP-0220 dialback errors (a failed check is a stream error, draft
+    // 6.2), so the feature has no <errors/>.
+    let mut b = S2sConnection::new_receiving(config(TWO, 9), Limits::default(), [2; 32], now());
+    b.handle_input(
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+          xmlns:db='jabber:server:dialback' from='one.example' to='two.example' version='1.0'>",
+        now(),
+    );
+    let out = String::from_utf8(b.take_transmit()).unwrap();
+    assert!(out.contains("urn:xmpp:features:dialback"), "{out}");
+    assert!(!out.contains("errors"), "{out}");
 }

@@ -247,3 +247,85 @@ fn client_keeps_the_peers_stream_error() {
     assert_eq!(e.condition, StreamErrorCondition::PolicyViolation);
     assert_eq!(e.text.as_deref(), Some("too many connections"));
 }
+
+fn s2s_receiving() -> S2sConnection {
+    let mut cfg = S2sConfig::new("two.example", [9; 32]);
+    cfg.tls = TlsPolicy::Optional;
+    S2sConnection::new_receiving(cfg, Limits::default(), [2; 32], T0)
+}
+
+#[test]
+fn s2s_version_2_is_unsupported_version() {
+    let mut r = s2s_receiving();
+    r.handle_input(S2S_HEADER.replace("'1.0'", "'2.0'").as_bytes(), T0);
+    let out = String::from_utf8(r.take_transmit()).unwrap();
+    assert_eq!(
+        stream_error(&out).condition,
+        StreamErrorCondition::UnsupportedVersion
+    );
+    assert!(r.is_closed());
+    // 1.x is XMPP 1.0 (minor versions are compatible); no version is a pre-1.0 peer.
+    for header in [
+        S2S_HEADER.replace("'1.0'", "'1.1'"),
+        S2S_HEADER.replace(" version='1.0'", ""),
+    ] {
+        let mut r = s2s_receiving();
+        r.handle_input(header.as_bytes(), T0);
+        let out = String::from_utf8(r.take_transmit()).unwrap();
+        assert!(!out.contains("<error"), "{header}: {out}");
+        assert!(!r.is_closed());
+    }
+}
+
+#[test]
+fn s2s_initiating_side_refuses_a_version_2_answer() {
+    let mut cfg = S2sConfig::new("one.example", [7; 32]);
+    cfg.tls = TlsPolicy::Optional;
+    let mut a = S2sConnection::new_initiating(cfg, "two.example", Limits::default(), [1; 32], T0);
+    let _ = a.take_transmit();
+    a.handle_input(
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+          from='two.example' id='s1' version='2.0'>",
+        T0,
+    );
+    let out = String::from_utf8(a.take_transmit()).unwrap();
+    assert_eq!(
+        stream_error(&out).condition,
+        StreamErrorCondition::UnsupportedVersion
+    );
+}
+
+#[test]
+fn s2s_utf16_is_unsupported_encoding_and_a_utf8_bom_is_accepted() {
+    let utf16: Vec<u8> = S2S_HEADER
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
+    let mut with_bom = vec![0xFE, 0xFF];
+    with_bom.extend(&utf16);
+    for input in [utf16.clone(), with_bom] {
+        let mut r = s2s_receiving();
+        r.handle_input(&input, T0);
+        let out = String::from_utf8(r.take_transmit()).unwrap();
+        assert!(
+            out.starts_with("<?xml") || out.starts_with("<stream"),
+            "{out}"
+        );
+        assert_eq!(
+            stream_error(&out).condition,
+            StreamErrorCondition::UnsupportedEncoding
+        );
+        assert!(r.is_closed());
+    }
+    // A UTF-8 BOM, split across reads, is skipped.
+    let mut r = s2s_receiving();
+    r.handle_input(&[0xEF, 0xBB], T0);
+    r.handle_input(&[0xBF], T0);
+    r.handle_input(S2S_HEADER.as_bytes(), T0);
+    let out = String::from_utf8(r.take_transmit()).unwrap();
+    assert!(
+        out.contains("urn:xmpp:features:dialback"),
+        "features follow: {out}"
+    );
+    assert!(!r.is_closed());
+}
