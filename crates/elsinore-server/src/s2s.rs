@@ -8,6 +8,7 @@
 //! [`Server::handle_connect_failed`].
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use elsinore_jid::Jid;
 use elsinore_stanza::{
@@ -33,10 +34,14 @@ pub struct S2sSettings {
     pub require_tls: bool,
     /// Stanzas queued per remote domain while its stream is being set up.
     pub max_queue: usize,
-    /// Outgoing streams at once.
+    /// Outgoing streams at once; at the cap, the least recently used idle one is
+    /// closed to make room (only when none is idle do new domains bounce).
     pub max_outgoing: usize,
     /// Dialback verifications in flight at once.
     pub max_verifications: usize,
+    /// A stream with no stanza either way for this long is closed (both directions);
+    /// outgoing ones send a whitespace keepalive after `Limits::keepalive_interval`.
+    pub idle_timeout: Duration,
 }
 
 impl Default for S2sSettings {
@@ -49,6 +54,7 @@ impl Default for S2sSettings {
             max_queue: 100,
             max_outgoing: 256,
             max_verifications: 256,
+            idle_timeout: elsinore_stream::s2s::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -88,6 +94,7 @@ impl Server {
             (true, false) => TlsPolicy::Optional,
         };
         c.gone_domains = self.config.gone_domains.clone();
+        c.idle_timeout = s.idle_timeout;
         c
     }
 
@@ -128,7 +135,7 @@ impl Server {
             let mut stream = S2sConnection::new_initiating(config, &remote, limits, seed, now);
             for (stream_id, key) in c.verify_backlog.drain(..) {
                 // Bounded by max_verifications, below the stream's own bound.
-                let _ = stream.send_verify(&stream_id, &key);
+                let _ = stream.send_verify(&stream_id, &key, now);
             }
             c.stream = Some(stream);
             self.s2s_after(conn, now);
@@ -245,7 +252,7 @@ impl Server {
         }
         let id = match self.s2s.out.get(&domain) {
             Some(id) => *id,
-            None => match self.s2s_connect(&domain) {
+            None => match self.s2s_connect(&domain, now) {
                 Some(id) => id,
                 None => {
                     return self.bounce_local(
@@ -281,9 +288,10 @@ impl Server {
         }
     }
 
-    /// A new outgoing connection to `domain` (the adapter is asked to connect).
-    fn s2s_connect(&mut self, domain: &str) -> Option<ConnId> {
-        if self.s2s.out.len() >= self.config.s2s.max_outgoing {
+    /// A new outgoing connection to `domain` (the adapter is asked to connect); at the
+    /// cap, only when an idle one can be closed to make room.
+    fn s2s_connect(&mut self, domain: &str, now: Instant) -> Option<ConnId> {
+        if self.s2s.out.len() >= self.config.s2s.max_outgoing && !self.s2s_reap_idle(now) {
             return None;
         }
         let id = ConnId(self.next_conn);
@@ -303,6 +311,34 @@ impl Server {
             domain: domain.to_string(),
         });
         Some(id)
+    }
+
+    /// Closes the least recently used outgoing stream that has nothing to do (established,
+    /// nothing queued, no dialback check waiting on it); false when there is none.
+    fn s2s_reap_idle(&mut self, now: Instant) -> bool {
+        let verifying = &self.s2s.verifying;
+        let victim = self
+            .s2s
+            .out
+            .iter()
+            .filter_map(|(domain, id)| {
+                let c = self.s2s.conns.get(id)?;
+                let s = c.stream.as_ref()?;
+                let busy = !s.is_established()
+                    || !c.queue.is_empty()
+                    || verifying.keys().any(|(d, _)| d == domain);
+                (!busy).then_some((s.last_activity(), *id))
+            })
+            .min();
+        let Some((_, id)) = victim else {
+            return false;
+        };
+        if let Some(s) = self.s2s.conns.get_mut(&id).and_then(|c| c.stream.as_mut()) {
+            s.close(now);
+        }
+        // Detaches it from `out` (it finishes its close handshake on its own).
+        self.s2s_after(id, now);
+        true
     }
 
     /// An error reply to `el` (sent by a local user) delivered locally; never to an
@@ -341,8 +377,14 @@ impl Server {
         let Some(c) = self.s2s.conns.remove(&id) else {
             return;
         };
+        // A stream that was closing was detached from `out` when its close began (see
+        // `s2s_after`): checks for its domain wait on its successor, not on it.
+        let current = c
+            .remote
+            .as_ref()
+            .is_some_and(|r| self.s2s.out.get(r) == Some(&id));
         if let Some(remote) = &c.remote
-            && self.s2s.out.get(remote) == Some(&id)
+            && current
         {
             self.s2s.out.remove(remote);
         }
@@ -358,7 +400,7 @@ impl Server {
             .s2s
             .verifying
             .iter()
-            .filter(|((d, _), _)| Some(d) == c.remote.as_ref())
+            .filter(|((d, _), _)| current && Some(d) == c.remote.as_ref())
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         for ((domain, key), incoming) in waiting {
@@ -378,9 +420,20 @@ impl Server {
     /// Collect an s2s connection's output and events after it was driven.
     pub(crate) fn s2s_after(&mut self, id: ConnId, now: Instant) {
         loop {
-            let Some(s) = self.s2s.conns.get_mut(&id).and_then(|c| c.stream.as_mut()) else {
+            let Some(c) = self.s2s.conns.get_mut(&id) else {
                 return;
             };
+            let Some(s) = c.stream.as_mut() else {
+                return;
+            };
+            // A closing outgoing stream (idle, or reaped) carries nothing more: the next
+            // stanza for its domain opens a new one.
+            if s.is_closing()
+                && let Some(remote) = &c.remote
+                && self.s2s.out.get(remote) == Some(&id)
+            {
+                self.s2s.out.remove(remote);
+            }
             let bytes = s.take_transmit();
             if !bytes.is_empty() {
                 self.transmit.push_back((id, bytes));
@@ -487,7 +540,7 @@ impl Server {
         }
         let out = match self.s2s.out.get(&from) {
             Some(id) => *id,
-            None => match self.s2s_connect(&from) {
+            None => match self.s2s_connect(&from, now) {
                 Some(id) => id,
                 None => return fail(self),
             },
@@ -499,7 +552,7 @@ impl Server {
             // Not connected yet: the request waits inside the stream made at connect.
             None => c.verify_backlog.push((stream_id.clone(), key)),
             Some(s) => {
-                if s.send_verify(&stream_id, &key).is_err() {
+                if s.send_verify(&stream_id, &key, now).is_err() {
                     return fail(self);
                 }
                 self.s2s_after(out, now);

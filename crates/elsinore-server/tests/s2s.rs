@@ -6,9 +6,10 @@
 mod common;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use common::{Net, T0, error_condition};
-use elsinore_server::{ConnId, ServerConfig};
+use elsinore_server::{ConnId, Instant, ServerConfig};
 use elsinore_xml::Element;
 
 const ONE: &str = "one.example";
@@ -24,6 +25,8 @@ struct Fed {
     links: HashMap<(usize, ConnId), (usize, ConnId)>,
     /// Streams each server accepted: (accepting net, its connection, connecting net).
     accepted: Vec<(usize, ConnId, usize)>,
+    /// Virtual time of everything `pump` feeds.
+    now: Instant,
 }
 
 fn config(domain: &str, secret: u8) -> ServerConfig {
@@ -36,8 +39,16 @@ fn config(domain: &str, secret: u8) -> ServerConfig {
 
 impl Fed {
     fn new() -> Self {
-        let mut one = Net::with_config(config(ONE, 1));
-        let mut two = Net::with_config(config(TWO, 2));
+        Self::with(|_| {})
+    }
+
+    /// Both servers with `tweak` applied to their configuration.
+    fn with(tweak: impl Fn(&mut ServerConfig)) -> Self {
+        let (mut a, mut b) = (config(ONE, 1), config(TWO, 2));
+        tweak(&mut a);
+        tweak(&mut b);
+        let mut one = Net::with_config(a);
+        let mut two = Net::with_config(b);
         one.server.set_wall_clock(T0, 1_700_000_000_000);
         two.server.set_wall_clock(T0, 1_700_000_000_000);
         one.add_user("romeo@one.example", "r");
@@ -46,6 +57,7 @@ impl Fed {
             nets: [one, two],
             links: HashMap::new(),
             accepted: Vec::new(),
+            now: T0,
         }
     }
 
@@ -60,26 +72,26 @@ impl Fed {
                 for (conn, domain) in std::mem::take(&mut self.nets[i].connects) {
                     progress = true;
                     if self.nets[j].server.config().domain == domain {
-                        let peer = self.nets[j].server.accept_s2s(T0);
+                        let peer = self.nets[j].server.accept_s2s(self.now);
                         self.accepted.push((j, peer, i));
                         self.links.insert((i, conn), (j, peer));
                         self.links.insert((j, peer), (i, conn));
-                        self.nets[i].server.handle_connected(conn, T0);
+                        self.nets[i].server.handle_connected(conn, self.now);
                     } else {
-                        self.nets[i].server.handle_connect_failed(conn, T0);
+                        self.nets[i].server.handle_connect_failed(conn, self.now);
                     }
                 }
                 for (conn, bytes) in std::mem::take(&mut self.nets[i].s2s_out) {
                     progress = true;
                     if let Some(&(j, peer)) = self.links.get(&(i, conn)) {
-                        self.nets[j].server.handle_input(peer, &bytes, T0);
+                        self.nets[j].server.handle_input(peer, &bytes, self.now);
                     }
                 }
                 for conn in std::mem::take(&mut self.nets[i].s2s_closed) {
                     progress = true;
                     if let Some((j, peer)) = self.links.remove(&(i, conn)) {
                         self.links.remove(&(j, peer));
-                        self.nets[j].server.handle_eof(peer, T0);
+                        self.nets[j].server.handle_eof(peer, self.now);
                     }
                 }
             }
@@ -90,6 +102,30 @@ impl Fed {
         panic!("federation did not settle");
     }
 
+    /// Moves virtual time to `t`, firing every deadline of both servers on the way.
+    fn advance_to(&mut self, t: Instant) {
+        for _ in 0..10_000 {
+            let next = self
+                .nets
+                .iter()
+                .filter_map(|n| n.server.poll_timeout())
+                .min()
+                .filter(|&d| d <= t);
+            self.now = next.unwrap_or(t).max(self.now);
+            for net in &mut self.nets {
+                net.now = self.now;
+            }
+            let Some(d) = next else {
+                return;
+            };
+            for net in &mut self.nets {
+                net.server.handle_timeout(d);
+            }
+            self.pump();
+        }
+        panic!("deadlines did not settle");
+    }
+
     fn send(&mut self, net: usize, conn: ConnId, xml: &str) {
         self.nets[net].send(conn, &el(xml));
         self.pump();
@@ -97,7 +133,10 @@ impl Fed {
 }
 
 fn online() -> (Fed, ConnId, ConnId) {
-    let mut fed = Fed::new();
+    online_in(Fed::new())
+}
+
+fn online_in(mut fed: Fed) -> (Fed, ConnId, ConnId) {
     let romeo = fed.nets[0].connect("romeo@one.example/orchard", "r");
     let juliet = fed.nets[1].connect("juliet@two.example/balcony", "j");
     fed.send(0, romeo, "<presence xmlns='jabber:client'/>");
@@ -381,4 +420,147 @@ fn an_iq_over_s2s_breaking_the_iq_rules_is_bad_request() {
             "{id}: not delivered"
         );
     }
+}
+
+fn message(to: &str, id: &str) -> String {
+    format!("<message xmlns='jabber:client' to='{to}' id='{id}'><body>{id}</body></message>")
+}
+
+fn bounce_condition(inbox: &[Element], id: &str) -> Option<String> {
+    let bounce = inbox.iter().find(|e| e.attr("id") == Some(id))?;
+    assert_eq!(bounce.attr("type"), Some("error"), "{bounce:?}");
+    error_condition(bounce)
+}
+
+#[test]
+fn stanzas_past_the_queue_while_connecting_bounce_resource_constraint() {
+    let (mut fed, romeo, juliet) = online();
+    let max_queue = fed.nets[0].server.config().s2s.max_queue;
+    // The adapter has not connected yet (`connects` waits until the next pump).
+    for i in 0..=max_queue {
+        let xml = message("juliet@two.example", &format!("m{i}"));
+        fed.nets[0].send(romeo, &el(&xml));
+    }
+    let got = fed.nets[0].take_inbox(romeo);
+    assert_eq!(got.len(), 1, "only the one past the queue bounces: {got:?}");
+    assert_eq!(
+        bounce_condition(&got, &format!("m{max_queue}")).as_deref(),
+        Some("resource-constraint")
+    );
+    fed.pump();
+    let delivered: Vec<String> = bodies(&fed.nets[1].take_inbox(juliet))
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    let expected: Vec<String> = (0..max_queue).map(|i| format!("m{i}")).collect();
+    assert_eq!(delivered, expected, "the queued ones arrive, in order");
+}
+
+#[test]
+fn at_the_outgoing_cap_the_least_recently_used_idle_stream_makes_room() {
+    let (mut fed, romeo, juliet) = online_in(Fed::with(|c| c.s2s.max_outgoing = 1));
+    fed.send(0, romeo, &message("juliet@two.example", "m1"));
+    assert_eq!(bodies(&fed.nets[1].take_inbox(juliet)).len(), 1);
+    let streams = fed.accepted.len();
+    // The stream to two.example is idle: it is closed for the new domain, which then
+    // fails as an unknown domain does, not with resource-constraint.
+    fed.now = fed.now + Duration::from_secs(1);
+    fed.nets[0].now = fed.now;
+    fed.send(0, romeo, &message("nobody@nowhere.example", "m2"));
+    assert_eq!(
+        bounce_condition(&fed.nets[0].take_inbox(romeo), "m2").as_deref(),
+        Some("remote-server-not-found")
+    );
+    // two.example's stream went through the close handshake: a new one carries m3.
+    fed.send(0, romeo, &message("juliet@two.example", "m3"));
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    assert_eq!(
+        bodies(&fed.nets[1].take_inbox(juliet)),
+        vec![("romeo@one.example/orchard".to_string(), "m3".to_string())]
+    );
+    assert!(fed.accepted.len() > streams, "a new stream was opened");
+}
+
+#[test]
+fn at_the_outgoing_cap_with_no_idle_stream_new_domains_bounce_resource_constraint() {
+    let (mut fed, romeo, juliet) = online_in(Fed::with(|c| c.s2s.max_outgoing = 1));
+    // The stream to two.example is still connecting (busy): nothing can make room.
+    fed.nets[0].send(romeo, &el(&message("juliet@two.example", "m1")));
+    fed.nets[0].send(romeo, &el(&message("nobody@three.example", "m2")));
+    assert_eq!(
+        bounce_condition(&fed.nets[0].take_inbox(romeo), "m2").as_deref(),
+        Some("resource-constraint")
+    );
+    fed.pump();
+    assert_eq!(bodies(&fed.nets[1].take_inbox(juliet)).len(), 1);
+}
+
+#[test]
+fn negotiation_timeout_bounces_remote_server_timeout() {
+    let (mut fed, romeo, _) = online();
+    fed.nets[0].send(romeo, &el(&message("juliet@two.example", "m1")));
+    // Connected, but the peer never answers our stream header.
+    let (conn, _) = fed.nets[0].connects.pop().expect("a connect request");
+    fed.nets[0].server.handle_connected(conn, T0);
+    fed.nets[0].drive();
+    assert!(
+        fed.nets[0].take_inbox(romeo).is_empty(),
+        "queued, not bounced"
+    );
+    let deadline = fed.nets[0]
+        .server
+        .poll_timeout()
+        .expect("negotiation deadline");
+    assert_eq!(
+        deadline,
+        T0 + fed.nets[0].server.config().limits.negotiation_timeout
+    );
+    fed.nets[0].now = deadline;
+    fed.nets[0].server.handle_timeout(deadline);
+    fed.nets[0].drive();
+    assert_eq!(
+        bounce_condition(&fed.nets[0].take_inbox(romeo), "m1").as_deref(),
+        Some("remote-server-timeout")
+    );
+    assert_eq!(fed.nets[0].s2s_closed, vec![conn]);
+}
+
+#[test]
+fn idle_streams_close_both_ways_and_the_next_stanza_reopens() {
+    // Clients are not pinged during the test (they do not answer pings here).
+    let (mut fed, romeo, juliet) = online_in(Fed::with(|c| {
+        c.limits.ping_after = Duration::from_secs(24 * 3600)
+    }));
+    fed.send(0, romeo, &message("juliet@two.example", "m1"));
+    fed.send(1, juliet, &message("romeo@one.example", "r1"));
+    assert_eq!(bodies(&fed.nets[1].take_inbox(juliet)).len(), 1);
+    assert_eq!(bodies(&fed.nets[0].take_inbox(romeo)).len(), 1);
+    let streams = fed.accepted.len();
+    assert!(!fed.links.is_empty());
+    let idle = fed.nets[0].server.config().s2s.idle_timeout;
+    // Until the idle timeout (outgoing streams send keepalives meanwhile) they stay up.
+    fed.advance_to(fed.now + (idle - Duration::from_secs(1)));
+    assert!(!fed.links.is_empty(), "still up before the idle timeout");
+    fed.advance_to(fed.now + Duration::from_secs(2));
+    assert!(
+        fed.links.is_empty(),
+        "every s2s stream closed: {:?}",
+        fed.links
+    );
+    // No s2s deadline is left (only the clients' far-off ping).
+    let clients_ping = T0 + Duration::from_secs(24 * 3600);
+    assert!(
+        fed.nets
+            .iter()
+            .all(|n| n.server.poll_timeout() >= Some(clients_ping))
+    );
+    // Nothing bounced; a new stanza opens a new stream and arrives.
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    fed.send(0, romeo, &message("juliet@two.example", "m2"));
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    assert_eq!(
+        bodies(&fed.nets[1].take_inbox(juliet)),
+        vec![("romeo@one.example/orchard".to_string(), "m2".to_string())]
+    );
+    assert!(fed.accepted.len() > streams);
 }

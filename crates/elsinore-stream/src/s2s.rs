@@ -456,7 +456,12 @@ impl S2sConnection {
     /// Initiating role: ask the peer (the authoritative server of its domain) whether
     /// `key` is valid for a stream with id `stream_id` that the peer's domain opened to
     /// us. Held until the stream can carry it; answered by [`S2sEvent::Verified`].
-    pub fn send_verify(&mut self, stream_id: &str, key: &str) -> Result<(), SendError> {
+    pub fn send_verify(
+        &mut self,
+        stream_id: &str,
+        key: &str,
+        now: Instant,
+    ) -> Result<(), SendError> {
         if self.role != Role::Initiating || matches!(self.state, State::Closing | State::Closed) {
             return Err(SendError::NotEstablished);
         }
@@ -470,6 +475,8 @@ impl S2sConnection {
             .with_attr("id", stream_id)
             .with_text(key);
         self.pending_verifies.push_back(el);
+        // Its answer is awaited: not idle.
+        self.last_activity = self.last_activity.max(now);
         if self.can_carry_verify() {
             self.flush_verifies();
         }

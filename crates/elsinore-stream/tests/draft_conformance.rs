@@ -385,7 +385,7 @@ fn s2s_verify_answers_are_checked() {
             [1; 32],
             T0,
         );
-        a.send_verify("stream-1", "00").unwrap();
+        a.send_verify("stream-1", "00", T0).unwrap();
         let _ = a.take_transmit();
         // A pre-1.0 peer: no features, dialback starts at once and verifies may flow.
         a.handle_input(

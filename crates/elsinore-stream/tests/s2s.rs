@@ -133,7 +133,7 @@ fn dialback_pair(secret_of_originator: u8, secret_of_authority: u8) -> (Pair, Pa
         now(),
     );
     let mut check = Pair::new(verifier, authority);
-    check.a.send_verify(&stream_id, &key).unwrap();
+    check.a.send_verify(&stream_id, &key, now()).unwrap();
     check.pump();
     (main, check)
 }
