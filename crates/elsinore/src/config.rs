@@ -63,6 +63,8 @@ pub struct FileConfig {
     pub s2s_ca: Vec<PathBuf>,
     /// Test-only: accept unverifiable peer certificates (dialback, never EXTERNAL).
     pub s2s_insecure: Option<bool>,
+    /// Seconds without a stanza after which an s2s stream is closed (default 600).
+    pub s2s_idle_timeout_secs: Option<u64>,
     /// `[s2s.peers]`: remote domain → `ADDR:PORT` (there is no DNS lookup).
     pub s2s: Option<crate::s2s::S2sTable>,
     /// `[limits]`: resource limits (docs/reliability.md, "Limits").
@@ -385,6 +387,11 @@ impl Settings {
             ca: file.s2s_ca,
             insecure: file.s2s_insecure.unwrap_or(false),
             peers: file.s2s.map(|t| t.peers).unwrap_or_default(),
+            idle_timeout: match file.s2s_idle_timeout_secs {
+                Some(0) => anyhow::bail!("s2s_idle_timeout_secs must be at least 1"),
+                Some(s) => std::time::Duration::from_secs(s),
+                None => elsinore_server::S2sSettings::default().idle_timeout,
+            },
         };
         let mut releases = Vec::new();
         for r in file.release {
@@ -727,11 +734,13 @@ mod tests {
     fn s2s_keys() {
         let file = parse(
             "listen_s2s = \"127.0.0.1:5269\"\ns2s_dialback = false\ns2s_insecure = true\n\
-             s2s_ca = [\"ca.pem\"]\n[s2s.peers]\n\"two.localhost\" = \"127.0.0.1:5270\"\n",
+             s2s_ca = [\"ca.pem\"]\ns2s_idle_timeout_secs = 120\n\
+             [s2s.peers]\n\"two.localhost\" = \"127.0.0.1:5270\"\n",
         )
         .unwrap();
         let s = Settings::resolve(file, Overrides::default()).unwrap();
         assert!(s.s2s.enabled());
+        assert_eq!(s.s2s.idle_timeout, std::time::Duration::from_secs(120));
         assert!(!s.s2s.dialback && s.s2s.insecure);
         assert_eq!(
             s.s2s.peers.get("two.localhost").map(String::as_str),
@@ -739,5 +748,8 @@ mod tests {
         );
         let s = Settings::resolve(parse("").unwrap(), Overrides::default()).unwrap();
         assert!(!s.s2s.enabled(), "off by default");
+        assert_eq!(s.s2s.idle_timeout, std::time::Duration::from_secs(600));
+        let zero = parse("s2s_idle_timeout_secs = 0\n").unwrap();
+        assert!(Settings::resolve(zero, Overrides::default()).is_err());
     }
 }

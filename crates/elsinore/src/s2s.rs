@@ -24,7 +24,7 @@ pub struct S2sTable {
 }
 
 /// Effective server-to-server settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct S2sFile {
     /// Listen address for incoming s2s connections (off when absent).
     pub listen: Option<String>,
@@ -38,6 +38,8 @@ pub struct S2sFile {
     pub insecure: bool,
     /// Remote domain → address.
     pub peers: BTreeMap<String, String>,
+    /// No stanza on a stream for this long closes it.
+    pub idle_timeout: std::time::Duration,
 }
 
 impl S2sFile {
