@@ -501,7 +501,14 @@ impl Server {
         let requester = from.to_bare();
         let own = requester == account;
         let owner = account.clone();
-        let answer = move |s: &mut Server, allowed: bool, now: Instant| {
+        // `allowed`: `None` when the owner's roster could not be read (a store failure is
+        // the server's problem, not a refusal).
+        let answer = move |s: &mut Server, allowed: Option<bool>, now: Instant| {
+            let Some(allowed) = allowed else {
+                let e = StanzaError::new(DefinedCondition::InternalServerError);
+                s.deliver_to_conn(id, &iq_error(&head, None, e), now);
+                return;
+            };
             if !allowed {
                 let e = err(
                     DefinedCondition::Forbidden,
@@ -546,7 +553,7 @@ impl Server {
             });
         };
         if own {
-            answer(self, true, now);
+            answer(self, Some(true), now);
             return;
         }
         // XEP-0012 4: only entities with a subscription to the account's presence.
@@ -555,8 +562,7 @@ impl Server {
             then: Box::new(move |s: &mut Server, _, now| {
                 let allowed = roster
                     .ok()
-                    .and_then(|r| r.get(&requester).map(|i| i.subscription.has_from()))
-                    .unwrap_or(false);
+                    .map(|r| r.get(&requester).is_some_and(|i| i.subscription.has_from()));
                 answer(s, allowed, now);
             }),
         });

@@ -264,6 +264,36 @@ fn last_activity_uptime_and_accounts() {
     );
 }
 
+/// A store failure while reading the owner's roster is the server's problem: the
+/// requester gets `internal-server-error`, not `forbidden` as if it had no subscription.
+#[test]
+fn last_activity_with_a_failed_roster_read_is_an_internal_error() {
+    let (mut net, hamlet, horatio) = denmark();
+    net.send(
+        horatio,
+        &el("<presence to='hamlet@denmark' type='subscribe' xmlns='jabber:client'/>"),
+    );
+    net.send(
+        hamlet,
+        &el("<presence to='horatio@denmark' type='subscribed' xmlns='jabber:client'/>"),
+    );
+    // Hamlet goes away, so his roster is read from the store for Horatio's question.
+    net.server.handle_eof(hamlet, T0);
+    net.clients.remove(&hamlet);
+    net.drive();
+    net.fail_if = Some(|op| matches!(op, elsinore_storage::Op::Get(k) if k.space == Space::Roster));
+    let ask = "<iq type='get' id='l3' to='hamlet@denmark' xmlns='jabber:client'><query xmlns='jabber:iq:last'/></iq>";
+    let r = net.iq(horatio, ask);
+    assert_eq!(
+        error_condition(&r).as_deref(),
+        Some("internal-server-error"),
+        "{r:?}"
+    );
+    net.fail_if = None;
+    let r = net.iq(horatio, ask);
+    assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+}
+
 #[test]
 fn agents_agent_and_disco_items_from_one_service_list() {
     let (mut net, _hamlet, horatio) = denmark();
