@@ -472,9 +472,32 @@ fn prep_node(raw: &str) -> Result<Cow<'_, str>, JidError> {
 
 #[cfg(feature = "std")]
 fn nodeprep_slow(raw: &str) -> Result<String, JidError> {
-    stringprep::nodeprep(raw)
-        .map(Cow::into_owned)
-        .map_err(|_| JidError::NodePrep)
+    to_fixed_point(raw, JidError::NodePrep, stringprep::nodeprep)
+}
+
+/// Applies a stringprep profile until its output no longer changes (at most three times).
+///
+/// A profile is meant to be idempotent, but it maps case before it normalizes, and code
+/// points unassigned in Unicode 3.2 (which the profiles pass through, as for queries) can
+/// normalize to a capital: U+03F9 becomes U+03A3, which a second pass folds to U+03C3.
+/// The prepared form must prepare to itself, or a JID would differ from its own printed
+/// form (found by the `jid` fuzz target).
+#[cfg(feature = "std")]
+fn to_fixed_point<E>(
+    raw: &str,
+    failed: JidError,
+    prep: impl Fn(&str) -> Result<Cow<'_, str>, E>,
+) -> Result<String, JidError> {
+    let mut out = prep(raw).map_err(|_| failed)?.into_owned();
+    for _ in 0..2 {
+        let again = prep(&out).map_err(|_| failed)?;
+        if again == out.as_str() {
+            return Ok(out);
+        }
+        out = again.into_owned();
+    }
+    // Still changing: there is no stable form to compare by.
+    Err(failed)
 }
 
 /// Without stringprep: ASCII outside the fast path has a prohibited character (Nodeprep
@@ -506,9 +529,7 @@ fn prep_resource(raw: &str) -> Result<Cow<'_, str>, JidError> {
 
 #[cfg(feature = "std")]
 fn resourceprep_slow(raw: &str) -> Result<String, JidError> {
-    stringprep::resourceprep(raw)
-        .map(Cow::into_owned)
-        .map_err(|_| JidError::ResourcePrep)
+    to_fixed_point(raw, JidError::ResourcePrep, stringprep::resourceprep)
 }
 
 /// Without stringprep: ASCII outside the fast path is a control character (Resourceprep
@@ -566,9 +587,7 @@ fn prep_domain(raw: &str) -> Result<Cow<'_, str>, JidError> {
 
 #[cfg(feature = "std")]
 fn nameprep_slow(raw: &str) -> Result<String, JidError> {
-    stringprep::nameprep(raw)
-        .map(Cow::into_owned)
-        .map_err(|_| JidError::NamePrep)
+    to_fixed_point(raw, JidError::NamePrep, stringprep::nameprep)
 }
 
 /// Only reached for non-ASCII input, which needs the stringprep tables.

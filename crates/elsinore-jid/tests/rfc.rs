@@ -281,3 +281,28 @@ fn fuzz_nameprep_output_with_a_label_separator_is_refused() {
     assert_eq!(j.to_string(), "juliet@capulet.lit");
     assert_eq!(Jid::parse(&j.to_string()), Ok(j));
 }
+
+/// Fuzz finding (2026-12-04, `jid` target): U+03F9 GREEK CAPITAL LUNATE SIGMA is unassigned
+/// in Unicode 3.2, so the profiles pass it through, then NFKC turns it into a capital
+/// sigma that the same pass had no chance to case-fold. The prepared form must prepare to
+/// itself: every part is prepared to a fixed point.
+#[test]
+fn fuzz_preparation_is_idempotent_across_unassigned_code_points() {
+    for raw in [
+        "\u{3F9}",
+        "\u{3F9}@capulet.lit",
+        "juliet@\u{3F9}.lit",
+        "juliet@capulet.lit/\u{3F9}",
+    ] {
+        let j = Jid::parse(raw).expect(raw);
+        let printed = j.to_string();
+        // Node and domain are case-folded; a resource keeps its case (no fold in
+        // Resourceprep), so there the capital is the stable form.
+        let folded = j.resource().is_none();
+        assert!(
+            !folded || !printed.contains('\u{3A3}'),
+            "{raw:?} -> {printed:?}"
+        );
+        assert_eq!(Jid::parse(&printed), Ok(j), "{raw:?}");
+    }
+}
