@@ -199,6 +199,9 @@ pub struct S2sConnection {
     sasl_done: bool,
     /// Initiating: `<db:verify/>` requests waiting until the stream can carry them.
     pending_verifies: VecDeque<Element>,
+    /// Initiating: the stream ids of `<db:verify/>` requests sent or held and not yet
+    /// answered; an answer naming another id is `invalid-id` (draft 6.2.1 step 8).
+    awaited_ids: VecDeque<String>,
     /// Initiating: whether the peer offers dialback (or is pre-1.0, where it is implied).
     peer_dialback: bool,
     auth_failures: u32,
@@ -254,6 +257,7 @@ impl S2sConnection {
             verifying: Vec::new(),
             sasl_done: false,
             pending_verifies: VecDeque::new(),
+            awaited_ids: VecDeque::new(),
             peer_dialback: false,
             auth_failures: 0,
             close_deadline: None,
@@ -465,7 +469,9 @@ impl S2sConnection {
         if self.role != Role::Initiating || matches!(self.state, State::Closing | State::Closed) {
             return Err(SendError::NotEstablished);
         }
-        if self.pending_verifies.len() >= MAX_PENDING_VERIFIES {
+        if self.pending_verifies.len() >= MAX_PENDING_VERIFIES
+            || self.awaited_ids.len() >= MAX_PENDING_VERIFIES
+        {
             return Err(SendError::Backlog);
         }
         let peer = self.peer.clone().unwrap_or_default();
@@ -475,6 +481,7 @@ impl S2sConnection {
             .with_attr("id", stream_id)
             .with_text(key);
         self.pending_verifies.push_back(el);
+        self.awaited_ids.push_back(stream_id.to_string());
         // Its answer is awaited: not idle.
         self.last_activity = self.last_activity.max(now);
         if self.can_carry_verify() {
@@ -946,6 +953,14 @@ impl S2sConnection {
                     .with_text("dialback verification without an id"),
             );
         };
+        let Some(pos) = self.awaited_ids.iter().position(|a| a == id) else {
+            return self.fail(
+                // The draft's `invalid-id`, which RFC 6120 dropped for `not-authorized`.
+                StreamError::new(StreamErrorCondition::NotAuthorized)
+                    .with_text("dialback verification for a stream id we did not ask about"),
+            );
+        };
+        self.awaited_ids.remove(pos);
         self.events.push_back(S2sEvent::Verified {
             from: peer,
             stream_id: id.to_string(),

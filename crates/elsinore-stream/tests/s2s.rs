@@ -571,3 +571,48 @@ fn dialback_feature_does_not_claim_dialback_errors() {
     assert!(out.contains("urn:xmpp:features:dialback"), "{out}");
     assert!(!out.contains("errors"), "{out}");
 }
+
+/// Draft 6.2.1 step 8: a verification answer for a stream id we never asked about (or a
+/// second answer for one already answered) ends the stream (the draft's `invalid-id`,
+/// `not-authorized` in RFC 6120's names) and reports no verdict.
+#[test]
+fn verify_answer_for_an_id_we_did_not_ask_about_ends_the_stream() {
+    for forged_id in ["never-asked", ""] {
+        let (_main, mut check) = dialback_pair(7, 7);
+        let (_, valid) = verdict(&check).expect("the real answer");
+        assert!(valid);
+        let asked = check
+            .a_events
+            .iter()
+            .filter(|e| matches!(e, S2sEvent::Verified { .. }))
+            .count();
+        // A replay of the real answer's id is as unknown as a made-up one.
+        let id = if forged_id.is_empty() {
+            check
+                .a_events
+                .iter()
+                .find_map(|e| match e {
+                    S2sEvent::Verified { stream_id, .. } => Some(stream_id.clone()),
+                    _ => None,
+                })
+                .expect("answered id")
+        } else {
+            forged_id.to_string()
+        };
+        let forged = format!("<db:verify from='{ONE}' to='{TWO}' id='{id}' type='valid'/>");
+        check.a.handle_input(forged.as_bytes(), now());
+        let mut events = Vec::new();
+        while let Some(e) = check.a.poll_event() {
+            events.push(e);
+        }
+        let out = String::from_utf8_lossy(&check.a.take_transmit()).to_string();
+        assert!(out.contains("<not-authorized"), "{out}");
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, S2sEvent::Verified { .. })),
+            "{events:?}"
+        );
+        assert_eq!(asked, 1);
+    }
+}
