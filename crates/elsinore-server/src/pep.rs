@@ -283,6 +283,34 @@ impl Server {
             return;
         }
         let recipients = self.pep_subscribers(owner);
+        // Contacts on other servers (XEP-0163 4.3): to their bare JID, which their server
+        // hands to each available resource, as it does the owner's presence.
+        let remote: Vec<BareJid> = if self.config.s2s.enabled {
+            self.roster(owner)
+                .map(|r| {
+                    r.presence_subscribers()
+                        .filter(|c| c.domain() != self.config.domain)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for note in &notes {
+            if !matches!(note.access_model, AccessModel::Presence | AccessModel::Open) {
+                continue;
+            }
+            for contact in &remote {
+                let msg = Element::new("message", NS_CLIENT)
+                    .with_attr("from", owner.to_string())
+                    .with_attr("to", contact.to_string())
+                    .with_attr("type", "headline")
+                    .with_attr("id", format!("pep-{}", self.rng.token(12)))
+                    .with_child(note.event.clone());
+                self.s2s_send(msg, now);
+            }
+        }
         for note in notes {
             for to in &recipients {
                 let entitled = to.bare() == owner

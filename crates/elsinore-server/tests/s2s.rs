@@ -564,3 +564,63 @@ fn idle_streams_close_both_ways_and_the_next_stanza_reopens() {
     );
     assert!(fed.accepted.len() > streams);
 }
+
+/// XEP-0163 4.3 across servers: a contact on another server with a subscription to the
+/// owner's presence gets the notifications of `presence` nodes (through its own server,
+/// to each available resource), and none of a whitelist node.
+#[test]
+fn pep_notifications_reach_contacts_on_other_servers() {
+    let (mut fed, romeo, juliet) = online();
+    fed.send(
+        0,
+        romeo,
+        "<presence xmlns='jabber:client' to='juliet@two.example' type='subscribe'/>",
+    );
+    fed.send(
+        1,
+        juliet,
+        "<presence xmlns='jabber:client' to='romeo@one.example' type='subscribed'/>",
+    );
+    fed.nets[0].take_inbox(romeo);
+    fed.nets[1].take_inbox(juliet);
+    let publish = |node: &str, id: &str, options: &str| {
+        format!(
+            "<iq xmlns='jabber:client' type='set' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='{node}'><item id='current'><tune xmlns='http://jabber.org/protocol/tune'>\
+             <title>{id}</title></tune></item></publish>{options}</pubsub></iq>"
+        )
+    };
+    // The tune node is created with XEP-0163's default access model, presence.
+    fed.send(
+        1,
+        juliet,
+        &publish("http://jabber.org/protocol/tune", "t1", ""),
+    );
+    let got = fed.nets[0].take_inbox(romeo);
+    let events: Vec<&Element> = got
+        .iter()
+        .filter(|m| {
+            m.name == "message"
+                && m.get_child("event", "http://jabber.org/protocol/pubsub#event")
+                    .is_some()
+        })
+        .collect();
+    assert_eq!(events.len(), 1, "{got:?}");
+    assert_eq!(events[0].attr("from"), Some("juliet@two.example"));
+    assert_eq!(events[0].attr("type"), Some("headline"));
+    assert!(
+        String::from_utf8_lossy(&events[0].to_bytes()).contains("<title>t1</title>"),
+        "{:?}",
+        events[0]
+    );
+    // A whitelist node's items stay at home.
+    let whitelist = "<publish-options><x xmlns='jabber:x:data' type='submit'>\
+        <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>\
+        <field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options>";
+    fed.send(1, juliet, &publish("urn:example:diary", "t2", whitelist));
+    let got = fed.nets[0].take_inbox(romeo);
+    assert!(
+        !got.iter().any(|m| m.name == "message"),
+        "nothing from a whitelist node: {got:?}"
+    );
+}
