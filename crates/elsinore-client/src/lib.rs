@@ -15,6 +15,10 @@
 //!   and [`Client::private_get`] send them.
 //! - **bookmarks** (XEP-0402, XEP-0048): [`bookmarks`] builds requests and parses answers
 //!   and event notifications.
+//! - **annotations** (XEP-0145): [`annotations`] reads and stores the note bundle.
+//! - **PEP** (XEP-0163 / XEP-0223, as the node owner): [`pep`] builds publish, retrieve,
+//!   retract, create, configure, delete and purge requests, parses their answers and event
+//!   notifications, and checks XEP-0223 support.
 //! - **reconnect policy**: [`ClientEvent::Closed`] carries when to try again under the
 //!   configured [`Reconnect`] policy; the adapter waits (the core never sleeps), opens a new
 //!   socket and calls [`Client::reconnect`].
@@ -56,7 +60,9 @@
 
 extern crate alloc;
 
+pub mod annotations;
 pub mod bookmarks;
+pub mod pep;
 pub mod private;
 
 use alloc::boxed::Box;
