@@ -1,24 +1,20 @@
 //! Client helpers for private data: XEP-0145 annotations (over XEP-0049), XEP-0223
-//! private PEP nodes (publish, retrieve, retract), and bookmarks (XEP-0402, XEP-0048).
+//! private PEP nodes (XEP-0060 owner use), and bookmarks (XEP-0402, XEP-0048). Requests and
+//! answers are the sans-IO builders and parsers of `elsinore_client::{annotations, pep,
+//! bookmarks}`; this file only sends them.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use elsinore_client::annotations::{self, Annotations};
 use elsinore_client::bookmarks::{self, Bookmarks, Conference};
+use elsinore_client::pep::{self, ConfigChange, Select, Support};
 use elsinore_jid::BareJid;
-use elsinore_storage::annotations::{self, Annotations};
-use elsinore_storage::pep::{ConfigChange, FORM_PUBLISH_OPTIONS, NS_PUBSUB};
 use elsinore_xml::Element;
 
 use crate::client::{Client, ClientError};
 
 /// One item of a PEP node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PepItem {
-    /// The item id.
-    pub id: String,
-    /// The payload element (absent in notification-only answers).
-    pub payload: Option<Element>,
-}
+pub type PepItem = pep::Item;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -27,10 +23,8 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn iq(kind: &str, payload: Element) -> Element {
-    Element::new("iq", "jabber:client")
-        .with_attr("type", kind)
-        .with_child(payload)
+fn unexpected(e: impl std::fmt::Display) -> ClientError {
+    ClientError::UnexpectedResponse(e.to_string())
 }
 
 impl Client {
@@ -38,17 +32,13 @@ impl Client {
     /// that does not parse strictly is an [`ClientError::UnexpectedResponse`], so callers
     /// never overwrite notes they could not read.
     pub async fn annotations_get(&self) -> Result<Annotations, ClientError> {
-        let stored = self.private_get("storage", annotations::NS).await?;
-        match stored.iter().find(|e| e.is("storage", annotations::NS)) {
-            None => Ok(Annotations::new()),
-            Some(storage) => Annotations::parse(storage)
-                .map_err(|e| ClientError::UnexpectedResponse(format!("stored annotations: {e}"))),
-        }
+        let response = self.iq(annotations::get_request()).await?;
+        annotations::parse_get_response(&response).map_err(unexpected)
     }
 
     /// XEP-0145: replace the stored annotations with `notes`.
     pub async fn annotations_set(&self, notes: &Annotations) -> Result<(), ClientError> {
-        self.private_set(notes.to_element()).await
+        self.iq(annotations::set_request(notes)).await.map(|_| ())
     }
 
     /// XEP-0145: add a note about `jid`, or update its text (`mdate` now, `cdate` kept),
@@ -78,6 +68,19 @@ impl Client {
         Ok(true)
     }
 
+    /// XEP-0223 §5: whether the account's server supports private data via PEP (disco#info
+    /// on the account's bare JID: identity `pubsub/pep` and feature `publish-options`; see
+    /// [`Support::private_storage`]).
+    pub async fn pep_support(&self) -> Result<Support, ClientError> {
+        self.pep_support_of(&self.jid().to_bare()).await
+    }
+
+    /// XEP-0163: what disco#info on `account` (a contact's bare JID) says about PEP.
+    pub async fn pep_support_of(&self, account: &BareJid) -> Result<Support, ClientError> {
+        let response = self.iq(pep::disco_info_request(account)).await?;
+        pep::parse_support(&response).map_err(unexpected)
+    }
+
     /// XEP-0060/0223: publish `payload` to the account's PEP node `node` (auto-created),
     /// as item `item_id` (the server picks one if `None`), with `options` as publish
     /// options (preconditions; [`ConfigChange::private`] for XEP-0223 private data).
@@ -89,57 +92,43 @@ impl Client {
         payload: Element,
         options: Option<&ConfigChange>,
     ) -> Result<String, ClientError> {
-        let mut item = Element::new("item", NS_PUBSUB).with_child(payload);
-        if let Some(id) = item_id {
-            item.set_attr("id", id);
-        }
-        let mut pubsub = Element::new("pubsub", NS_PUBSUB).with_child(
-            Element::new("publish", NS_PUBSUB)
-                .with_attr("node", node)
-                .with_child(item),
-        );
-        if let Some(o) = options {
-            pubsub = pubsub.with_child(
-                Element::new("publish-options", NS_PUBSUB)
-                    .with_child(o.to_submit_form(FORM_PUBLISH_OPTIONS)),
-            );
-        }
-        let response = self.iq(iq("set", pubsub)).await?;
-        let id = response
-            .get_child("pubsub", NS_PUBSUB)
-            .and_then(|p| p.get_child("publish", NS_PUBSUB))
-            .and_then(|p| p.get_child("item", NS_PUBSUB))
-            .and_then(|i| i.attr("id"))
-            .map(str::to_string);
-        // A server may answer with an empty result (XEP-0060 7.1.2) when the id was ours.
-        match (id, item_id) {
-            (Some(id), _) => Ok(id),
-            (None, Some(ours)) => Ok(ours.to_string()),
-            (None, None) => Err(ClientError::UnexpectedResponse(
-                "publish result names no item id".into(),
-            )),
-        }
+        let request = pep::publish_request(node, item_id, payload, options);
+        let response = self.iq(request).await?;
+        pep::parse_publish_response(&response, item_id).map_err(unexpected)
     }
 
     /// XEP-0060: every item of the account's PEP node `node`, as the server returns them.
     pub async fn pep_items(&self, node: &str) -> Result<Vec<PepItem>, ClientError> {
-        let pubsub = Element::new("pubsub", NS_PUBSUB)
-            .with_child(Element::new("items", NS_PUBSUB).with_attr("node", node));
-        let response = self.iq(iq("get", pubsub)).await?;
-        let items = response
-            .get_child("pubsub", NS_PUBSUB)
-            .and_then(|p| p.get_child("items", NS_PUBSUB))
-            .ok_or_else(|| {
-                ClientError::UnexpectedResponse("items result without <items/>".into())
-            })?;
-        Ok(items
-            .elements()
-            .filter(|e| e.is("item", NS_PUBSUB))
-            .map(|e| PepItem {
-                id: e.attr("id").unwrap_or_default().to_string(),
-                payload: e.elements().next().cloned(),
-            })
-            .collect())
+        self.pep_items_select(node, &Select::All).await
+    }
+
+    /// XEP-0060 6.5.8: the items of `node` with these ids (ids that do not exist are left
+    /// out).
+    pub async fn pep_items_by_id(
+        &self,
+        node: &str,
+        ids: &[&str],
+    ) -> Result<Vec<PepItem>, ClientError> {
+        self.pep_items_select(node, &Select::Ids(ids)).await
+    }
+
+    /// XEP-0060 6.5.7: the newest `max_items` items of `node`.
+    pub async fn pep_items_last(
+        &self,
+        node: &str,
+        max_items: u32,
+    ) -> Result<Vec<PepItem>, ClientError> {
+        self.pep_items_select(node, &Select::Last(max_items)).await
+    }
+
+    /// XEP-0060 6.5: the items of the account's node `node` that `select` names.
+    pub async fn pep_items_select(
+        &self,
+        node: &str,
+        select: &Select<'_>,
+    ) -> Result<Vec<PepItem>, ClientError> {
+        let response = self.iq(pep::items_request(node, select)).await?;
+        pep::parse_items_response(&response).map_err(unexpected)
     }
 
     /// XEP-0060: retract item `item_id` from the account's PEP node `node`; with `notify`
@@ -150,14 +139,47 @@ impl Client {
         item_id: &str,
         notify: bool,
     ) -> Result<(), ClientError> {
-        let mut retract = Element::new("retract", NS_PUBSUB)
-            .with_attr("node", node)
-            .with_child(Element::new("item", NS_PUBSUB).with_attr("id", item_id));
-        if notify {
-            retract.set_attr("notify", "true");
-        }
-        let pubsub = Element::new("pubsub", NS_PUBSUB).with_child(retract);
-        self.iq(iq("set", pubsub)).await.map(|_| ())
+        let request = pep::retract_request(node, item_id, notify);
+        self.iq(request).await.map(|_| ())
+    }
+
+    /// XEP-0060 8.1: create `node` with `config` applied to the server's defaults (an
+    /// existing node: [`ClientError::Stanza`] `conflict`).
+    pub async fn pep_create(
+        &self,
+        node: &str,
+        config: Option<&ConfigChange>,
+    ) -> Result<(), ClientError> {
+        self.iq(pep::create_request(node, config)).await.map(|_| ())
+    }
+
+    /// XEP-0060 8.2: the configuration of `node` (see [`pep::parse_configure_response`]
+    /// for values outside the model).
+    pub async fn pep_config(&self, node: &str) -> Result<ConfigChange, ClientError> {
+        let response = self.iq(pep::configure_get_request(node)).await?;
+        pep::parse_configure_response(&response).map_err(unexpected)
+    }
+
+    /// XEP-0060 8.2.4: change the configuration of `node` (fields left `None` keep their
+    /// value).
+    pub async fn pep_configure(
+        &self,
+        node: &str,
+        change: &ConfigChange,
+    ) -> Result<(), ClientError> {
+        let request = pep::configure_set_request(node, change);
+        self.iq(request).await.map(|_| ())
+    }
+
+    /// XEP-0060 8.4: delete `node` with its items (subscribers get a delete event).
+    pub async fn pep_delete(&self, node: &str) -> Result<(), ClientError> {
+        self.iq(pep::delete_request(node)).await.map(|_| ())
+    }
+
+    /// XEP-0060 8.5: remove every item of `node`, keeping the node (subscribers get a purge
+    /// event).
+    pub async fn pep_purge(&self, node: &str) -> Result<(), ClientError> {
+        self.iq(pep::purge_request(node)).await.map(|_| ())
     }
 }
 
