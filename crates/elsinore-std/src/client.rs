@@ -6,7 +6,9 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use elsinore_client::annotations::{self, Annotations};
 use elsinore_client::{ClientEvent, IqError, IqId, Options, private};
+use elsinore_jid::BareJid;
 use elsinore_jid::Jid;
 use elsinore_stream::{ClientConfig, Instant, TlsPolicy};
 use elsinore_xml::Element;
@@ -271,6 +273,39 @@ impl Client {
             .map_err(|e| ClientError::UnexpectedResponse(e.to_string()))
     }
 
+    /// XEP-0145: the account's annotations (none stored: empty). A bundle that does not
+    /// parse strictly is [`ClientError::UnexpectedResponse`], so it is never overwritten.
+    pub fn annotations_get(&mut self) -> Result<Annotations, ClientError> {
+        let response = self.iq(annotations::get_request())?;
+        annotations::parse_get_response(&response)
+            .map_err(|e| ClientError::UnexpectedResponse(e.to_string()))
+    }
+
+    /// XEP-0145: add a note about `jid` or update its text (`cdate` kept, `mdate` now) and
+    /// store the bundle; returns it as stored. Read-modify-write over XEP-0049.
+    pub fn annotations_set_note(
+        &mut self,
+        jid: &BareJid,
+        text: &str,
+    ) -> Result<Annotations, ClientError> {
+        let mut notes = self.annotations_get()?;
+        notes
+            .set_note(jid.clone(), text, unix_ms())
+            .map_err(|e| ClientError::Send(e.to_string()))?;
+        self.iq(annotations::set_request(&notes))?;
+        Ok(notes)
+    }
+
+    /// XEP-0145: remove the note about `jid`; returns whether there was one.
+    pub fn annotations_remove_note(&mut self, jid: &BareJid) -> Result<bool, ClientError> {
+        let mut notes = self.annotations_get()?;
+        if notes.remove(jid).is_none() {
+            return Ok(false);
+        }
+        self.iq(annotations::set_request(&notes))?;
+        Ok(true)
+    }
+
     /// The next inbound stanza that is not an iq answer, waiting at most `wait`;
     /// `Ok(None)` if none came in time.
     pub fn recv(&mut self, wait: Duration) -> Result<Option<Element>, ClientError> {
@@ -406,4 +441,12 @@ impl Client {
         self.stream = Stream::Tls(Box::new(tls));
         Ok(())
     }
+}
+
+/// Wall-clock milliseconds for XEP-0145 dates (the only wall-clock read of the client).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }

@@ -117,6 +117,30 @@ fn shared_scenarios_over_std() {
     scenarios::run_all(&mut Std);
 }
 
+#[test]
+fn annotations_over_std() {
+    let server = scenarios::start_server();
+    let mut client = scenarios::Adapter::login(
+        &mut Std,
+        &server.local_addr().to_string(),
+        "hamlet@localhost",
+        "s3cret",
+    )
+    .unwrap();
+    let yorick: elsinore_jid::BareJid = "yorick@elsinore.lit".parse().unwrap();
+    client
+        .annotations_set_note(&yorick, "a fellow of infinite jest")
+        .unwrap();
+    client.annotations_set_note(&yorick, "alas").unwrap();
+    let notes = client.annotations_get().unwrap();
+    assert_eq!(notes.notes().len(), 1);
+    assert_eq!(notes.get(&yorick).unwrap().text, "alas");
+    assert!(client.annotations_remove_note(&yorick).unwrap());
+    assert!(client.annotations_get().unwrap().notes().is_empty());
+    client.close().unwrap();
+    server.shutdown();
+}
+
 /// The promise: `cargo tree` of the std adapter shows no tokio.
 #[test]
 fn no_tokio_in_the_dependency_tree() {
