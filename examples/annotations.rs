@@ -1,4 +1,4 @@
-//! XEP-0145 annotations: add, update, read and remove notes about contacts.
+//! XEP-0145 annotations: add, update, read all and remove notes about contacts.
 //!
 //! ```text
 //! cargo run -p elsinore-examples --example annotations -- \
@@ -6,6 +6,8 @@
 //! ```
 //!
 //! Prints one line per check and exits 0 only if all hold. Notes stored before are kept.
+//! `cargo xtask interop` runs exactly this command line against Prosody and against
+//! elsinore.
 
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -51,12 +53,21 @@ async fn run(addr: String, jid: Jid, password: String) -> Result<usize> {
         failed += usize::from(!ok);
     };
     let romeo = BareJid::from_str("romeo@montague.lit").map_err(|e| anyhow!("{e}"))?;
+    let tybalt = BareJid::from_str("tybalt@capulet.lit").map_err(|e| anyhow!("{e}"))?;
+    let before = client.annotations_get().await?.notes().len();
 
     let notes = client
         .annotations_set_note(&romeo, "Wherefore art thou? <&>")
         .await?;
     let first = notes.get(&romeo).cloned();
-    check("add", first.is_some(), format!("{first:?}"));
+    check(
+        "add",
+        first.as_ref().is_some_and(|n| n.cdate == n.mdate),
+        format!("{first:?}"),
+    );
+    client
+        .annotations_set_note(&tybalt, "Prince of Cats")
+        .await?;
 
     let notes = client.annotations_set_note(&romeo, "Found him").await?;
     let updated = notes.get(&romeo).cloned();
@@ -67,18 +78,26 @@ async fn run(addr: String, jid: Jid, password: String) -> Result<usize> {
         format!("{updated:?}"),
     );
 
+    // Every note, as stored (escaping and dates intact).
     let read = client.annotations_get().await?;
+    for note in read.notes() {
+        println!("     note on {}: {:?}", note.jid, note.text);
+    }
     check(
-        "read back",
-        read.get(&romeo).map(|n| n.text.as_str()) == Some("Found him"),
+        "read all",
+        read.notes().len() == before + 2
+            && read.get(&romeo).map(|n| n.text.as_str()) == Some("Found him")
+            && read.get(&tybalt).map(|n| n.text.as_str()) == Some("Prince of Cats"),
         format!("{} note(s)", read.notes().len()),
     );
 
-    let removed = client.annotations_remove_note(&romeo).await?;
+    let removed = client.annotations_remove_note(&romeo).await?
+        && client.annotations_remove_note(&tybalt).await?;
+    let again = client.annotations_remove_note(&romeo).await?;
     let read = client.annotations_get().await?;
     check(
         "remove",
-        removed && read.get(&romeo).is_none(),
+        removed && !again && read.get(&romeo).is_none() && read.notes().len() == before,
         format!("{} note(s) left", read.notes().len()),
     );
     client.close().await?;

@@ -4,7 +4,8 @@
 //! - slixmpp (`xtask/interop/slixmpp_private.py`) against elsinore and against Prosody;
 //! - slixmpp bookmarks, XEP-0048 and XEP-0402 (`xtask/interop/slixmpp_bookmarks.py`), against
 //!   elsinore and against Prosody with `mod_bookmarks`;
-//! - the `private_xml` and `bookmarks` examples against elsinore and against Prosody;
+//! - the `private_xml`, `bookmarks`, `annotations` and `pep_private` examples against
+//!   elsinore and against Prosody;
 //! - against elsinore only: slixmpp with each SASL mechanism forced and go-sendxmpp
 //!   ([`clients`]); federation over s2s with another elsinore and with Prosody
 //!   ([`federation`]).
@@ -656,8 +657,8 @@ fn run_checks(ctx: &mut Ctx, name: &str, prefix: &str, cmd: &mut Command) {
     }
 }
 
-/// Runs the `private_xml` and `bookmarks` examples against `addr`, building them first
-/// (once).
+/// Runs the `private_xml`, `bookmarks`, `annotations` and `pep_private` examples against
+/// `addr`, building them first (once). Each exits 0 only if all its checks hold.
 fn run_example(ctx: &mut Ctx, side: &str, addr: SocketAddr) {
     let built = *ctx.example_built.get_or_insert_with(|| {
         let r = run_cargo_build(&[
@@ -668,15 +669,23 @@ fn run_example(ctx: &mut Ctx, side: &str, addr: SocketAddr) {
             "private_xml",
             "--example",
             "bookmarks",
+            "--example",
+            "annotations",
+            "--example",
+            "pep_private",
         ]);
-        ctx.report
-            .record_result("build: examples private_xml, bookmarks", r)
+        ctx.report.record_result(
+            "build: examples private_xml, bookmarks, annotations, pep_private",
+            r,
+        )
     });
     let (user, password) = USERS[0];
     let other = format!("{}@{DOMAIN}", USERS[1].0);
     for (example, extra) in [
         ("private_xml", vec!["--other", other.as_str()]),
         ("bookmarks", vec![]),
+        ("annotations", vec![]),
+        ("pep_private", vec![]),
     ] {
         let name = format!("{side}: example {example}");
         if !built {
