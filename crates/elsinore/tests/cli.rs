@@ -8,8 +8,8 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use elsinore_jid::Jid;
-use elsinore_tokio::{Client, ClientOptions};
+use elsinore_jid::{BareJid, Jid};
+use elsinore_tokio::{AccessModel, Client, ClientError, ClientOptions, ConfigChange, pep};
 use elsinore_xml::Element;
 
 const BIN: &str = env!("CARGO_BIN_EXE_elsinore");
@@ -117,6 +117,20 @@ fn options(addr: &str, jid: &str, password: &str) -> ClientOptions {
     opts
 }
 
+const DIARY: &str = "urn:example:diary";
+
+fn diary(text: &str) -> Element {
+    Element::new("entry", DIARY).with_text(text)
+}
+
+/// XEP-0223 private data: persistent, whitelist, two items kept.
+fn private2() -> ConfigChange {
+    ConfigChange {
+        max_items: Some(2),
+        ..ConfigChange::private()
+    }
+}
+
 fn exodus(nick: &str) -> Element {
     Element::new("exodus", "exodus:prefs")
         .with_child(Element::new("defaultnick", "exodus:prefs").with_text(nick))
@@ -164,20 +178,39 @@ fn accounts_serving_and_restart() {
         .build()
         .unwrap();
 
-    // First run: store private XML, then crash the server (SIGKILL, no clean shutdown).
+    // First run: store private XML, annotations and PEP items, then crash the server
+    // (SIGKILL, no clean shutdown).
+    let horatio = BareJid::from_str("horatio@elsinore.lit").unwrap();
     let server = Running::start(&data);
     assert!(data.join("tls/cert.pem").exists() && data.join("tls/key.pem").exists());
-    rt.block_on(async {
+    let notes = rt.block_on(async {
         let client = Client::connect(options(&server.addr, "hamlet@localhost", "s3cret"))
             .await
             .unwrap();
         client.private_set(exodus("Hamlet")).await.unwrap();
+        let notes = client
+            .annotations_set_note(&horatio, "true <&> 'loyal'")
+            .await
+            .unwrap();
+        for (id, text) in [("1", "act one"), ("2", "act two"), ("3", "act three")] {
+            client
+                .pep_publish(DIARY, Some(id), diary(text), Some(&private2()))
+                .await
+                .unwrap();
+        }
+        let mut ghost = ConfigChange::private();
+        ghost.max_items = Some(5);
+        client
+            .pep_create("urn:example:ghost", Some(&ghost))
+            .await
+            .unwrap();
         // Bad password is refused by the same server.
         assert!(
             Client::connect(options(&server.addr, "ophelia@localhost", "wrong"))
                 .await
                 .is_err()
         );
+        notes
     });
     drop(server); // SIGKILL: what was acknowledged must be durable
 
@@ -194,6 +227,32 @@ fn accounts_serving_and_restart() {
             .unwrap();
         let got = client.private_get("exodus", "exodus:prefs").await.unwrap();
         assert_eq!(got, vec![exodus("Hamlet")]);
+        assert_eq!(client.annotations_get().await.unwrap(), notes);
+        // The node, its configuration and its newest two items.
+        let items = client.pep_items(DIARY).await.unwrap();
+        let got: Vec<_> = items.iter().map(|i| (i.id.as_str(), i.payload.clone())).collect();
+        assert_eq!(
+            got,
+            [("2", Some(diary("act two"))), ("3", Some(diary("act three")))]
+        );
+        assert_eq!(client.pep_items_last(DIARY, 1).await.unwrap()[0].id, "3");
+        assert_eq!(client.pep_config(DIARY).await.unwrap(), private2());
+        let config = client.pep_config("urn:example:ghost").await.unwrap();
+        assert_eq!(config.max_items, Some(5));
+        assert_eq!(config.access_model, Some(AccessModel::Whitelist));
+        assert!(client.pep_items("urn:example:ghost").await.unwrap().is_empty());
+        // Still whitelist after the restart: another account is refused.
+        let ophelia = Client::connect(options(&server.addr, "ophelia@localhost", "n0nnery"))
+            .await
+            .unwrap();
+        let read = ophelia
+            .iq(pep::items_request(DIARY, &pep::Select::All).with_attr("to", "hamlet@localhost"))
+            .await;
+        assert!(
+            matches!(&read, Err(ClientError::Stanza { condition, .. }) if condition == "not-allowed"),
+            "{read:?}"
+        );
+        ophelia.close().await.unwrap();
         client.close().await.unwrap();
     });
     server.terminate();
