@@ -94,7 +94,7 @@ impl Server {
     }
 
     /// Whether `account` exists: at once when it has sessions, else from the store.
-    fn account_exists(
+    pub(crate) fn account_exists(
         &mut self,
         account: BareJid,
         now: Instant,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use elsinore_jid::Jid;
 use elsinore_stanza::{
-    DefinedCondition, NS_CLIENT, StanzaError, StreamError, StreamErrorCondition,
+    DefinedCondition, NS_CLIENT, NS_DISCO_INFO, StanzaError, StreamError, StreamErrorCondition,
 };
 use elsinore_stream::{Instant, S2sConfig, S2sConnection, S2sEvent, TlsPolicy};
 use elsinore_xml::{Element, Node};
@@ -585,8 +585,16 @@ impl Server {
                     let Some(el) = self.intercept(id, &from, el, Some(&to), now) else {
                         return;
                     };
+                    let account_disco = ty == "get"
+                        && to.resource().is_none()
+                        && el.elements().next().is_some_and(|p| {
+                            p.is("query", NS_DISCO_INFO) && p.attr("node").is_none()
+                        });
                     if for_server {
                         self.handle_server_iq(id, &from, el, now);
+                    } else if account_disco {
+                        // A remote contact discovers the account as a local one does.
+                        self.handle_account_disco(id, &from, el, to.to_bare(), now);
                     } else {
                         self.route(id, el, Some(to), now);
                     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use elsinore_jid::{BareJid, Jid};
 use elsinore_sasl::{Mechanism, StoredCredentials};
 use elsinore_stanza::{
-    DefinedCondition, NS_CLIENT, NS_PRIVATE, NS_ROSTER, StanzaError, StreamError,
+    DefinedCondition, NS_CLIENT, NS_DISCO_INFO, NS_PRIVATE, NS_ROSTER, StanzaError, StreamError,
     StreamErrorCondition,
 };
 use elsinore_storage::private;
@@ -1128,6 +1128,23 @@ impl Server {
             }
             if crate::pep::addressed_to_pep(&el, to.as_ref(), &self.config.domain) {
                 self.handle_pep(id, &from, to.as_ref(), el, now);
+                return;
+            }
+            // XEP-0163 §1 / XEP-0030: a contact discovers the account (and its PEP service)
+            // through disco#info on its bare JID; the server answers for the account.
+            let account = to.as_ref().filter(|t| {
+                !own_bare
+                    && t.node().is_some()
+                    && t.resource().is_none()
+                    && t.domain() == self.config.domain
+            });
+            let disco_info = el
+                .elements()
+                .next()
+                .is_some_and(|p| p.is("query", NS_DISCO_INFO) && p.attr("node").is_none());
+            if let (Some(account), true) = (account, ty == "get" && disco_info) {
+                let account = account.to_bare();
+                self.handle_account_disco(id, &from, el, account, now);
                 return;
             }
             if payload_ns.as_deref() == Some(NS_ROSTER) && (to.is_none() || own_bare) {

@@ -1,6 +1,6 @@
 //! Iqs the server answers itself: XEP-0199 ping, XEP-0030 disco#info.
 
-use elsinore_jid::Jid;
+use elsinore_jid::{BareJid, Jid};
 use elsinore_stanza::{DefinedCondition, NS_DISCO_INFO, NS_PING, NS_PRIVATE, StanzaError};
 use elsinore_xml::Element;
 
@@ -9,6 +9,28 @@ use crate::server::{ConnId, Server};
 use elsinore_stream::Instant;
 
 impl Server {
+    /// disco#info on local `account`'s bare JID from anyone but the account: the same answer
+    /// the account gets (identities and features, never node names), if the account exists;
+    /// else `service-unavailable` (RFC 6121 8.5.1), a store failure `internal-server-error`.
+    pub(crate) fn handle_account_disco(
+        &mut self,
+        id: ConnId,
+        from: &Jid,
+        el: Element,
+        account: BareJid,
+        now: Instant,
+    ) {
+        let from = from.clone();
+        self.account_exists(account, now, move |s: &mut Server, exists, now| {
+            let condition = match exists {
+                Some(true) => return s.handle_server_iq(id, &from, el, now),
+                Some(false) => DefinedCondition::ServiceUnavailable,
+                None => DefinedCondition::InternalServerError,
+            };
+            s.bounce(id, &el, StanzaError::new(condition), now);
+        });
+    }
+
     pub(crate) fn handle_server_iq(&mut self, id: ConnId, from: &Jid, el: Element, now: Instant) {
         let head = IqHead {
             id: el.attr("id").unwrap_or_default().to_string(),

@@ -273,6 +273,52 @@ fn listings_5_and_6_disco_shows_pep_and_publish_options() {
 }
 
 #[test]
+fn disco_info_on_an_account_answers_any_sender_without_node_names() {
+    let (mut net, balcony, _) = juliet();
+    let r = net.iq(balcony, &listing_1());
+    assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+    let romeo = net.connect_available("romeo@capulet.lit/orchard", "jul13t");
+    let r = net.iq(
+        romeo,
+        &format!(
+            "<iq to='juliet@capulet.lit' id='d1' type='get' xmlns='jabber:client'>\
+             <query xmlns='{DISCO}'/></iq>"
+        ),
+    );
+    assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+    assert_eq!(r.attr("from"), Some("juliet@capulet.lit"));
+    let q = r.get_child("query", DISCO).expect("query");
+    let identities: Vec<(&str, &str)> = q
+        .elements()
+        .filter(|e| e.name == "identity")
+        .map(|e| {
+            (
+                e.attr("category").unwrap_or_default(),
+                e.attr("type").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        identities.contains(&("account", "registered")),
+        "{identities:?}"
+    );
+    assert!(identities.contains(&("pubsub", "pep")), "{identities:?}");
+    // Juliet's private node is not named anywhere in the answer.
+    let text = String::from_utf8(r.to_bytes()).expect("utf-8");
+    assert!(!text.contains("storage:bookmarks"), "{text}");
+
+    // No such account: service-unavailable (RFC 6121 8.5.1), as before.
+    let r = net.iq(
+        romeo,
+        &format!(
+            "<iq to='nobody@capulet.lit' id='d2' type='get' xmlns='jabber:client'>\
+             <query xmlns='{DISCO}'/></iq>"
+        ),
+    );
+    assert_eq!(error_condition(&r).as_deref(), Some("service-unavailable"));
+}
+
+#[test]
 fn retrieve_all_by_id_and_max_items_then_retract() {
     let (mut net, balcony, chamber) = juliet();
     for (i, name) in ["a", "b", "c"].iter().enumerate() {

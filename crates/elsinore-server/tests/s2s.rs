@@ -268,6 +268,30 @@ fn iq_to_the_remote_server_is_answered() {
 }
 
 #[test]
+fn disco_info_on_a_remote_account_is_answered_by_its_server() {
+    let (mut fed, romeo, _) = online();
+    fed.send(
+        0,
+        romeo,
+        "<iq xmlns='jabber:client' type='get' id='d1' to='juliet@two.example'>\
+         <query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    );
+    let got = fed.nets[0].take_inbox(romeo);
+    let reply = got
+        .iter()
+        .find(|e| e.name == "iq" && e.attr("id") == Some("d1"))
+        .expect("reply");
+    assert_eq!(reply.attr("type"), Some("result"), "{reply:?}");
+    assert_eq!(reply.attr("from"), Some("juliet@two.example"));
+    let q = reply
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .expect("query");
+    assert!(q.elements().any(|e| e.name == "identity"
+        && e.attr("category") == Some("pubsub")
+        && e.attr("type") == Some("pep")));
+}
+
+#[test]
 fn unreachable_domain_bounces_remote_server_not_found() {
     let (mut fed, romeo, _) = online();
     fed.send(

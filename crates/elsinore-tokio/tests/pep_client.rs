@@ -224,6 +224,14 @@ async fn another_account_is_kept_out_of_a_whitelist_node() {
         let got = claudius.iq(to_hamlet(request)).await;
         assert_eq!(condition(got), "forbidden".to_string());
     }
+    // The account itself is discoverable by anyone (XEP-0163), its nodes stay private.
+    let hamlet_bare: BareJid = hamlet_jid.parse().unwrap();
+    assert!(claudius.pep_support_of(&hamlet_bare).await.unwrap().pep);
+    let nobody: BareJid = format!("nobody@{DOMAIN}").parse().unwrap();
+    assert_eq!(
+        condition(claudius.pep_support_of(&nobody).await),
+        "service-unavailable"
+    );
     // Claudius's own node of the same name is his, and empty.
     assert_eq!(condition(claudius.pep_items(NODE).await), "item-not-found");
 
