@@ -146,7 +146,7 @@ use core::fmt;
 
 pub use cb::{ChannelBinding, MAX_CHANNEL_BINDING_BYTES};
 pub use client::ClientSession;
-pub use creds::{StoredCredentials, StoredScram};
+pub use creds::{MAX_LEGACY_PASSWORD_BYTES, StoredCredentials, StoredScram};
 pub use legacy::{legacy_digest, verify_plain};
 pub use server::{ServerContext, ServerSession, ServerStep};
 
