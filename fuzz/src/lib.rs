@@ -420,3 +420,5 @@ pub fn directive<'d>(dirs: &'d [(String, String)], name: &str) -> Option<&'d str
     let first = it.next()?;
     it.next().is_none().then_some(first.1.as_str())
 }
+
+pub mod server_harness;
