@@ -621,11 +621,15 @@ impl S2sConnection {
         self.finish(Some(msg));
     }
 
-    fn send_header(&mut self) {
+    /// Our stream header; `version='1.0'` unless we answer a pre-1.0 peer (RFC 6120 4.7.5:
+    /// the lower of the two versions; a header without one is pre-1.0).
+    fn send_header_versioned(&mut self, with_version: bool) {
         let mut header = StreamHeader::new(NS_SERVER)
             .with_attr("xmlns:db", NS_DIALBACK)
-            .with_attr("from", self.config.domain.clone())
-            .with_attr("version", "1.0");
+            .with_attr("from", self.config.domain.clone());
+        if with_version {
+            header = header.with_attr("version", "1.0");
+        }
         if let Some(peer) = &self.peer {
             header = header.with_attr("to", peer.clone());
         }
@@ -636,6 +640,10 @@ impl S2sConnection {
         }
         header.write_to(&mut self.out);
         self.header_sent = true;
+    }
+
+    fn send_header(&mut self) {
+        self.send_header_versioned(true);
     }
 
     fn on_xml(&mut self, ev: XmlEvent, now: Instant) {
@@ -698,7 +706,7 @@ impl S2sConnection {
                 let to_ok = header
                     .attr("to")
                     .is_none_or(|to| domain_eq(to, &self.config.domain));
-                self.send_header();
+                self.send_header_versioned(version != StreamVersion::Legacy);
                 if !stream_ok || !ns_ok {
                     return self.fail(
                         StreamError::new(StreamErrorCondition::InvalidNamespace)

@@ -616,3 +616,24 @@ fn verify_answer_for_an_id_we_did_not_ask_about_ends_the_stream() {
         assert_eq!(asked, 1);
     }
 }
+
+/// RFC 6120 4.7.5 / draft 4.2: the receiving server answers a pre-1.0 header (no
+/// `version`) with a header without one and no features (dialback only); a 1.0 header
+/// gets `version='1.0'` and features.
+#[test]
+fn the_receiving_header_reciprocates_the_version() {
+    for (version, expect) in [("", false), (" version='1.0'", true)] {
+        let mut r = S2sConnection::new_receiving(config(TWO, 9), Limits::default(), [2; 32], now());
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+             xmlns:stream='http://etherx.jabber.org/streams' \
+             xmlns:db='jabber:server:dialback' to='{TWO}'{version}>"
+        );
+        r.handle_input(header.as_bytes(), now());
+        let out = String::from_utf8_lossy(&r.take_transmit()).to_string();
+        let ours = &out[out.find("<stream:stream").expect("our header")..];
+        let ours = &ours[..ours.find('>').expect("end of our header")];
+        assert_eq!(ours.contains("version='1.0'"), expect, "{out}");
+        assert_eq!(out.contains("features"), expect, "{out}");
+    }
+}
