@@ -15,7 +15,7 @@
 use alloc::{string::String, string::ToString, vec::Vec};
 use elsinore_jid::{BareJid, Jid};
 use elsinore_stanza::datetime::{DateTimeError, format_datetime, parse_datetime};
-use elsinore_xml::{Element, Node};
+use elsinore_xml::{Attr, Element, Node};
 
 /// The `storage:rosternotes` namespace.
 pub const NS: &str = "storage:rosternotes";
@@ -34,6 +34,12 @@ pub struct Note {
     pub cdate: Option<u64>,
     /// Last modification time, Unix milliseconds UTC.
     pub mdate: Option<u64>,
+    /// Attributes other than `jid`, `cdate` and `mdate` (an `xml:lang`, another client's
+    /// extension), kept so that rewriting the bundle does not lose them.
+    extra_attrs: Vec<Attr>,
+    /// Child elements of the note (XEP-0145 has none; another client's extension), kept
+    /// for the same reason.
+    extra_children: Vec<Element>,
 }
 
 impl Note {
@@ -84,6 +90,8 @@ impl core::error::Error for AnnotationsError {}
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Annotations {
     notes: Vec<Note>,
+    /// Children of `<storage/>` other than notes, written back after them unchanged.
+    others: Vec<Element>,
 }
 
 impl Annotations {
@@ -93,12 +101,19 @@ impl Annotations {
     }
 
     /// Read a `<storage xmlns='storage:rosternotes'>` bundle (see the module docs for
-    /// duplicates and strictness). Elements other than `<note/>` are ignored.
+    /// duplicates and strictness). Elements other than `<note/>`, and a note's attributes
+    /// and children beyond XEP-0145's, are kept as they are and written back by
+    /// [`to_element`](Self::to_element).
     pub fn parse(storage: &Element) -> Result<Annotations, AnnotationsError> {
         if !storage.is("storage", NS) {
             return Err(AnnotationsError::NotStorage);
         }
         let mut out = Annotations::new();
+        out.others = storage
+            .elements()
+            .filter(|e| !e.is("note", NS))
+            .cloned()
+            .collect();
         for el in storage.elements().filter(|e| e.is("note", NS)) {
             let raw = el.attr("jid").ok_or(AnnotationsError::MissingJid)?;
             let jid = Jid::parse(raw)
@@ -120,6 +135,13 @@ impl Annotations {
                 text: el.text(),
                 cdate: date("cdate")?,
                 mdate: date("mdate")?,
+                extra_attrs: el
+                    .attrs
+                    .iter()
+                    .filter(|a| !(a.ns.is_empty() && matches!(&*a.name, "jid" | "cdate" | "mdate")))
+                    .cloned()
+                    .collect(),
+                extra_children: el.elements().cloned().collect(),
             };
             match out.notes.iter_mut().find(|n| n.jid == note.jid) {
                 Some(existing) => {
@@ -149,11 +171,17 @@ impl Annotations {
             if let Some(m) = n.mdate {
                 el.set_attr("mdate", format_datetime(m));
             }
+            el.attrs.extend(n.extra_attrs.iter().cloned());
             if !n.text.is_empty() {
                 el.children.push(Node::Text(n.text.clone()));
             }
+            el.children
+                .extend(n.extra_children.iter().cloned().map(Node::Element));
             storage.children.push(Node::Element(el));
         }
+        storage
+            .children
+            .extend(self.others.iter().cloned().map(Node::Element));
         storage
     }
 
@@ -192,6 +220,8 @@ impl Annotations {
                     text,
                     cdate: Some(now_ms),
                     mdate: Some(now_ms),
+                    extra_attrs: Vec::new(),
+                    extra_children: Vec::new(),
                 });
                 self.notes.len() - 1
             }
@@ -298,6 +328,48 @@ mod tests {
         assert_eq!(a.notes()[0].jid, bare("romeo@montague.lit"));
     }
 
+    /// What another client (or a later XEP-0145 revision) put in the bundle survives a
+    /// read-modify-write through this model: extra attributes and children of a note,
+    /// and other elements in `<storage/>`.
+    #[test]
+    fn unknown_data_survives_an_update() {
+        let mut a = parse(
+            "<storage xmlns='storage:rosternotes'>\
+             <note jid='hamlet@shakespeare.lit' xml:lang='en' x:prio='1' xmlns:x='urn:example:x'>\
+             Seems to be a good writer<x:tag>poet</x:tag></note>\
+             <group xmlns='urn:example:groups' name='court'/>\
+             </storage>",
+        )
+        .expect("parses");
+        let hamlet = bare("hamlet@shakespeare.lit");
+        a.set_note(hamlet.clone(), "A fine writer", 2_000)
+            .expect("updated");
+        a.set_note(bare("ophelia@shakespeare.lit"), "Flowers", 2_000)
+            .expect("added");
+        let out = a.to_element();
+        let note = out
+            .elements()
+            .find(|n| n.attr("jid") == Some("hamlet@shakespeare.lit"))
+            .expect("note");
+        assert_eq!(note.lang(), Some("en"));
+        assert!(
+            note.attrs
+                .iter()
+                .any(|at| at.ns == "urn:example:x" && at.name == "prio" && at.value == "1")
+        );
+        assert_eq!(
+            note.get_child("tag", "urn:example:x")
+                .map(|t| t.text())
+                .as_deref(),
+            Some("poet")
+        );
+        assert_eq!(note.text(), "A fine writer");
+        assert!(out.get_child("group", "urn:example:groups").is_some());
+        // And it reads back the same.
+        let back = Annotations::parse(&Element::parse(&out.to_bytes()).expect("reparses"));
+        assert_eq!(back, Ok(a));
+    }
+
     #[test]
     fn set_update_remove() {
         let mut a = Annotations::new();
@@ -324,7 +396,14 @@ mod tests {
             for (local, text, cdate, mdate) in notes {
                 let jid = bare(&format!("{local}@example.com"));
                 if a.get(&jid).is_some() { continue; }
-                a.notes.push(Note { jid, text, cdate, mdate });
+                a.notes.push(Note {
+                    jid,
+                    text,
+                    cdate,
+                    mdate,
+                    extra_attrs: Vec::new(),
+                    extra_children: Vec::new(),
+                });
             }
             let bytes = a.to_element().to_bytes();
             let back = Annotations::parse(&Element::parse(&bytes).expect("reparses"));
