@@ -64,16 +64,20 @@ pub struct Options {
     keep: bool,
     /// Runs of the chat, private and pep phases per server; the table shows the median.
     repeat: usize,
+    /// Chat messages a sender may have in flight (the load generator's default when `None`).
+    window: Option<usize>,
 }
 
 impl Options {
-    /// Parses `[--quick] [--only elsinore|prosody|ejabberd]... [--keep] [--repeat N]`.
+    /// Parses `[--quick] [--only elsinore|prosody|ejabberd]... [--keep] [--repeat N]
+    /// [--window N]`.
     pub fn parse(args: &[String]) -> Result<Options> {
         let mut opts = Options {
             quick: false,
             only: Vec::new(),
             keep: false,
             repeat: 0,
+            window: None,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -87,6 +91,13 @@ impl Options {
                         _ => bail!("--repeat takes a number of runs from 1 to 9, got {n:?}"),
                     };
                 }
+                "--window" => {
+                    let n = it.next().map(String::as_str).unwrap_or_default();
+                    opts.window = match n.parse::<usize>() {
+                        Ok(n @ 1..=64) => Some(n),
+                        _ => bail!("--window takes a number of messages from 1 to 64, got {n:?}"),
+                    };
+                }
                 "--only" => {
                     let name = it.next().map(String::as_str);
                     let side = Side::ALL
@@ -98,7 +109,7 @@ impl Options {
                     opts.only.push(side);
                 }
                 other => bail!(
-                    "unknown loadbench option {other:?} (try --quick, --only, --keep, --repeat)"
+                    "unknown loadbench option {other:?} (try --quick, --only, --keep, --repeat, --window)"
                 ),
             }
         }
@@ -145,6 +156,10 @@ impl Options {
         for (k, v) in pairs {
             args.push((*k).to_string());
             args.push(v.to_string());
+        }
+        if let Some(w) = self.window {
+            args.push("--window".into());
+            args.push(w.to_string());
         }
         args
     }
