@@ -75,6 +75,28 @@ fn split(unix_ms: u64) -> (i64, u32, u32, u64, u64, u64, u64) {
     (y, mo, d, rem / 3600, rem % 3600 / 60, rem % 60, ms)
 }
 
+/// Milliseconds since the epoch of 0000-01-01T00:00:00Z and of 9999-12-31T23:59:59.999Z,
+/// the range of XEP-0082's four-digit years.
+const MIN_MS: i64 = -62_167_219_200_000;
+const MAX_MS: i64 = 253_402_300_799_999;
+
+/// [`format_datetime`] for any instant, also before 1970 (clamped to years 0000-9999).
+pub fn format_datetime_ms(unix_ms: i64) -> String {
+    let t = unix_ms.clamp(MIN_MS, MAX_MS);
+    let ms = t.rem_euclid(1000);
+    let secs = t.div_euclid(1000);
+    let rem = secs.rem_euclid(86_400);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let mut out = String::with_capacity(24);
+    let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+    if ms != 0 {
+        let _ = write!(out, ".{ms:03}");
+    }
+    out.push('Z');
+    out
+}
+
 /// XEP-0082 DateTime in UTC: `2026-11-22T04:50:00Z`, or `…:00.123Z` with milliseconds.
 pub fn format_datetime(unix_ms: u64) -> String {
     let (y, mo, d, h, mi, s, ms) = split(unix_ms);
@@ -103,9 +125,15 @@ fn digits(b: &[u8]) -> Result<u32, DateTimeError> {
 }
 
 /// Parse an XEP-0082 DateTime (`CCYY-MM-DDThh:mm:ss[.sss]TZD`, TZD `Z` or `±hh:mm`)
-/// into milliseconds since the Unix epoch. Fractions beyond milliseconds are
-/// truncated; leap seconds are refused.
+/// into milliseconds since the Unix epoch; an instant before 1970 is
+/// [`DateTimeError::OutOfEpoch`] (see [`parse_datetime_ms`]). Fractions beyond
+/// milliseconds are truncated; leap seconds are refused.
 pub fn parse_datetime(s: &str) -> Result<u64, DateTimeError> {
+    u64::try_from(parse_datetime_ms(s)?).map_err(|_| DateTimeError::OutOfEpoch)
+}
+
+/// [`parse_datetime`] for any instant XEP-0082 can write, before 1970 too (negative).
+pub fn parse_datetime_ms(s: &str) -> Result<i64, DateTimeError> {
     let b = s.as_bytes();
     if b.len() < 20
         || b[4] != b'-'
@@ -160,9 +188,9 @@ pub fn parse_datetime(s: &str) -> Result<u64, DateTimeError> {
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
         - offset_secs;
-    let secs = u64::try_from(secs).map_err(|_| DateTimeError::OutOfEpoch)?;
+    // Four-digit years and an offset of at most ±99:59 keep this far from overflow.
     secs.checked_mul(1000)
-        .and_then(|v| v.checked_add(u64::from(millis)))
+        .and_then(|v| v.checked_add(i64::from(millis)))
         .ok_or(DateTimeError::OutOfEpoch)
 }
 
@@ -185,6 +213,23 @@ mod tests {
         assert_eq!(parse_datetime("2002-09-10T23:41:07.123Z"), Ok(t + 123));
         assert_eq!(format_datetime(t + 123), "2002-09-10T23:41:07.123Z");
         assert_eq!(parse_datetime("2002-09-10T23:41:07.123456Z"), Ok(t + 123));
+    }
+
+    #[test]
+    fn before_1970_with_the_signed_forms() {
+        // XEP-0082 section 3.2's example: the first step on the Moon.
+        let t = parse_datetime_ms("1969-07-21T02:56:15Z").expect("valid");
+        assert_eq!(t, -14_159_025_000);
+        assert_eq!(format_datetime_ms(t), "1969-07-21T02:56:15Z");
+        assert_eq!(parse_datetime_ms("1969-07-20T21:56:15-05:00"), Ok(t));
+        assert_eq!(format_datetime_ms(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(format_datetime_ms(MIN_MS), "0000-01-01T00:00:00Z");
+        assert_eq!(format_datetime_ms(i64::MAX), "9999-12-31T23:59:59.999Z");
+        let mut t = MIN_MS;
+        while t < MAX_MS {
+            assert_eq!(parse_datetime_ms(&format_datetime_ms(t)), Ok(t));
+            t += 86_400_000 * 3_701 + 3_723_457;
+        }
     }
 
     #[test]

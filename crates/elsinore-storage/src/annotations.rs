@@ -14,7 +14,7 @@
 
 use alloc::{string::String, string::ToString, vec::Vec};
 use elsinore_jid::{BareJid, Jid};
-use elsinore_stanza::datetime::{DateTimeError, format_datetime, parse_datetime};
+use elsinore_stanza::datetime::{DateTimeError, format_datetime_ms, parse_datetime_ms};
 use elsinore_xml::{Attr, Element, Node};
 
 /// The `storage:rosternotes` namespace.
@@ -30,10 +30,10 @@ pub struct Note {
     pub jid: BareJid,
     /// The note's text.
     pub text: String,
-    /// Creation time, Unix milliseconds UTC.
-    pub cdate: Option<u64>,
-    /// Last modification time, Unix milliseconds UTC.
-    pub mdate: Option<u64>,
+    /// Creation time, Unix milliseconds UTC (negative before 1970).
+    pub cdate: Option<i64>,
+    /// Last modification time, Unix milliseconds UTC (negative before 1970).
+    pub mdate: Option<i64>,
     /// Attributes other than `jid`, `cdate` and `mdate` (an `xml:lang`, another client's
     /// extension), kept so that rewriting the bundle does not lose them.
     extra_attrs: Vec<Attr>,
@@ -43,7 +43,7 @@ pub struct Note {
 }
 
 impl Note {
-    fn stamp(&self) -> Option<u64> {
+    fn stamp(&self) -> Option<i64> {
         self.mdate.or(self.cdate)
     }
 }
@@ -119,10 +119,10 @@ impl Annotations {
             let jid = Jid::parse(raw)
                 .map_err(|_| AnnotationsError::BadJid(raw.to_string()))?
                 .to_bare();
-            let date = |attr: &'static str| -> Result<Option<u64>, AnnotationsError> {
+            let date = |attr: &'static str| -> Result<Option<i64>, AnnotationsError> {
                 el.attr(attr)
                     .map(|v| {
-                        parse_datetime(v).map_err(|error| AnnotationsError::BadDate {
+                        parse_datetime_ms(v).map_err(|error| AnnotationsError::BadDate {
                             jid: raw.to_string(),
                             attr,
                             error,
@@ -166,10 +166,10 @@ impl Annotations {
         for n in &self.notes {
             let mut el = Element::new("note", NS).with_attr("jid", n.jid.to_string());
             if let Some(c) = n.cdate {
-                el.set_attr("cdate", format_datetime(c));
+                el.set_attr("cdate", format_datetime_ms(c));
             }
             if let Some(m) = n.mdate {
-                el.set_attr("mdate", format_datetime(m));
+                el.set_attr("mdate", format_datetime_ms(m));
             }
             el.attrs.extend(n.extra_attrs.iter().cloned());
             if !n.text.is_empty() {
@@ -204,6 +204,7 @@ impl Annotations {
         now_ms: u64,
     ) -> Result<&Note, AnnotationsError> {
         let text = text.into();
+        let now_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
         let pos = match self.notes.iter().position(|n| n.jid == jid) {
             Some(pos) => {
                 let n = &mut self.notes[pos];
@@ -279,6 +280,21 @@ mod tests {
         let out = a.to_element();
         let note = out.elements().next().expect("note");
         assert_eq!(note.attr("cdate"), Some("2004-09-24T15:23:21Z"));
+    }
+
+    #[test]
+    fn dates_before_1970_are_kept() {
+        // XEP-0082's own example date.
+        let a = parse(
+            "<storage xmlns='storage:rosternotes'>\
+             <note jid='neil@nasa.example' cdate='1969-07-21T02:56:15Z'>first step</note></storage>",
+        )
+        .expect("parses");
+        let n = a.get(&bare("neil@nasa.example")).expect("note");
+        assert_eq!(n.cdate, Some(-14_159_025_000));
+        let out = a.to_element();
+        let note = out.elements().next().expect("note");
+        assert_eq!(note.attr("cdate"), Some("1969-07-21T02:56:15Z"));
     }
 
     #[test]
@@ -389,8 +405,9 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip(notes in prop::collection::vec(
-            ("[a-z]{1,8}", "[ -~<>&'\"é]{0,20}", prop::option::of(0u64..253_402_300_799_000),
-             prop::option::of(0u64..253_402_300_799_000)), 0..8))
+            ("[a-z]{1,8}", "[ -~<>&'\"é]{0,20}",
+             prop::option::of(-62_167_219_200_000i64..253_402_300_799_000),
+             prop::option::of(-62_167_219_200_000i64..253_402_300_799_000)), 0..8))
         {
             let mut a = Annotations::new();
             for (local, text, cdate, mdate) in notes {
