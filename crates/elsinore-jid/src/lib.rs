@@ -489,6 +489,12 @@ fn to_fixed_point<E>(
     prep: impl Fn(&str) -> Result<Cow<'_, str>, E>,
 ) -> Result<String, JidError> {
     let mut out = prep(raw).map_err(|_| failed)?.into_owned();
+    // Stringprep's tables make one pass stable for code points assigned in Unicode 3.2
+    // (B.2 folds what NFKC can produce); only unassigned ones need the check, which
+    // costs a second pass.
+    if !raw.chars().any(stringprep::tables::unassigned_code_point) {
+        return Ok(out);
+    }
     for _ in 0..2 {
         let again = prep(&out).map_err(|_| failed)?;
         if again == out.as_str() {
