@@ -66,28 +66,36 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
-fn split(unix_ms: u64) -> (i64, u32, u32, u64, u64, u64, u64) {
-    let secs = unix_ms / 1000;
-    let ms = unix_ms % 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rem = secs % 86_400;
-    let (y, mo, d) = civil_from_days(days);
-    (y, mo, d, rem / 3600, rem % 3600 / 60, rem % 60, ms)
-}
-
 /// Milliseconds since the epoch of 0000-01-01T00:00:00Z and of 9999-12-31T23:59:59.999Z,
 /// the range of XEP-0082's four-digit years.
 const MIN_MS: i64 = -62_167_219_200_000;
 const MAX_MS: i64 = 253_402_300_799_999;
 
-/// [`format_datetime`] for any instant, also before 1970 (clamped to years 0000-9999).
-pub fn format_datetime_ms(unix_ms: i64) -> String {
+/// Date and time of day of an instant, clamped to years 0000-9999.
+fn split(unix_ms: i64) -> (i64, u32, u32, i64, i64, i64, i64) {
     let t = unix_ms.clamp(MIN_MS, MAX_MS);
-    let ms = t.rem_euclid(1000);
     let secs = t.div_euclid(1000);
     let rem = secs.rem_euclid(86_400);
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    (
+        y,
+        mo,
+        d,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        t.rem_euclid(1000),
+    )
+}
+
+/// An unsigned instant as a signed one (past year 9999 either way, so clamped alike).
+fn signed(unix_ms: u64) -> i64 {
+    i64::try_from(unix_ms).unwrap_or(i64::MAX)
+}
+
+/// [`format_datetime`] for any instant, also before 1970 (clamped to years 0000-9999).
+pub fn format_datetime_ms(unix_ms: i64) -> String {
+    let (y, mo, d, h, mi, s, ms) = split(unix_ms);
     let mut out = String::with_capacity(24);
     let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
     if ms != 0 {
@@ -99,19 +107,12 @@ pub fn format_datetime_ms(unix_ms: i64) -> String {
 
 /// XEP-0082 DateTime in UTC: `2026-11-22T04:50:00Z`, or `…:00.123Z` with milliseconds.
 pub fn format_datetime(unix_ms: u64) -> String {
-    let (y, mo, d, h, mi, s, ms) = split(unix_ms);
-    let mut out = String::with_capacity(24);
-    let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
-    if ms != 0 {
-        let _ = write!(out, ".{ms:03}");
-    }
-    out.push('Z');
-    out
+    format_datetime_ms(signed(unix_ms))
 }
 
 /// The legacy `jabber:x:delay` stamp (XEP-0091): `20261122T04:50:00`, UTC.
 pub fn format_legacy_stamp(unix_ms: u64) -> String {
-    let (y, mo, d, h, mi, s, _) = split(unix_ms);
+    let (y, mo, d, h, mi, s, _) = split(signed(unix_ms));
     let mut out = String::with_capacity(17);
     let _ = write!(out, "{y:04}{mo:02}{d:02}T{h:02}:{mi:02}:{s:02}");
     out
