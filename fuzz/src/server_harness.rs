@@ -267,3 +267,26 @@ pub fn check_bystander(net: &mut Net, s2: ConnId) {
     assert_eq!(n.as_deref(), Some("42"), "{get:?}");
     assert!(!net.closed.contains(&s2), "session 2 was closed");
 }
+
+/// The targets' input layout: byte 0 the mode, byte 1 the number of cuts (mod 8), a
+/// little-endian `u16` per cut, then the stream bytes. `None` when too short.
+pub fn split_input(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let [mode, n, rest @ ..] = data else {
+        return None;
+    };
+    let n = usize::from(n % 8);
+    if rest.len() < 2 * n {
+        return None;
+    }
+    let (cut_bytes, doc) = rest.split_at(2 * n);
+    Some((*mode, cut_bytes, doc))
+}
+
+/// Logs session 2 (ophelia, the bystander) in by script and checks it is bound.
+pub fn bystander(net: &mut Net) -> ConnId {
+    let s2 = net.accept(true);
+    login(net, s2, "ophelia", OPHELIA_PW, "grave");
+    let bound = iq_reply(&net.take(s2), "bind_1").expect("session 2 is bound");
+    assert_eq!(bound.attr("type"), Some("result"), "{bound:?}");
+    s2
+}
