@@ -214,6 +214,18 @@ fn vcard_over_the_size_limit_is_refused() {
     );
 }
 
+/// Horatio asks for Hamlet's presence and Hamlet approves.
+fn horatio_subscribes_to_hamlet(net: &mut Net, hamlet: ConnId, horatio: ConnId) {
+    net.send(
+        horatio,
+        &el("<presence to='hamlet@denmark' type='subscribe' xmlns='jabber:client'/>"),
+    );
+    net.send(
+        hamlet,
+        &el("<presence to='horatio@denmark' type='subscribed' xmlns='jabber:client'/>"),
+    );
+}
+
 #[test]
 fn last_activity_uptime_and_accounts() {
     let (mut net, hamlet, horatio) = denmark();
@@ -231,14 +243,7 @@ fn last_activity_uptime_and_accounts() {
     let r = net.iq(horatio, ask);
     assert_eq!(error_condition(&r).as_deref(), Some("forbidden"));
     // Horatio subscribes, Hamlet approves.
-    net.send(
-        horatio,
-        &el("<presence to='hamlet@denmark' type='subscribe' xmlns='jabber:client'/>"),
-    );
-    net.send(
-        hamlet,
-        &el("<presence to='horatio@denmark' type='subscribed' xmlns='jabber:client'/>"),
-    );
+    horatio_subscribes_to_hamlet(&mut net, hamlet, horatio);
     net.send(hamlet, &el("<presence xmlns='jabber:client'/>"));
     let r = net.iq(horatio, ask);
     assert_eq!(
@@ -269,14 +274,7 @@ fn last_activity_uptime_and_accounts() {
 #[test]
 fn last_activity_with_a_failed_roster_read_is_an_internal_error() {
     let (mut net, hamlet, horatio) = denmark();
-    net.send(
-        horatio,
-        &el("<presence to='hamlet@denmark' type='subscribe' xmlns='jabber:client'/>"),
-    );
-    net.send(
-        hamlet,
-        &el("<presence to='horatio@denmark' type='subscribed' xmlns='jabber:client'/>"),
-    );
+    horatio_subscribes_to_hamlet(&mut net, hamlet, horatio);
     // Hamlet goes away, so his roster is read from the store for Horatio's question.
     net.server.handle_eof(hamlet, T0);
     net.clients.remove(&hamlet);
