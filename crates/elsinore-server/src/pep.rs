@@ -254,14 +254,23 @@ impl Server {
 
     /// Who receives `owner`'s PEP notifications: the owner's available resources and the
     /// available resources of local contacts with a presence subscription to the owner
-    /// (from the cached roster; contacts on other servers need s2s). The access model
-    /// narrows this per node in [`Server::pep_notify`].
-    fn pep_subscribers(&self, owner: &BareJid) -> Vec<Jid> {
+    /// (from the cached roster), and such contacts on other servers by bare JID (when s2s
+    /// is on: their server hands a headline to each available resource, as it does the
+    /// owner's presence; XEP-0163 4.3). The access model narrows this per node in
+    /// [`Server::pep_notify`].
+    fn pep_subscribers(&self, owner: &BareJid) -> (Vec<Jid>, Vec<BareJid>) {
         let mut accounts = vec![owner.clone()];
+        let mut remote = Vec::new();
         if let Some(roster) = self.roster(owner) {
-            accounts.extend(roster.presence_subscribers().cloned());
+            for contact in roster.presence_subscribers() {
+                if contact.domain() == self.config.domain {
+                    accounts.push(contact.clone());
+                } else if self.config.s2s.enabled {
+                    remote.push(contact.clone());
+                }
+            }
         }
-        let mut out = Vec::new();
+        let mut local = Vec::new();
         for account in accounts {
             let available = self.available_sessions(&account);
             let Some(list) = self.sessions.get(&account).map(|o| &o.conns) else {
@@ -271,51 +280,33 @@ impl Server {
                 if available.iter().any(|(c, _)| c == conn)
                     && let Ok(full) = account.with_resource(res)
                 {
-                    out.push(full);
+                    local.push(full);
                 }
             }
         }
-        out
+        (local, remote)
+    }
+
+    /// One event notification (XEP-0163 4.3): a headline from the owner's bare JID.
+    fn pep_message(&mut self, owner: &BareJid, to: String, event: &Element) -> Element {
+        Element::new("message", NS_CLIENT)
+            .with_attr("from", owner.to_string())
+            .with_attr("to", to)
+            .with_attr("type", "headline")
+            .with_attr("id", format!("pep-{}", self.rng.token(12)))
+            .with_child(event.clone())
     }
 
     pub(crate) fn pep_notify(&mut self, owner: &BareJid, notes: Vec<Notification>, now: Instant) {
         if notes.is_empty() {
             return;
         }
-        let recipients = self.pep_subscribers(owner);
-        // Contacts on other servers (XEP-0163 4.3): to their bare JID, which their server
-        // hands to each available resource, as it does the owner's presence.
-        let remote: Vec<BareJid> = if self.config.s2s.enabled {
-            self.roster(owner)
-                .map(|r| {
-                    r.presence_subscribers()
-                        .filter(|c| c.domain() != self.config.domain)
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        for note in &notes {
-            if !matches!(note.access_model, AccessModel::Presence | AccessModel::Open) {
-                continue;
-            }
-            for contact in &remote {
-                let msg = Element::new("message", NS_CLIENT)
-                    .with_attr("from", owner.to_string())
-                    .with_attr("to", contact.to_string())
-                    .with_attr("type", "headline")
-                    .with_attr("id", format!("pep-{}", self.rng.token(12)))
-                    .with_child(note.event.clone());
-                self.s2s_send(msg, now);
-            }
-        }
+        let (recipients, remote) = self.pep_subscribers(owner);
         for note in notes {
+            let to_contacts =
+                matches!(note.access_model, AccessModel::Presence | AccessModel::Open);
             for to in &recipients {
-                let entitled = to.bare() == owner
-                    || matches!(note.access_model, AccessModel::Presence | AccessModel::Open);
-                if !entitled {
+                if !(to_contacts || to.bare() == owner) {
                     continue;
                 }
                 let Some(conn) = self.sessions.get(to.bare()).and_then(|o| {
@@ -326,13 +317,12 @@ impl Server {
                 }) else {
                     continue;
                 };
-                let msg = Element::new("message", NS_CLIENT)
-                    .with_attr("from", owner.to_string())
-                    .with_attr("to", to.to_string())
-                    .with_attr("type", "headline")
-                    .with_attr("id", format!("pep-{}", self.rng.token(12)))
-                    .with_child(note.event.clone());
+                let msg = self.pep_message(owner, to.to_string(), &note.event);
                 self.deliver_to_conn(conn, &msg, now);
+            }
+            for contact in remote.iter().filter(|_| to_contacts) {
+                let msg = self.pep_message(owner, contact.to_string(), &note.event);
+                self.s2s_send(msg, now);
             }
         }
     }
