@@ -1517,31 +1517,28 @@ impl Connection {
                     self.write_element(&iq_error(&id, "not-acceptable", "modify"));
                     return;
                 }
-                let password = field("password");
-                if let (None, Some(digest)) = (&password, digest) {
+                let (session, first) = match (field("password"), digest) {
+                    // Verified exactly like SASL PLAIN, against the stored SCRAM keys.
+                    (Some(password), _) => {
+                        let mut initial = Vec::with_capacity(user.len() + password.len() + 2);
+                        initial.push(0);
+                        initial.extend_from_slice(user.as_bytes());
+                        initial.push(0);
+                        initial.extend_from_slice(password.as_bytes());
+                        let nonce = self.rng.token(24);
+                        ServerSession::start(Mechanism::Plain, Some(&initial), &nonce)
+                    }
                     // The digest is over the id we sent in our stream header.
-                    let stream_id = self.stream_id().unwrap_or_default().to_string();
-                    let (session, first) =
-                        ServerSession::start_legacy_digest(&user, &stream_id, &digest);
-                    self.neg().legacy_auth = Some((id, resource));
-                    self.state = State::ServerSasl(Box::new(session), false);
-                    self.on_server_step(first);
-                    return;
-                }
-                let Some(password) = password else {
+                    (None, Some(digest)) => {
+                        let stream_id = self.stream_id().unwrap_or_default().to_string();
+                        ServerSession::start_legacy_digest(&user, &stream_id, &digest)
+                    }
                     // Neither a password nor an accepted digest (digest not offered).
-                    self.write_element(&iq_error(&id, "not-acceptable", "modify"));
-                    return;
+                    (None, None) => {
+                        self.write_element(&iq_error(&id, "not-acceptable", "modify"));
+                        return;
+                    }
                 };
-                // Verified exactly like SASL PLAIN, against the stored SCRAM keys.
-                let mut initial = Vec::with_capacity(user.len() + password.len() + 2);
-                initial.push(0);
-                initial.extend_from_slice(user.as_bytes());
-                initial.push(0);
-                initial.extend_from_slice(password.as_bytes());
-                let nonce = self.rng.token(24);
-                let (session, first) =
-                    ServerSession::start(Mechanism::Plain, Some(&initial), &nonce);
                 self.neg().legacy_auth = Some((id, resource));
                 self.state = State::ServerSasl(Box::new(session), false);
                 self.on_server_step(first);
