@@ -193,6 +193,20 @@ impl core::fmt::Debug for ServerSession {
 }
 
 impl ServerSession {
+    /// A session for `mech` that has not started (state `Done` until a start sets it).
+    fn idle(mech: Mechanism, ctx: ServerContext) -> ServerSession {
+        ServerSession {
+            mech,
+            server_nonce: ctx.nonce.clone(),
+            ctx,
+            decoy_secret: Vec::new(),
+            decoy_iterations: MIN_ITERATIONS,
+            anonymous: false,
+            trace: None,
+            state: State::Done,
+        }
+    }
+
     /// Starts an exchange for `mech` with the client's initial response, if it sent one.
     ///
     /// `nonce` is this server's SCRAM nonce part: fresh random printable ASCII without `,`
@@ -220,16 +234,7 @@ impl ServerSession {
         initial_response: Option<&[u8]>,
         ctx: ServerContext,
     ) -> (ServerSession, ServerStep) {
-        let mut session = ServerSession {
-            mech,
-            server_nonce: ctx.nonce.clone(),
-            ctx,
-            decoy_secret: Vec::new(),
-            decoy_iterations: MIN_ITERATIONS,
-            anonymous: false,
-            trace: None,
-            state: State::Done,
-        };
+        let mut session = ServerSession::idle(mech, ctx);
         let needs_nonce = mech.scram_hash().is_some() || mech == Mechanism::DigestMd5;
         if needs_nonce && !scram::valid_nonce(&session.server_nonce) {
             return (
@@ -293,16 +298,7 @@ impl ServerSession {
         stream_id: &str,
         digest: &str,
     ) -> (ServerSession, ServerStep) {
-        let mut session = ServerSession {
-            mech: Mechanism::Plain,
-            server_nonce: String::new(),
-            ctx: ServerContext::new(""),
-            decoy_secret: Vec::new(),
-            decoy_iterations: MIN_ITERATIONS,
-            anonymous: false,
-            trace: None,
-            state: State::Done,
-        };
+        let mut session = ServerSession::idle(Mechanism::Plain, ServerContext::new(""));
         let well_formed = digest.len() == 40 && digest.bytes().all(|b| b.is_ascii_hexdigit());
         if !well_formed || username.len() > MAX_MESSAGE_BYTES || stream_id.len() > MAX_NONCE_BYTES {
             return (session, ServerStep::Failure(SaslFailure::MalformedRequest));
