@@ -973,6 +973,7 @@ impl Server {
                             // the list never outgrows the open connections.
                             self.delayed_auth.retain(|(_, conn, _)| *conn != id);
                         }
+                        let anonymous = c.stream.is_anonymous();
                         let rest = {
                             let mut s = c.stream;
                             s.take_transmit()
@@ -986,7 +987,7 @@ impl Server {
                                 self.broadcast_unavailable(&jid, c.directed, now);
                             }
                             self.remove_session(&jid, id);
-                            self.session_closed(&jid, id, now);
+                            self.session_closed(&jid, id, anonymous, now);
                         }
                     }
                     self.events.push_back(ServerEvent::Close(id));

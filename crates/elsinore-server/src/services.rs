@@ -570,11 +570,26 @@ impl Server {
 
     /// A session ended: leave its rooms, forget its registration key, and when it was
     /// the account's last one, remember when (jabber:iq:last).
-    pub(crate) fn session_closed(&mut self, jid: &Jid, conn: ConnId, now: Instant) {
+    /// After a session ended. `anonymous`: its account was made for it by SASL ANONYMOUS.
+    pub(crate) fn session_closed(
+        &mut self,
+        jid: &Jid,
+        conn: ConnId,
+        anonymous: bool,
+        now: Instant,
+    ) {
         self.ext.register_keys.remove(&conn);
         self.muc_leave_all(jid, now);
         let account = jid.to_bare();
         if self.sessions.contains_key(&account) {
+            return;
+        }
+        if anonymous {
+            // RFC 4505 accounts live as long as their session: whatever it stored (private
+            // XML, roster, PEP nodes, vCard) goes with it, or every anonymous login would
+            // leave data behind for good. (If the store fails the batch, the data stays
+            // unreachable: the name was random and no one can log in to it again.)
+            self.delete_account_data(account, now, |_, _, _| {});
             return;
         }
         if let Some(ms) = self.wall_ms(now) {
@@ -760,13 +775,48 @@ impl Server {
     /// XEP-0077 3.2: delete every stored thing of the account, answer, then close its
     /// sessions.
     fn remove_account(&mut self, id: ConnId, head: IqHead, account: BareJid, now: Instant) {
+        self.delete_account_data(account.clone(), now, move |s, done, now| {
+            if !done {
+                let e = StanzaError::new(DefinedCondition::InternalServerError);
+                s.deliver_to_conn(id, &iq_error(&head, None, e), now);
+                return;
+            }
+            s.deliver_to_conn(id, &iq_result(&head, None), now);
+            if let Some(o) = s.sessions.get_mut(&account) {
+                o.roster = None;
+            }
+            let conns: Vec<ConnId> = s
+                .sessions
+                .get(&account)
+                .map(|o| o.conns.iter().map(|(_, c)| *c).collect())
+                .unwrap_or_default();
+            for c in conns {
+                if let Some(conn) = s.conns.get_mut(&c) {
+                    conn.stream.send_stream_error(
+                        StreamError::new(StreamErrorCondition::NotAuthorized)
+                            .with_text("the account was removed"),
+                    );
+                }
+                s.after(c, now);
+            }
+        });
+    }
+
+    /// Deletes every stored thing of `account` (credentials, private XML, roster, offline
+    /// messages, vCard, PEP nodes, ...) and its search directory entry, in one batch under
+    /// the directory's lock; `then` learns whether the batch was done.
+    fn delete_account_data(
+        &mut self,
+        account: BareJid,
+        now: Instant,
+        then: impl FnOnce(&mut Server, bool, Instant) + Send + 'static,
+    ) {
         let key = directory_key(&self.config.domain);
         self.exclusive(key.clone(), now, move |s: &mut Server, _now| {
             s.run_effect(Op::Get(key.clone()), move |s, result, now| {
                 let EffectResult::Value(old) = result else {
-                    let e = StanzaError::new(DefinedCondition::InternalServerError);
-                    s.deliver_to_conn(id, &iq_error(&head, None, e), now);
                     s.release(&key);
+                    then(s, false, now);
                     return;
                 };
                 let mut dir = parse_directory(old.as_deref());
@@ -777,29 +827,7 @@ impl Server {
                 ]);
                 s.run_effect(op, move |s, result, now| {
                     s.release(&key);
-                    if !matches!(result, EffectResult::Batch(_)) {
-                        let e = StanzaError::new(DefinedCondition::InternalServerError);
-                        s.deliver_to_conn(id, &iq_error(&head, None, e), now);
-                        return;
-                    }
-                    s.deliver_to_conn(id, &iq_result(&head, None), now);
-                    if let Some(o) = s.sessions.get_mut(&account) {
-                        o.roster = None;
-                    }
-                    let conns: Vec<ConnId> = s
-                        .sessions
-                        .get(&account)
-                        .map(|o| o.conns.iter().map(|(_, c)| *c).collect())
-                        .unwrap_or_default();
-                    for c in conns {
-                        if let Some(conn) = s.conns.get_mut(&c) {
-                            conn.stream.send_stream_error(
-                                StreamError::new(StreamErrorCondition::NotAuthorized)
-                                    .with_text("the account was removed"),
-                            );
-                        }
-                        s.after(c, now);
-                    }
+                    then(s, matches!(result, EffectResult::Batch(_)), now);
                 });
             });
         });

@@ -378,6 +378,8 @@ pub struct Connection {
     header_sent: bool,
     tls_done: bool,
     authenticated: Option<BareJid>,
+    /// The account is a temporary one from SASL ANONYMOUS (RFC 4505).
+    anonymous: bool,
     jid: Option<Jid>,
     auth_failures: u16,
     /// The failed attempts among them that got as far as checking credentials.
@@ -509,6 +511,7 @@ impl Connection {
             header_sent: false,
             tls_done: false,
             authenticated: None,
+            anonymous: false,
             jid: None,
             auth_failures: 0,
             credential_failures: 0,
@@ -542,6 +545,12 @@ impl Connection {
     /// The authenticated account, once SASL succeeded.
     pub fn authenticated(&self) -> Option<&BareJid> {
         self.authenticated.as_ref()
+    }
+
+    /// Whether the authenticated account is a temporary one made for this session by SASL
+    /// ANONYMOUS: the server forgets its data when the session ends.
+    pub fn is_anonymous(&self) -> bool {
+        self.anonymous
     }
 
     /// The stream error the peer closed the stream with, once one arrived (its condition,
@@ -1675,6 +1684,7 @@ impl Connection {
                     self.events.push_back(Event::NeedCredentials { username });
                     return;
                 }
+                self.anonymous = anonymous;
                 self.sasl_succeeded(account, additional);
             }
             ServerStep::Failure(f) => self.sasl_failure(f),
