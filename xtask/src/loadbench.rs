@@ -31,11 +31,11 @@ const PASSWORD: &str = "loadbench-pw";
 /// The load generator's first run: creating the accounts.
 const REGISTER: &str = "register";
 /// Its second run, against the restarted server: everything measured.
-const MEASURED: &str = "idle,logins,chat,private,pep";
+const MEASURED: &str = "idle,logins,chat,chat-serial,private,pep";
 /// What the further runs against the same server repeat (see `--repeat`).
-const REPEATED: &str = "chat,private,pep";
+const REPEATED: &str = "chat,chat-serial,private,pep";
 /// The scenarios with a per-operation CPU figure, in table order.
-const OP_SCENARIOS: [&str; 4] = ["logins", "chat", "private", "pep"];
+const OP_SCENARIOS: [&str; 5] = ["logins", "chat", "chat-serial", "private", "pep"];
 
 /// Which servers exist.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -62,7 +62,8 @@ pub struct Options {
     quick: bool,
     only: Vec<Side>,
     keep: bool,
-    /// Runs of the chat, private and pep phases per server; the table shows the median.
+    /// Runs of the chat, chat-serial, private and pep phases per server; the table shows
+    /// the median.
     repeat: usize,
     /// Chat messages a sender may have in flight (the load generator's default when `None`).
     window: Option<usize>,
@@ -723,12 +724,12 @@ fn table(results: &Results, opts: &Options) -> String {
     if opts.repeat > 1 {
         let _ = writeln!(
             out,
-            "chat, private and pep: each server ran them {} times; every figure of a row is from its median run.\n",
+            "chat, chat-serial, private and pep: each server ran them {} times; every figure of a row is from its median run.\n",
             opts.repeat
         );
     }
     // Headline: work per CPU-second against the faster peer.
-    for scenario in ["chat", "private", "pep"] {
+    for scenario in ["chat", "chat-serial", "private", "pep"] {
         let Some(o) = get(Side::Elsinore, scenario).filter(|r| r.ok()) else {
             let _ = writeln!(out, "- {scenario}: elsinore has no result (n/a)");
             continue;

@@ -23,7 +23,7 @@ const COMMANDS: &[(&str, &str)] = &[
         "run slixmpp, other clients and the private_xml example against elsinore and Prosody; s2s federation",
     ),
     (
-        "loadbench [--quick] [--only elsinore|prosody|ejabberd]... [--keep] [--repeat N]",
+        "loadbench [--quick] [--only elsinore|prosody|ejabberd]... [--keep] [--repeat N] [--window N]",
         "load scenarios against elsinore, Prosody and ejabberd (release build); ratio table",
     ),
     (

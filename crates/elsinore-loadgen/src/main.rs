@@ -7,6 +7,9 @@
 //! - `logins`: connect + SASL + bind + close, `--concurrency` at a time;
 //! - `chat`: N pairs online, each side sends M chat messages to its peer (a window of
 //!   messages in flight per sender); latency from a timestamp in the body;
+//! - `chat-serial`: the same with one message in flight per sender (each waits for the
+//!   delivery of its previous one) and M/2 messages: every message costs the server a read
+//!   and a write of its own, as in the conditions of the reference figures;
 //! - `private`: XEP-0049 set then get round trips, sequential per session;
 //! - `pep`: XEP-0223 private PEP publishes (whitelist, persistent) with owner
 //!   notifications (the client advertises `+notify` through entity capabilities);
@@ -312,7 +315,14 @@ async fn run_scenario(ctx: Arc<Ctx>, name: &str) -> Result<Outcome> {
         "register" => register(ctx).await,
         "idle" => idle(ctx).await,
         "logins" => logins(ctx).await,
-        "chat" => chat(ctx).await,
+        "chat" => {
+            let (window, m) = (ctx.cli.window, ctx.cli.messages);
+            chat(ctx, window, m).await
+        }
+        "chat-serial" => {
+            let m = ctx.cli.messages.div_ceil(2);
+            chat(ctx, 1, m).await
+        }
         "private" => private(ctx).await,
         "pep" => pep(ctx).await,
         "crash-write" => durability::crash_write(ctx).await,
@@ -489,14 +499,13 @@ async fn logins(ctx: Arc<Ctx>) -> Result<Outcome> {
     Ok(out)
 }
 
-async fn chat(ctx: Arc<Ctx>) -> Result<Outcome> {
+async fn chat(ctx: Arc<Ctx>, window: usize, m: usize) -> Result<Outcome> {
     let pairs = ctx.cli.pairs;
-    let m = ctx.cli.messages;
     let sessions = login_many(&ctx, pairs * 2, "chat", false, 0).await?;
     let jids: Vec<String> = sessions.iter().map(|s| s.jid.clone()).collect();
     let peer = |i: usize| i ^ 1;
     let sems: Vec<Arc<Semaphore>> = (0..sessions.len())
-        .map(|_| Arc::new(Semaphore::new(ctx.cli.window)))
+        .map(|_| Arc::new(Semaphore::new(window)))
         .collect();
     let mut halves = Vec::with_capacity(sessions.len());
     for mut s in sessions {
