@@ -181,6 +181,8 @@ struct Row {
     p50_us: f64,
     p99_us: f64,
     cpu_ms: f64,
+    /// The kernel's part of `cpu_ms` (0 from a load generator that did not report it).
+    sys_ms: f64,
     rss_before_kib: f64,
     rss_after_kib: f64,
     note: String,
@@ -213,6 +215,7 @@ impl Row {
                 p50_us: num("p50_us"),
                 p99_us: num("p99_us"),
                 cpu_ms: num("cpu_ms"),
+                sys_ms: num("sys_ms"),
                 rss_before_kib: num("rss_before_kib"),
                 rss_after_kib: num("rss_after_kib"),
                 note: note.to_string(),
@@ -234,6 +237,10 @@ impl Row {
 
     fn cpu_per_1000(&self) -> f64 {
         self.cpu_ms * 1000.0 / self.ops.max(1.0)
+    }
+
+    fn sys_per_1000(&self) -> f64 {
+        self.sys_ms * 1000.0 / self.ops.max(1.0)
     }
 
     /// The idle scenario's memory per session ((RSS after - RSS before) / N), from its note.
@@ -632,9 +639,9 @@ fn table(results: &Results, opts: &Options) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "| scenario | server | ops | errors | ops/s | p50 ms | p99 ms | CPU-ms / 1000 ops | each run | elsinore / this |"
+        "| scenario | server | ops | errors | ops/s | p50 ms | p99 ms | CPU-ms / 1000 ops | of which kernel | each run | elsinore / this |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
     for scenario in OP_SCENARIOS {
         let ours = get(Side::Elsinore, scenario).filter(|r| r.ok());
         for side in Side::ALL {
@@ -644,7 +651,7 @@ fn table(results: &Results, opts: &Options) -> String {
             let Some(row) = get(side, scenario) else {
                 let _ = writeln!(
                     out,
-                    "| {scenario} | {} | — | | | | | | | not run |",
+                    "| {scenario} | {} | — | | | | | | | | not run |",
                     side.name()
                 );
                 continue;
@@ -652,7 +659,7 @@ fn table(results: &Results, opts: &Options) -> String {
             if !row.ok() {
                 let _ = writeln!(
                     out,
-                    "| {scenario} | {} | n/a | | | | | | | {} {} |",
+                    "| {scenario} | {} | n/a | | | | | | | | {} {} |",
                     side.name(),
                     row.status,
                     row.note.chars().take(100).collect::<String>()
@@ -666,7 +673,7 @@ fn table(results: &Results, opts: &Options) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {scenario} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {:.1} | {} | {ratio} |",
+                "| {scenario} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {:.1} | {:.1} | {} | {ratio} |",
                 side.name(),
                 row.ops,
                 row.errors,
@@ -674,6 +681,7 @@ fn table(results: &Results, opts: &Options) -> String {
                 fmt_ms(row.p50_us),
                 fmt_ms(row.p99_us),
                 row.cpu_per_1000(),
+                row.sys_per_1000(),
                 results
                     .cpu_runs(side, scenario)
                     .iter()
@@ -743,12 +751,23 @@ fn table(results: &Results, opts: &Options) -> String {
             })
             .min_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((peer, cost)) = best {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "- {scenario}: elsinore does {:.1}x the work per CPU-second of the faster peer ({}); target 7x",
                 cost / o.cpu_per_1000().max(f64::MIN_POSITIVE),
                 peer.name()
             );
+            // What the kernel's share alone allows: a server spending no user time at all
+            // but making the same system calls would still cost this much.
+            if o.sys_ms > 0.0 {
+                let _ = write!(
+                    out,
+                    " (kernel alone {:.0} % of ours: at most {:.1}x with zero user time)",
+                    100.0 * o.sys_ms / o.cpu_ms.max(f64::MIN_POSITIVE),
+                    cost / o.sys_per_1000()
+                );
+            }
+            let _ = writeln!(out);
         }
     }
     if let Some(o) = ours {
@@ -788,13 +807,14 @@ mod tests {
     #[test]
     fn parses_result_lines() {
         let line = "RESULT server=elsinore scenario=chat status=ok ops=2000 errors=0 \
-                    wall_ms=500.0 p50_us=120 p99_us=900 cpu_ms=40.0 rss_before_kib=1 \
+                    wall_ms=500.0 p50_us=120 p99_us=900 cpu_ms=40.0 sys_ms=30.0 rss_before_kib=1 \
                     rss_after_kib=2 note=expected=2000 (free text)";
         let (srv, sc, row) = Row::parse(line).expect("well-formed line");
         assert_eq!((srv.as_str(), sc.as_str()), ("elsinore", "chat"));
         assert!(row.ok());
         assert_eq!(row.per_sec(), 4000.0);
         assert_eq!(row.cpu_per_1000(), 20.0);
+        assert_eq!(row.sys_per_1000(), 15.0);
         assert_eq!(row.note, "expected=2000 (free text)");
         assert!(Row::parse("not a result").is_none());
         let idle = Row::parse(

@@ -154,6 +154,8 @@ struct Outcome {
     wall: Duration,
     latencies_us: Vec<u64>,
     cpu_ms: f64,
+    /// The kernel's part of `cpu_ms`.
+    sys_ms: f64,
     rss_before_kib: u64,
     rss_after_kib: u64,
     note: String,
@@ -164,12 +166,13 @@ impl Outcome {
         let (p50, p99) = percentiles(&mut self.latencies_us.clone());
         println!(
             "RESULT server={label} scenario={scenario} status={} ops={} errors={} wall_ms={:.1} \
-             p50_us={p50} p99_us={p99} cpu_ms={:.1} rss_before_kib={} rss_after_kib={} note={}",
+             p50_us={p50} p99_us={p99} cpu_ms={:.1} sys_ms={:.1} rss_before_kib={} rss_after_kib={} note={}",
             self.status,
             self.ops,
             self.errors,
             self.wall.as_secs_f64() * 1000.0,
             self.cpu_ms,
+            self.sys_ms,
             self.rss_before_kib,
             self.rss_after_kib,
             self.note.replace('\n', " ")
@@ -227,6 +230,10 @@ impl Ctx {
 
     fn cpu_ms(&self, before: &Sample, after: &Sample) -> f64 {
         after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0 / self.ticks_per_sec as f64
+    }
+
+    fn sys_ms(&self, before: &Sample, after: &Sample) -> f64 {
+        after.sys_ticks.saturating_sub(before.sys_ticks) as f64 * 1000.0 / self.ticks_per_sec as f64
     }
 }
 
@@ -428,6 +435,7 @@ async fn idle(ctx: Arc<Ctx>) -> Result<Outcome> {
         ops: n,
         wall,
         cpu_ms: ctx.cpu_ms(&before, &after),
+        sys_ms: ctx.sys_ms(&before, &after),
         rss_before_kib: before.rss_kib,
         rss_after_kib: after.rss_kib,
         note: format!(
@@ -492,6 +500,7 @@ async fn logins(ctx: Arc<Ctx>) -> Result<Outcome> {
     out.wall = t0.elapsed();
     let after = ctx.sample()?;
     out.cpu_ms = ctx.cpu_ms(&before, &after);
+    out.sys_ms = ctx.sys_ms(&before, &after);
     out.note = format!("mech={}", ctx.cli.mech);
     if let Some(e) = first_error {
         out.note.push_str(&format!(" first_error={e}"));
@@ -589,6 +598,7 @@ async fn chat(ctx: Arc<Ctx>, window: usize, m: usize) -> Result<Outcome> {
     let after = ctx.sample()?;
     out.wall = last.duration_since(t0);
     out.cpu_ms = ctx.cpu_ms(&before, &after);
+    out.sys_ms = ctx.sys_ms(&before, &after);
     // Writers are done or blocked on permits that will never come: stop them.
     for s in &sems {
         s.close();
@@ -688,6 +698,7 @@ async fn private(ctx: Arc<Ctx>) -> Result<Outcome> {
     let after = ctx.sample()?;
     out.wall = last.duration_since(t0);
     out.cpu_ms = ctx.cpu_ms(&before, &after);
+    out.sys_ms = ctx.sys_ms(&before, &after);
     out.note = format!("expected={} (one op = set + get)", n * rounds);
     if let Some(e) = first_error {
         out.note.push_str(&format!(" first_error={e}"));
@@ -807,6 +818,7 @@ async fn pep(ctx: Arc<Ctx>) -> Result<Outcome> {
     }
     let after = ctx.sample()?;
     out.cpu_ms = ctx.cpu_ms(&before, &after);
+    out.sys_ms = ctx.sys_ms(&before, &after);
     let mut notify_lat = Vec::new();
     let mut last = start_at;
     let mut unsupported = None;

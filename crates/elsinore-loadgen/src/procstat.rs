@@ -12,6 +12,9 @@ use anyhow::{Context, Result, bail};
 pub struct Sample {
     /// utime + stime of every live process in the group, in clock ticks.
     pub cpu_ticks: u64,
+    /// The stime part (time in the kernel on the group's behalf: syscalls, and the
+    /// loopback TCP processing they run), in clock ticks.
+    pub sys_ticks: u64,
     /// Sum of VmRSS over the group, KiB.
     pub rss_kib: u64,
     /// Processes found.
@@ -45,7 +48,7 @@ pub fn sample_group(pgid: u32) -> Result<Sample> {
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let Some((group, ticks)) = parse_stat(&stat) else {
+        let Some((group, ticks, sys)) = parse_stat(&stat) else {
             continue;
         };
         if group != pgid {
@@ -53,6 +56,7 @@ pub fn sample_group(pgid: u32) -> Result<Sample> {
         }
         s.procs += 1;
         s.cpu_ticks += ticks;
+        s.sys_ticks += sys;
         if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
             s.rss_kib += parse_rss_kib(&status).unwrap_or(0);
         }
@@ -63,16 +67,16 @@ pub fn sample_group(pgid: u32) -> Result<Sample> {
     Ok(s)
 }
 
-/// (pgrp, utime + stime) from a /proc/PID/stat line. The command name (field 2) may hold
+/// (pgrp, utime + stime, stime) from a /proc/PID/stat line. The command name (field 2) may hold
 /// spaces and parentheses, so fields are counted from the last `)`.
-fn parse_stat(stat: &str) -> Option<(u32, u64)> {
+fn parse_stat(stat: &str) -> Option<(u32, u64, u64)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After ")": state(3) ppid(4) pgrp(5) ... utime(14) stime(15).
     let pgrp = fields.get(2)?.parse().ok()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((pgrp, utime + stime))
+    Some((pgrp, utime + stime, stime))
 }
 
 fn parse_rss_kib(status: &str) -> Option<u64> {
@@ -88,7 +92,7 @@ mod tests {
     fn stat_with_odd_command_name() {
         let line = "4242 (beam.smp) (x) S 1 4200 4200 0 -1 4194560 100 0 0 0 731 42 0 0 20 0 \
                     30 0 1000 2000000 3000 18446744073709551615";
-        assert_eq!(parse_stat(line), Some((4200, 773)));
+        assert_eq!(parse_stat(line), Some((4200, 773, 42)));
         assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_stat("1 (x) S 1"), None);
     }
@@ -104,7 +108,7 @@ mod tests {
     fn samples_own_group() {
         // The test runner is in some process group; sampling it finds at least itself.
         let own = fs::read_to_string("/proc/self/stat").expect("/proc exists on Linux");
-        let (pgid, _) = parse_stat(&own).expect("our own stat line is well formed");
+        let (pgid, _, _) = parse_stat(&own).expect("our own stat line is well formed");
         let s = sample_group(pgid).expect("we are in that group");
         assert!(s.procs >= 1 && s.rss_kib > 0);
     }

@@ -110,6 +110,7 @@ pub async fn soak(ctx: Arc<Ctx>) -> Result<Outcome> {
         errors: errors as usize + (n - alive),
         wall: start.elapsed(),
         cpu_ms: ctx.cpu_ms(&before, &after),
+        sys_ms: ctx.sys_ms(&before, &after),
         rss_before_kib: before.rss_kib,
         rss_after_kib: after.rss_kib,
         note: format!(
