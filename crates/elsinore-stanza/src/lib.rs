@@ -46,7 +46,7 @@ mod stream_error;
 pub use error::{DefinedCondition, ErrorType, StanzaError};
 pub use ns::*;
 pub use stanza::{
-    Iq, IqPayload, JidAttr, Message, MessageType, Presence, PresenceType, RawHeader, Stanza,
+    Iq, IqPayload, JidAttr, Message, MessageType, Presence, PresenceType, RawHeader, Show, Stanza,
     StanzaParseError, StanzaParseErrorKind,
 };
 pub use stream_error::{StreamError, StreamErrorCondition, StreamErrorParseError};

@@ -112,6 +112,43 @@ pub enum PresenceType {
     Error,
 }
 
+/// The availability sub-state of `<show/>` (draft-ietf-xmpp-core-11 7.4.2.1, RFC 6121
+/// §4.7.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Show {
+    /// `away`: temporarily away.
+    Away,
+    /// `chat`: interested in chatting.
+    Chat,
+    /// `dnd`: do not disturb.
+    Dnd,
+    /// `xa`: extended away.
+    Xa,
+}
+
+impl Show {
+    /// The wire value; other values are not a `Show` (the spec has them ignored).
+    pub fn from_text(s: &str) -> Option<Show> {
+        match s {
+            "away" => Some(Show::Away),
+            "chat" => Some(Show::Chat),
+            "dnd" => Some(Show::Dnd),
+            "xa" => Some(Show::Xa),
+            _ => None,
+        }
+    }
+
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Show::Away => "away",
+            Show::Chat => "chat",
+            Show::Dnd => "dnd",
+            Show::Xa => "xa",
+        }
+    }
+}
+
 /// `<iq/>` (RFC 6120 §8.2.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Iq {
@@ -817,12 +854,14 @@ impl Presence {
             .unwrap_or(0)
     }
 
-    /// The `<show/>` value, if any (`away`, `chat`, `dnd`, `xa`).
-    pub fn show(&self) -> Option<String> {
+    /// The `<show/>` value of the first `<show/>`; `None` when there is none or its value is
+    /// none of `away`, `chat`, `dnd`, `xa` (draft 7.4.2.1: other values are ignored, so
+    /// the presence reads as plainly available).
+    pub fn show(&self) -> Option<Show> {
         self.payloads
             .iter()
             .find(|p| p.is("show", NS_CLIENT))
-            .map(|p| p.text().trim().into())
+            .and_then(|p| Show::from_text(p.text().trim()))
     }
 
     /// The error reply (swapped addresses, same id), or `None` for an error presence.

@@ -4,7 +4,7 @@
 use elsinore_jid::Jid;
 use elsinore_stanza::{
     DefinedCondition, ErrorType, Iq, IqPayload, JidAttr, Message, MessageType, NS_CLIENT, NS_PING,
-    NS_SERVER, Presence, PresenceType, Stanza, StanzaError, StanzaParseErrorKind,
+    NS_SERVER, Presence, PresenceType, Show, Stanza, StanzaError, StanzaParseErrorKind,
     StreamErrorCondition,
 };
 use elsinore_xml::{Element, XML_NS};
@@ -113,7 +113,25 @@ fn presence_types_and_helpers() {
         panic!()
     };
     assert_eq!(p.priority(), -5);
-    assert_eq!(p.show().as_deref(), Some("dnd"));
+    assert_eq!(p.show(), Some(Show::Dnd));
+    assert_eq!(Show::Dnd.as_str(), "dnd");
+    // Draft 7.4.2.1: a value other than away, chat, dnd or xa is ignored.
+    for (xml, want) in [
+        ("<show>xa</show>", Some(Show::Xa)),
+        ("<show> away </show>", Some(Show::Away)),
+        ("<show>chat</show><show>dnd</show>", Some(Show::Chat)),
+        ("<show>busy</show>", None),
+        ("<show>DND</show>", None),
+        ("<show/>", None),
+        ("<status>dnd</status>", None),
+    ] {
+        let Stanza::Presence(p) =
+            parse(&format!("<presence xmlns='jabber:client'>{xml}</presence>")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(p.show(), want, "{xml}");
+    }
     assert_eq!(Presence::new(PresenceType::Probe).priority(), 0);
     let err = parse("<presence xmlns='jabber:client' type='invisible'/>").unwrap_err();
     assert_eq!(err.kind, StanzaParseErrorKind::UnknownType);

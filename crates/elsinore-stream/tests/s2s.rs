@@ -272,6 +272,23 @@ fn missing_to_is_improper_addressing() {
     ));
 }
 
+/// Draft 6.2.1 asks for `not-authorized` when a domain that already has a connection
+/// authenticates again; elsinore applies it per stream (a second `db:result` for an
+/// authenticated domain on the same stream) and lets a new stream authenticate on its own
+/// (docs/conformance.md).
+#[test]
+fn second_db_result_for_an_authenticated_domain_is_not_authorized() {
+    let mut main = established_dialback();
+    raw_stanza(
+        &mut main,
+        "<db:result from='one.example' to='two.example'>0123456789abcdef</db:result>",
+    );
+    assert!(closed_with(
+        &main.b_events,
+        StreamErrorCondition::NotAuthorized
+    ));
+}
+
 #[test]
 fn stanza_before_authentication_is_not_authorized() {
     let receiver = S2sConnection::new_receiving(config(TWO, 9), Limits::default(), [2; 32], now());
