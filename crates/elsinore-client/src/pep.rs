@@ -36,7 +36,7 @@ use core::fmt;
 use elsinore_jid::{BareJid, Jid};
 use elsinore_stanza::{NS_CLIENT, NS_DISCO_INFO};
 pub use elsinore_storage::pep::{
-    AccessModel, ConfigChange, FORM_NODE_CONFIG, FORM_PUBLISH_OPTIONS, NS_PUBSUB, NS_PUBSUB_EVENT,
+    AccessModel, ConfigChange, SendLastItem, FORM_NODE_CONFIG, FORM_PUBLISH_OPTIONS, NS_PUBSUB, NS_PUBSUB_EVENT,
     NS_PUBSUB_OWNER,
 };
 use elsinore_xml::Element;
@@ -245,6 +245,9 @@ pub fn parse_configure_response(response: &Element) -> Result<ConfigChange, Unex
             }
             Some("pubsub#access_model") => config.access_model = AccessModel::from_value(value),
             Some("pubsub#max_items") => config.max_items = value.parse().ok(),
+            Some("pubsub#send_last_published_item") => {
+                config.send_last_item = SendLastItem::from_value(value);
+            }
             _ => {}
         }
     }
@@ -445,6 +448,7 @@ mod tests {
              <field var='pubsub#persist_items'><value>1</value></field>\
              <field var='pubsub#access_model'><value>authorize</value></field>\
              <field var='pubsub#max_items'><value>max</value></field>\
+             <field var='pubsub#send_last_published_item'><value>never</value></field>\
              <field var='pubsub#title'><value>t</value></field>\
              </x></configure></pubsub></iq>"
         ));
@@ -454,6 +458,7 @@ mod tests {
                 persist_items: Some(true),
                 access_model: None,
                 max_items: None,
+                send_last_item: Some(SendLastItem::Never),
             })
         );
     }

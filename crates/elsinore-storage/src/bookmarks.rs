@@ -555,6 +555,7 @@ fn put_node(
 
 fn event(node: &str, child: Element, config: &NodeConfig) -> Notification {
     Notification {
+        node: node.to_string(),
         event: Element::new("event", NS_PUBSUB_EVENT).with_child(
             Element::new("items", NS_PUBSUB_EVENT)
                 .with_attr("node", node)

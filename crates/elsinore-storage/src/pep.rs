@@ -60,7 +60,9 @@ pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#create-nodes",
     "http://jabber.org/protocol/pubsub#delete-items",
     "http://jabber.org/protocol/pubsub#delete-nodes",
+    "http://jabber.org/protocol/pubsub#filtered-notifications",
     "http://jabber.org/protocol/pubsub#item-ids",
+    "http://jabber.org/protocol/pubsub#last-published",
     "http://jabber.org/protocol/pubsub#persistent-items",
     "http://jabber.org/protocol/pubsub#publish",
     "http://jabber.org/protocol/pubsub#publish-options",
@@ -102,6 +104,48 @@ impl AccessModel {
     }
 }
 
+/// When the node's last item goes to a subscriber on its own
+/// (`pubsub#send_last_published_item`). PEP subscriptions come from presence, so
+/// `on_sub_and_presence` means: whenever an entitled, interested resource becomes available
+/// (XEP-0163 §4.3.4). `on_sub` is not offered: without explicit subscriptions it would
+/// never send, which `never` already says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SendLastItem {
+    /// Never.
+    Never,
+    /// On subscription and when a subscriber's resource becomes available.
+    OnSubAndPresence,
+}
+
+impl SendLastItem {
+    /// The form value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendLastItem::Never => "never",
+            SendLastItem::OnSubAndPresence => "on_sub_and_presence",
+        }
+    }
+
+    /// Parse a form value; `on_sub` is not implemented (`None`).
+    pub fn from_value(v: &str) -> Option<SendLastItem> {
+        match v {
+            "never" => Some(SendLastItem::Never),
+            "on_sub_and_presence" => Some(SendLastItem::OnSubAndPresence),
+            _ => None,
+        }
+    }
+
+    /// The value a node gets when nobody chose one: `never` for a whitelist node (private
+    /// data, XEP-0223; the bookmark nodes), else `on_sub_and_presence` (XEP-0163 §4.3.4).
+    /// Also what a node stored before this setting existed loads with.
+    pub fn default_for(access_model: AccessModel) -> SendLastItem {
+        match access_model {
+            AccessModel::Whitelist => SendLastItem::Never,
+            AccessModel::Open | AccessModel::Presence => SendLastItem::OnSubAndPresence,
+        }
+    }
+}
+
 /// The relation of the requester to the node's owner, decided by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requester {
@@ -122,6 +166,8 @@ pub struct NodeConfig {
     pub access_model: AccessModel,
     /// `pubsub#max_items`: how many items are kept (oldest dropped first); 1 ..= the cap.
     pub max_items: u32,
+    /// `pubsub#send_last_published_item`.
+    pub send_last_item: SendLastItem,
 }
 
 impl NodeConfig {
@@ -134,6 +180,7 @@ impl NodeConfig {
             max_items: limits
                 .default_max_items
                 .clamp(1, limits.max_items_cap.max(1)),
+            send_last_item: SendLastItem::OnSubAndPresence,
         }
     }
 
@@ -146,11 +193,13 @@ impl NodeConfig {
         match node {
             crate::bookmarks::NS_LEGACY => NodeConfig {
                 access_model: AccessModel::Whitelist,
+                send_last_item: SendLastItem::Never,
                 ..default
             },
             crate::bookmarks::NS_NATIVE => NodeConfig {
                 access_model: AccessModel::Whitelist,
                 max_items: limits.max_items_cap.max(1),
+                send_last_item: SendLastItem::Never,
                 ..default
             },
             _ => default,
@@ -191,7 +240,33 @@ impl NodeConfig {
             "label",
             format!("Items kept (1 to {}, or max)", limits.max_items_cap),
         );
-        x.with_child(max)
+        x = x.with_child(max);
+        let mut send_last = field(
+            "pubsub#send_last_published_item",
+            Some("list-single"),
+            self.send_last_item.as_str(),
+        );
+        for v in [SendLastItem::Never, SendLastItem::OnSubAndPresence] {
+            send_last = send_last.with_child(
+                Element::new("option", NS_DATA_FORMS)
+                    .with_child(Element::new("value", NS_DATA_FORMS).with_text(v.as_str())),
+            );
+        }
+        x.with_child(send_last)
+    }
+
+    /// The configuration of a new node: `initial` (see [`NodeConfig::initial_for`]) with
+    /// `change` applied; a node made whitelist without a choice of
+    /// `send_last_published_item` gets `never` ([`SendLastItem::default_for`]).
+    pub fn created(initial: NodeConfig, change: &ConfigChange) -> NodeConfig {
+        let mut config = change.apply(initial);
+        if change.send_last_item.is_none() {
+            config.send_last_item = match config.access_model {
+                AccessModel::Whitelist => SendLastItem::Never,
+                _ => initial.send_last_item,
+            };
+        }
+        config
     }
 }
 
@@ -213,6 +288,8 @@ pub struct ConfigChange {
     pub access_model: Option<AccessModel>,
     /// `pubsub#max_items` (`max` is the cap).
     pub max_items: Option<u32>,
+    /// `pubsub#send_last_published_item`.
+    pub send_last_item: Option<SendLastItem>,
 }
 
 impl ConfigChange {
@@ -222,6 +299,7 @@ impl ConfigChange {
             persist_items: Some(true),
             access_model: Some(AccessModel::Whitelist),
             max_items: None,
+            send_last_item: None,
         }
     }
 
@@ -235,6 +313,9 @@ impl ConfigChange {
         }
         if let Some(m) = self.max_items {
             config.max_items = m;
+        }
+        if let Some(l) = self.send_last_item {
+            config.send_last_item = l;
         }
         config
     }
@@ -261,6 +342,9 @@ impl ConfigChange {
         }
         if let Some(m) = self.max_items {
             x = x.with_child(field("pubsub#max_items", None, &m.to_string()));
+        }
+        if let Some(l) = self.send_last_item {
+            x = x.with_child(field("pubsub#send_last_published_item", None, l.as_str()));
         }
         x
     }
@@ -460,7 +544,8 @@ impl NodeState {
                 if self.config.persist_items { "1" } else { "0" },
             )
             .with_attr("access_model", self.config.access_model.as_str())
-            .with_attr("max_items", self.config.max_items.to_string());
+            .with_attr("max_items", self.config.max_items.to_string())
+            .with_attr("send_last_item", self.config.send_last_item.as_str());
         for item in &self.items {
             node = node.with_child(
                 Element::new("item", NS_STORED)
@@ -499,6 +584,11 @@ impl NodeState {
             .and_then(|m| m.parse::<u32>().ok())
             .filter(|m| *m >= 1)
             .ok_or(PepError::InternalServerError)?;
+        // Absent in nodes stored before the setting existed.
+        let send_last_item = match node.attr("send_last_item") {
+            None => SendLastItem::default_for(access_model),
+            Some(v) => SendLastItem::from_value(v).ok_or(PepError::InternalServerError)?,
+        };
         let mut items = Vec::new();
         for item in node.elements() {
             let id = item.attr("id").ok_or(PepError::InternalServerError)?;
@@ -516,9 +606,29 @@ impl NodeState {
                 persist_items,
                 access_model,
                 max_items,
+                send_last_item,
             },
             items,
         })
+    }
+
+    /// The `<event/>` carrying the newest item, to send on its own to an entitled,
+    /// interested resource that became available (XEP-0163 §4.3.4); `None` when the node
+    /// holds no item or its `send_last_published_item` is `never`. Who is entitled is the
+    /// caller's to decide from the access model.
+    pub fn last_item_event(&self, node: &str) -> Option<Element> {
+        if self.config.send_last_item == SendLastItem::Never {
+            return None;
+        }
+        let item = self.items.last()?;
+        let items = Element::new("items", NS_PUBSUB_EVENT)
+            .with_attr("node", node)
+            .with_child(
+                Element::new("item", NS_PUBSUB_EVENT)
+                    .with_attr("id", &item.id)
+                    .with_child(item.payload.clone()),
+            );
+        Some(Element::new("event", NS_PUBSUB_EVENT).with_child(items))
     }
 
     /// Publish `item` (replacing an item with the same id, which becomes the newest), then
@@ -550,10 +660,13 @@ pub fn node_key(owner: &BareJid, node: &str) -> Key {
 }
 
 /// An event notification to send once the operation is durable: the
-/// `<event xmlns='http://jabber.org/protocol/pubsub#event'>` payload and the node's access
-/// model (which contacts may receive it, besides the owner's resources).
+/// `<event xmlns='http://jabber.org/protocol/pubsub#event'>` payload, the node it is about
+/// (contacts get it only if they asked for `NODE+notify`) and the node's access model
+/// (which contacts may receive it, besides the owner's resources).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
+    /// The node's name.
+    pub node: String,
     /// The `<event/>` element for a `type='headline'` message from the owner's bare JID.
     pub event: Element,
     /// Access model of the node (after the operation).
@@ -705,6 +818,7 @@ impl Pending {
 
     fn event(&self, child: Element, access_model: AccessModel) -> Notification {
         Notification {
+            node: self.node.clone(),
             event: Element::new("event", NS_PUBSUB_EVENT).with_child(child),
             access_model,
         }
@@ -723,9 +837,10 @@ impl Pending {
                     (Some(s), _) => s,
                     // Auto-create (XEP-0163): the default configuration with the options.
                     (None, opts) => NodeState {
-                        config: opts
-                            .unwrap_or_default()
-                            .apply(NodeConfig::initial_for(node, &self.limits)),
+                        config: NodeConfig::created(
+                            NodeConfig::initial_for(node, &self.limits),
+                            &opts.unwrap_or_default(),
+                        ),
                         items: Vec::new(),
                     },
                 };
@@ -803,7 +918,10 @@ impl Pending {
                     return Err(PepError::NodeExists);
                 }
                 let state = NodeState {
-                    config: config.apply(NodeConfig::initial_for(node, &self.limits)),
+                    config: NodeConfig::created(
+                        NodeConfig::initial_for(node, &self.limits),
+                        config,
+                    ),
                     items: Vec::new(),
                 };
                 Ok(Outcome {
@@ -1200,11 +1318,65 @@ fn to_change(
                 }
                 change.max_items = Some(n);
             }
-            // Nothing is ever sent on subscription or presence here, so `never` is what
-            // every node does (XEP-0402 clients publish with it); other values are not.
-            "pubsub#send_last_published_item" if value == "never" => {}
+            "pubsub#send_last_published_item" => {
+                change.send_last_item = Some(SendLastItem::from_value(value).ok_or_else(|| {
+                    PepError::NotAcceptable(format!(
+                        "send_last_published_item {value:?} is not supported"
+                    ))
+                })?);
+            }
             other => return Err(unknown(other)),
         }
     }
     Ok(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node stored before `send_last_item` existed still loads: whitelist nodes (private
+    /// data, bookmarks) get `never`, the others the XEP-0163 default.
+    #[test]
+    fn nodes_stored_without_send_last_item_decode() {
+        let old = b"<node xmlns='urn:elsinore:pep:1' persist_items='1' access_model='presence' \
+                    max_items='1'><item id='a'><tune xmlns='http://jabber.org/protocol/tune'/>\
+                    </item></node>";
+        let state = NodeState::decode(old).expect("old encoding decodes");
+        assert_eq!(state.config.send_last_item, SendLastItem::OnSubAndPresence);
+        assert_eq!(state.items.len(), 1);
+        let old = b"<node xmlns='urn:elsinore:pep:1' persist_items='1' \
+                    access_model='whitelist' max_items='256'/>";
+        let state = NodeState::decode(old).expect("old encoding decodes");
+        assert_eq!(state.config.send_last_item, SendLastItem::Never);
+        // What is stored now keeps the setting, whatever the access model.
+        let mut state = state;
+        state.config.send_last_item = SendLastItem::OnSubAndPresence;
+        assert_eq!(NodeState::decode(&state.encode()), Ok(state));
+        let bad = b"<node xmlns='urn:elsinore:pep:1' persist_items='1' access_model='open' \
+                    max_items='1' send_last_item='on_sub'/>";
+        assert_eq!(NodeState::decode(bad), Err(PepError::InternalServerError));
+    }
+
+    #[test]
+    fn last_item_event_is_the_newest_item_unless_never() {
+        let item = |id: &str| StoredItem {
+            id: id.into(),
+            payload: Element::new("tune", "http://jabber.org/protocol/tune"),
+        };
+        let mut state = NodeState {
+            config: NodeConfig::default_for(&Limits::default()),
+            items: vec![item("a"), item("b")],
+        };
+        let event = state.last_item_event("n").expect("an event");
+        let items = event.get_child("items", NS_PUBSUB_EVENT).expect("items");
+        assert_eq!(items.attr("node"), Some("n"));
+        let ids: Vec<_> = items.elements().filter_map(|i| i.attr("id")).collect();
+        assert_eq!(ids, ["b"]);
+        state.config.send_last_item = SendLastItem::Never;
+        assert_eq!(state.last_item_event("n"), None);
+        state.config.send_last_item = SendLastItem::OnSubAndPresence;
+        state.items.clear();
+        assert_eq!(state.last_item_event("n"), None);
+    }
 }

@@ -4,7 +4,7 @@
 use elsinore_jid::BareJid;
 use elsinore_storage::pep::{
     self, AccessModel, ConfigChange, IqKind, Limits, NodeConfig, NodeState, PepError, Request,
-    Requester,
+    Requester, SendLastItem,
 };
 use elsinore_storage::{EffectResult, FailingStore, MemoryStore, Op, Store};
 use elsinore_xml::Element;
@@ -395,12 +395,19 @@ fn change() -> impl Strategy<Value = ConfigChange> {
             AccessModel::Whitelist,
         ])),
         prop::option::of(1u32..=4),
+        prop::option::of(prop::sample::select(vec![
+            SendLastItem::Never,
+            SendLastItem::OnSubAndPresence,
+        ])),
     )
-        .prop_map(|(persist_items, access_model, max_items)| ConfigChange {
-            persist_items,
-            access_model,
-            max_items,
-        })
+        .prop_map(
+            |(persist_items, access_model, max_items, send_last_item)| ConfigChange {
+                persist_items,
+                access_model,
+                max_items,
+                send_last_item,
+            },
+        )
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -486,7 +493,14 @@ proptest! {
                             true
                         }
                         (None, o) => {
-                            let config = o.unwrap_or_default().apply(NodeConfig::default_for(&limits));
+                            let o = o.unwrap_or_default();
+                            let mut config = o.apply(NodeConfig::default_for(&limits));
+                            // Private data sends no last item unless asked to (XEP-0223).
+                            if o.send_last_item.is_none()
+                                && config.access_model == AccessModel::Whitelist
+                            {
+                                config.send_last_item = SendLastItem::Never;
+                            }
                             let mut items = vec![(id, text.to_string())];
                             model_trim(&config, &mut items);
                             *m = Some((config, items));
