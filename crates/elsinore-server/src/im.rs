@@ -31,7 +31,7 @@ pub(crate) struct RosterUpdate {
 type AfterSave = Box<dyn FnOnce(&mut Server, bool, Instant) + Send>;
 
 impl RosterUpdate {
-    fn unchanged(then: impl FnOnce(&mut Server, bool, Instant) + Send + 'static) -> Self {
+    pub(crate) fn unchanged(then: impl FnOnce(&mut Server, bool, Instant) + Send + 'static) -> Self {
         RosterUpdate {
             save: None,
             then: Box::new(then),
@@ -420,6 +420,11 @@ impl Server {
             core::mem::take(&mut c.directed)
         };
         let priority = c.priority;
+        if available {
+            // What the session wants of PEP (XEP-0163 §4.2), and the last items it newly
+            // wants (§4.3.3).
+            self.caps_presence(id, &el, initial, now);
+        }
         let account = from.to_bare();
         let from = from.clone();
         self.with_roster(account.clone(), now, move |s, roster, now| {

@@ -18,6 +18,7 @@
 pub mod accounts;
 mod autoupdate;
 mod cache;
+pub mod caps;
 mod guard;
 mod im;
 mod iq;

@@ -252,13 +252,13 @@ impl Server {
         self.deliver_to_conn(id, &el, now);
     }
 
-    /// Who receives `owner`'s PEP notifications: the owner's available resources and the
-    /// available resources of local contacts with a presence subscription to the owner
-    /// (from the cached roster), and such contacts on other servers by bare JID (when s2s
-    /// is on: their server hands a headline to each available resource, as it does the
-    /// owner's presence; XEP-0163 4.3). The access model narrows this per node in
-    /// [`Server::pep_notify`].
-    fn pep_subscribers(&self, owner: &BareJid) -> (Vec<Jid>, Vec<BareJid>) {
+    /// Who may receive `owner`'s PEP notifications: the owner's available resources and
+    /// the available resources of local contacts with a presence subscription to the owner
+    /// (from the cached roster), each with its connection, and such contacts on other
+    /// servers by bare JID (when s2s is on: their server hands a headline to each available
+    /// resource, as it does the owner's presence; XEP-0163 4.3). The access model and the
+    /// contacts' `+notify` narrow this per node in [`Server::pep_notify`].
+    fn pep_subscribers(&self, owner: &BareJid) -> (Vec<(Jid, ConnId)>, Vec<BareJid>) {
         let mut accounts = vec![owner.clone()];
         let mut remote = Vec::new();
         if let Some(roster) = self.roster(owner) {
@@ -280,7 +280,7 @@ impl Server {
                 if available.iter().any(|(c, _)| c == conn)
                     && let Ok(full) = account.with_resource(res)
                 {
-                    local.push(full);
+                    local.push((full, *conn));
                 }
             }
         }
@@ -297,6 +297,12 @@ impl Server {
             .with_child(event.clone())
     }
 
+    /// Send `notes` about `owner`'s nodes. The owner's available resources get every one
+    /// (XEP-0163 §3: "as well as to any of the account owner's available resources"; a
+    /// XEP-0223 client keeps its private data in step this way without advertising
+    /// anything). A local contact's resource gets a `presence`/`open` node's notes only
+    /// with a non-negative priority and `NODE+notify` in its capabilities (§4.2, §4.3.2).
+    /// Remote contacts get them at their bare JID: we do not see their capabilities.
     pub(crate) fn pep_notify(&mut self, owner: &BareJid, notes: Vec<Notification>, now: Instant) {
         if notes.is_empty() {
             return;
@@ -305,20 +311,18 @@ impl Server {
         for note in notes {
             let to_contacts =
                 matches!(note.access_model, AccessModel::Presence | AccessModel::Open);
-            for to in &recipients {
-                if !(to_contacts || to.bare() == owner) {
-                    continue;
-                }
-                let Some(conn) = self.sessions.get(to.bare()).and_then(|o| {
-                    o.conns
-                        .iter()
-                        .find(|(r, _)| Some(&**r) == to.resource())
-                        .map(|(_, c)| *c)
-                }) else {
-                    continue;
+            for (to, conn) in &recipients {
+                let send = if to.bare() == owner {
+                    true
+                } else {
+                    to_contacts
+                        && self.wants_notify(*conn, &note.node)
+                        && self.conns.get(conn).is_some_and(|c| c.priority >= 0)
                 };
-                let msg = self.pep_message(owner, to.to_string(), &note.event);
-                self.deliver_to_conn(conn, &msg, now);
+                if send {
+                    let msg = self.pep_message(owner, to.to_string(), &note.event);
+                    self.deliver_to_conn(*conn, &msg, now);
+                }
             }
             for contact in remote.iter().filter(|_| to_contacts) {
                 let msg = self.pep_message(owner, contact.to_string(), &note.event);
@@ -326,4 +330,94 @@ impl Server {
             }
         }
     }
+
+    /// Session `id` newly wants some nodes (it became available, or its capabilities
+    /// became known or changed): send it the last item of each such node of its own
+    /// account and of the local accounts whose presence it receives, where it is entitled
+    /// to the node and the node sends its last item (XEP-0163 §4.3.3-4). At most
+    /// [`MAX_LAST_ITEM_LOADS`] nodes are looked at per occasion.
+    pub(crate) fn pep_last_items(&mut self, id: ConnId, now: Instant) {
+        let nodes = self.take_new_interest(id);
+        if nodes.is_empty() {
+            return;
+        }
+        let Some(to) = self.conns.get(&id).and_then(|c| c.jid.clone()) else {
+            return;
+        };
+        let user = to.to_bare();
+        self.with_roster(user.clone(), now, move |s, roster, now| {
+            let mut sources = vec![user.clone()];
+            if let Ok(roster) = roster {
+                let domain = s.config.domain.as_str();
+                sources.extend(
+                    roster
+                        .presence_sources()
+                        .filter(|c| c.domain() == domain && **c != user)
+                        .cloned(),
+                );
+            }
+            let pairs = sources
+                .iter()
+                .flat_map(|src| nodes.iter().map(move |n| (src.clone(), n.clone())))
+                .take(MAX_LAST_ITEM_LOADS);
+            for (source, node) in pairs.collect::<Vec<_>>() {
+                s.pep_send_last(source, node, to.clone(), id, now);
+            }
+            RosterUpdate::unchanged(|_, _, _| {})
+        });
+    }
+
+    /// Send `owner`'s last item of `node` to session `conn` (`to`) if it is still that
+    /// available session and is entitled to it.
+    fn pep_send_last(&mut self, owner: BareJid, node: String, to: Jid, conn: ConnId, now: Instant) {
+        let key = pep::node_key(&owner, &node);
+        self.load(key, now, move |s: &mut Server, loaded, now| {
+            let EffectResult::Value(Some(bytes)) = loaded else {
+                return; // no node, or unreadable: nothing to send
+            };
+            let Ok(state) = pep::NodeState::decode(&bytes) else {
+                return;
+            };
+            let Some(event) = state.last_item_event(&node) else {
+                return;
+            };
+            if owner == *to.bare() {
+                s.pep_deliver_last(&owner, &to, conn, &event, now);
+                return;
+            }
+            if state.config.access_model == AccessModel::Whitelist {
+                return;
+            }
+            // Entitled: a presence subscription in the owner's roster, as for notifications.
+            let contact = to.to_bare();
+            s.with_roster(owner.clone(), now, move |s, roster, now| {
+                if roster.is_ok_and(|r| r.presence_subscribers().any(|c| *c == contact)) {
+                    s.pep_deliver_last(&owner, &to, conn, &event, now);
+                }
+                RosterUpdate::unchanged(|_, _, _| {})
+            });
+        });
+    }
+
+    fn pep_deliver_last(
+        &mut self,
+        owner: &BareJid,
+        to: &Jid,
+        conn: ConnId,
+        event: &Element,
+        now: Instant,
+    ) {
+        let same_session = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.presence.is_some() && c.jid.as_ref() == Some(to));
+        if same_session {
+            let msg = self.pep_message(owner, to.to_string(), event);
+            self.deliver_to_conn(conn, &msg, now);
+        }
+    }
 }
+
+/// Nodes looked at for last items on one occasion (the session's new interest times the
+/// accounts it follows): a bound on the loads one presence can cause.
+const MAX_LAST_ITEM_LOADS: usize = 256;

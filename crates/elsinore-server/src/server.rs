@@ -73,6 +73,10 @@ pub struct Footprint {
     pub cached_values: usize,
     /// Bytes the value cache counts for them.
     pub cached_value_bytes: usize,
+    /// Verified XEP-0115 capability sets cached.
+    pub cached_caps: usize,
+    /// disco#info queries for capabilities waiting for an answer.
+    pub caps_queries: usize,
 }
 
 /// Server configuration.
@@ -257,6 +261,8 @@ pub(crate) struct Conn {
     /// The deadline this connection has in [`Server::timers`] (never later than its
     /// stream's `poll_timeout`); `None`: not scheduled.
     pub(crate) timer: Option<Instant>,
+    /// Its XEP-0115 capabilities, for PEP notification filtering.
+    pub(crate) caps: crate::caps::ConnCaps,
 }
 
 /// A session's available presence as kept between broadcasts: what it says, without the
@@ -368,6 +374,8 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Parser buffers lent to the connection whose input is being read.
     scratch: Scratch,
+    /// Capability sets of sessions and the disco#info queries for them (`caps.rs`).
+    pub(crate) caps: crate::caps::CapsState,
 }
 
 impl Server {
@@ -379,6 +387,7 @@ impl Server {
             delayed_auth: Vec::new(),
             timers: BinaryHeap::new(),
             scratch: Scratch::new(),
+            caps: crate::caps::CapsState::default(),
             stream_config: Arc::new(config.stream_config()),
             stream_limits: Arc::new(config.limits.clone()),
             config,
@@ -456,6 +465,8 @@ impl Server {
             queued_events: self.events.len(),
             cached_values: self.cache.size().0,
             cached_value_bytes: self.cache.size().1,
+            cached_caps: self.caps.size().0,
+            caps_queries: self.caps.size().1,
         }
     }
 
@@ -531,6 +542,7 @@ impl Server {
                 auth_user: None,
                 auth_failures_seen: 0,
                 timer: None,
+                caps: crate::caps::ConnCaps::default(),
             }),
         );
         self.schedule(id);
@@ -647,6 +659,7 @@ impl Server {
             }
         }
         self.s2s_timeouts(now);
+        self.caps_timeouts(now);
         self.run_ready(now);
     }
 
@@ -748,6 +761,7 @@ impl Server {
             .into_iter()
             .chain(self.delayed_auth.iter().map(|(t, _, _)| *t))
             .chain(self.s2s_poll_timeout())
+            .chain(self.caps.poll_timeout())
             .min()
     }
 
@@ -981,6 +995,7 @@ impl Server {
                         if !rest.is_empty() {
                             self.transmit.push_back((id, rest));
                         }
+                        self.caps_closed(&c.caps);
                         if let Some(jid) = c.jid {
                             if c.presence.is_some() {
                                 // RFC 6121 4.5.2: a vanished session goes unavailable.
@@ -1115,6 +1130,9 @@ impl Server {
         if is_iq {
             let ty = el.attr("type").unwrap_or_default();
             if ty == "result" || ty == "error" {
+                if for_server && self.caps_answer(id, &el, now) {
+                    return;
+                }
                 if !for_server && !own_bare {
                     self.route(id, el, to, now);
                 }

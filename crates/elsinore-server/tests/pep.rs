@@ -258,6 +258,9 @@ fn listings_5_and_6_disco_shows_pep_and_publish_options() {
             "http://jabber.org/protocol/pubsub#retrieve-items",
             "http://jabber.org/protocol/pubsub#retract-items",
             "http://jabber.org/protocol/pubsub#access-whitelist",
+            // XEP-0163 §4.2 (tests/pep_caps.rs) and §4.3.4.
+            "http://jabber.org/protocol/pubsub#filtered-notifications",
+            "http://jabber.org/protocol/pubsub#last-published",
         ] {
             assert!(features.contains(&f), "{to} lacks {f}");
         }
@@ -265,7 +268,7 @@ fn listings_5_and_6_disco_shows_pep_and_publish_options() {
         for f in [
             "http://jabber.org/protocol/pubsub#subscribe",
             "http://jabber.org/protocol/pubsub#access-roster",
-            "http://jabber.org/protocol/pubsub#filtered-notifications",
+            "http://jabber.org/protocol/pubsub#auto-subscribe",
         ] {
             assert!(!features.contains(&f), "{to} claims {f}");
         }

@@ -55,11 +55,14 @@ fn world() -> World {
     ] {
         net.add_user(&format!("{user}@capulet.lit"), pw);
     }
+    // The contacts' clients want every node's events (XEP-0163 +notify): what decides here
+    // is the access model.
+    let nodes = [TUNE, "urn:example:open-tune", "urn:example:diary"];
     let juliet = net.connect_available("juliet@capulet.lit/balcony", "r0m30");
-    let romeo = net.connect_available("romeo@capulet.lit/orchard", "jul13t");
+    let romeo = net.connect_notify("romeo@capulet.lit/orchard", "jul13t", &nodes);
     let romeo_quiet = net.connect("romeo@capulet.lit/pocket", "jul13t");
-    let nurse = net.connect_available("nurse@capulet.lit/kitchen", "n4n");
-    let tybalt = net.connect_available("tybalt@capulet.lit/street", "pr1nce");
+    let nurse = net.connect_notify("nurse@capulet.lit/kitchen", "n4n", &nodes);
+    let tybalt = net.connect_notify("tybalt@capulet.lit/street", "pr1nce", &nodes);
     subscribe(
         &mut net,
         romeo,

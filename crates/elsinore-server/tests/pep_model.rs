@@ -4,7 +4,9 @@
 //! configure, item reads by the owner, a subscribed contact and a stranger, writes by
 //! others, delete, purge and restarts (a new `Server` on the same store: every cache
 //! cold), with storage effects completed after random delays. After every step: each
-//! iq's reply exactly, the items returned, and the event notifications each session got.
+//! iq's reply exactly, the items returned, and the event notifications each session got
+//! (the owner's sessions get all; the contact only those of the node its XEP-0115 caps
+//! ask for with `+notify`).
 
 mod common;
 
@@ -964,8 +966,13 @@ impl World {
 
     fn log_in(&mut self) {
         let net = &mut self.net;
-        [self.balcony, self.chamber, self.contact, self.stranger] =
-            SESSIONS.map(|(jid, pw)| net.connect_available(jid, pw));
+        // The owner's sessions advertise nothing (they get every notification); the
+        // contact wants the events of the first node only (XEP-0163 +notify), the stranger
+        // those of both.
+        self.balcony = net.connect_available(SESSIONS[0].0, SESSIONS[0].1);
+        self.chamber = net.connect_available(SESSIONS[1].0, SESSIONS[1].1);
+        self.contact = net.connect_notify(SESSIONS[2].0, SESSIONS[2].1, &NODES[..1]);
+        self.stranger = net.connect_notify(SESSIONS[3].0, SESSIONS[3].1, &NODES);
         self.owner_online = true;
         self.clear();
     }
@@ -1130,10 +1137,12 @@ impl World {
             }
             let want: Vec<Ev> = events
                 .iter()
-                .filter(|(_, access)| match recipient {
+                .filter(|(ev, access)| match recipient {
                     Who::Owner => true,
                     Who::Contact => {
-                        self.subscribed && matches!(access, Access::Presence | Access::Open)
+                        self.subscribed
+                            && matches!(access, Access::Presence | Access::Open)
+                            && ev.node() == NODES[0]
                     }
                     Who::Stranger => false,
                 })

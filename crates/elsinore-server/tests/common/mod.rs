@@ -322,3 +322,88 @@ impl Net {
         events
     }
 }
+
+pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+pub const NS_CAPS: &str = "http://jabber.org/protocol/caps";
+
+/// The disco#info `<query/>` of a client that wants the events of `nodes`
+/// (`NODE+notify`, XEP-0163 §4.2), and its XEP-0115 `sha-1` ver.
+pub fn caps_info(nodes: &[&str]) -> (Element, String) {
+    let mut q = Element::new("query", NS_DISCO_INFO)
+        .with_child(
+            Element::new("identity", NS_DISCO_INFO)
+                .with_attr("category", "client")
+                .with_attr("type", "pc")
+                .with_attr("name", "test"),
+        )
+        .with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", NS_DISCO_INFO));
+    for n in nodes {
+        q = q.with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", format!("{n}+notify")));
+    }
+    let ver = elsinore_server::caps::ver_sha1(&q).expect("well-formed");
+    (q, ver)
+}
+
+/// Available presence carrying XEP-0115 caps `hash` / `ver`.
+pub fn caps_presence(hash: Option<&str>, ver: &str) -> Element {
+    let mut c = Element::new("c", NS_CAPS)
+        .with_attr("node", "urn:elsinore:test")
+        .with_attr("ver", ver);
+    if let Some(h) = hash {
+        c.set_attr("hash", h);
+    }
+    Element::new("presence", "jabber:client").with_child(c)
+}
+
+/// Helpers for capability-filtered PEP tests.
+impl Net {
+    /// The server's disco#info query for caps in `id`'s inbox, removed from it.
+    pub fn take_caps_query(&mut self, id: ConnId) -> Option<Element> {
+        let inbox = self.inbox.entry(id).or_default();
+        let pos = inbox.iter().position(|e| {
+            e.name == "iq"
+                && e.attr("type") == Some("get")
+                && e.get_child("query", NS_DISCO_INFO).is_some()
+        })?;
+        Some(inbox.remove(pos))
+    }
+
+    /// Answer the server's caps query `iq` with `info`.
+    pub fn answer_caps(&mut self, id: ConnId, iq: &Element, info: &Element) {
+        let mut info = info.clone();
+        if let Some(node) = iq
+            .get_child("query", NS_DISCO_INFO)
+            .and_then(|q| q.attr("node"))
+        {
+            info.set_attr("node", node);
+        }
+        let reply = Element::new("iq", "jabber:client")
+            .with_attr("type", "result")
+            .with_attr("id", iq.attr("id").unwrap_or_default())
+            .with_attr("to", iq.attr("from").unwrap_or_default())
+            .with_child(info);
+        self.send(id, &reply);
+    }
+
+    /// Send available presence advertising interest in `nodes` and answer the server's
+    /// caps query if one comes; whether one came.
+    pub fn announce(&mut self, id: ConnId, nodes: &[&str]) -> bool {
+        let (info, ver) = caps_info(nodes);
+        self.send(id, &caps_presence(Some("sha-1"), &ver));
+        match self.take_caps_query(id) {
+            Some(q) => {
+                self.answer_caps(id, &q, &info);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`Net::connect_available`] with interest in `nodes` (XEP-0115 `+notify`).
+    pub fn connect_notify(&mut self, jid: &str, password: &str, nodes: &[&str]) -> ConnId {
+        let id = self.connect(jid, password);
+        self.announce(id, nodes);
+        self.take_inbox(id);
+        id
+    }
+}
