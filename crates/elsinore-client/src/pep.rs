@@ -36,8 +36,8 @@ use core::fmt;
 use elsinore_jid::{BareJid, Jid};
 use elsinore_stanza::{NS_CLIENT, NS_DISCO_INFO};
 pub use elsinore_storage::pep::{
-    AccessModel, ConfigChange, SendLastItem, FORM_NODE_CONFIG, FORM_PUBLISH_OPTIONS, NS_PUBSUB, NS_PUBSUB_EVENT,
-    NS_PUBSUB_OWNER,
+    AccessModel, ConfigChange, FORM_NODE_CONFIG, FORM_PUBLISH_OPTIONS, NS_PUBSUB, NS_PUBSUB_EVENT,
+    NS_PUBSUB_OWNER, SendLastItem,
 };
 use elsinore_xml::Element;
 

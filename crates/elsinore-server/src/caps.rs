@@ -13,8 +13,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use elsinore_stanza::{NS_CLIENT, NS_DISCO_INFO};
 use core::time::Duration;
+use elsinore_stanza::{NS_CLIENT, NS_DISCO_INFO};
 use elsinore_stream::Instant;
 use elsinore_xml::Element;
 use sha1::{Digest, Sha1};
@@ -127,7 +127,11 @@ fn form_string(form: &Element) -> Result<Option<(String, String)>, CapsError> {
     };
     let mut rest: Vec<(&str, Vec<String>)> = fields
         .iter()
-        .filter_map(|f| f.attr("var").filter(|v| *v != "FORM_TYPE").map(|v| (v, values(f))))
+        .filter_map(|f| {
+            f.attr("var")
+                .filter(|v| *v != "FORM_TYPE")
+                .map(|v| (v, values(f)))
+        })
         .collect();
     rest.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut s = format!("{form_type}<");
@@ -336,7 +340,9 @@ impl Server {
             let live = &self.caps.queries;
             self.caps.deadlines.retain(|(_, q)| live.contains_key(q));
         }
-        self.caps.deadlines.push_back((now + QUERY_TIMEOUT, qid.clone()));
+        self.caps
+            .deadlines
+            .push_back((now + QUERY_TIMEOUT, qid.clone()));
         self.caps.queries.insert(
             qid.clone(),
             Query {

@@ -31,7 +31,9 @@ pub(crate) struct RosterUpdate {
 type AfterSave = Box<dyn FnOnce(&mut Server, bool, Instant) + Send>;
 
 impl RosterUpdate {
-    pub(crate) fn unchanged(then: impl FnOnce(&mut Server, bool, Instant) + Send + 'static) -> Self {
+    pub(crate) fn unchanged(
+        then: impl FnOnce(&mut Server, bool, Instant) + Send + 'static,
+    ) -> Self {
         RosterUpdate {
             save: None,
             then: Box::new(then),

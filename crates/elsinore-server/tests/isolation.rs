@@ -948,8 +948,11 @@ fn whitelist_pep_items_reach_no_contact_even_a_subscribed_one() {
     let alice = net.connect_available("alice@localhost/home", "alice-pw");
     // Mallory wants both nodes' events (XEP-0163 +notify): only the access model stands
     // between her and the diary.
-    let mallory =
-        net.connect_notify("mallory@localhost/lair", "mallory-pw", &["x:diary", "x:mood"]);
+    let mallory = net.connect_notify(
+        "mallory@localhost/lair",
+        "mallory-pw",
+        &["x:diary", "x:mood"],
+    );
     // Mallory becomes a presence subscriber of Alice's: a contact, not whitelisted.
     net.send(
         mallory,

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Net, NS_DISCO_INFO, caps_info, caps_presence};
+use common::{NS_DISCO_INFO, Net, caps_info, caps_presence};
 use elsinore_server::{ConnId, Instant};
 use elsinore_xml::Element;
 
@@ -23,7 +23,11 @@ fn el(xml: &str) -> Element {
 /// no session yet), and Tybalt, who has no relation to her.
 fn world() -> (Net, ConnId) {
     let mut net = Net::new("capulet.lit");
-    for (user, pw) in [("juliet", "r0m30"), ("romeo", "jul13t"), ("tybalt", "pr1nce")] {
+    for (user, pw) in [
+        ("juliet", "r0m30"),
+        ("romeo", "jul13t"),
+        ("tybalt", "pr1nce"),
+    ] {
         net.add_user(&format!("{user}@capulet.lit"), pw);
     }
     let juliet = net.connect_available("juliet@capulet.lit/balcony", "r0m30");

@@ -338,7 +338,9 @@ pub fn caps_info(nodes: &[&str]) -> (Element, String) {
         )
         .with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", NS_DISCO_INFO));
     for n in nodes {
-        q = q.with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", format!("{n}+notify")));
+        q = q.with_child(
+            Element::new("feature", NS_DISCO_INFO).with_attr("var", format!("{n}+notify")),
+        );
     }
     let ver = elsinore_server::caps::ver_sha1(&q).expect("well-formed");
     (q, ver)
