@@ -173,7 +173,7 @@ fn unverifiable_answers_serve_their_session_only() {
 #[test]
 fn an_error_a_timeout_or_someone_elses_answer_leaves_no_interest() {
     let (mut net, juliet) = world();
-    let (info, ver) = caps_info(&[TUNE]);
+    let (_, ver) = caps_info(&[TUNE]);
     // An error answer.
     let orchard = net.connect("romeo@capulet.lit/orchard", "jul13t");
     net.send(orchard, &caps_presence(Some("sha-1"), &ver));

@@ -30,7 +30,7 @@ pub use elsinore_client::annotations::{self, Annotations, Note};
 pub use elsinore_client::bookmarks;
 /// PEP request builders, event notification parser and support check (from
 /// `elsinore-client`).
-pub use elsinore_client::pep::{self, AccessModel, ConfigChange};
+pub use elsinore_client::pep::{self, AccessModel, ConfigChange, SendLastItem};
 pub use private_data::PepItem;
 pub use s2s::S2sOptions;
 pub use server::{DEFAULT_MAX_BACKLOG, DEFAULT_MAX_CONNECTIONS, Serve, serve};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{DOMAIN, TestServer, condition};
 use elsinore_jid::BareJid;
 use elsinore_tokio::pep::{self, Change, Event};
-use elsinore_tokio::{AccessModel, Client, ConfigChange};
+use elsinore_tokio::{AccessModel, Client, ConfigChange, SendLastItem};
 use elsinore_xml::Element;
 
 const NODE: &str = "urn:example:diary";
@@ -73,7 +73,15 @@ async fn owner_calls_and_their_notifications() {
         condition(desk.pep_create(NODE, None).await),
         "conflict".to_string()
     );
-    assert_eq!(desk.pep_config(NODE).await.unwrap(), whitelist(3));
+    // The server fills in the one field not asked for: a whitelist node never sends its
+    // last item.
+    assert_eq!(
+        desk.pep_config(NODE).await.unwrap(),
+        ConfigChange {
+            send_last_item: Some(SendLastItem::Never),
+            ..whitelist(3)
+        }
+    );
 
     // Publish four items into a node keeping three; the oldest goes.
     for (id, text) in [("a", "one"), ("b", "two"), ("c", "three"), ("d", "four")] {

@@ -9,7 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use elsinore_jid::{BareJid, Jid};
-use elsinore_tokio::{AccessModel, Client, ClientError, ClientOptions, ConfigChange, pep};
+use elsinore_tokio::{
+    AccessModel, Client, ClientError, ClientOptions, ConfigChange, SendLastItem, pep,
+};
 use elsinore_xml::Element;
 
 const BIN: &str = env!("CARGO_BIN_EXE_elsinore");
@@ -127,6 +129,8 @@ fn diary(text: &str) -> Element {
 fn private2() -> ConfigChange {
     ConfigChange {
         max_items: Some(2),
+        // A node created whitelist never sends its last item (docs/conformance.md, PEP defaults).
+        send_last_item: Some(SendLastItem::Never),
         ..ConfigChange::private()
     }
 }
