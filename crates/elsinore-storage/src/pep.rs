@@ -325,6 +325,18 @@ impl ConfigChange {
         self.apply(*config) == *config
     }
 
+    /// Whether every value given here is also given, equal, in `read` (a configuration read
+    /// back from a server, which may report fields that were not asked for).
+    pub fn is_subset_of(&self, read: &ConfigChange) -> bool {
+        fn same<T: PartialEq>(asked: Option<T>, got: Option<T>) -> bool {
+            asked.is_none() || asked == got
+        }
+        same(self.persist_items, read.persist_items)
+            && same(self.access_model, read.access_model)
+            && same(self.max_items, read.max_items)
+            && same(self.send_last_item, read.send_last_item)
+    }
+
     /// As a submitted data form with FORM_TYPE `form_type` ([`FORM_PUBLISH_OPTIONS`] or
     /// [`FORM_NODE_CONFIG`]), for clients.
     pub fn to_submit_form(&self, form_type: &str) -> Element {
@@ -1356,6 +1368,26 @@ mod tests {
         let bad = b"<node xmlns='urn:elsinore:pep:1' persist_items='1' access_model='open' \
                     max_items='1' send_last_item='on_sub'/>";
         assert_eq!(NodeState::decode(bad), Err(PepError::InternalServerError));
+    }
+
+    #[test]
+    fn a_configuration_read_back_may_say_more_than_was_asked() {
+        let asked = ConfigChange {
+            max_items: Some(3),
+            ..ConfigChange::private()
+        };
+        let read = ConfigChange {
+            send_last_item: Some(SendLastItem::Never),
+            ..asked
+        };
+        assert!(asked.is_subset_of(&read));
+        assert!(!read.is_subset_of(&asked));
+        let other = ConfigChange {
+            max_items: Some(2),
+            ..read
+        };
+        assert!(!asked.is_subset_of(&other));
+        assert!(ConfigChange::default().is_subset_of(&ConfigChange::default()));
     }
 
     #[test]
