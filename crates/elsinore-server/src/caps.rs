@@ -7,7 +7,7 @@
 //! when its `ver` checks out by the XEP-0115 §5 algorithm (`sha-1`); any other answer
 //! (legacy caps without `hash`, another hash, a mismatch) serves that session alone. Only
 //! the `+notify` features are kept. Everything is bounded: cache entries, nodes per entry,
-//! node length, outstanding queries, and each query waits [`QUERY_TIMEOUT`] at most.
+//! node length, outstanding queries, and each query waits `QUERY_TIMEOUT` (30 s) at most.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
