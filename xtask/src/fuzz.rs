@@ -116,7 +116,11 @@ pub fn run(opts: Options) -> Result<i32> {
             cmd.arg(format!("-runs={n}")).arg("-seed=1");
         }
         let limit = BUILD_TIMEOUT + Duration::from_secs(opts.secs + 60);
-        let result = proc::run_bounded(&mut cmd, limit, Some("  | "), None).and_then(|f| {
+        let echo = proc::Echo {
+            prefix: "  | ",
+            hide: is_progress_line,
+        };
+        let result = proc::run_bounded_filtered(&mut cmd, limit, Some(echo), None).and_then(|f| {
             if f.success() {
                 Ok(format!("no crash ({budget})"))
             } else {
@@ -129,6 +133,23 @@ pub fn run(opts: Options) -> Result<i32> {
 
     report.print_summary("fuzz");
     Ok(if report.failed() == 0 { 0 } else { 1 })
+}
+
+/// libFuzzer's per-input progress lines (`#123\tNEW    cov: …`, `REDUCE`, `pulse`): tens
+/// of thousands in a CI smoke run and no use once it passes; `INITED`, `DONE`, the
+/// statistics and any crash report stay visible.
+fn is_progress_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('#') else {
+        return false;
+    };
+    let Some((count, event)) = rest.split_once('\t') else {
+        return false;
+    };
+    !count.is_empty()
+        && count.bytes().all(|b| b.is_ascii_digit())
+        && ["NEW", "REDUCE", "pulse"]
+            .iter()
+            .any(|e| event.starts_with(e))
 }
 
 /// Makes sure `cargo fuzz` runs, installing cargo-fuzz if not.
@@ -152,4 +173,27 @@ fn ensure_cargo_fuzz() -> Result<String> {
     version()
         .map(|v| format!("{v} (installed)"))
         .context("cargo-fuzz installed but `cargo fuzz --version` fails")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_progress_line;
+
+    #[test]
+    fn only_libfuzzer_progress_lines_are_hidden() {
+        assert!(is_progress_line(
+            "#1024\tNEW    cov: 512 ft: 900 corp: 20/1Kb lim: 4 exec/s: 0 rss: 40Mb"
+        ));
+        assert!(is_progress_line("#3\tREDUCE cov: 2 ft: 2 corp: 1/1b"));
+        assert!(is_progress_line("#65536\tpulse  cov: 9 ft: 9 corp: 3/5b"));
+        assert!(!is_progress_line(
+            "#2\tINITED cov: 2 ft: 2 corp: 1/1b exec/s: 0"
+        ));
+        assert!(!is_progress_line("#100000\tDONE   cov: 9 ft: 9 corp: 3/5b"));
+        assert!(!is_progress_line(
+            "==1234== ERROR: libFuzzer: deadly signal"
+        ));
+        assert!(!is_progress_line("#NEW\tcov"));
+        assert!(!is_progress_line("Done 100000 runs in 3 second(s)"));
+    }
 }

@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -62,6 +63,33 @@ pub fn run_bounded(
     echo: Option<&str>,
     stdin: Option<&[u8]>,
 ) -> Result<Finished> {
+    run_bounded_filtered(
+        cmd,
+        timeout,
+        echo.map(|p| Echo {
+            prefix: p,
+            hide: |_| false,
+        }),
+        stdin,
+    )
+}
+
+/// What [`run_bounded_filtered`] prints as lines arrive: every line after `prefix`,
+/// except those `hide` picks (they are still captured).
+#[derive(Clone, Copy)]
+pub struct Echo<'a> {
+    pub prefix: &'a str,
+    pub hide: fn(&str) -> bool,
+}
+
+/// [`run_bounded`] with some echoed lines left out of the terminal (chatty progress
+/// output); a count of the hidden lines is printed at the end.
+pub fn run_bounded_filtered(
+    cmd: &mut Command,
+    timeout: Duration,
+    echo: Option<Echo<'_>>,
+    stdin: Option<&[u8]>,
+) -> Result<Finished> {
     let program = format!("{cmd:?}");
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -79,8 +107,10 @@ pub fn run_bounded(
         // A child that exits without reading gives EPIPE; its exit status tells the story.
         let _ = pipe.write_all(bytes);
     }
-    let out = collect(child.stdout.take(), echo.map(str::to_owned));
-    let err = collect(child.stderr.take(), echo.map(str::to_owned));
+    let hidden = Arc::new(AtomicUsize::new(0));
+    let echo = echo.map(|e| (e.prefix.to_owned(), e.hide, Arc::clone(&hidden)));
+    let out = collect(child.stdout.take(), echo.clone());
+    let err = collect(child.stderr.take(), echo.clone());
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -92,12 +122,22 @@ pub fn run_bounded(
         }
         thread::sleep(Duration::from_millis(50));
     };
-    Ok(Finished {
+    let finished = Finished {
         status,
         stdout: join_collector(out),
         stderr: join_collector(err),
-    })
+    };
+    if let Some((prefix, _, _)) = echo {
+        let n = hidden.load(Ordering::Relaxed);
+        if n > 0 {
+            println!("{prefix}({n} progress lines not shown)");
+        }
+    }
+    Ok(finished)
 }
+
+/// A collector's echo: the prefix, which lines to hide, and the count of hidden ones.
+type EchoTo = (String, fn(&str) -> bool, Arc<AtomicUsize>);
 
 /// Text read from a pipe by a thread, and a signal that the pipe reached its end.
 struct Collector {
@@ -106,7 +146,7 @@ struct Collector {
 }
 
 /// Reads a pipe to its end on a thread, echoing lines after `echo` when given.
-fn collect<R: Read + Send + 'static>(pipe: Option<R>, echo: Option<String>) -> Collector {
+fn collect<R: Read + Send + 'static>(pipe: Option<R>, echo: Option<EchoTo>) -> Collector {
     let text = Arc::new(Mutex::new(String::new()));
     let (tx, done) = mpsc::channel();
     if let Some(pipe) = pipe {
@@ -116,8 +156,13 @@ fn collect<R: Read + Send + 'static>(pipe: Option<R>, echo: Option<String>) -> C
             let mut line = Vec::new();
             while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
                 let chunk = String::from_utf8_lossy(&line);
-                if let Some(prefix) = &echo {
-                    println!("{prefix}{}", chunk.trim_end());
+                if let Some((prefix, hide, hidden)) = &echo {
+                    let shown = chunk.trim_end();
+                    if hide(shown) {
+                        hidden.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        println!("{prefix}{shown}");
+                    }
                 }
                 if let Ok(mut t) = text.lock() {
                     t.push_str(&chunk);
