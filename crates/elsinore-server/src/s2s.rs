@@ -39,9 +39,12 @@ pub struct S2sSettings {
     pub max_outgoing: usize,
     /// Dialback verifications in flight at once.
     pub max_verifications: usize,
-    /// A stream with no stanza either way for this long is closed (both directions);
-    /// outgoing ones send a whitespace keepalive after `Limits::keepalive_interval`.
+    /// A stream with no stanza either way for this long is closed (both directions).
     pub idle_timeout: Duration,
+    /// Silence after which an established outgoing stream sends a whitespace keepalive
+    /// (used for s2s instead of `Limits::keepalive_interval`, which is the client
+    /// role's). Meant to be below `idle_timeout`: keepalives do not keep a stream open.
+    pub keepalive_interval: Duration,
 }
 
 impl Default for S2sSettings {
@@ -55,6 +58,7 @@ impl Default for S2sSettings {
             max_outgoing: 256,
             max_verifications: 256,
             idle_timeout: elsinore_stream::s2s::DEFAULT_IDLE_TIMEOUT,
+            keepalive_interval: Duration::from_secs(90),
         }
     }
 }
@@ -98,6 +102,19 @@ impl Server {
         c
     }
 
+    /// The connection limits with the s2s keepalive interval.
+    fn s2s_limits(&self) -> elsinore_stream::Limits {
+        let mut limits = self.config.limits.clone();
+        // At least a second: a zero interval would make the keepalive due again at once,
+        // and the adapter would spin on it.
+        limits.keepalive_interval = self
+            .config
+            .s2s
+            .keepalive_interval
+            .max(Duration::from_secs(1));
+        limits
+    }
+
     /// Whether `conn` is a server-to-server connection.
     pub fn is_s2s(&self, conn: ConnId) -> bool {
         self.s2s.conns.contains_key(&conn)
@@ -108,8 +125,7 @@ impl Server {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         let seed = self.rng.fork();
-        let stream =
-            S2sConnection::new_receiving(self.s2s_config(), self.config.limits.clone(), seed, now);
+        let stream = S2sConnection::new_receiving(self.s2s_config(), self.s2s_limits(), seed, now);
         self.s2s.conns.insert(
             id,
             S2sConn {
@@ -126,7 +142,7 @@ impl Server {
     /// [`ServerEvent::Connect`]); the stream starts.
     pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
         let config = self.s2s_config();
-        let limits = self.config.limits.clone();
+        let limits = self.s2s_limits();
         let seed = self.rng.fork();
         if let Some(c) = self.s2s.conns.get_mut(&conn)
             && c.stream.is_none()

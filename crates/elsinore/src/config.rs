@@ -65,6 +65,15 @@ pub struct FileConfig {
     pub s2s_insecure: Option<bool>,
     /// Seconds without a stanza after which an s2s stream is closed (default 600).
     pub s2s_idle_timeout_secs: Option<u64>,
+    /// Seconds of silence after which an outgoing s2s stream sends a whitespace keepalive
+    /// (default 90; below the idle timeout).
+    pub s2s_keepalive_interval_secs: Option<u64>,
+    /// Stanzas queued per remote domain while its stream is set up (default 100).
+    pub s2s_max_queue: Option<usize>,
+    /// Outgoing s2s streams at once (default 256).
+    pub s2s_max_outgoing: Option<usize>,
+    /// Dialback verifications of incoming streams in flight at once (default 256).
+    pub s2s_max_verifications: Option<usize>,
     /// `[s2s.peers]`: remote domain → `ADDR:PORT` (there is no DNS lookup).
     pub s2s: Option<crate::s2s::S2sTable>,
     /// `[limits]`: resource limits (docs/reliability.md, "Limits").
@@ -364,6 +373,10 @@ pub const DEFAULT_DATA: &str = "./elsinore-data";
 impl Settings {
     /// Defaults, overridden by the file, overridden by the command line.
     pub fn resolve(file: FileConfig, cli: Overrides) -> Result<Settings> {
+        let mut s2s = s2s_file(&file)?;
+        if let Some(listen) = cli.listen_s2s {
+            s2s.listen = Some(listen);
+        }
         let cert = cli.cert.or(file.cert);
         let key = cli.key.or(file.key);
         let cert_key = match (cert, key) {
@@ -380,19 +393,6 @@ impl Settings {
                 "scram_iterations must be at least 4096 (RFC 7677), got {scram_iterations}"
             );
         }
-        let s2s = crate::s2s::S2sFile {
-            listen: cli.listen_s2s.or(file.listen_s2s),
-            dialback: file.s2s_dialback.unwrap_or(true),
-            secret: file.s2s_secret,
-            ca: file.s2s_ca,
-            insecure: file.s2s_insecure.unwrap_or(false),
-            peers: file.s2s.map(|t| t.peers).unwrap_or_default(),
-            idle_timeout: match file.s2s_idle_timeout_secs {
-                Some(0) => anyhow::bail!("s2s_idle_timeout_secs must be at least 1"),
-                Some(s) => std::time::Duration::from_secs(s),
-                None => elsinore_server::S2sSettings::default().idle_timeout,
-            },
-        };
         let mut releases = Vec::new();
         for r in file.release {
             let kind = match r.kind.as_deref().unwrap_or("release") {
@@ -461,6 +461,78 @@ impl Settings {
     pub fn store_path(&self) -> PathBuf {
         self.data.join("elsinore.redb")
     }
+}
+
+/// The server-to-server keys, checked: counts of at least 1, a keepalive interval below
+/// the idle timeout (a stream idle for the timeout is closed, so a longer interval would
+/// never send one).
+fn s2s_file(file: &FileConfig) -> Result<crate::s2s::S2sFile> {
+    let defaults = elsinore_server::S2sSettings::default();
+    let secs = |name: &str, v: Option<u64>, default: std::time::Duration| match v {
+        Some(0) => anyhow::bail!("{name} must be at least 1"),
+        Some(s) => Ok(std::time::Duration::from_secs(s)),
+        None => Ok(default),
+    };
+    let idle_timeout = secs(
+        "s2s_idle_timeout_secs",
+        file.s2s_idle_timeout_secs,
+        defaults.idle_timeout,
+    )?;
+    let keepalive_interval = secs(
+        "s2s_keepalive_interval_secs",
+        file.s2s_keepalive_interval_secs,
+        defaults.keepalive_interval,
+    )?;
+    if keepalive_interval >= idle_timeout {
+        let (k, i) = (keepalive_interval.as_secs(), idle_timeout.as_secs());
+        match file.s2s_keepalive_interval_secs {
+            Some(_) => anyhow::bail!(
+                "s2s_keepalive_interval_secs ({k}) must be less than s2s_idle_timeout_secs \
+                 ({i}): an idle stream is closed before its keepalive would be sent"
+            ),
+            None => anyhow::bail!(
+                "s2s_idle_timeout_secs ({i}) is not above the default keepalive interval \
+                 ({k} s): set s2s_keepalive_interval_secs below it"
+            ),
+        }
+    }
+    let count = |name: &str, why: &str, v: Option<usize>, default: usize| match v {
+        Some(0) => anyhow::bail!("{name} must be at least 1 ({why})"),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    Ok(crate::s2s::S2sFile {
+        listen: file.listen_s2s.clone(),
+        dialback: file.s2s_dialback.unwrap_or(true),
+        secret: file.s2s_secret.clone(),
+        ca: file.s2s_ca.clone(),
+        insecure: file.s2s_insecure.unwrap_or(false),
+        peers: file
+            .s2s
+            .as_ref()
+            .map(|t| t.peers.clone())
+            .unwrap_or_default(),
+        idle_timeout,
+        keepalive_interval,
+        max_queue: count(
+            "s2s_max_queue",
+            "0 would bounce every stanza sent while a stream is set up",
+            file.s2s_max_queue,
+            defaults.max_queue,
+        )?,
+        max_outgoing: count(
+            "s2s_max_outgoing",
+            "0 would bounce every stanza to another server; leave s2s off instead",
+            file.s2s_max_outgoing,
+            defaults.max_outgoing,
+        )?,
+        max_verifications: count(
+            "s2s_max_verifications",
+            "0 would refuse every dialback",
+            file.s2s_max_verifications,
+            defaults.max_verifications,
+        )?,
+    })
 }
 
 /// Checks a `see-other-host` target and writes it as RFC 6120 4.9.3.19 wants: `host`,
@@ -751,5 +823,68 @@ mod tests {
         assert_eq!(s.s2s.idle_timeout, std::time::Duration::from_secs(600));
         let zero = parse("s2s_idle_timeout_secs = 0\n").unwrap();
         assert!(Settings::resolve(zero, Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn s2s_limits() {
+        use std::time::Duration;
+        let d = Settings::resolve(parse("").unwrap(), Overrides::default())
+            .unwrap()
+            .s2s;
+        let core = elsinore_server::S2sSettings::default();
+        assert_eq!(
+            (d.max_queue, d.max_outgoing, d.max_verifications),
+            (core.max_queue, core.max_outgoing, core.max_verifications)
+        );
+        assert_eq!(d.keepalive_interval, Duration::from_secs(90));
+        let file = parse(
+            "s2s_idle_timeout_secs = 30\ns2s_keepalive_interval_secs = 10\n\
+             s2s_max_queue = 5\ns2s_max_outgoing = 7\ns2s_max_verifications = 9\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(file, Overrides::default()).unwrap().s2s;
+        assert_eq!(s.idle_timeout, Duration::from_secs(30));
+        assert_eq!(s.keepalive_interval, Duration::from_secs(10));
+        assert_eq!(
+            (s.max_queue, s.max_outgoing, s.max_verifications),
+            (5, 7, 9)
+        );
+        // A keepalive interval at or past the idle timeout (configured or default) would
+        // never send a keepalive.
+        for (bad, says) in [
+            (
+                "s2s_keepalive_interval_secs = 0\n",
+                "s2s_keepalive_interval_secs must be at least 1",
+            ),
+            (
+                "s2s_idle_timeout_secs = 60\ns2s_keepalive_interval_secs = 60\n",
+                "s2s_keepalive_interval_secs (60) must be less than s2s_idle_timeout_secs (60)",
+            ),
+            (
+                "s2s_keepalive_interval_secs = 900\n",
+                "s2s_keepalive_interval_secs (900) must be less than s2s_idle_timeout_secs (600)",
+            ),
+            (
+                "s2s_idle_timeout_secs = 30\n",
+                "s2s_idle_timeout_secs (30) is not above the default keepalive interval (90 s): \
+                 set s2s_keepalive_interval_secs below it",
+            ),
+            ("s2s_max_queue = 0\n", "s2s_max_queue must be at least 1"),
+            (
+                "s2s_max_outgoing = 0\n",
+                "s2s_max_outgoing must be at least 1",
+            ),
+            (
+                "s2s_max_verifications = 0\n",
+                "s2s_max_verifications must be at least 1",
+            ),
+        ] {
+            let err = Settings::resolve(parse(bad).unwrap(), Overrides::default())
+                .map(|_| ())
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{bad}: {err:#}");
+        }
+        let err = parse("s2s_max_queue = -1\n").map(|_| ()).unwrap_err();
+        assert!(format!("{err:#}").contains("s2s_max_queue"), "{err:#}");
     }
 }

@@ -40,6 +40,14 @@ pub struct S2sFile {
     pub peers: BTreeMap<String, String>,
     /// No stanza on a stream for this long closes it.
     pub idle_timeout: std::time::Duration,
+    /// Silence after which an outgoing stream sends a whitespace keepalive.
+    pub keepalive_interval: std::time::Duration,
+    /// Stanzas queued per remote domain while its stream is set up.
+    pub max_queue: usize,
+    /// Outgoing streams at once.
+    pub max_outgoing: usize,
+    /// Dialback verifications in flight at once.
+    pub max_verifications: usize,
 }
 
 impl S2sFile {

@@ -290,3 +290,23 @@ fn unknown_config_keys_are_rejected() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bad_s2s_limits_are_reported_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("elsinore.toml");
+    std::fs::write(
+        &config,
+        "s2s_idle_timeout_secs = 20\ns2s_keepalive_interval_secs = 20\n",
+    )
+    .unwrap();
+    let out = run(&["serve", "--config", config.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "s2s_keepalive_interval_secs (20) must be less than s2s_idle_timeout_secs (20)"
+        ),
+        "{stderr}"
+    );
+}
