@@ -149,12 +149,28 @@ impl Server {
             && let Some(remote) = c.remote.clone()
         {
             let mut stream = S2sConnection::new_initiating(config, &remote, limits, seed, now);
+            let mut refused = Vec::new();
             for (stream_id, key) in c.verify_backlog.drain(..) {
-                // Bounded by max_verifications, below the stream's own bound.
-                let _ = stream.send_verify(&stream_id, &key, now);
+                // The stream holds fewer requests than `max_verifications` may allow.
+                if stream.send_verify(&stream_id, &key, now).is_err() {
+                    refused.push(stream_id);
+                }
             }
             c.stream = Some(stream);
             self.s2s_after(conn, now);
+            // Those it cannot hold fail now rather than wait for a verdict never asked for.
+            for stream_id in refused {
+                if let Some(incoming) = self.s2s.verifying.remove(&(remote.clone(), stream_id))
+                    && let Some(s) = self
+                        .s2s
+                        .conns
+                        .get_mut(&incoming)
+                        .and_then(|c| c.stream.as_mut())
+                {
+                    s.dialback_failed(&remote);
+                    self.s2s_after(incoming, now);
+                }
+            }
         }
         self.run_ready(now);
     }

@@ -648,3 +648,52 @@ fn pep_notifications_reach_contacts_on_other_servers() {
         "nothing from a whitelist node: {got:?}"
     );
 }
+
+/// Dialback checks are bounded: past `max_verifications` in flight, and past what the
+/// not yet connected outgoing stream can hold (64), an incoming stream's check fails at
+/// once with `remote-connection-failed` rather than wait for an answer never asked for.
+#[test]
+fn dialback_checks_past_the_bounds_fail_at_once() {
+    let mut cfg = config(ONE, 1);
+    cfg.s2s.max_verifications = 70;
+    let mut net = Net::with_config(cfg);
+    let mut incoming = Vec::new();
+    for i in 0..71 {
+        let id = net.server.accept_s2s(T0);
+        let xml = format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+             xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+             from='two.example' to='one.example' version='1.0'>\
+             <db:result from='two.example' to='one.example'>key{i}</db:result>"
+        );
+        net.server.handle_input(id, xml.as_bytes(), T0);
+        net.drive();
+        incoming.push(id);
+    }
+    // One outgoing connection to two.example is asked for; nothing is connected yet.
+    assert_eq!(net.connects.len(), 1, "{:?}", net.connects);
+    let failed = |net: &Net| -> Vec<ConnId> {
+        incoming
+            .iter()
+            .copied()
+            .filter(|id| {
+                net.s2s_out.iter().any(|(c, bytes)| {
+                    c == id && String::from_utf8_lossy(bytes).contains("remote-connection-failed")
+                })
+            })
+            .collect()
+    };
+    assert_eq!(failed(&net), vec![incoming[70]], "past max_verifications");
+    let (out, _) = net.connects.pop().unwrap();
+    net.server.handle_connected(out, T0);
+    net.drive();
+    assert_eq!(
+        failed(&net),
+        incoming[64..71].to_vec(),
+        "the 64 the stream holds wait, the rest fail"
+    );
+    for id in &incoming[64..71] {
+        assert!(net.s2s_closed.contains(id), "{id:?} closed");
+    }
+    assert!(!net.s2s_closed.contains(&incoming[0]));
+}
