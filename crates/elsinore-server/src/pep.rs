@@ -326,7 +326,9 @@ impl Server {
             }
             for contact in remote.iter().filter(|_| to_contacts) {
                 let msg = self.pep_message(owner, contact.to_string(), &note.event);
-                self.s2s_send(msg, now);
+                // Generated here, not sent by the owner: an unreachable contact's server
+                // must not bring the owner an error for it.
+                self.s2s_send_generated(msg, now);
             }
         }
     }

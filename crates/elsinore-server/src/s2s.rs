@@ -63,6 +63,17 @@ impl Default for S2sSettings {
     }
 }
 
+/// Who a stanza for another server comes from, which decides whether it may bounce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A local user sent it (or it stands for what one sent): a failure bounces to them.
+    User,
+    /// The server made it on its own (a PEP event notification): no user sent it, so a
+    /// failure is dropped instead of delivering an error for a stanza nobody sent
+    /// (RFC 6120 8.3.1: the error goes to the sender; here the sender is the server).
+    Server,
+}
+
 /// One s2s connection of the core.
 #[derive(Debug)]
 pub(crate) struct S2sConn {
@@ -71,7 +82,7 @@ pub(crate) struct S2sConn {
     /// Outgoing: the remote domain.
     remote: Option<String>,
     /// Outgoing: stanzas waiting for the stream to be authenticated.
-    queue: VecDeque<Element>,
+    queue: VecDeque<(Element, Origin)>,
     /// Outgoing: dialback checks (stream id, key) asked for before the adapter
     /// connected; bounded by [`S2sSettings::max_verifications`].
     verify_backlog: Vec<(String, String)>,
@@ -264,9 +275,20 @@ impl Server {
         }
     }
 
-    /// Route `el` to its remote `to` domain: at once when the stream is up, else
-    /// queued (bounded) while it is set up; bounced when that cannot be.
+    /// Route `el`, sent by or for a local user (their presence, a probe), to its remote
+    /// `to` domain: at once when the stream is up, else queued (bounded) while it is set
+    /// up; bounced to the sender when that cannot be.
     pub(crate) fn s2s_send(&mut self, el: Element, now: Instant) {
+        self.s2s_route(el, Origin::User, now);
+    }
+
+    /// [`Server::s2s_send`] for a stanza the server generated: dropped where a user's
+    /// would bounce.
+    pub(crate) fn s2s_send_generated(&mut self, el: Element, now: Instant) {
+        self.s2s_route(el, Origin::Server, now);
+    }
+
+    fn s2s_route(&mut self, el: Element, origin: Origin, now: Instant) {
         let Some(domain) = el
             .attr("to")
             .and_then(|t| Jid::parse(t).ok())
@@ -277,6 +299,7 @@ impl Server {
         if !self.config.s2s.enabled || domain == self.config.domain {
             return self.bounce_local(
                 &el,
+                origin,
                 DefinedCondition::RemoteServerNotFound,
                 "server-to-server is disabled",
                 now,
@@ -289,6 +312,7 @@ impl Server {
                 None => {
                     return self.bounce_local(
                         &el,
+                        origin,
                         DefinedCondition::ResourceConstraint,
                         "too many server-to-server connections",
                         now,
@@ -312,11 +336,12 @@ impl Server {
             }
             _ if c.queue.len() >= max_queue => self.bounce_local(
                 &el,
+                origin,
                 DefinedCondition::ResourceConstraint,
                 "too many stanzas waiting for the remote server",
                 now,
             ),
-            _ => c.queue.push_back(el),
+            _ => c.queue.push_back((el, origin)),
         }
     }
 
@@ -374,9 +399,17 @@ impl Server {
     }
 
     /// An error reply to `el` (sent by a local user) delivered locally; never to an
-    /// error or an iq result ([`crate::server::may_bounce`]).
-    fn bounce_local(&mut self, el: &Element, cond: DefinedCondition, text: &str, now: Instant) {
-        if !crate::server::may_bounce(el) {
+    /// error or an iq result ([`crate::server::may_bounce`]), nor to a stanza the server
+    /// generated ([`Origin::Server`]).
+    fn bounce_local(
+        &mut self,
+        el: &Element,
+        origin: Origin,
+        cond: DefinedCondition,
+        text: &str,
+        now: Instant,
+    ) {
+        if origin == Origin::Server || !crate::server::may_bounce(el) {
             return;
         }
         let Some(sender) = el.attr("from").and_then(|f| Jid::parse(f).ok()) else {
@@ -420,9 +453,10 @@ impl Server {
         {
             self.s2s.out.remove(remote);
         }
-        for el in c.queue {
+        for (el, origin) in c.queue {
             self.bounce_local(
                 &el,
+                origin,
                 cond.clone(),
                 "the remote server could not be reached",
                 now,
@@ -505,7 +539,7 @@ impl Server {
                     if c.remote.is_some()
                         && let Some(s) = c.stream.as_mut()
                     {
-                        while let Some(el) = c.queue.pop_front() {
+                        while let Some((el, _)) = c.queue.pop_front() {
                             if s.send(&el, now).is_err() {
                                 s.send_stream_error(
                                     StreamError::new(StreamErrorCondition::PolicyViolation)

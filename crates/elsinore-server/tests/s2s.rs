@@ -27,6 +27,8 @@ struct Fed {
     accepted: Vec<(usize, ConnId, usize)>,
     /// Virtual time of everything `pump` feeds.
     now: Instant,
+    /// Servers that cannot be reached: connects to them fail.
+    down: [bool; 2],
 }
 
 fn config(domain: &str, secret: u8) -> ServerConfig {
@@ -58,6 +60,7 @@ impl Fed {
             links: HashMap::new(),
             accepted: Vec::new(),
             now: T0,
+            down: [false; 2],
         }
     }
 
@@ -71,7 +74,7 @@ impl Fed {
                 let j = 1 - i;
                 for (conn, domain) in std::mem::take(&mut self.nets[i].connects) {
                     progress = true;
-                    if self.nets[j].server.config().domain == domain {
+                    if self.nets[j].server.config().domain == domain && !self.down[j] {
                         let peer = self.nets[j].server.accept_s2s(self.now);
                         self.accepted.push((j, peer, i));
                         self.links.insert((i, conn), (j, peer));
@@ -646,6 +649,102 @@ fn pep_notifications_reach_contacts_on_other_servers() {
     assert!(
         !got.iter().any(|m| m.name == "message"),
         "nothing from a whitelist node: {got:?}"
+    );
+}
+
+/// PEP notifications to remote contacts are the server's own stanzas (RFC 6120 8.3.1: an
+/// error goes to the sender, and the owner sent none). When the contact's server cannot
+/// be reached nothing comes back to the owner, while the owner's own message there still
+/// bounces; an error a remote server returns for a notification (to the owner's bare JID)
+/// is not delivered either, while one for a stanza the owner sent (to her full JID) is.
+#[test]
+fn pep_notifications_do_not_bring_the_owner_errors() {
+    let (mut fed, romeo, juliet) = online_in(Fed::with(|c| {
+        // Clients are not pinged while time advances (they do not answer pings here).
+        c.limits.ping_after = Duration::from_secs(24 * 3600)
+    }));
+    fed.send(
+        0,
+        romeo,
+        "<presence xmlns='jabber:client' to='juliet@two.example' type='subscribe'/>",
+    );
+    fed.send(
+        1,
+        juliet,
+        "<presence xmlns='jabber:client' to='romeo@one.example' type='subscribed'/>",
+    );
+    fed.nets[0].take_inbox(romeo);
+    fed.nets[1].take_inbox(juliet);
+    let publish = |id: &str| {
+        format!(
+            "<iq xmlns='jabber:client' type='set' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='http://jabber.org/protocol/tune'><item id='current'>\
+             <tune xmlns='http://jabber.org/protocol/tune'><title>{id}</title></tune></item>\
+             </publish></pubsub></iq>"
+        )
+    };
+    let event = |m: &Element| {
+        m.get_child("event", "http://jabber.org/protocol/pubsub#event")
+            .is_some()
+    };
+    fed.send(1, juliet, &publish("t1"));
+    let notification = fed.nets[0]
+        .take_inbox(romeo)
+        .into_iter()
+        .find(|m| event(m))
+        .expect("Romeo is notified");
+    fed.nets[1].take_inbox(juliet);
+
+    // Romeo's side refuses the notification, as a server without such a user would:
+    // the error comes back to Juliet's bare JID and stays there (RFC 6121 8.5.2.1.1).
+    let id = notification.attr("id").unwrap();
+    fed.send(
+        0,
+        romeo,
+        &format!(
+            "<message xmlns='jabber:client' to='juliet@two.example' type='error' id='{id}'>\
+             <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             </error></message>"
+        ),
+    );
+    assert!(fed.nets[1].take_inbox(juliet).is_empty());
+    // An error for a message Juliet sent reaches her.
+    fed.send(1, juliet, &message("romeo@one.example/orchard", "m1"));
+    assert_eq!(bodies(&fed.nets[0].take_inbox(romeo)).len(), 1);
+    fed.send(
+        0,
+        romeo,
+        "<message xmlns='jabber:client' to='juliet@two.example/balcony' type='error' id='m1'>\
+         <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+         </error></message>",
+    );
+    assert_eq!(
+        bounce_condition(&fed.nets[1].take_inbox(juliet), "m1").as_deref(),
+        Some("service-unavailable")
+    );
+
+    // one.example goes away: the idle streams close, and new connects to it fail.
+    let idle = fed.nets[0].server.config().s2s.idle_timeout;
+    fed.advance_to(fed.now + idle + Duration::from_secs(1));
+    assert!(fed.links.is_empty(), "{:?}", fed.links);
+    fed.down[0] = true;
+    fed.send(1, juliet, &publish("t2"));
+    let got = fed.nets[1].take_inbox(juliet);
+    assert!(
+        got.iter()
+            .any(|m| event(m) && m.attr("from") == Some("juliet@two.example")),
+        "the owner's own resources are notified: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|m| m.attr("type") == Some("error")),
+        "no error for the notification Romeo's server did not get: {got:?}"
+    );
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    // Juliet's own message to that server still bounces.
+    fed.send(1, juliet, &message("romeo@one.example", "m2"));
+    assert_eq!(
+        bounce_condition(&fed.nets[1].take_inbox(juliet), "m2").as_deref(),
+        Some("remote-server-not-found")
     );
 }
 
