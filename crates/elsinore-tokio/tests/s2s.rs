@@ -94,6 +94,7 @@ async fn start(
     cert: Cert,
     ca: Vec<CertificateDer<'static>>,
     dialback: bool,
+    tweak: fn(&mut ServerConfig),
 ) -> Running {
     let mut store = MemoryStore::new();
     let jid = BareJid::from_str(&format!("{user}@{domain}")).unwrap();
@@ -104,6 +105,7 @@ async fn start(
     config.s2s.enabled = true;
     config.s2s.dialback = dialback;
     config.s2s.secret = [domain.len() as u8; 32];
+    tweak(&mut config);
     let clock = Clock::new();
     let server = Server::new(config, [5; 32], clock.now());
     let _ = Instant::from_millis(0);
@@ -169,6 +171,7 @@ async fn exchange(
         one.0,
         one.1,
         dialback,
+        |_| {},
     )
     .await;
     let s2 = start(
@@ -180,6 +183,7 @@ async fn exchange(
         two.0,
         two.1,
         dialback,
+        |_| {},
     )
     .await;
     let romeo = login(s1.c2s, "romeo@one.localhost/r").await;
@@ -244,6 +248,7 @@ async fn unknown_domain_bounces() {
         self_signed(ONE),
         vec![],
         true,
+        |_| {},
     )
     .await;
     let romeo = login(s1.c2s, "romeo@one.localhost/r").await;
@@ -263,4 +268,150 @@ async fn unknown_domain_bounces() {
     romeo.close().await.unwrap();
     let _ = s1.stop.send(());
     let _ = s1.task.await;
+}
+
+/// How long the raw peer below waits for any one thing from the server.
+const RAW_WAIT: Duration = Duration::from_secs(20);
+
+/// The test's side of one s2s connection, played on a plain socket: it acts as
+/// two.localhost's receiving server.
+struct RawPeer {
+    sock: tokio::net::TcpStream,
+    /// Read and not yet consumed.
+    buf: Vec<u8>,
+}
+
+impl RawPeer {
+    /// Accepts the server's next outgoing connection and authenticates it (dialback,
+    /// taken on trust: the test is the peer).
+    async fn accept(listener: &TcpListener) -> RawPeer {
+        let (sock, _) = tokio::time::timeout(RAW_WAIT, listener.accept())
+            .await
+            .expect("the server connects in time")
+            .unwrap();
+        let mut peer = RawPeer {
+            sock,
+            buf: Vec::new(),
+        };
+        peer.read_until("<stream:stream").await;
+        peer.read_until(">").await;
+        peer.write(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+             xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+             from='two.localhost' to='one.localhost' id='raw-stream' version='1.0'>\
+             <stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>",
+        )
+        .await;
+        // `</db:result>` or `</result>`: the opening tag has attributes.
+        peer.read_until("result>").await;
+        peer.write("<db:result type='valid' from='two.localhost' to='one.localhost'/>")
+            .await;
+        peer
+    }
+
+    async fn write(&mut self, text: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.sock.write_all(text.as_bytes()).await.unwrap();
+    }
+
+    /// Everything up to and including `needle` (which must come within `RAW_WAIT`).
+    async fn read_until(&mut self, needle: &str) -> String {
+        use tokio::io::AsyncReadExt;
+        let found = tokio::time::timeout(RAW_WAIT, async {
+            loop {
+                if let Some(at) = self
+                    .buf
+                    .windows(needle.len())
+                    .position(|w| w == needle.as_bytes())
+                {
+                    let rest = self.buf.split_off(at + needle.len());
+                    return Some(std::mem::replace(&mut self.buf, rest));
+                }
+                let mut chunk = [0u8; 4096];
+                match self.sock.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {needle:?} in time; got {:?}", self.text()));
+        let found = found.unwrap_or_else(|| panic!("closed before {needle:?}: {:?}", self.text()));
+        String::from_utf8(found).unwrap()
+    }
+
+    /// Waits (bounded) until the server closes the socket; what came before must be
+    /// nothing.
+    async fn expect_eof(&mut self) {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0u8; 64];
+        let n = tokio::time::timeout(RAW_WAIT, self.sock.read(&mut chunk))
+            .await
+            .expect("the server closes the socket in time")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "nothing after the close: {:?}", &chunk[..n]);
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+}
+
+/// An outgoing s2s stream over a real socket (the remote server is the test, on a raw
+/// socket): once its stanza is out it sends whitespace keepalives, closes with the
+/// close handshake when idle, and a later stanza for that domain opens a new stream.
+/// Timeouts are short (idle 2 s, keepalive 1 s); every wait is bounded and none asserts
+/// how fast anything happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_outgoing_stream_sends_keepalives_then_closes_and_reopens() {
+    let c2s = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let s2s = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let remote = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let s1 = start(
+        ONE,
+        "romeo",
+        c2s,
+        s2s,
+        (TWO, remote.local_addr().unwrap()),
+        self_signed(ONE),
+        vec![],
+        true,
+        |c| {
+            c.s2s.idle_timeout = Duration::from_secs(2);
+            c.s2s.keepalive_interval = Duration::from_secs(1);
+            // The client is not pinged meanwhile.
+            c.limits.ping_after = Duration::from_secs(3600);
+        },
+    )
+    .await;
+    let romeo = login(s1.c2s, "romeo@one.localhost/r").await;
+    let message = |body: &str| {
+        Element::new("message", "jabber:client")
+            .with_attr("to", "juliet@two.localhost")
+            .with_attr("type", "chat")
+            .with_child(Element::new("body", "jabber:client").with_text(body))
+    };
+    romeo.send(message("first")).await.unwrap();
+    let mut peer = RawPeer::accept(&remote).await;
+    let got = peer.read_until("</message>").await;
+    assert!(got.contains("first"), "{got}");
+    // Then silence from both sides: keepalives, then the close.
+    let before_close = peer.read_until("</stream:stream>").await;
+    let gap = before_close.trim_end_matches("</stream:stream>");
+    assert!(
+        gap.contains(' ') && gap.bytes().all(|b| b.is_ascii_whitespace()),
+        "only whitespace keepalives before the close: {before_close:?}"
+    );
+    // Our half of the handshake; then the server closes the socket.
+    peer.write("</stream:stream>").await;
+    peer.expect_eof().await;
+    drop(peer);
+    // The domain's stream is gone from the routing table: the next stanza opens a new one.
+    romeo.send(message("second")).await.unwrap();
+    let mut peer = RawPeer::accept(&remote).await;
+    let got = peer.read_until("</message>").await;
+    assert!(got.contains("second"), "{got}");
+    romeo.close().await.unwrap();
+    let _ = s1.stop.send(());
+    let _ = tokio::time::timeout(RAW_WAIT, s1.task).await;
 }
