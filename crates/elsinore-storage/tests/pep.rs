@@ -1,5 +1,8 @@
 //! PEP node semantics (`elsinore_storage::pep`) against `MemoryStore`: error cases, and a
-//! property test comparing any sequence of operations with a simple model.
+//! property test comparing any sequence of operations with a simple model, run over the
+//! redb store so that its restart steps close and reopen the database file.
+
+mod common;
 
 use elsinore_jid::BareJid;
 use elsinore_storage::pep::{
@@ -382,7 +385,7 @@ enum Step {
     Retract(u8),
     Configure(ConfigChange),
     Delete,
-    /// Drop everything in memory; only the store's entries survive.
+    /// Close the database and open the file again: only what was committed survives.
     Restart,
 }
 
@@ -434,106 +437,33 @@ fn model_trim(config: &NodeConfig, items: &mut Vec<(String, String)>) {
 }
 
 proptest! {
+    // Every write is a durable redb commit; 48 cases keep the test to a few seconds.
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
     #[test]
     fn node_follows_the_model(steps in prop::collection::vec(step(), 1..40)) {
         let limits = Limits { max_items_cap: 4, ..Limits::default() };
-        let mut store = MemoryStore::new();
+        let mut store = common::DiskStore::new();
         let mut model: Model = None;
         let mut fresh = 0u32;
         let owner = juliet();
         for step in steps {
             fresh += 1;
             let fresh_id = format!("g{fresh}");
-            let body = match &step {
-                Step::Publish { id, text, options } => publish(
-                    "n",
-                    id.map(|i| format!("i{i}")).as_deref(),
-                    &text.to_string(),
-                    options.as_ref(),
-                ),
-                Step::Retract(id) => format!(
-                    "<pubsub {PS}><retract node='n' notify='1'><item id='i{id}'/></retract></pubsub>"
-                ),
-                Step::Configure(c) => format!(
-                    "<pubsub {OWNER}><configure node='n'>{}</configure></pubsub>",
-                    String::from_utf8_lossy(&c.to_submit_form(pep::FORM_NODE_CONFIG).to_bytes())
-                ),
-                Step::Delete => format!("<pubsub {OWNER}><delete node='n'/></pubsub>"),
-                Step::Restart => {
-                    let mut fresh_store = MemoryStore::new();
-                    for (k, v) in store.iter() {
-                        prop_assert_eq!(
-                            fresh_store.apply(&Op::Put(k.clone(), v.to_vec())),
-                            EffectResult::Done
-                        );
-                    }
-                    store = fresh_store;
-                    continue;
-                }
-            };
-            let el = xml(&body);
-            let req = Request {
-                owner: &owner,
-                requester: Requester::Owner,
-                kind: IqKind::Set,
-                pubsub: &el,
-                fresh_id: &fresh_id,
-            };
-            let (result, notes) = pep::handle(&req, &limits).run_on(&mut store);
-            // What the model predicts.
-            let expect_ok = match (&step, &mut model) {
-                (Step::Publish { id, text, options }, m) => {
-                    let id = id.map(|i| format!("i{i}")).unwrap_or(fresh_id.clone());
-                    match (m.as_mut(), options) {
-                        (Some((config, _)), Some(o)) if !o.is_met_by(config) => false,
-                        (Some((config, items)), _) => {
-                            items.retain(|(i, _)| *i != id);
-                            items.push((id, text.to_string()));
-                            model_trim(config, items);
-                            true
-                        }
-                        (None, o) => {
-                            let o = o.unwrap_or_default();
-                            let mut config = o.apply(NodeConfig::default_for(&limits));
-                            // Private data sends no last item unless asked to (XEP-0223).
-                            if o.send_last_item.is_none()
-                                && config.access_model == AccessModel::Whitelist
-                            {
-                                config.send_last_item = SendLastItem::Never;
-                            }
-                            let mut items = vec![(id, text.to_string())];
-                            model_trim(&config, &mut items);
-                            *m = Some((config, items));
-                            true
-                        }
-                    }
-                }
-                (Step::Retract(id), Some((_, items))) => {
-                    let id = format!("i{id}");
-                    let before = items.len();
-                    items.retain(|(i, _)| *i != id);
-                    items.len() != before
-                }
-                (Step::Configure(c), Some((config, items))) => {
-                    *config = c.apply(*config);
-                    model_trim(config, items);
-                    true
-                }
-                (Step::Delete, m @ Some(_)) => {
-                    *m = None;
-                    true
-                }
-                (_, None) => false,
-                (Step::Restart, _) => unreachable!("handled above"),
-            };
-            prop_assert_eq!(result.is_ok(), expect_ok, "{:?} -> {:?}", step, result);
-            if !expect_ok {
-                prop_assert!(notes.is_empty());
+            if let Step::Restart = step {
+                // The node's bytes are exactly those before the reopen; the comparison with
+                // the model below then also holds for what was read back from the file.
+                let key = pep::node_key(&owner, "n");
+                let before = store.get(&key);
+                store.reopen();
+                prop_assert_eq!(store.get(&key), before);
+            } else {
+                run_step(&mut store, &mut model, &step, &fresh_id, &limits)?;
             }
             // The stored node equals the model.
             let stored = store
                 .get(&pep::node_key(&owner, "n"))
-                .map(|b| NodeState::decode(b).expect("stored node decodes"));
+                .map(|b| NodeState::decode(&b).expect("stored node decodes"));
             match (&model, stored) {
                 (None, None) => {}
                 (Some((config, items)), Some(state)) => {
@@ -549,4 +479,92 @@ proptest! {
             }
         }
     }
+}
+
+/// Runs one request step on `store` and checks its outcome against the model, which it
+/// advances.
+fn run_step(
+    store: &mut common::DiskStore,
+    model: &mut Model,
+    step: &Step,
+    fresh_id: &str,
+    limits: &Limits,
+) -> Result<(), TestCaseError> {
+    let body = match step {
+        Step::Publish { id, text, options } => publish(
+            "n",
+            id.map(|i| format!("i{i}")).as_deref(),
+            &text.to_string(),
+            options.as_ref(),
+        ),
+        Step::Retract(id) => format!(
+            "<pubsub {PS}><retract node='n' notify='1'><item id='i{id}'/></retract></pubsub>"
+        ),
+        Step::Configure(c) => format!(
+            "<pubsub {OWNER}><configure node='n'>{}</configure></pubsub>",
+            String::from_utf8_lossy(&c.to_submit_form(pep::FORM_NODE_CONFIG).to_bytes())
+        ),
+        Step::Delete => format!("<pubsub {OWNER}><delete node='n'/></pubsub>"),
+        Step::Restart => unreachable!("restarts are not requests"),
+    };
+    let owner = juliet();
+    let el = xml(&body);
+    let req = Request {
+        owner: &owner,
+        requester: Requester::Owner,
+        kind: IqKind::Set,
+        pubsub: &el,
+        fresh_id,
+    };
+    let (result, notes) = pep::handle(&req, limits).run_on(store);
+    // What the model predicts.
+    let expect_ok = match (step, model) {
+        (Step::Publish { id, text, options }, m) => {
+            let id = id.map(|i| format!("i{i}")).unwrap_or(fresh_id.to_string());
+            match (m.as_mut(), options) {
+                (Some((config, _)), Some(o)) if !o.is_met_by(config) => false,
+                (Some((config, items)), _) => {
+                    items.retain(|(i, _)| *i != id);
+                    items.push((id, text.to_string()));
+                    model_trim(config, items);
+                    true
+                }
+                (None, o) => {
+                    let o = o.unwrap_or_default();
+                    let mut config = o.apply(NodeConfig::default_for(limits));
+                    // Private data sends no last item unless asked to (XEP-0223).
+                    if o.send_last_item.is_none() && config.access_model == AccessModel::Whitelist
+                    {
+                        config.send_last_item = SendLastItem::Never;
+                    }
+                    let mut items = vec![(id, text.to_string())];
+                    model_trim(&config, &mut items);
+                    *m = Some((config, items));
+                    true
+                }
+            }
+        }
+        (Step::Retract(id), Some((_, items))) => {
+            let id = format!("i{id}");
+            let before = items.len();
+            items.retain(|(i, _)| *i != id);
+            items.len() != before
+        }
+        (Step::Configure(c), Some((config, items))) => {
+            *config = c.apply(*config);
+            model_trim(config, items);
+            true
+        }
+        (Step::Delete, m @ Some(_)) => {
+            *m = None;
+            true
+        }
+        (_, None) => false,
+        (Step::Restart, _) => unreachable!("handled above"),
+    };
+    prop_assert_eq!(result.is_ok(), expect_ok, "{:?} -> {:?}", step, result);
+    if !expect_ok {
+        prop_assert!(notes.is_empty());
+    }
+    Ok(())
 }
