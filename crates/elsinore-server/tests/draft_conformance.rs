@@ -4,8 +4,11 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use common::{Net, error_condition};
-use elsinore_server::ConnId;
+use elsinore_server::{ConnId, ServerConfig};
 use elsinore_xml::Element;
 
 fn el(xml: &str) -> Element {
@@ -374,4 +377,133 @@ fn iq_without_a_valid_type_is_bad_request() {
         assert_eq!(error_condition(&got[0]).as_deref(), Some("bad-request"));
     }
     assert_eq!(net.take_inbox(ophelia), Vec::<Element>::new());
+}
+
+/// §11.2: a client's IP address is not made available. The adapter gives the core each
+/// connection's address (for the per-address limits); nothing the server writes to any
+/// connection names one: stream headers and features, a SASL failure, a stream error,
+/// the refusal of a connection over the per-address limit, service answers and bounces,
+/// and the presence, messages and iq answers one user gets from or about another.
+#[test]
+fn no_reply_names_a_client_address() {
+    let mut cfg = ServerConfig::new("shakespeare.lit");
+    cfg.scram_iterations = 4096;
+    cfg.abuse.max_connections_per_ip = 1;
+    let mut net = Net::with_config(cfg);
+    net.wire = Some(HashMap::new());
+    net.add_user("hamlet@shakespeare.lit", "to-be");
+    net.add_user("ophelia@shakespeare.lit", "nunnery");
+    let hamlet_ip: IpAddr = "203.0.113.77".parse().expect("ip");
+    let ophelia_ip: IpAddr = "2001:db8:77::1234".parse().expect("ip");
+    let guesser_ip: IpAddr = "198.51.100.23".parse().expect("ip");
+
+    let guesser = net.connect_from(Some(guesser_ip), "hamlet@shakespeare.lit/x", "not-to-be");
+    assert!(net.jid_of(guesser).is_none(), "wrong password");
+    let hamlet = net.connect_from(Some(hamlet_ip), "hamlet@shakespeare.lit/denmark", "to-be");
+    let ophelia = net.connect_from(
+        Some(ophelia_ip),
+        "ophelia@shakespeare.lit/castle",
+        "nunnery",
+    );
+    assert!(net.jid_of(hamlet).is_some() && net.jid_of(ophelia).is_some());
+    // Mutual subscriptions, then available presence both ways.
+    for (from, to, ty) in [
+        (hamlet, "ophelia", "subscribe"),
+        (ophelia, "hamlet", "subscribed"),
+        (ophelia, "hamlet", "subscribe"),
+        (hamlet, "ophelia", "subscribed"),
+    ] {
+        net.send(
+            from,
+            &el(&format!(
+                "<presence xmlns='jabber:client' to='{to}@shakespeare.lit' type='{ty}'/>"
+            )),
+        );
+    }
+    for id in [hamlet, ophelia] {
+        net.send(
+            id,
+            &el("<presence xmlns='jabber:client'><status>here</status></presence>"),
+        );
+    }
+    net.send(
+        hamlet,
+        &el(
+            "<message xmlns='jabber:client' to='ophelia@shakespeare.lit' type='chat'>\
+             <body>Nymph, in thy orisons</body></message>",
+        ),
+    );
+    net.send(
+        hamlet,
+        &el(
+            "<message xmlns='jabber:client' to='yorick@shakespeare.lit' id='gone'>\
+             <body>Alas</body></message>",
+        ),
+    );
+    for (n, (to, ns)) in [
+        ("shakespeare.lit", "http://jabber.org/protocol/disco#info"),
+        ("shakespeare.lit", "http://jabber.org/protocol/disco#items"),
+        ("shakespeare.lit", "jabber:iq:version"),
+        ("shakespeare.lit", "jabber:iq:last"),
+        ("ophelia@shakespeare.lit", "jabber:iq:last"),
+        ("ophelia@shakespeare.lit", "vcard-temp"),
+        ("ophelia@shakespeare.lit/castle", "jabber:iq:version"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let q = if ns == "vcard-temp" { "vCard" } else { "query" };
+        net.send(
+            hamlet,
+            &el(&format!(
+                "<iq xmlns='jabber:client' type='get' id='q{n}' to='{to}'><{q} xmlns='{ns}'/></iq>"
+            )),
+        );
+    }
+    // Ophelia answers the version query routed to her.
+    net.send(
+        ophelia,
+        &el(
+            "<iq xmlns='jabber:client' type='result' id='q6' to='hamlet@shakespeare.lit/denmark'>\
+             <query xmlns='jabber:iq:version'><name>orisons</name></query></iq>",
+        ),
+    );
+    // Over the per-address limit: refused with a stream error. This also shows that the
+    // core did see Hamlet's address.
+    let over = net.server.accept_from(hamlet_ip, net.now);
+    net.drive();
+    let refused = String::from_utf8_lossy(&net.wire.as_ref().expect("kept")[&over]).to_string();
+    assert!(refused.contains("policy-violation"), "{refused}");
+    // A stream error on an established stream.
+    net.send_raw(ophelia, "<message><unclosed></message>");
+    assert!(
+        net.closed_error(ophelia).is_some(),
+        "not well-formed ends the stream"
+    );
+
+    let wire = net.wire.take().expect("kept");
+    for id in [guesser, hamlet, ophelia, over] {
+        assert!(
+            wire.get(&id).is_some_and(|w| w.len() > 100),
+            "{id:?} got answers"
+        );
+    }
+    let addresses: Vec<String> = [hamlet_ip, ophelia_ip, guesser_ip]
+        .iter()
+        .flat_map(|ip| {
+            let mut forms = vec![ip.to_string()];
+            if let IpAddr::V6(v6) = ip {
+                // Written out in full as well as compressed.
+                let full: Vec<String> = v6.segments().iter().map(|s| format!("{s:x}")).collect();
+                forms.push(full.join(":"));
+            }
+            forms
+        })
+        .collect();
+    for (id, bytes) in &wire {
+        let text = String::from_utf8_lossy(bytes);
+        for a in &addresses {
+            assert!(!text.contains(a.as_str()), "{a} sent to {id:?}: {text}");
+        }
+    }
 }

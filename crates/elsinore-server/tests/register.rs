@@ -113,7 +113,7 @@ mod digest_md5 {
     use elsinore_jid::BareJid;
     use elsinore_sasl::{ClientSession, Mechanism, StoredCredentials};
     use elsinore_server::accounts;
-    use elsinore_storage::{EffectResult, Op, Store};
+    use elsinore_storage::{EffectResult, Key, Op, Space, Store};
 
     fn server(digest: bool) -> Net {
         let mut net = super::server(true);
@@ -145,6 +145,18 @@ mod digest_md5 {
 
     /// A DIGEST-MD5 login on a fresh connection; returns the server's last answer.
     fn digest_login(net: &mut Net, user: &str, password: &str) -> String {
+        digest_login_as(net, user, user, password).1
+    }
+
+    /// A DIGEST-MD5 login whose response is computed for `hashed` (the name in the secret
+    /// `H(username:realm:password)`) but names `sent` as its `username`; returns the
+    /// connection and the server's last answer.
+    fn digest_login_as(
+        net: &mut Net,
+        sent: &str,
+        hashed: &str,
+        password: &str,
+    ) -> (elsinore_server::ConnId, String) {
         let conn = net.server.accept(T0);
         let features = raw_exchange(net, conn, HEADER);
         assert!(features.contains(">DIGEST-MD5<"), "{features}");
@@ -154,24 +166,67 @@ mod digest_md5 {
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='DIGEST-MD5'/>",
         );
         let mut client =
-            ClientSession::new(Mechanism::DigestMd5, user, password, None, "c").expect("client");
+            ClientSession::new(Mechanism::DigestMd5, hashed, password, None, "c").expect("client");
         let resp = client.challenge(&payload(&out, "challenge")).expect("resp");
+        let mut resp = String::from_utf8(resp).expect("utf-8");
+        if sent != hashed {
+            let named = format!("username=\"{hashed}\"");
+            assert!(resp.contains(&named), "{resp}");
+            resp = resp.replacen(&named, &format!("username=\"{sent}\""), 1);
+        }
         let xml = format!(
             "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
             B64.encode(resp)
         );
         let out = raw_exchange(net, conn, &xml);
         if !out.contains("<challenge") {
-            return out;
+            return (conn, out);
         }
         client
             .challenge(&payload(&out, "challenge"))
             .expect("rspauth verifies");
-        raw_exchange(
+        let out = raw_exchange(
             net,
             conn,
             "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+        );
+        (conn, out)
+    }
+
+    /// The JID bound on `conn` after a successful login (stream restart, then bind).
+    fn bound_jid(net: &mut Net, conn: elsinore_server::ConnId) -> String {
+        raw_exchange(net, conn, HEADER);
+        let out = raw_exchange(
+            net,
+            conn,
+            "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>",
+        );
+        let start = out.find("<jid>").unwrap_or_else(|| panic!("{out}")) + 5;
+        let end = out.find("</jid>").expect("jid end");
+        out[start..end].to_string()
+    }
+
+    /// Stores DIGEST-MD5 credentials for `localpart@verona.lit` directly under the key the
+    /// server would look up, also for a localpart no `BareJid` accepts.
+    fn plant(net: &mut Net, localpart: &str, password: &str) {
+        let creds = StoredCredentials::derive_with_digest_md5(
+            localpart,
+            "verona.lit",
+            password,
+            b"salt-1",
+            b"salt-2",
+            4096,
         )
+        .expect("credentials");
+        let key = Key {
+            account: format!("{localpart}@verona.lit"),
+            space: Space::Account,
+            name: "credentials".into(),
+        };
+        assert!(matches!(
+            net.store.apply(&Op::Put(key, creds.to_bytes())),
+            EffectResult::Done
+        ));
     }
 
     fn register(net: &mut Net, user: &str, password: &str) {
@@ -196,6 +251,48 @@ mod digest_md5 {
         assert!(out.contains("<success"), "{out}");
         let out = digest_login(&mut net, "benvolio", "war");
         assert!(out.contains("not-authorized"), "{out}");
+    }
+
+    /// draft-ietf-xmpp-core-11 §6.1.1: the username-value is Nodeprep'd and at most 1023
+    /// bytes. The account is the prepared localpart: a case-folded or fullwidth username
+    /// whose response was computed for the prepared name logs in to that account. The
+    /// stored secret is of the prepared name, so a client that hashes an unprepared name
+    /// fails. A username over 1023 bytes is refused like an unknown account, even when
+    /// credentials are stored under it.
+    #[test]
+    fn username_is_nodeprepped_and_at_most_1023_bytes() {
+        let mut net = server(true);
+        register(&mut net, "benvolio", "peace");
+        for sent in ["BENVOLIO", "BenVolio", "\u{ff42}\u{ff45}\u{ff4e}volio"] {
+            let (conn, out) = digest_login_as(&mut net, sent, "benvolio", "peace");
+            assert!(out.contains("<success"), "{sent}: {out}");
+            assert_eq!(
+                bound_jid(&mut net, conn).split('/').next(),
+                Some("benvolio@verona.lit")
+            );
+        }
+        // Our client SASLpreps what the user typed (fullwidth → ASCII) before hashing it.
+        let out = digest_login(&mut net, "\u{ff42}envolio", "peace");
+        assert!(out.contains("<success"), "{out}");
+        // Hashed as sent, an upper-case name cannot match the prepared name's secret.
+        let out = digest_login(&mut net, "Benvolio", "peace");
+        assert!(out.contains("not-authorized"), "{out}");
+
+        // The planted key is the one the server derives for a valid localpart.
+        let longest = "a".repeat(1023);
+        let key_of = |l: &str| {
+            accounts::credentials_key(&BareJid::parse(&format!("{l}@verona.lit")).expect("jid"))
+        };
+        assert_eq!(key_of(&longest).account, format!("{longest}@verona.lit"));
+        plant(&mut net, &longest, "long");
+        let out = digest_login(&mut net, &longest, "long");
+        assert!(out.contains("<success"), "1023 bytes: {out}");
+        let too_long = "a".repeat(1024);
+        plant(&mut net, &too_long, "long");
+        let refused = digest_login(&mut net, &too_long, "long");
+        let unknown = digest_login(&mut net, "nobody", "long");
+        assert!(unknown.contains("not-authorized"), "{unknown}");
+        assert_eq!(refused, unknown);
     }
 
     #[test]

@@ -533,8 +533,7 @@ fn run_step(
                     let o = o.unwrap_or_default();
                     let mut config = o.apply(NodeConfig::default_for(limits));
                     // Private data sends no last item unless asked to (XEP-0223).
-                    if o.send_last_item.is_none() && config.access_model == AccessModel::Whitelist
-                    {
+                    if o.send_last_item.is_none() && config.access_model == AccessModel::Whitelist {
                         config.send_last_item = SendLastItem::Never;
                     }
                     let mut items = vec![(id, text.to_string())];

@@ -30,6 +30,8 @@ pub struct Net {
     pub s2s_closed: Vec<ConnId>,
     /// Virtual time of everything `drive` feeds (T0 unless a test moves it).
     pub now: Instant,
+    /// Set to `Some` to keep every byte the server writes to each connection.
+    pub wire: Option<HashMap<ConnId, Vec<u8>>>,
     /// Set to hold effects and complete them later (see [`Schedule`]); `None`: each
     /// effect completes as soon as it is polled.
     pub schedule: Option<Schedule>,
@@ -86,6 +88,7 @@ impl Net {
             s2s_out: Vec::new(),
             s2s_closed: Vec::new(),
             now: T0,
+            wire: None,
             schedule: None,
             held: Vec::new(),
             failed: 0,
@@ -103,7 +106,20 @@ impl Net {
 
     /// Open a client connection and drive it to the end of negotiation.
     pub fn connect(&mut self, jid: &str, password: &str) -> ConnId {
-        let id = self.server.accept(self.now);
+        self.connect_from(None, jid, password)
+    }
+
+    /// [`Net::connect`] from `peer` (as the adapter reports it), or from an unknown address.
+    pub fn connect_from(
+        &mut self,
+        peer: Option<std::net::IpAddr>,
+        jid: &str,
+        password: &str,
+    ) -> ConnId {
+        let id = match peer {
+            Some(ip) => self.server.accept_from(ip, self.now),
+            None => self.server.accept(self.now),
+        };
         self.seed += 1;
         let client = Connection::new_client(
             ClientConfig {
@@ -175,6 +191,7 @@ impl Net {
             // Server → clients.
             while let Some((id, bytes)) = self.server.poll_transmit() {
                 progress = true;
+                self.record(id, &bytes);
                 if let Some(c) = self.clients.get_mut(&id) {
                     c.handle_input(&bytes, self.now);
                 } else {
@@ -186,6 +203,7 @@ impl Net {
                 match ev {
                     ServerEvent::UpgradeTls(id) => {
                         while let Some((to, bytes)) = self.server.poll_transmit() {
+                            self.record(to, &bytes);
                             if let Some(c) = self.clients.get_mut(&to) {
                                 c.handle_input(&bytes, self.now);
                             } else {
@@ -256,6 +274,12 @@ impl Net {
             }
         }
         panic!("virtual network did not settle in 500 rounds");
+    }
+
+    fn record(&mut self, id: ConnId, bytes: &[u8]) {
+        if let Some(wire) = &mut self.wire {
+            wire.entry(id).or_default().extend_from_slice(bytes);
+        }
     }
 
     fn complete(&mut self, effect: elsinore_storage::Effect) {
