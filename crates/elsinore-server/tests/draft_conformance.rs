@@ -507,3 +507,364 @@ fn no_reply_names_a_client_address() {
         }
     }
 }
+
+/// The `<body/>`, `<subject/>` and `<status/>` children (jabber:client) of `stanza` have no
+/// attribute but `xml:lang` and text only; returns their text, in order.
+fn plain_texts(stanza: &Element) -> Vec<String> {
+    let mut texts = Vec::new();
+    for c in stanza.elements() {
+        if c.ns != "jabber:client" || !matches!(c.name.as_str(), "body" | "subject" | "status") {
+            continue;
+        }
+        for a in &c.attrs {
+            let xml_lang = a.ns == elsinore_xml::XML_NS && a.name == "lang";
+            assert!(
+                xml_lang,
+                "attribute {} on <{}/>: {stanza:?}",
+                a.name, c.name
+            );
+        }
+        for n in &c.children {
+            assert!(
+                matches!(n, elsinore_xml::Node::Text(_)),
+                "mixed content in <{}/>: {stanza:?}",
+                c.name
+            );
+        }
+        texts.push(c.text());
+    }
+    texts
+}
+
+/// §7.3.2.1, §7.3.2.2 and §7.4.2.2: every `<body/>`, `<subject/>` and `<status/>` the
+/// server writes itself has no attribute but `xml:lang` and no mixed content, also where
+/// its text comes from a client that sent attributes and markup: the status of
+/// subscription requests (delivered at once and kept for an offline contact), the room
+/// subject a late joiner gets, room notices, group chat invitations, and update notices.
+#[test]
+fn body_subject_and_status_the_server_writes_are_plain_text() {
+    const MARKUP: &str = "xmlns:m='urn:example:markup'";
+    let mut cfg = ServerConfig::new("denmark");
+    cfg.scram_iterations = 4096;
+    cfg.muc_join_messages = true;
+    cfg.releases = vec![elsinore_server::Release {
+        client: "winjab".into(),
+        version: "0.9.1.1".into(),
+        kind: elsinore_server::ReleaseKind::Release,
+        priority: "optional".into(),
+        desc: String::new(),
+        url: "http://update.denmark/winjab.exe".into(),
+    }];
+    let mut net = Net::with_config(cfg);
+    for u in ["hamlet", "ophelia", "horatio"] {
+        net.add_user(&format!("{u}@denmark"), "pw");
+    }
+    let hamlet = net.connect_available("hamlet@denmark/castle", "pw");
+    let ophelia = net.connect_available("ophelia@denmark/castle", "pw");
+
+    // Subscription requests with a decorated status: to Ophelia (online) and to Horatio
+    // (offline, kept until he comes).
+    for to in ["ophelia", "horatio"] {
+        net.send(
+            hamlet,
+            &el(&format!(
+                "<presence xmlns='jabber:client' {MARKUP} to='{to}@denmark' type='subscribe'>\
+                 <status xml:lang='en' m:style='bold'>Be my <m:em>friend</m:em></status></presence>"
+            )),
+        );
+    }
+    let got = net.take_inbox(ophelia);
+    let request = got
+        .iter()
+        .find(|p| p.attr("type") == Some("subscribe"))
+        .expect("request delivered");
+    assert_eq!(plain_texts(request), ["Be my "]);
+    let horatio = net.connect("horatio@denmark/study", "pw");
+    net.send(horatio, &el("<presence xmlns='jabber:client'/>"));
+    let got = net.take_inbox(horatio);
+    let request = got
+        .iter()
+        .find(|p| p.attr("type") == Some("subscribe"))
+        .expect("kept request delivered");
+    assert_eq!(plain_texts(request), ["Be my "]);
+
+    // Group chat: Hamlet sets a decorated subject; Ophelia joins and gets it from the room.
+    let room = "act3@conference.denmark";
+    let join = |nick: &str| {
+        el(&format!(
+            "<presence xmlns='jabber:client' to='{room}/{nick}'>\
+             <x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+    };
+    net.send(hamlet, &join("Hamlet"));
+    net.send(
+        hamlet,
+        &el(&format!(
+            "<message xmlns='jabber:client' {MARKUP} to='{room}' type='groupchat'>\
+             <subject xml:lang='en' m:style='bold'>The <m:em>play</m:em></subject></message>"
+        )),
+    );
+    net.take_inbox(hamlet);
+    net.send(ophelia, &join("Ophelia"));
+    let got = net.take_inbox(ophelia);
+    let subject = got
+        .iter()
+        .find(|m| m.name == "message" && m.get_child("subject", "jabber:client").is_some())
+        .expect("the subject ends the join");
+    assert_eq!(plain_texts(subject), ["The "]);
+    let got = net.take_inbox(hamlet);
+    let notice = got
+        .iter()
+        .find(|m| m.name == "message" && m.attr("from") == Some(room))
+        .expect("join notice");
+    assert_eq!(plain_texts(notice), ["Ophelia has arrived."]);
+
+    // The guide's invitation, with a decorated reason.
+    net.send(
+        hamlet,
+        &el(&format!(
+            "<message xmlns='jabber:client' {MARKUP} to='{room}'>\
+             <subject>invite:horatio@denmark</subject>\
+             <body xml:lang='en' m:style='bold'>Come <m:em>now</m:em></body></message>"
+        )),
+    );
+    let got = net.take_inbox(horatio);
+    let invite = got
+        .iter()
+        .find(|m| m.name == "message" && m.attr("from") == Some(room))
+        .expect("invitation");
+    assert_eq!(plain_texts(invite), ["invite:horatio@denmark", "Come "]);
+
+    // An update notice (the guide's Example 7-2).
+    net.send(
+        hamlet,
+        &el("<presence xmlns='jabber:client' to='winjab@update.denmark/0.9.0.1'/>"),
+    );
+    let got = net.take_inbox(hamlet);
+    let update = got
+        .iter()
+        .find(|m| m.name == "message")
+        .expect("update notice");
+    let texts = plain_texts(update);
+    assert_eq!(texts.len(), 2, "{update:?}");
+    assert!(texts[1].contains("0.9.1.1"), "{texts:?}");
+}
+
+/// The namespaces of draft-ietf-xmpp-core-11 itself, which an extension may not use.
+const CORE_NAMESPACES: [&str; 8] = [
+    "jabber:client",
+    "jabber:server",
+    "jabber:server:dialback",
+    "http://etherx.jabber.org/streams",
+    "urn:ietf:params:xml:ns:xmpp-tls",
+    "urn:ietf:params:xml:ns:xmpp-sasl",
+    "urn:ietf:params:xml:ns:xmpp-streams",
+    "urn:ietf:params:xml:ns:xmpp-stanzas",
+];
+
+/// §7.6: a child of a stanza is one the core defines for it (in jabber:client) or an
+/// extension in a namespace of its own, never in no namespace or a core namespace. Checked
+/// on every stanza a session of each user receives while the server answers its services
+/// (roster, disco, version, time, last, vCard, private XML, registration, agents, ping,
+/// PEP and its events, caps queries), bounces, stores and delivers offline messages, runs
+/// group chat (presence, history, subject, invitations) and sends update notices. What
+/// the test's clients send is namespaced too, so what they route passes as well.
+#[test]
+fn extension_children_the_server_writes_are_namespaced() {
+    const TUNE: &str = "http://jabber.org/protocol/tune";
+    let mut cfg = ServerConfig::new("denmark");
+    cfg.scram_iterations = 4096;
+    cfg.muc_join_messages = true;
+    cfg.releases = vec![elsinore_server::Release {
+        client: "winjab".into(),
+        version: "0.9.1.1".into(),
+        kind: elsinore_server::ReleaseKind::Release,
+        priority: "optional".into(),
+        desc: String::new(),
+        url: "http://update.denmark/winjab.exe".into(),
+    }];
+    let mut net = Net::with_config(cfg);
+    net.server.set_wall_clock(common::T0, 1_700_000_000_000);
+    for u in ["hamlet", "ophelia", "horatio"] {
+        net.add_user(&format!("{u}@denmark"), "pw");
+    }
+    let hamlet = net.connect("hamlet@denmark/castle", "pw");
+    let ophelia = net.connect("ophelia@denmark/castle", "pw");
+    for (from, to, ty) in [
+        (hamlet, "ophelia", "subscribe"),
+        (ophelia, "hamlet", "subscribed"),
+        (ophelia, "hamlet", "subscribe"),
+        (hamlet, "ophelia", "subscribed"),
+    ] {
+        net.send(
+            from,
+            &el(&format!(
+                "<presence xmlns='jabber:client' to='{to}@denmark' type='{ty}'/>"
+            )),
+        );
+    }
+    net.send(hamlet, &el("<presence xmlns='jabber:client'/>"));
+    // Ophelia wants tune events: the server asks for her capabilities.
+    let (info, ver) = common::caps_info(&[TUNE]);
+    net.send(ophelia, &common::caps_presence(Some("sha-1"), &ver));
+    let caps_query = net.inbox[&ophelia]
+        .iter()
+        .find(|e| e.name == "iq" && e.attr("type") == Some("get"))
+        .cloned()
+        .expect("a caps query");
+    net.answer_caps(ophelia, &caps_query, &info);
+    let requests = [
+        "<query xmlns='jabber:iq:roster'/>".to_string(),
+        format!(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='{TUNE}'>\
+                 <item><tune xmlns='{TUNE}'><title>Yorick</title></tune></item></publish></pubsub>"
+        ),
+        format!(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='{TUNE}'/></pubsub>"
+        ),
+        "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'>x</prefs></query>"
+            .to_string(),
+        "<vCard xmlns='vcard-temp'><FN>Hamlet</FN></vCard>".to_string(),
+    ];
+    for (n, payload) in requests.iter().enumerate() {
+        let ty = if n == 0 || n == 2 { "get" } else { "set" };
+        net.send_raw(
+            hamlet,
+            &format!("<iq xmlns='jabber:client' type='{ty}' id='s{n}'>{payload}</iq>"),
+        );
+    }
+    for (n, (to, payload)) in [
+        (
+            "",
+            "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query>",
+        ),
+        ("", "<vCard xmlns='vcard-temp'/>"),
+        ("", "<query xmlns='jabber:iq:register'/>"),
+        ("", "<query xmlns='jabber:iq:agents'/>"),
+        (
+            "denmark",
+            "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+        ),
+        (
+            "denmark",
+            "<query xmlns='http://jabber.org/protocol/disco#items'/>",
+        ),
+        ("denmark", "<query xmlns='jabber:iq:version'/>"),
+        ("denmark", "<query xmlns='jabber:iq:time'/>"),
+        ("denmark", "<time xmlns='urn:xmpp:time'/>"),
+        ("denmark", "<query xmlns='jabber:iq:last'/>"),
+        ("denmark", "<ping xmlns='urn:xmpp:ping'/>"),
+        ("denmark", "<query xmlns='urn:example:unknown'/>"),
+        ("ophelia@denmark", "<query xmlns='jabber:iq:last'/>"),
+        ("ophelia@denmark", "<vCard xmlns='vcard-temp'/>"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let to = if to.is_empty() {
+            String::new()
+        } else {
+            format!(" to='{to}'")
+        };
+        net.send_raw(
+            hamlet,
+            &format!("<iq xmlns='jabber:client' type='get' id='g{n}'{to}>{payload}</iq>"),
+        );
+    }
+    // A bounce, and a message kept for Horatio until he comes.
+    net.send_raw(
+        hamlet,
+        "<message xmlns='jabber:client' to='yorick@denmark' id='gone'><body>Alas</body></message>",
+    );
+    net.send_raw(
+        hamlet,
+        "<message xmlns='jabber:client' to='horatio@denmark'><body>Come</body></message>",
+    );
+    let horatio = net.connect("horatio@denmark/study", "pw");
+    net.send(horatio, &el("<presence xmlns='jabber:client'/>"));
+    // Group chat: join, talk, a late joiner gets history and subject, an invitation.
+    let room = "act3@conference.denmark";
+    for (id, nick) in [(hamlet, "Hamlet"), (ophelia, "Ophelia")] {
+        net.send_raw(
+            id,
+            &format!(
+                "<presence xmlns='jabber:client' to='{room}/{nick}'>\
+                 <x xmlns='http://jabber.org/protocol/muc'/></presence>"
+            ),
+        );
+        net.send_raw(
+            id,
+            &format!(
+                "<message xmlns='jabber:client' to='{room}' type='groupchat'>\
+                 <body>{nick} speaks</body></message>"
+            ),
+        );
+    }
+    net.send_raw(
+        hamlet,
+        &format!(
+            "<message xmlns='jabber:client' to='{room}'>\
+             <subject>invite:horatio@denmark</subject><body>Come</body></message>"
+        ),
+    );
+    net.send_raw(
+        hamlet,
+        "<presence xmlns='jabber:client' to='winjab@update.denmark/0.9.0.1'/>",
+    );
+
+    let mut seen = std::collections::BTreeSet::new();
+    let mut count = 0;
+    for id in [hamlet, ophelia, horatio] {
+        for stanza in net.take_inbox(id) {
+            count += 1;
+            let core: &[&str] = match stanza.name.as_str() {
+                "message" => &["subject", "body", "thread", "error"],
+                "presence" => &["show", "status", "priority", "error"],
+                _ => &["error"],
+            };
+            for c in stanza.elements() {
+                if c.ns == "jabber:client" {
+                    assert!(
+                        core.contains(&c.name.as_str()),
+                        "<{}/> in {stanza:?}",
+                        c.name
+                    );
+                } else {
+                    assert!(
+                        !c.ns.is_empty() && !CORE_NAMESPACES.contains(&c.ns.as_str()),
+                        "<{}/> in namespace {:?}: {stanza:?}",
+                        c.name,
+                        c.ns
+                    );
+                    seen.insert(c.ns.clone());
+                }
+            }
+        }
+    }
+    // The scenario reached the payload writers it means to check.
+    for ns in [
+        "jabber:iq:roster",
+        "http://jabber.org/protocol/pubsub",
+        "http://jabber.org/protocol/pubsub#event",
+        "http://jabber.org/protocol/disco#info",
+        "http://jabber.org/protocol/disco#items",
+        "jabber:iq:private",
+        "vcard-temp",
+        "jabber:iq:register",
+        "jabber:iq:agents",
+        "jabber:iq:version",
+        "jabber:iq:time",
+        "urn:xmpp:time",
+        "jabber:iq:last",
+        "urn:xmpp:delay",
+        "jabber:x:delay",
+        "http://jabber.org/protocol/muc#user",
+        "jabber:x:conference",
+        "jabber:x:autoupdate",
+    ] {
+        assert!(
+            seen.contains(ns),
+            "no {ns} payload among {count} stanzas: {seen:?}"
+        );
+    }
+}
