@@ -1,6 +1,7 @@
 //! The client core against the server core, bytes moved in memory (no sockets, no clock).
 #![allow(clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ struct World {
     server: Server,
     store: MemoryStore,
     now: Instant,
+    /// Every chunk each client wrote, in order.
+    sent: HashMap<ConnId, Vec<Vec<u8>>>,
 }
 
 impl World {
@@ -34,6 +37,7 @@ impl World {
             server: Server::new(config, [1; 32], Instant::from_millis(0)),
             store,
             now: Instant::from_millis(0),
+            sent: HashMap::new(),
         }
     }
 
@@ -57,6 +61,7 @@ impl World {
                 if !out.is_empty() {
                     moved = true;
                     self.server.handle_input(*conn, &out, self.now);
+                    self.sent.entry(*conn).or_default().push(out);
                 }
             }
             while let Some(effect) = self.server.poll_effect() {
@@ -352,4 +357,217 @@ fn send_iq_refuses_what_it_cannot_track() {
         c.private_get("a", "b", world.now),
         Err(SendIqError::TooManyOutstanding)
     );
+}
+
+// ---- what the library writes (draft-ietf-xmpp-core-11 §7.2.2, §7.4.1, §7.6) ----------
+
+/// The top-level elements in `chunks` as the server reads them; a chunk that opens a new
+/// stream (the restart after SASL success) starts a new parse.
+fn written_elements(chunks: &[Vec<u8>]) -> Vec<Element> {
+    use elsinore_xml::{StreamParser, XmlEvent, XmlLimits};
+    let mut parser = StreamParser::new(XmlLimits::default());
+    let mut out = Vec::new();
+    for chunk in chunks {
+        if chunk.starts_with(b"<?xml") {
+            parser.reset();
+        }
+        let mut buf = &chunk[..];
+        while let Some(event) = parser.parse(&mut buf).expect("the client writes XML") {
+            if let XmlEvent::Element(e) = event {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// Negotiation with a scripted server that offers PLAIN and requires the RFC 3921 session
+/// iq, which the real server makes optional; returns what the client wrote.
+fn scripted_negotiation_with_session() -> Vec<Vec<u8>> {
+    let config = ClientConfig {
+        jid: Jid::from_str(&format!("hamlet@{DOMAIN}/desk")).unwrap(),
+        password: "s3cret".into(),
+        tls: TlsPolicy::Disabled,
+    };
+    let now = Instant::from_millis(0);
+    let mut c = Client::new(config, Options::default(), [3; 32], now);
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+         xmlns:stream='http://etherx.jabber.org/streams' from='{DOMAIN}' id='s1' version='1.0'>"
+    );
+    let mut sent = vec![c.take_transmit()];
+    let answer = |c: &mut Client, sent: &mut Vec<Vec<u8>>, input: &str| {
+        c.handle_input(input.as_bytes(), now);
+        let out = c.take_transmit();
+        assert!(!out.is_empty(), "the client answers {input}");
+        sent.push(out);
+    };
+    answer(
+        &mut c,
+        &mut sent,
+        &format!(
+            "{header}<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
+             <mechanism>PLAIN</mechanism></mechanisms></stream:features>"
+        ),
+    );
+    answer(
+        &mut c,
+        &mut sent,
+        "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+    );
+    answer(
+        &mut c,
+        &mut sent,
+        &format!(
+            "{header}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
+             <session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></stream:features>"
+        ),
+    );
+    let bind = Element::parse(sent.last().unwrap()).unwrap();
+    answer(
+        &mut c,
+        &mut sent,
+        &format!(
+            "<iq type='result' id='{}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+             <jid>hamlet@{DOMAIN}/desk</jid></bind></iq>",
+            bind.attr("id").unwrap()
+        ),
+    );
+    let session = Element::parse(sent.last().unwrap()).unwrap();
+    assert!(
+        session
+            .get_child("session", "urn:ietf:params:xml:ns:xmpp-session")
+            .is_some()
+    );
+    c.handle_input(
+        format!("<iq type='result' id='{}'/>", session.attr("id").unwrap()).as_bytes(),
+        now,
+    );
+    assert!(c.is_established());
+    sent
+}
+
+/// Every top-level element the library writes in a session that uses each request builder
+/// and command against the server, plus the scripted negotiation above. The application's
+/// own stanzas are built, as an application would, without `from`.
+fn everything_the_library_writes() -> Vec<Element> {
+    use elsinore_client::{annotations, bookmarks, pep};
+    let mut world = World::new(&[("hamlet", "s3cret")]);
+    let (mut c, id) = world.client(
+        &format!("hamlet@{DOMAIN}/desk"),
+        "s3cret",
+        Options::default(),
+    );
+    world.pump(&mut [(&mut c, id)]);
+    assert!(c.is_established());
+    let me = BareJid::from_str(&format!("hamlet@{DOMAIN}")).unwrap();
+    let room = BareJid::from_str("act3@conference.elsinore.lit").unwrap();
+    let node = "urn:example:notes";
+    let note = Element::new("note", "urn:example:notes").with_text("remember");
+    let conference = bookmarks::Conference {
+        jid: room.clone(),
+        name: Some("Act III".into()),
+        autojoin: false,
+        nick: None,
+        password: None,
+        extensions: Vec::new(),
+    };
+    let requests = [
+        annotations::get_request(),
+        annotations::set_request(&annotations::Annotations::new()),
+        bookmarks::publish_request(&conference),
+        bookmarks::items_request(),
+        bookmarks::retract_request(&room),
+        bookmarks::legacy_get_request(),
+        bookmarks::legacy_set_request(&bookmarks::Bookmarks::default()),
+        pep::publish_request(node, Some("n1"), note, Some(&pep::ConfigChange::private())),
+        pep::items_request(node, &pep::Select::Last(1)),
+        pep::retract_request(node, "n1", true),
+        pep::configure_get_request(node),
+        pep::configure_set_request(node, &pep::ConfigChange::private()),
+        pep::purge_request(node),
+        pep::delete_request(node),
+        pep::create_request("urn:example:other", None),
+        pep::disco_info_request(&me),
+    ];
+    for r in requests {
+        c.send_iq(r, world.now).unwrap();
+    }
+    c.private_set(Element::new("prefs", "urn:example:prefs"), world.now)
+        .unwrap();
+    c.private_get("prefs", "urn:example:prefs", world.now)
+        .unwrap();
+    let version = Element::parse(
+        format!("<iq xmlns='jabber:client' type='get' to='{DOMAIN}'><query xmlns='jabber:iq:version'/></iq>").as_bytes(),
+    )
+    .unwrap();
+    c.send_iq(version, world.now).unwrap();
+    for app in [
+        "<presence xmlns='jabber:client'><status>reading</status></presence>",
+        "<message xmlns='jabber:client' to='ophelia@elsinore.lit' type='chat'><body>Words</body></message>",
+    ] {
+        c.send(&Element::parse(app.as_bytes()).unwrap()).unwrap();
+    }
+    world.pump(&mut [(&mut c, id)]);
+    assert_eq!(c.outstanding_iqs(), 0, "every request was answered");
+    c.close(world.now);
+    world.pump(&mut [(&mut c, id)]);
+    let mut chunks = world.sent.remove(&id).unwrap();
+    chunks.extend(scripted_negotiation_with_session());
+    written_elements(&chunks)
+}
+
+/// §7.2.2: a client MUST NOT put `from` on the stanzas it sends. Nothing the library writes
+/// carries one: negotiation (bind, session), every request builder and command, and the
+/// application's stanzas passed through `send`.
+#[test]
+fn the_library_puts_no_from_on_its_stanzas() {
+    let written = everything_the_library_writes();
+    let stanzas: Vec<&Element> = written.iter().filter(|e| e.ns == "jabber:client").collect();
+    // Bind and session, 19 requests, two of the application's stanzas.
+    assert!(stanzas.len() >= 23, "{stanzas:?}");
+    for s in stanzas {
+        assert_eq!(s.attr("from"), None, "{s:?}");
+    }
+}
+
+/// §7.4.1: a client SHOULD NOT send presence of type `probe` (the server probes contacts
+/// for it). The library sends no presence of its own: the only one it writes is the
+/// application's initial presence.
+#[test]
+fn the_library_sends_no_probe() {
+    let written = everything_the_library_writes();
+    let presences: Vec<&Element> = written.iter().filter(|e| e.name == "presence").collect();
+    assert_eq!(presences.len(), 1, "{presences:?}");
+    assert_eq!(presences[0].attr("type"), None);
+}
+
+/// §7.6: an extension child of a stanza is in a namespace of its own, not in no namespace
+/// or a core one. Checked on every stanza the library writes: each child is a core child in
+/// jabber:client (`<body/>`, `<status/>`, …) or a namespaced payload.
+#[test]
+fn the_library_namespaces_extension_children() {
+    const CORE: [&str; 5] = [
+        "jabber:client",
+        "jabber:server",
+        "http://etherx.jabber.org/streams",
+        "urn:ietf:params:xml:ns:xmpp-stanzas",
+        "urn:ietf:params:xml:ns:xmpp-streams",
+    ];
+    let written = everything_the_library_writes();
+    let mut payloads = 0;
+    for s in written.iter().filter(|e| e.ns == "jabber:client") {
+        for c in s.elements() {
+            if c.ns == "jabber:client" {
+                let allowed = [
+                    "body", "subject", "thread", "status", "show", "priority", "error",
+                ];
+                assert!(allowed.contains(&c.name.as_str()), "{s:?}");
+            } else {
+                assert!(!c.ns.is_empty() && !CORE.contains(&c.ns.as_str()), "{s:?}");
+                payloads += 1;
+            }
+        }
+    }
+    assert!(payloads >= 21, "every request has a payload");
 }
