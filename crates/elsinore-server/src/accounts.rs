@@ -12,6 +12,8 @@ use elsinore_sasl::StoredCredentials;
 use elsinore_storage::{Key, Op, Space};
 use elsinore_stream::Rng;
 
+pub use crate::removal::{StoredRemoval, StoredRemovalError, remove_stored_account};
+
 /// Default PBKDF2 iteration count for new credentials.
 pub const DEFAULT_SCRAM_ITERATIONS: u32 = 4096;
 

@@ -41,7 +41,7 @@ impl RosterUpdate {
     }
 }
 
-fn roster_key(account: &BareJid) -> Key {
+pub(crate) fn roster_key(account: &BareJid) -> Key {
     Key::new(account.to_string(), Space::Roster, "")
 }
 
@@ -263,6 +263,9 @@ impl Server {
                             });
                         }
                     };
+                    // A request the user never answered is cancelled with the item.
+                    let pending_in = matches!(&req, SetRequest::Remove(j)
+                        if roster.pending_in.iter().any(|(p, _)| p == j));
                     match roster.apply_set(&req) {
                         Err(e) => RosterUpdate::unchanged(move |s: &mut Server, _, now| {
                             s.deliver_to_conn(id, &iq_error(&head, None, set_error(e)), now);
@@ -281,24 +284,7 @@ impl Server {
                                 s.push_roster_item(&account, &item, removed, now);
                                 if removed {
                                     // RFC 6121 2.5.2: cancel both directions.
-                                    if item.subscription.has_from() || item.ask {
-                                        s.subscription_inbound(
-                                            account.clone(),
-                                            item.jid.clone(),
-                                            SubKind::Unsubscribed,
-                                            None,
-                                            now,
-                                        );
-                                    }
-                                    if item.subscription.has_to() {
-                                        s.subscription_inbound(
-                                            account.clone(),
-                                            item.jid.clone(),
-                                            SubKind::Unsubscribe,
-                                            None,
-                                            now,
-                                        );
-                                    }
+                                    s.cancel_subscriptions(&account, &item, pending_in, now);
                                 }
                             }),
                         },
@@ -598,20 +584,56 @@ impl Server {
                         }
                     }
                     if kind == SubKind::Unsubscribed {
-                        // RFC 6121 3.2.3: the former subscriber sees the user go away.
-                        let el =
-                            Element::new("presence", NS_CLIENT).with_attr("type", "unavailable");
-                        let sessions = s.available_sessions(&u);
-                        for (c, _) in sessions {
-                            if let Some(jid) = s.conns.get(&c).and_then(|x| x.jid.clone()) {
-                                s.send_presence_to_account(&contact, &jid, &el, ConnId(0), now);
-                            }
-                        }
+                        s.unavailable_to_former_subscriber(&u, &contact, now);
                     }
                     s.subscription_inbound(u, contact, kind, status, now);
                 }),
             }
         });
+    }
+
+    /// RFC 6121 3.2.3: a former subscriber sees every available session of `user` go away.
+    fn unavailable_to_former_subscriber(
+        &mut self,
+        user: &BareJid,
+        contact: &BareJid,
+        now: Instant,
+    ) {
+        let el = Element::new("presence", NS_CLIENT).with_attr("type", "unavailable");
+        for (c, _) in self.available_sessions(user) {
+            if let Some(jid) = self.conns.get(&c).and_then(|x| x.jid.clone()) {
+                self.send_presence_to_account(contact, &jid, &el, ConnId(0), now);
+            }
+        }
+    }
+
+    /// `user` drops `contact` (its roster item `item`, as it was; `pending_in`: the contact
+    /// was waiting for the user's answer): both directions are cancelled as if the user
+    /// had sent the stanzas (RFC 6121 2.5.2, XEP-0077 3.2). `unsubscribed` where the
+    /// contact saw the user's presence (after unavailable from each available session,
+    /// 3.2.3) or waited for an answer, `unsubscribe` where the user saw or asked to see
+    /// the contact's. The contact's side is the ordinary inbound path: a local contact's
+    /// roster is stored and pushed, a remote contact gets the stanzas over s2s. The user's
+    /// own roster is the caller's (already without the item, or deleted).
+    pub(crate) fn cancel_subscriptions(
+        &mut self,
+        user: &BareJid,
+        item: &Item,
+        pending_in: bool,
+        now: Instant,
+    ) {
+        let contact = &item.jid;
+        if item.subscription.has_from() {
+            self.unavailable_to_former_subscriber(user, contact, now);
+        }
+        if item.subscription.has_from() || pending_in {
+            let (u, c) = (user.clone(), contact.clone());
+            self.subscription_inbound(u, c, SubKind::Unsubscribed, None, now);
+        }
+        if item.subscription.has_to() || item.ask {
+            let (u, c) = (user.clone(), contact.clone());
+            self.subscription_inbound(u, c, SubKind::Unsubscribe, None, now);
+        }
     }
 
     /// A subscription stanza from `user` reaches `contact` (a local account or not).
@@ -656,8 +678,10 @@ impl Server {
                 let Ok(mut roster) = roster else {
                     return RosterUpdate::unchanged(|_, _, _| {});
                 };
+                let version = roster.version;
                 let (action, changed) = roster.inbound(kind, &user, status.clone());
-                let dirty = changed.is_some() || kind == SubKind::Subscribe;
+                // The version moves with any change, a request added or withdrawn too.
+                let dirty = roster.version != version;
                 RosterUpdate {
                     save: dirty.then_some(roster),
                     then: Box::new(move |s: &mut Server, ok, now| {

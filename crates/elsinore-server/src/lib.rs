@@ -26,6 +26,7 @@ mod muc;
 mod pep;
 mod private_xml;
 mod register;
+mod removal;
 pub mod roster;
 mod s2s;
 mod server;

@@ -95,6 +95,8 @@ impl Server {
                     self.config.credential_policy(),
                 ) {
                     Ok(op) => {
+                        // A new account under a name just removed: its writes are wanted.
+                        self.removed.unmark(&jid);
                         self.run_effect(op, move |s: &mut Server, result, now| {
                             s.registering.remove(&jid);
                             let reply = match result {

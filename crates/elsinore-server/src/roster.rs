@@ -94,7 +94,7 @@ pub struct Item {
 }
 
 impl Item {
-    fn new(jid: BareJid) -> Self {
+    pub(crate) fn new(jid: BareJid) -> Self {
         Item {
             jid,
             name: None,

@@ -376,6 +376,8 @@ pub struct Server {
     scratch: Scratch,
     /// Capability sets of sessions and the disco#info queries for them (`caps.rs`).
     pub(crate) caps: crate::caps::CapsState,
+    /// Accounts just deleted, whose values no later write may bring back (`removal.rs`).
+    pub(crate) removed: crate::removal::Tombstones,
 }
 
 impl Server {
@@ -388,6 +390,7 @@ impl Server {
             timers: BinaryHeap::new(),
             scratch: Scratch::new(),
             caps: crate::caps::CapsState::default(),
+            removed: crate::removal::Tombstones::default(),
             stream_config: Arc::new(config.stream_config()),
             stream_limits: Arc::new(config.limits.clone()),
             config,
@@ -768,6 +771,15 @@ impl Server {
     // ---- internals -----------------------------------------------------
 
     fn emit_effect(&mut self, op: Op, pending: Pending) {
+        if !self.removed.is_empty() && self.removed.resurrects(&op) {
+            // It would land after the account's deletion: it fails without reaching the
+            // store, answered at the end of this input as a completion would be.
+            if let Pending::Then(k) = pending {
+                let job = move |s: &mut Server, now| k(s, crate::removal::refused(), now);
+                self.ready.push_back(Job(Box::new(job)));
+            }
+            return;
+        }
         let id = self.next_effect;
         self.next_effect += 1;
         self.pending.insert(id, pending);
@@ -812,6 +824,13 @@ impl Server {
         while let Some(job) = self.ready.pop_front() {
             (job.0)(self, now);
         }
+        self.settle_tombstones();
+    }
+
+    /// No storage work in flight: no effect unanswered or queued, no lock held, no job
+    /// waiting. Whatever runs next started after this moment.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.locked.is_empty() && self.ready.is_empty()
     }
 
     /// Run a storage op; `k` resumes with its result (effects complete in order).

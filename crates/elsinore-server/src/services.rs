@@ -120,7 +120,7 @@ enum Target {
     Account(BareJid),
 }
 
-fn directory_key(domain: &str) -> Key {
+pub(crate) fn directory_key(domain: &str) -> Key {
     Key::new(domain, Space::VCard, "directory")
 }
 
@@ -166,7 +166,7 @@ fn directory_fields(vcard: &Element) -> [String; 4] {
 }
 
 /// Parse the stored directory (absent or damaged: empty).
-fn parse_directory(bytes: Option<&[u8]>) -> Element {
+pub(crate) fn parse_directory(bytes: Option<&[u8]>) -> Element {
     bytes
         .and_then(|b| Element::parse(b).ok())
         .filter(|e| e.is("directory", DIRECTORY_NS))
@@ -174,7 +174,11 @@ fn parse_directory(bytes: Option<&[u8]>) -> Element {
 }
 
 /// Replace (or with `None` remove) `account`'s entry in the directory.
-fn set_directory_entry(dir: &mut Element, account: &BareJid, fields: Option<[String; 4]>) {
+pub(crate) fn set_directory_entry(
+    dir: &mut Element,
+    account: &BareJid,
+    fields: Option<[String; 4]>,
+) {
     let jid = account.to_string();
     dir.children.retain(|n| match n {
         elsinore_xml::Node::Element(e) => e.attr("jid") != Some(jid.as_str()),
@@ -589,7 +593,13 @@ impl Server {
             // XML, roster, PEP nodes, vCard) goes with it, or every anonymous login would
             // leave data behind for good. (If the store fails the batch, the data stays
             // unreachable: the name was random and no one can log in to it again.)
-            self.delete_account_data(account, now, |_, _, _| {});
+            // Its contacts are told as after an in-band removal (its sessions are gone:
+            // they saw it go unavailable when the session closed).
+            self.delete_account(account.clone(), now, move |s, roster, now| {
+                if let Some(roster) = roster {
+                    s.cancel_all_subscriptions(&account, &roster, now);
+                }
+            });
             return;
         }
         if let Some(ms) = self.wall_ms(now) {
@@ -772,16 +782,19 @@ impl Server {
         }
     }
 
-    /// XEP-0077 3.2: delete every stored thing of the account, answer, then close its
-    /// sessions.
+    /// XEP-0077 3.2: delete every stored thing of the account, answer, cancel its
+    /// subscriptions (its contacts see it go unavailable), then close its sessions.
     fn remove_account(&mut self, id: ConnId, head: IqHead, account: BareJid, now: Instant) {
-        self.delete_account_data(account.clone(), now, move |s, done, now| {
-            if !done {
+        self.delete_account(account.clone(), now, move |s, roster, now| {
+            let Some(roster) = roster else {
                 let e = StanzaError::new(DefinedCondition::InternalServerError);
                 s.deliver_to_conn(id, &iq_error(&head, None, e), now);
                 return;
-            }
+            };
             s.deliver_to_conn(id, &iq_result(&head, None), now);
+            // While its sessions are still available, so former subscribers get their
+            // unavailable presence.
+            s.cancel_all_subscriptions(&account, &roster, now);
             if let Some(o) = s.sessions.get_mut(&account) {
                 o.roster = None;
             }
@@ -805,7 +818,7 @@ impl Server {
     /// Deletes every stored thing of `account` (credentials, private XML, roster, offline
     /// messages, vCard, PEP nodes, ...) and its search directory entry, in one batch under
     /// the directory's lock; `then` learns whether the batch was done.
-    fn delete_account_data(
+    pub(crate) fn delete_account_data(
         &mut self,
         account: BareJid,
         now: Instant,
@@ -825,9 +838,15 @@ impl Server {
                     Op::DeleteAccount(account.to_string()),
                     Op::Put(key.clone(), dir.to_bytes()),
                 ]);
+                // Writes emitted from now on would land after the deletion (src/removal.rs).
+                s.removed.mark(&account);
                 s.run_effect(op, move |s, result, now| {
                     s.release(&key);
-                    then(s, matches!(result, EffectResult::Batch(_)), now);
+                    let done = matches!(result, EffectResult::Batch(_));
+                    if !done {
+                        s.removed.unmark(&account);
+                    }
+                    then(s, done, now);
                 });
             });
         });
