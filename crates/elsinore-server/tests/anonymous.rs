@@ -192,3 +192,82 @@ fn a_registered_accounts_data_stays_when_its_session_ends() {
     // Only the last-logout stamp (jabber:iq:last) may be added.
     assert!(keys_of(&net, "romeo@verona.lit") >= before);
 }
+
+/// The contacts of an anonymous account are told when it ends, as after `<remove/>`:
+/// both subscription directions are cancelled and their rosters pushed.
+#[test]
+fn an_anonymous_accounts_contacts_are_unsubscribed_when_it_ends() {
+    let mut net = server();
+    net.add_user("juliet@verona.lit", "r0m30");
+    let juliet = net.connect("juliet@verona.lit/balcony", "r0m30");
+    let parse = |xml: &str| elsinore_xml::Element::parse(xml.as_bytes()).expect("parses");
+    net.iq(
+        juliet,
+        "<iq type='get' id='r' xmlns='jabber:client'><query xmlns='jabber:iq:roster'/></iq>",
+    );
+    net.send(juliet, &parse("<presence xmlns='jabber:client'/>"));
+    let (conn, anon) = anonymous_session(&mut net);
+    // Each asks to see the other and each approves: subscription both.
+    net.send_raw(conn, "<presence/>");
+    net.send_raw(conn, "<presence to='juliet@verona.lit' type='subscribe'/>");
+    net.send(
+        juliet,
+        &parse(&format!(
+            "<presence xmlns='jabber:client' to='{anon}' type='subscribed'/>"
+        )),
+    );
+    net.send(
+        juliet,
+        &parse(&format!(
+            "<presence xmlns='jabber:client' to='{anon}' type='subscribe'/>"
+        )),
+    );
+    net.send_raw(conn, "<presence to='juliet@verona.lit' type='subscribed'/>");
+    let juliet_roster = |net: &mut Net| {
+        let r = net.iq(
+            juliet,
+            "<iq type='get' id='r2' xmlns='jabber:client'><query xmlns='jabber:iq:roster'/></iq>",
+        );
+        let q = r.get_child("query", "jabber:iq:roster").expect("roster");
+        q.elements()
+            .map(|i| {
+                (
+                    i.attr("jid").unwrap_or_default().to_string(),
+                    i.attr("subscription").unwrap_or_default().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(juliet_roster(&mut net), vec![(anon.clone(), "both".into())]);
+    net.take_inbox(juliet);
+
+    net.server.handle_eof(conn, T0);
+    net.drive();
+    let got = net.take_inbox(juliet);
+    let types: Vec<(&str, &str)> = got
+        .iter()
+        .filter(|e| e.name == "presence")
+        .map(|e| {
+            (
+                e.attr("type").unwrap_or("available"),
+                e.attr("from").unwrap_or_default(),
+            )
+        })
+        .collect();
+    for want in ["unsubscribe", "unsubscribed"] {
+        assert!(types.contains(&(want, anon.as_str())), "{want}: {types:?}");
+    }
+    assert!(
+        types
+            .iter()
+            .any(|(t, f)| *t == "unavailable" && f.starts_with(anon.as_str())),
+        "{types:?}"
+    );
+    let pushes = got
+        .iter()
+        .filter(|e| e.name == "iq" && e.attr("type") == Some("set"))
+        .count();
+    assert!(pushes >= 1, "roster pushes: {got:?}");
+    assert_eq!(juliet_roster(&mut net), vec![(anon.clone(), "none".into())]);
+    assert_eq!(keys_of(&net, &anon), 0);
+}
