@@ -796,3 +796,83 @@ fn dialback_checks_past_the_bounds_fail_at_once() {
     }
     assert!(!net.s2s_closed.contains(&incoming[0]));
 }
+
+/// XEP-0077 §3.2 across servers: when Romeo removes his account, his server sends
+/// Juliet's server his unavailable presence and the `unsubscribe` and `unsubscribed`
+/// that cancel both subscriptions; her server updates her roster and pushes it.
+#[test]
+fn account_removal_unsubscribes_contacts_on_other_servers() {
+    let (mut fed, romeo, juliet) = online();
+    fed.send(
+        1,
+        juliet,
+        "<iq xmlns='jabber:client' type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>",
+    );
+    // Subscriptions both ways.
+    for (net, conn, to, ty) in [
+        (0, romeo, "juliet@two.example", "subscribe"),
+        (1, juliet, "romeo@one.example", "subscribed"),
+        (1, juliet, "romeo@one.example", "subscribe"),
+        (0, romeo, "juliet@two.example", "subscribed"),
+    ] {
+        fed.send(
+            net,
+            conn,
+            &format!("<presence xmlns='jabber:client' to='{to}' type='{ty}'/>"),
+        );
+    }
+    let roster_of_juliet = |fed: &mut Fed| {
+        let r = fed.nets[1].iq(
+            juliet,
+            "<iq xmlns='jabber:client' type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>",
+        );
+        let q = r.get_child("query", "jabber:iq:roster").expect("roster");
+        q.elements()
+            .map(|i| {
+                (
+                    i.attr("jid").unwrap_or_default().to_string(),
+                    i.attr("subscription").unwrap_or_default().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        roster_of_juliet(&mut fed),
+        vec![("romeo@one.example".to_string(), "both".to_string())]
+    );
+    fed.nets[1].take_inbox(juliet);
+
+    fed.send(
+        0,
+        romeo,
+        "<iq xmlns='jabber:client' type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>",
+    );
+    assert!(fed.nets[0].closed_error(romeo).is_some(), "session closed");
+    let got = fed.nets[1].take_inbox(juliet);
+    let presences: Vec<(&str, &str)> = got
+        .iter()
+        .filter(|e| e.name == "presence")
+        .map(|e| {
+            (
+                e.attr("type").unwrap_or("available"),
+                e.attr("from").unwrap_or_default(),
+            )
+        })
+        .collect();
+    for want in [
+        ("unavailable", "romeo@one.example/orchard"),
+        ("unsubscribe", "romeo@one.example"),
+        ("unsubscribed", "romeo@one.example"),
+    ] {
+        assert!(presences.contains(&want), "{want:?} in {presences:?}");
+    }
+    assert!(
+        got.iter()
+            .any(|e| e.name == "iq" && e.attr("type") == Some("set")),
+        "roster push: {got:?}"
+    );
+    assert_eq!(
+        roster_of_juliet(&mut fed),
+        vec![("romeo@one.example".to_string(), "none".to_string())]
+    );
+}
