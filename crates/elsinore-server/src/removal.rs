@@ -272,3 +272,165 @@ fn unexpected(result: &EffectResult) -> StoredRemovalError {
         "unexpected store result {result:?}"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elsinore_storage::MemoryStore;
+
+    fn j(s: &str) -> BareJid {
+        BareJid::parse(s).expect("valid")
+    }
+
+    fn with_items(items: Vec<(&str, Subscription, bool)>, pending: &[&str]) -> Roster {
+        Roster {
+            items: items
+                .into_iter()
+                .map(|(jid, subscription, ask)| Item {
+                    subscription,
+                    ask,
+                    ..Item::new(j(jid))
+                })
+                .collect(),
+            pending_in: pending.iter().map(|p| (j(p), None)).collect(),
+            version: 7,
+        }
+    }
+
+    fn put(store: &mut MemoryStore, key: Key, value: Vec<u8>) {
+        assert_eq!(store.apply(&Op::Put(key, value)), EffectResult::Done);
+    }
+
+    fn roster_of(store: &mut MemoryStore, account: &str) -> Roster {
+        match store.apply(&Op::Get(roster_key(&j(account)))) {
+            EffectResult::Value(Some(b)) => Roster::from_bytes(&b).expect("decodes"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stored_removal_ends_subscriptions_both_ways_in_one_batch() {
+        let mut store = MemoryStore::default();
+        let ham = j("hamlet@elsinore.lit");
+        put(
+            &mut store,
+            crate::accounts::credentials_key(&ham),
+            b"x".to_vec(),
+        );
+        let mine = with_items(
+            vec![
+                ("ophelia@elsinore.lit", Subscription::Both, false),
+                ("horatio@elsinore.lit", Subscription::None, true),
+                ("yorick@elsinore.lit", Subscription::None, false),
+                ("laertes@paris.lit", Subscription::From, false),
+            ],
+            &["osric@elsinore.lit"],
+        );
+        put(&mut store, roster_key(&ham), mine.to_bytes());
+        let ophelia = with_items(
+            vec![("hamlet@elsinore.lit", Subscription::Both, false)],
+            &[],
+        );
+        put(
+            &mut store,
+            roster_key(&j("ophelia@elsinore.lit")),
+            ophelia.to_bytes(),
+        );
+        let horatio = with_items(vec![], &["hamlet@elsinore.lit"]);
+        put(
+            &mut store,
+            roster_key(&j("horatio@elsinore.lit")),
+            horatio.to_bytes(),
+        );
+        let osric = with_items(vec![("hamlet@elsinore.lit", Subscription::None, true)], &[]);
+        put(
+            &mut store,
+            roster_key(&j("osric@elsinore.lit")),
+            osric.to_bytes(),
+        );
+        let yorick = with_items(
+            vec![("hamlet@elsinore.lit", Subscription::None, false)],
+            &[],
+        );
+        put(
+            &mut store,
+            roster_key(&j("yorick@elsinore.lit")),
+            yorick.to_bytes(),
+        );
+        let mut dir = crate::services::parse_directory(None);
+        let fields = || {
+            Some([
+                "Hamlet".to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ])
+        };
+        crate::services::set_directory_entry(&mut dir, &ham, fields());
+        crate::services::set_directory_entry(&mut dir, &j("ophelia@elsinore.lit"), fields());
+        let dir_key = crate::services::directory_key("elsinore.lit");
+        put(&mut store, dir_key.clone(), dir.to_bytes());
+
+        // A store that fails the final transaction: nothing changes.
+        struct NoBatch<'a>(&'a mut MemoryStore);
+        impl Store for NoBatch<'_> {
+            fn apply(&mut self, op: &Op) -> EffectResult {
+                match op {
+                    Op::Batch(_) => EffectResult::Failed(StoreError::Unavailable("down".into())),
+                    op => self.0.apply(op),
+                }
+            }
+        }
+        let before = store.len();
+        assert!(matches!(
+            remove_stored_account(&mut NoBatch(&mut store), &ham),
+            Err(StoredRemovalError::Store(_))
+        ));
+        assert_eq!(store.len(), before);
+        assert_eq!(roster_of(&mut store, "ophelia@elsinore.lit"), ophelia);
+
+        let done = remove_stored_account(&mut store, &ham).expect("removed");
+        let mut updated = done.contacts_updated.clone();
+        updated.sort_by_key(|c| c.to_string());
+        assert_eq!(
+            updated,
+            vec![
+                j("horatio@elsinore.lit"),
+                j("ophelia@elsinore.lit"),
+                j("osric@elsinore.lit")
+            ]
+        );
+        assert_eq!(done.remote_contacts, vec![j("laertes@paris.lit")]);
+        assert!(
+            store
+                .iter()
+                .all(|(k, _)| k.account != "hamlet@elsinore.lit")
+        );
+        let o = roster_of(&mut store, "ophelia@elsinore.lit");
+        assert_eq!(
+            o.get(&ham).map(|i| (i.subscription, i.ask)),
+            Some((Subscription::None, false))
+        );
+        assert!(
+            roster_of(&mut store, "horatio@elsinore.lit")
+                .pending_in
+                .is_empty()
+        );
+        let o = roster_of(&mut store, "osric@elsinore.lit");
+        assert_eq!(o.get(&ham).map(|i| i.ask), Some(false));
+        assert_eq!(
+            roster_of(&mut store, "yorick@elsinore.lit"),
+            yorick,
+            "nothing to end"
+        );
+        let EffectResult::Value(Some(d)) = store.apply(&Op::Get(dir_key)) else {
+            panic!("directory kept");
+        };
+        let d = String::from_utf8_lossy(&d).into_owned();
+        assert!(!d.contains("hamlet@") && d.contains("ophelia@"), "{d}");
+        assert_eq!(
+            remove_stored_account(&mut store, &ham),
+            Err(StoredRemovalError::NoAccount)
+        );
+    }
+}

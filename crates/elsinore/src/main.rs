@@ -50,7 +50,8 @@ enum Command {
     Adduser(UserArgs),
     /// Change an account's password; the new password is read from stdin.
     Passwd(UserArgs),
-    /// Delete an account's credentials.
+    /// Delete an account: all its stored data, its search directory entry, and its
+    /// subscriptions in local contacts' rosters (run it on a stopped server's data).
     Deluser(UserArgs),
 }
 
@@ -424,10 +425,27 @@ fn deluser(args: UserArgs) -> Result<()> {
     let settings = user_settings(&args)?;
     let jid = account_jid(&args.jid, &settings)?;
     let mut store = open_store(&settings)?;
-    if !account_exists(&mut store, &jid)? {
-        bail!("no account {jid}");
-    }
-    apply_write(&mut store, &accounts::delete_account_op(&jid))?;
+    let done = match accounts::remove_stored_account(&mut store, &jid) {
+        Ok(done) => done,
+        Err(accounts::StoredRemovalError::NoAccount) => bail!("no account {jid}"),
+        Err(accounts::StoredRemovalError::Store(e)) => {
+            return Err(e).context("cannot remove the account from the store");
+        }
+    };
     println!("elsinore: deleted account {jid}");
+    if !done.contacts_updated.is_empty() {
+        println!(
+            "elsinore: ended its subscriptions in the rosters of {} local contact(s)",
+            done.contacts_updated.len()
+        );
+    }
+    if !done.remote_contacts.is_empty() {
+        // The server is stopped: nothing can be sent to other servers now.
+        let list: Vec<String> = done.remote_contacts.iter().map(|j| j.to_string()).collect();
+        println!(
+            "elsinore: contacts on other servers were not told (the server is stopped): {}",
+            list.join(", ")
+        );
+    }
     Ok(())
 }

@@ -9,6 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use elsinore_jid::{BareJid, Jid};
+use elsinore_redb::RedbStore;
+use elsinore_server::roster::{Item, Roster, Subscription};
+use elsinore_storage::{EffectResult, Key, Op, Space, Store};
 use elsinore_tokio::{
     AccessModel, Client, ClientError, ClientOptions, ConfigChange, SendLastItem, pep,
 };
@@ -256,10 +259,62 @@ fn accounts_serving_and_restart() {
             matches!(&read, Err(ClientError::Stanza { condition, .. }) if condition == "not-allowed"),
             "{read:?}"
         );
+        // A vCard puts her in the jabber:iq:search directory.
+        let vcard = Element::parse(
+            b"<iq xmlns='jabber:client' type='set'><vCard xmlns='vcard-temp'>\
+              <NICKNAME>Nymph</NICKNAME></vCard></iq>",
+        )
+        .unwrap();
+        ophelia.iq(vcard).await.unwrap();
         ophelia.close().await.unwrap();
         client.close().await.unwrap();
     });
     server.terminate();
+
+    // Subscriptions of Ophelia's, as a running server would have stored them: with Hamlet
+    // both ways, and one with a contact on another server.
+    let store_path = data.join("elsinore.redb");
+    {
+        let mut store = RedbStore::open(&store_path).unwrap();
+        let item = |jid: &str, subscription| Item {
+            jid: BareJid::from_str(jid).unwrap(),
+            name: None,
+            groups: Vec::new(),
+            subscription,
+            ask: false,
+        };
+        let mut put = |account: &str, items: Vec<Item>| {
+            let roster = Roster {
+                items,
+                ..Roster::default()
+            };
+            let op = Op::Put(Key::new(account, Space::Roster, ""), roster.to_bytes());
+            assert_eq!(store.apply(&op), EffectResult::Done);
+        };
+        put(
+            "ophelia@localhost",
+            vec![
+                item("hamlet@localhost", Subscription::Both),
+                item("laertes@paris.example", Subscription::To),
+            ],
+        );
+        put(
+            "hamlet@localhost",
+            vec![item("ophelia@localhost", Subscription::Both)],
+        );
+    }
+    let directory_mentions_ophelia = |store: &mut RedbStore| {
+        let op = Op::Get(Key::new("localhost", Space::VCard, "directory"));
+        match store.apply(&op) {
+            EffectResult::Value(v) => {
+                String::from_utf8_lossy(&v.unwrap_or_default()).contains("ophelia@localhost")
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(directory_mentions_ophelia(
+        &mut RedbStore::open(&store_path).unwrap()
+    ));
 
     // passwd and deluser on the stopped server's data.
     let out = run(
@@ -269,6 +324,29 @@ fn accounts_serving_and_restart() {
     assert!(out.status.success(), "{out:?}");
     let out = run(&["deluser", "ophelia@localhost", "--data", data_s], "");
     assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 local contact") && stdout.contains("laertes@paris.example"),
+        "{stdout}"
+    );
+    {
+        // Her data, her directory entry and Hamlet's subscriptions with her are gone;
+        // his item for her stays, with subscription none (as a running server leaves it).
+        let mut store = RedbStore::open(&store_path).unwrap();
+        assert!(!directory_mentions_ophelia(&mut store));
+        let op = Op::Get(Key::new("hamlet@localhost", Space::Roster, ""));
+        let EffectResult::Value(Some(bytes)) = store.apply(&op) else {
+            panic!("Hamlet's roster is kept");
+        };
+        let roster = Roster::from_bytes(&bytes).unwrap();
+        let her = BareJid::from_str("ophelia@localhost").unwrap();
+        assert_eq!(
+            roster.get(&her).map(|i| (i.subscription, i.ask)),
+            Some((Subscription::None, false))
+        );
+        let op = Op::Get(Key::new("ophelia@localhost", Space::Roster, ""));
+        assert_eq!(store.apply(&op), EffectResult::Value(None));
+    }
     let out = run(&["deluser", "ophelia@localhost", "--data", data_s], "");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
