@@ -81,7 +81,8 @@ pub(crate) struct S2sConn {
     stream: Option<S2sConnection>,
     /// Outgoing: the remote domain.
     remote: Option<String>,
-    /// Outgoing: stanzas waiting for the stream to be authenticated.
+    /// Outgoing: stanzas waiting for the stream to be authenticated, then for room in
+    /// its output (those flushed at authentication that did not fit at once).
     queue: VecDeque<(Element, Origin)>,
     /// Outgoing: dialback checks (stream id, key) asked for before the adapter
     /// connected; bounded by [`S2sSettings::max_verifications`].
@@ -207,6 +208,25 @@ impl Server {
         self.run_ready(now);
     }
 
+    /// The adapter wrote `n` more bytes of what it took for `conn` with
+    /// [`Server::poll_transmit`]. An outgoing s2s stream keeps at most
+    /// `Limits::max_unsent_bytes` unwritten, so an adapter driving s2s must report
+    /// its writes on outgoing streams; other connections ignore this.
+    pub fn handle_written(&mut self, conn: ConnId, n: usize, now: Instant) {
+        if let Some(s) = self
+            .s2s
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.stream.as_mut())
+        {
+            s.handle_written(n);
+            // Room for stanzas that waited for it.
+            self.s2s_flush(conn, now);
+            self.s2s_after(conn, now);
+        }
+        self.run_ready(now);
+    }
+
     pub(crate) fn s2s_input(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         if let Some(s) = self
             .s2s
@@ -325,11 +345,24 @@ impl Server {
             return;
         };
         match c.stream.as_mut() {
-            Some(s) if s.is_established() => {
+            // Nothing waits before it (that would reorder): send now.
+            Some(s) if s.is_established() && c.queue.is_empty() => {
                 if s.send(&el, now).is_err() {
+                    // Only `Backlog` here: the peer has not read `max_unsent_bytes` of
+                    // what we sent. Buffering more for it is unbounded in time, so the
+                    // stanza bounces and the stream ends; the next stanza for the domain
+                    // opens a new stream (queued while it is set up).
                     s.send_stream_error(
                         StreamError::new(StreamErrorCondition::PolicyViolation)
                             .with_text("output backlog over limit"),
+                    );
+                    self.s2s_after(id, now);
+                    return self.bounce_local(
+                        &el,
+                        origin,
+                        DefinedCondition::ResourceConstraint,
+                        "the remote server is not reading what was sent to it",
+                        now,
                     );
                 }
                 self.s2s_after(id, now);
@@ -531,25 +564,8 @@ impl Server {
                         self.s2s_after(incoming, now);
                     }
                 }
-                S2sEvent::Authenticated { .. } => {
-                    // Outgoing: flush what waited for the stream.
-                    let Some(c) = self.s2s.conns.get_mut(&id) else {
-                        return;
-                    };
-                    if c.remote.is_some()
-                        && let Some(s) = c.stream.as_mut()
-                    {
-                        while let Some((el, _)) = c.queue.pop_front() {
-                            if s.send(&el, now).is_err() {
-                                s.send_stream_error(
-                                    StreamError::new(StreamErrorCondition::PolicyViolation)
-                                        .with_text("output backlog over limit"),
-                                );
-                                break;
-                            }
-                        }
-                    }
-                }
+                // Outgoing: send what waited for the stream.
+                S2sEvent::Authenticated { .. } => self.s2s_flush(id, now),
                 S2sEvent::Stanza(el) => self.handle_s2s_stanza(id, el, now),
                 S2sEvent::Closed { .. } => {
                     let timed_out = self
@@ -578,6 +594,29 @@ impl Server {
                     return;
                 }
             }
+        }
+    }
+
+    /// Sends the queued stanzas of established outgoing stream `id` in order, as many as
+    /// fit in its output; the rest wait for [`Server::handle_written`]. The queue can hold
+    /// more than the output limit (`max_queue` stanzas of up to the element size limit),
+    /// and a peer that just authenticated has had no chance to read: not a reason to end
+    /// the stream.
+    fn s2s_flush(&mut self, id: ConnId, now: Instant) {
+        let Some(c) = self.s2s.conns.get_mut(&id) else {
+            return;
+        };
+        let Some(s) = c.stream.as_mut() else {
+            return;
+        };
+        if c.remote.is_none() || !s.is_established() {
+            return;
+        }
+        while let Some((el, _)) = c.queue.front() {
+            if s.send(el, now).is_err() {
+                break;
+            }
+            c.queue.pop_front();
         }
     }
 

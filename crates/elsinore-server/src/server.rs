@@ -741,7 +741,8 @@ impl Server {
 
     // ---- outputs -------------------------------------------------------
 
-    /// Bytes to write to a connection.
+    /// Bytes to write to a connection (for an outgoing s2s connection, report them with
+    /// [`Server::handle_written`] once written).
     pub fn poll_transmit(&mut self) -> Option<(ConnId, Vec<u8>)> {
         self.transmit.pop_front()
     }

@@ -180,6 +180,9 @@ pub struct S2sConnection {
     encoding: EncodingCheck,
     state: State,
     out: Vec<u8>,
+    /// Bytes taken by [`S2sConnection::take_transmit`] that the adapter has not reported
+    /// written ([`S2sConnection::handle_written`]): with `out`, what the peer has not read.
+    unwritten: usize,
     events: VecDeque<S2sEvent>,
     restart: bool,
     /// After a restart, until the first other byte: whitespace is dropped.
@@ -245,6 +248,7 @@ impl S2sConnection {
             rng: Rng::new(seed),
             state: State::AwaitHeader,
             out: Vec::new(),
+            unwritten: 0,
             events: VecDeque::new(),
             restart: false,
             restart_whitespace: false,
@@ -447,11 +451,15 @@ impl S2sConnection {
         if self.role != Role::Initiating || self.state != State::Established {
             return Err(SendError::NotEstablished);
         }
-        if self.out.len() > self.limits.max_unsent_bytes {
+        let el = rename_ns(stanza.clone(), NS_CLIENT, NS_SERVER);
+        let mark = self.out.len();
+        el.write_to(&mut self.out, NS_SERVER);
+        if self.unsent() > self.limits.max_unsent_bytes {
+            // All or nothing: a stanza cut short would break the stream, and the caller
+            // can still bounce a stanza that was not sent.
+            self.out.truncate(mark);
             return Err(SendError::Backlog);
         }
-        let el = rename_ns(stanza.clone(), NS_CLIENT, NS_SERVER);
-        el.write_to(&mut self.out, NS_SERVER);
         self.last_activity = now;
         self.last_traffic = now;
         Ok(())
@@ -549,9 +557,22 @@ impl S2sConnection {
 
     // ---- outputs -------------------------------------------------------
 
-    /// Take all pending output.
+    /// Take all pending output. It counts as unsent (toward
+    /// [`Limits::max_unsent_bytes`], which [`S2sConnection::send`] keeps stanzas within)
+    /// until reported with [`S2sConnection::handle_written`].
     pub fn take_transmit(&mut self) -> Vec<u8> {
+        self.unwritten = self.unwritten.saturating_add(self.out.len());
         core::mem::take(&mut self.out)
+    }
+
+    /// `n` bytes taken by [`S2sConnection::take_transmit`] were written to the peer.
+    pub fn handle_written(&mut self, n: usize) {
+        self.unwritten = self.unwritten.saturating_sub(n);
+    }
+
+    /// Output the peer has not read yet: taken and not reported written, or not taken.
+    pub fn unsent(&self) -> usize {
+        self.unwritten.saturating_add(self.out.len())
     }
 
     /// The next event, if any.

@@ -389,6 +389,13 @@ async fn s2s_task(
                     if !matches!(written, Ok(Ok(()))) {
                         break;
                     }
+                    if matches!(role, Role::Outgoing(_)) {
+                        // The core keeps an outgoing stream's unwritten stanzas within its
+                        // limit (and sends waiting ones) by these reports; incoming
+                        // streams carry no stanzas of ours.
+                        let now = shared.clock.now();
+                        shared.with_core(|s| s.handle_written(conn, bytes.len(), now));
+                    }
                 }
                 ConnMsg::UpgradeTls => {
                     let plain = std::mem::replace(&mut stream, Box::new(tokio::io::duplex(1).0));
