@@ -29,6 +29,11 @@ struct Fed {
     now: Instant,
     /// Servers that cannot be reached: connects to them fail.
     down: [bool; 2],
+    /// Servers that do not read: bytes for them are held (and not reported written)
+    /// until [`Fed::resume`].
+    stalled: [bool; 2],
+    /// Bytes held for a stalled server: (sending net, its connection, bytes).
+    held: Vec<(usize, ConnId, Vec<u8>)>,
 }
 
 fn config(domain: &str, secret: u8) -> ServerConfig {
@@ -61,6 +66,8 @@ impl Fed {
             accepted: Vec::new(),
             now: T0,
             down: [false; 2],
+            stalled: [false; 2],
+            held: Vec::new(),
         }
     }
 
@@ -86,9 +93,11 @@ impl Fed {
                 }
                 for (conn, bytes) in std::mem::take(&mut self.nets[i].s2s_out) {
                     progress = true;
-                    if let Some(&(j, peer)) = self.links.get(&(i, conn)) {
-                        self.nets[j].server.handle_input(peer, &bytes, self.now);
+                    if self.stalled[1 - i] {
+                        self.held.push((i, conn, bytes));
+                        continue;
                     }
+                    self.deliver(i, conn, &bytes);
                 }
                 for conn in std::mem::take(&mut self.nets[i].s2s_closed) {
                     progress = true;
@@ -103,6 +112,26 @@ impl Fed {
             }
         }
         panic!("federation did not settle");
+    }
+
+    /// Hands `bytes` that net `i` wrote on `conn` to the other end, and tells net `i`
+    /// they were written (a connection closed meanwhile loses them, as a socket would).
+    fn deliver(&mut self, i: usize, conn: ConnId, bytes: &[u8]) {
+        if let Some(&(j, peer)) = self.links.get(&(i, conn)) {
+            self.nets[j].server.handle_input(peer, bytes, self.now);
+            self.nets[i]
+                .server
+                .handle_written(conn, bytes.len(), self.now);
+        }
+    }
+
+    /// Server `net` reads again: what was held for it arrives, in order.
+    fn resume(&mut self, net: usize) {
+        self.stalled[net] = false;
+        for (i, conn, bytes) in std::mem::take(&mut self.held) {
+            self.deliver(i, conn, &bytes);
+        }
+        self.pump();
     }
 
     /// Moves virtual time to `t`, firing every deadline of both servers on the way.
@@ -875,4 +904,107 @@ fn account_removal_unsubscribes_contacts_on_other_servers() {
         roster_of_juliet(&mut fed),
         vec![("romeo@one.example".to_string(), "none".to_string())]
     );
+}
+
+/// Both servers with a small output limit, so a few messages fill it.
+fn small_output() -> Fed {
+    Fed::with(|c| c.limits.max_unsent_bytes = 16 * 1024)
+}
+
+/// A chat message from romeo to juliet with id `id` and a 2000-byte body.
+fn big_message(id: &str) -> String {
+    format!(
+        "<message xmlns='jabber:client' to='juliet@two.example' id='{id}'><body>{}</body></message>",
+        "x".repeat(2000)
+    )
+}
+
+#[test]
+fn a_stanza_past_the_output_limit_of_an_established_stream_bounces_and_the_next_reopens() {
+    let (mut fed, romeo, juliet) = online_in(small_output());
+    // The stream to two.example is up and two.example reads.
+    fed.send(0, romeo, &big_message("warm"));
+    assert_eq!(bodies(&fed.nets[1].take_inbox(juliet)).len(), 1);
+    assert_eq!(fed.links.len(), 4);
+    // two.example stops reading: what romeo sends stays unwritten until the limit.
+    fed.stalled[1] = true;
+    let mut bounced = None;
+    for n in 0..20 {
+        let id = format!("m{n}");
+        fed.send(0, romeo, &big_message(&id));
+        let got = fed.nets[0].take_inbox(romeo);
+        if let Some(e) = got.first() {
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(
+                e.attr("id"),
+                Some(id.as_str()),
+                "only the stanza that did not fit"
+            );
+            bounced = Some((n, e.clone()));
+            break;
+        }
+    }
+    let (n, bounce) = bounced.expect("a stanza past the output limit bounces");
+    // 16 KiB hold seven of these (and the first is not refused for what came before).
+    assert_eq!(n, 7, "{bounce:?}");
+    assert_eq!(bounce.attr("type"), Some("error"));
+    assert_eq!(bounce.attr("from"), Some("juliet@two.example"));
+    assert_eq!(
+        error_condition(&bounce).as_deref(),
+        Some("resource-constraint")
+    );
+    // The stream whose peer does not read is ended (its connection closed); the one
+    // two.example opened to us is untouched.
+    assert_eq!(fed.links.len(), 2, "{:?}", fed.links);
+    // An error is never answered with an error, however full the output is.
+    fed.send(
+        0,
+        romeo,
+        "<message xmlns='jabber:client' to='juliet@two.example' type='error' id='e1'/>",
+    );
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    // The next stanza opens a new stream and waits in its queue while it is set up
+    // (two.example still does not read): no bounce.
+    fed.send(
+        0,
+        romeo,
+        "<message xmlns='jabber:client' to='juliet@two.example' id='later'><body>Later</body></message>",
+    );
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    // two.example reads again: the new stream authenticates and carries it. What the
+    // ended stream held unwritten is lost with its connection (no XEP-0198 on s2s).
+    fed.resume(1);
+    let got = bodies(&fed.nets[1].take_inbox(juliet));
+    assert_eq!(
+        got,
+        vec![("romeo@one.example/orchard".into(), "Later".into())],
+        "{got:?}"
+    );
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+}
+
+#[test]
+fn stanzas_queued_past_the_output_limit_are_sent_as_the_peer_reads() {
+    let (mut fed, romeo, juliet) = online_in(small_output());
+    assert!(fed.links.is_empty(), "no stream yet");
+    // While the stream to two.example is set up (it does not read yet), twelve messages
+    // of 2 KiB wait in the queue: more than the 16 KiB the stream may hold unwritten.
+    fed.stalled[1] = true;
+    for n in 0..12 {
+        fed.send(0, romeo, &big_message(&format!("q{n}")));
+    }
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    // At authentication those that fit are sent, the rest as the peer reads them: all
+    // arrive in order, none bounces, and the stream stays.
+    fed.resume(1);
+    let got: Vec<String> = fed.nets[1]
+        .take_inbox(juliet)
+        .iter()
+        .filter(|e| e.name == "message")
+        .filter_map(|e| e.attr("id").map(str::to_string))
+        .collect();
+    let want: Vec<String> = (0..12).map(|n| format!("q{n}")).collect();
+    assert_eq!(got, want);
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    assert_eq!(fed.links.len(), 4, "{:?}", fed.links);
 }
