@@ -295,23 +295,24 @@ impl Server {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        if became_available {
-            c.caps.last_sent.clear();
+        if became_available && let Some(k) = c.caps.as_mut() {
+            k.last_sent.clear();
         }
         if let Some(adv) = advertised
-            && c.caps.advertised.as_ref() != Some(&adv)
+            && c.caps.as_ref().and_then(|k| k.advertised.as_ref()) != Some(&adv)
         {
+            let k = c.caps.get_or_insert_default();
             // New capabilities: the old ones no longer say anything.
-            c.caps.interest = None;
-            if let Some(q) = c.caps.query.take() {
+            k.interest = None;
+            if let Some(q) = k.query.take() {
                 self.caps.queries.remove(&q);
             }
             let cached = adv
                 .cache_key()
-                .and_then(|k| self.caps.cache.get(&k).cloned());
-            c.caps.advertised = Some(adv.clone());
+                .and_then(|key| self.caps.cache.get(&key).cloned());
+            k.advertised = Some(adv.clone());
             match cached {
-                Some(interest) => c.caps.interest = Some(interest),
+                Some(interest) => k.interest = Some(interest),
                 None => self.caps_query(id, adv, now),
             }
         }
@@ -351,7 +352,7 @@ impl Server {
             },
         );
         if let Some(c) = self.conns.get_mut(&id) {
-            c.caps.query = Some(qid);
+            c.caps.get_or_insert_default().query = Some(qid);
         }
         self.deliver_to_conn(id, &iq, now);
     }
@@ -371,14 +372,15 @@ impl Server {
         let Some(c) = self.conns.get_mut(&id) else {
             return true;
         };
-        c.caps.query = None;
+        let k = c.caps.get_or_insert_default();
+        k.query = None;
         let query = el
             .get_child("query", NS_DISCO_INFO)
             .filter(|_| el.attr("type") == Some("result"));
         let Some(interest) = query.and_then(Interest::of).map(Arc::new) else {
             return true; // an error or an unusable answer: no known features
         };
-        c.caps.interest = Some(Arc::clone(&interest));
+        k.interest = Some(Arc::clone(&interest));
         let verified = q.advertised.hash.as_deref() == Some("sha-1")
             && query.and_then(|q| ver_sha1(q).ok()).as_deref() == Some(q.advertised.ver.as_str());
         if verified && let Some(key) = q.advertised.cache_key() {
@@ -398,17 +400,17 @@ impl Server {
                 break;
             };
             if let Some(q) = self.caps.queries.remove(&qid)
-                && let Some(c) = self.conns.get_mut(&q.conn)
-                && c.caps.query.as_deref() == Some(qid.as_str())
+                && let Some(k) = self.conns.get_mut(&q.conn).and_then(|c| c.caps.as_mut())
+                && k.query.as_deref() == Some(qid.as_str())
             {
-                c.caps.query = None;
+                k.query = None;
             }
         }
     }
 
     /// A session ended: its query in flight goes with it.
-    pub(crate) fn caps_closed(&mut self, caps: &ConnCaps) {
-        if let Some(q) = &caps.query {
+    pub(crate) fn caps_closed(&mut self, caps: Option<&ConnCaps>) {
+        if let Some(q) = caps.and_then(|k| k.query.as_ref()) {
             self.caps.queries.remove(q);
         }
     }
@@ -417,7 +419,7 @@ impl Server {
     pub(crate) fn wants_notify(&self, id: ConnId, node: &str) -> bool {
         self.conns
             .get(&id)
-            .and_then(|c| c.caps.interest.as_ref())
+            .and_then(|c| c.caps.as_ref()?.interest.as_ref())
             .is_some_and(|i| i.wants(node))
     }
 
@@ -430,16 +432,19 @@ impl Server {
         if c.presence.is_none() || c.priority < 0 {
             return Vec::new();
         }
-        let Some(interest) = c.caps.interest.clone() else {
+        let Some(k) = c.caps.as_mut() else {
+            return Vec::new();
+        };
+        let Some(interest) = k.interest.clone() else {
             return Vec::new();
         };
         let new = interest
             .nodes()
             .iter()
-            .filter(|n| !c.caps.last_sent.contains(n))
+            .filter(|n| !k.last_sent.contains(n))
             .cloned()
             .collect();
-        c.caps.last_sent = interest.nodes().to_vec();
+        k.last_sent = interest.nodes().to_vec();
         new
     }
 }

@@ -335,12 +335,20 @@ impl Server {
                     && !c.directed.contains(&target)
                     && c.directed.len() < MAX_DIRECTED
                 {
-                    c.directed.push(target.clone());
+                    // Rebuilt on change: directed presence is rare, and a boxed slice
+                    // keeps every session's state 8 bytes smaller than a Vec.
+                    let mut v = core::mem::take(&mut c.directed).into_vec();
+                    v.push(target.clone());
+                    c.directed = v.into_boxed_slice();
                 }
                 if ty.is_some()
                     && let Some(c) = self.conns.get_mut(&id)
                 {
-                    c.directed.retain(|j| j != &target);
+                    if c.directed.contains(&target) {
+                        let mut v = core::mem::take(&mut c.directed).into_vec();
+                        v.retain(|j| j != &target);
+                        c.directed = v.into_boxed_slice();
+                    }
                 }
                 self.deliver_presence(&target, &el, now);
             }
@@ -405,7 +413,7 @@ impl Server {
         let directed = if available {
             Vec::new()
         } else {
-            core::mem::take(&mut c.directed)
+            core::mem::take(&mut c.directed).into_vec()
         };
         let priority = c.priority;
         if available {

@@ -251,7 +251,7 @@ pub(crate) struct Conn {
     /// The session asked for the roster: it gets roster pushes (RFC 6121 2.1.6).
     pub(crate) interested: bool,
     /// Entities that got directed presence from this session (RFC 6121 4.6).
-    pub(crate) directed: Vec<Jid>,
+    pub(crate) directed: Box<[Jid]>,
     /// The source address as counted by the abuse limits (`None`: not counted).
     pub(crate) peer: Option<IpKey>,
     /// The account the authentication attempt in progress names.
@@ -261,8 +261,9 @@ pub(crate) struct Conn {
     /// The deadline this connection has in [`Server::timers`] (never later than its
     /// stream's `poll_timeout`); `None`: not scheduled.
     pub(crate) timer: Option<Instant>,
-    /// Its XEP-0115 capabilities, for PEP notification filtering.
-    pub(crate) caps: crate::caps::ConnCaps,
+    /// Its XEP-0115 capabilities, for PEP notification filtering; boxed and only once
+    /// it sends caps, so that a session without them stays small.
+    pub(crate) caps: Option<Box<crate::caps::ConnCaps>>,
 }
 
 /// A session's available presence as kept between broadcasts: what it says, without the
@@ -540,12 +541,12 @@ impl Server {
                 presence: None,
                 priority: 0,
                 interested: false,
-                directed: Vec::new(),
+                directed: Box::default(),
                 peer: None,
                 auth_user: None,
                 auth_failures_seen: 0,
                 timer: None,
-                caps: crate::caps::ConnCaps::default(),
+                caps: None,
             }),
         );
         self.schedule(id);
@@ -1015,11 +1016,11 @@ impl Server {
                         if !rest.is_empty() {
                             self.transmit.push_back((id, rest));
                         }
-                        self.caps_closed(&c.caps);
+                        self.caps_closed(c.caps.as_deref());
                         if let Some(jid) = c.jid {
                             if c.presence.is_some() {
                                 // RFC 6121 4.5.2: a vanished session goes unavailable.
-                                self.broadcast_unavailable(&jid, c.directed, now);
+                                self.broadcast_unavailable(&jid, c.directed.into_vec(), now);
                             }
                             self.remove_session(&jid, id);
                             self.session_closed(&jid, id, anonymous, now);
@@ -1324,5 +1325,18 @@ pub(crate) fn may_bounce(el: &Element) -> bool {
         Some("error") => false,
         Some("result") => el.name != "iq",
         _ => true,
+    }
+}
+/// Every session holds one boxed `Conn`; the idle-memory target (docs/benchmarks.md) has
+/// little margin, and the allocator's next size class above 768 bytes is 896.
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size_guard {
+    #[test]
+    fn a_session_state_fits_the_768_byte_size_class() {
+        let size = core::mem::size_of::<super::Conn>();
+        assert!(
+            size <= 768,
+            "Conn grew to {size} bytes: box what idle sessions do not use"
+        );
     }
 }
