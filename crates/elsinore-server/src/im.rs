@@ -343,12 +343,11 @@ impl Server {
                 }
                 if ty.is_some()
                     && let Some(c) = self.conns.get_mut(&id)
+                    && c.directed.contains(&target)
                 {
-                    if c.directed.contains(&target) {
-                        let mut v = core::mem::take(&mut c.directed).into_vec();
-                        v.retain(|j| j != &target);
-                        c.directed = v.into_boxed_slice();
-                    }
+                    let mut v = core::mem::take(&mut c.directed).into_vec();
+                    v.retain(|j| j != &target);
+                    c.directed = v.into_boxed_slice();
                 }
                 self.deliver_presence(&target, &el, now);
             }
