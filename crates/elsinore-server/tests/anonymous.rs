@@ -223,22 +223,7 @@ fn an_anonymous_accounts_contacts_are_unsubscribed_when_it_ends() {
         )),
     );
     net.send_raw(conn, "<presence to='juliet@verona.lit' type='subscribed'/>");
-    let juliet_roster = |net: &mut Net| {
-        let r = net.iq(
-            juliet,
-            "<iq type='get' id='r2' xmlns='jabber:client'><query xmlns='jabber:iq:roster'/></iq>",
-        );
-        let q = r.get_child("query", "jabber:iq:roster").expect("roster");
-        q.elements()
-            .map(|i| {
-                (
-                    i.attr("jid").unwrap_or_default().to_string(),
-                    i.attr("subscription").unwrap_or_default().to_string(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(juliet_roster(&mut net), vec![(anon.clone(), "both".into())]);
+    assert_eq!(net.roster(juliet), vec![(anon.clone(), "both".into())]);
     net.take_inbox(juliet);
 
     net.server.handle_eof(conn, T0);
@@ -268,6 +253,6 @@ fn an_anonymous_accounts_contacts_are_unsubscribed_when_it_ends() {
         .filter(|e| e.name == "iq" && e.attr("type") == Some("set"))
         .count();
     assert!(pushes >= 1, "roster pushes: {got:?}");
-    assert_eq!(juliet_roster(&mut net), vec![(anon.clone(), "none".into())]);
+    assert_eq!(net.roster(juliet), vec![(anon.clone(), "none".into())]);
     assert_eq!(keys_of(&net, &anon), 0);
 }

@@ -536,14 +536,9 @@ fn plain_texts(stanza: &Element) -> Vec<String> {
     texts
 }
 
-/// §7.3.2.1, §7.3.2.2 and §7.4.2.2: every `<body/>`, `<subject/>` and `<status/>` the
-/// server writes itself has no attribute but `xml:lang` and no mixed content, also where
-/// its text comes from a client that sent attributes and markup: the status of
-/// subscription requests (delivered at once and kept for an offline contact), the room
-/// subject a late joiner gets, room notices, group chat invitations, and update notices.
-#[test]
-fn body_subject_and_status_the_server_writes_are_plain_text() {
-    const MARKUP: &str = "xmlns:m='urn:example:markup'";
+/// denmark with group chat join messages and one release for update notices, so that
+/// every kind of text and payload the server writes itself can be produced.
+fn denmark_with_rooms_and_updates() -> ServerConfig {
     let mut cfg = ServerConfig::new("denmark");
     cfg.scram_iterations = 4096;
     cfg.muc_join_messages = true;
@@ -555,7 +550,18 @@ fn body_subject_and_status_the_server_writes_are_plain_text() {
         desc: String::new(),
         url: "http://update.denmark/winjab.exe".into(),
     }];
-    let mut net = Net::with_config(cfg);
+    cfg
+}
+
+/// §7.3.2.1, §7.3.2.2 and §7.4.2.2: every `<body/>`, `<subject/>` and `<status/>` the
+/// server writes itself has no attribute but `xml:lang` and no mixed content, also where
+/// its text comes from a client that sent attributes and markup: the status of
+/// subscription requests (delivered at once and kept for an offline contact), the room
+/// subject a late joiner gets, room notices, group chat invitations, and update notices.
+#[test]
+fn body_subject_and_status_the_server_writes_are_plain_text() {
+    const MARKUP: &str = "xmlns:m='urn:example:markup'";
+    let mut net = Net::with_config(denmark_with_rooms_and_updates());
     for u in ["hamlet", "ophelia", "horatio"] {
         net.add_user(&format!("{u}@denmark"), "pw");
     }
@@ -672,18 +678,7 @@ const CORE_NAMESPACES: [&str; 8] = [
 #[test]
 fn extension_children_the_server_writes_are_namespaced() {
     const TUNE: &str = "http://jabber.org/protocol/tune";
-    let mut cfg = ServerConfig::new("denmark");
-    cfg.scram_iterations = 4096;
-    cfg.muc_join_messages = true;
-    cfg.releases = vec![elsinore_server::Release {
-        client: "winjab".into(),
-        version: "0.9.1.1".into(),
-        kind: elsinore_server::ReleaseKind::Release,
-        priority: "optional".into(),
-        desc: String::new(),
-        url: "http://update.denmark/winjab.exe".into(),
-    }];
-    let mut net = Net::with_config(cfg);
+    let mut net = Net::with_config(denmark_with_rooms_and_updates());
     net.server.set_wall_clock(common::T0, 1_700_000_000_000);
     for u in ["hamlet", "ophelia", "horatio"] {
         net.add_user(&format!("{u}@denmark"), "pw");

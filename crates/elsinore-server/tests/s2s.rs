@@ -627,18 +627,7 @@ fn idle_streams_close_both_ways_and_the_next_stanza_reopens() {
 #[test]
 fn pep_notifications_reach_contacts_on_other_servers() {
     let (mut fed, romeo, juliet) = online();
-    fed.send(
-        0,
-        romeo,
-        "<presence xmlns='jabber:client' to='juliet@two.example' type='subscribe'/>",
-    );
-    fed.send(
-        1,
-        juliet,
-        "<presence xmlns='jabber:client' to='romeo@one.example' type='subscribed'/>",
-    );
-    fed.nets[0].take_inbox(romeo);
-    fed.nets[1].take_inbox(juliet);
+    romeo_subscribes_to_juliet(&mut fed, romeo, juliet);
     let publish = |node: &str, id: &str, options: &str| {
         format!(
             "<iq xmlns='jabber:client' type='set' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
@@ -692,18 +681,7 @@ fn pep_notifications_do_not_bring_the_owner_errors() {
         // Clients are not pinged while time advances (they do not answer pings here).
         c.limits.ping_after = Duration::from_secs(24 * 3600)
     }));
-    fed.send(
-        0,
-        romeo,
-        "<presence xmlns='jabber:client' to='juliet@two.example' type='subscribe'/>",
-    );
-    fed.send(
-        1,
-        juliet,
-        "<presence xmlns='jabber:client' to='romeo@one.example' type='subscribed'/>",
-    );
-    fed.nets[0].take_inbox(romeo);
-    fed.nets[1].take_inbox(juliet);
+    romeo_subscribes_to_juliet(&mut fed, romeo, juliet);
     let publish = |id: &str| {
         format!(
             "<iq xmlns='jabber:client' type='set' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
@@ -850,23 +828,8 @@ fn account_removal_unsubscribes_contacts_on_other_servers() {
             &format!("<presence xmlns='jabber:client' to='{to}' type='{ty}'/>"),
         );
     }
-    let roster_of_juliet = |fed: &mut Fed| {
-        let r = fed.nets[1].iq(
-            juliet,
-            "<iq xmlns='jabber:client' type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>",
-        );
-        let q = r.get_child("query", "jabber:iq:roster").expect("roster");
-        q.elements()
-            .map(|i| {
-                (
-                    i.attr("jid").unwrap_or_default().to_string(),
-                    i.attr("subscription").unwrap_or_default().to_string(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
     assert_eq!(
-        roster_of_juliet(&mut fed),
+        fed.nets[1].roster(juliet),
         vec![("romeo@one.example".to_string(), "both".to_string())]
     );
     fed.nets[1].take_inbox(juliet);
@@ -901,7 +864,7 @@ fn account_removal_unsubscribes_contacts_on_other_servers() {
         "roster push: {got:?}"
     );
     assert_eq!(
-        roster_of_juliet(&mut fed),
+        fed.nets[1].roster(juliet),
         vec![("romeo@one.example".to_string(), "none".to_string())]
     );
 }
@@ -1007,4 +970,21 @@ fn stanzas_queued_past_the_output_limit_are_sent_as_the_peer_reads() {
     assert_eq!(got, want);
     assert!(fed.nets[0].take_inbox(romeo).is_empty());
     assert_eq!(fed.links.len(), 4, "{:?}", fed.links);
+}
+
+/// Romeo subscribes to Juliet's presence across the servers and she approves: she is in
+/// his roster with subscription `to`, he in hers with `from`.
+fn romeo_subscribes_to_juliet(fed: &mut Fed, romeo: ConnId, juliet: ConnId) {
+    fed.send(
+        0,
+        romeo,
+        "<presence xmlns='jabber:client' to='juliet@two.example' type='subscribe'/>",
+    );
+    fed.send(
+        1,
+        juliet,
+        "<presence xmlns='jabber:client' to='romeo@one.example' type='subscribed'/>",
+    );
+    fed.nets[0].take_inbox(romeo);
+    fed.nets[1].take_inbox(juliet);
 }

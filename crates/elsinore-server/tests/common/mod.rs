@@ -168,6 +168,24 @@ impl Net {
         inbox.remove(pos)
     }
 
+    /// The session's roster as (jid, subscription) pairs, fetched with a roster get.
+    pub fn roster(&mut self, id: ConnId) -> Vec<(String, String)> {
+        let r = self.iq(
+            id,
+            "<iq type='get' id='roster-get' xmlns='jabber:client'>\
+             <query xmlns='jabber:iq:roster'/></iq>",
+        );
+        let q = r.get_child("query", "jabber:iq:roster").expect("roster");
+        q.elements()
+            .map(|i| {
+                (
+                    i.attr("jid").unwrap_or_default().to_string(),
+                    i.attr("subscription").unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
     pub fn take_inbox(&mut self, id: ConnId) -> Vec<Element> {
         self.inbox.remove(&id).unwrap_or_default()
     }
