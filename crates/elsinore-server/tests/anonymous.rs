@@ -229,16 +229,7 @@ fn an_anonymous_accounts_contacts_are_unsubscribed_when_it_ends() {
     net.server.handle_eof(conn, T0);
     net.drive();
     let got = net.take_inbox(juliet);
-    let types: Vec<(&str, &str)> = got
-        .iter()
-        .filter(|e| e.name == "presence")
-        .map(|e| {
-            (
-                e.attr("type").unwrap_or("available"),
-                e.attr("from").unwrap_or_default(),
-            )
-        })
-        .collect();
+    let types = common::presence_types(&got);
     for want in ["unsubscribe", "unsubscribed"] {
         assert!(types.contains(&(want, anon.as_str())), "{want}: {types:?}");
     }

@@ -407,19 +407,12 @@ fn no_reply_names_a_client_address() {
     );
     assert!(net.jid_of(hamlet).is_some() && net.jid_of(ophelia).is_some());
     // Mutual subscriptions, then available presence both ways.
-    for (from, to, ty) in [
-        (hamlet, "ophelia", "subscribe"),
-        (ophelia, "hamlet", "subscribed"),
-        (ophelia, "hamlet", "subscribe"),
-        (hamlet, "ophelia", "subscribed"),
-    ] {
-        net.send(
-            from,
-            &el(&format!(
-                "<presence xmlns='jabber:client' to='{to}@shakespeare.lit' type='{ty}'/>"
-            )),
-        );
-    }
+    net.mutual_subscription(
+        hamlet,
+        "hamlet@shakespeare.lit",
+        ophelia,
+        "ophelia@shakespeare.lit",
+    );
     for id in [hamlet, ophelia] {
         net.send(
             id,
@@ -685,19 +678,7 @@ fn extension_children_the_server_writes_are_namespaced() {
     }
     let hamlet = net.connect("hamlet@denmark/castle", "pw");
     let ophelia = net.connect("ophelia@denmark/castle", "pw");
-    for (from, to, ty) in [
-        (hamlet, "ophelia", "subscribe"),
-        (ophelia, "hamlet", "subscribed"),
-        (ophelia, "hamlet", "subscribe"),
-        (hamlet, "ophelia", "subscribed"),
-    ] {
-        net.send(
-            from,
-            &el(&format!(
-                "<presence xmlns='jabber:client' to='{to}@denmark' type='{ty}'/>"
-            )),
-        );
-    }
+    net.mutual_subscription(hamlet, "hamlet@denmark", ophelia, "ophelia@denmark");
     net.send(hamlet, &el("<presence xmlns='jabber:client'/>"));
     // Ophelia wants tune events: the server asks for her capabilities.
     let (info, ver) = common::caps_info(&[TUNE]);

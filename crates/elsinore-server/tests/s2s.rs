@@ -841,16 +841,7 @@ fn account_removal_unsubscribes_contacts_on_other_servers() {
     );
     assert!(fed.nets[0].closed_error(romeo).is_some(), "session closed");
     let got = fed.nets[1].take_inbox(juliet);
-    let presences: Vec<(&str, &str)> = got
-        .iter()
-        .filter(|e| e.name == "presence")
-        .map(|e| {
-            (
-                e.attr("type").unwrap_or("available"),
-                e.attr("from").unwrap_or_default(),
-            )
-        })
-        .collect();
+    let presences = common::presence_types(&got);
     for want in [
         ("unavailable", "romeo@one.example/orchard"),
         ("unsubscribe", "romeo@one.example"),

@@ -168,6 +168,23 @@ impl Net {
         inbox.remove(pos)
     }
 
+    /// `a` (bare JID `a_bare`) and `b` subscribe to each other's presence, each approving
+    /// the other's request.
+    pub fn mutual_subscription(&mut self, a: ConnId, a_bare: &str, b: ConnId, b_bare: &str) {
+        for (from, to, ty) in [
+            (a, b_bare, "subscribe"),
+            (b, a_bare, "subscribed"),
+            (b, a_bare, "subscribe"),
+            (a, b_bare, "subscribed"),
+        ] {
+            let p = format!("<presence xmlns='jabber:client' to='{to}' type='{ty}'/>");
+            self.send(
+                from,
+                &Element::parse(p.as_bytes()).expect("test XML parses"),
+            );
+        }
+    }
+
     /// The session's roster as (jid, subscription) pairs, fetched with a roster get.
     pub fn roster(&mut self, id: ConnId) -> Vec<(String, String)> {
         let r = self.iq(
@@ -450,4 +467,19 @@ impl Net {
         self.take_inbox(id);
         id
     }
+}
+
+/// The (type, from) of each presence among `stanzas`, `available` for a presence
+/// without a type.
+pub fn presence_types(stanzas: &[Element]) -> Vec<(&str, &str)> {
+    stanzas
+        .iter()
+        .filter(|e| e.name == "presence")
+        .map(|e| {
+            (
+                e.attr("type").unwrap_or("available"),
+                e.attr("from").unwrap_or_default(),
+            )
+        })
+        .collect()
 }
