@@ -45,6 +45,12 @@ pub struct S2sSettings {
     /// (used for s2s instead of `Limits::keepalive_interval`, which is the client
     /// role's). Meant to be below `idle_timeout`: keepalives do not keep a stream open.
     pub keepalive_interval: Duration,
+    /// An established outgoing stream with stanzas waiting for room in its output and no
+    /// write progress (`Server::handle_written`) for this long is ended with
+    /// `connection-timeout`; the waiting stanzas bounce `remote-server-timeout`. Without
+    /// it they would wait for the idle close. The same 60 s the tokio adapter allows one
+    /// write.
+    pub write_timeout: Duration,
 }
 
 impl Default for S2sSettings {
@@ -59,6 +65,7 @@ impl Default for S2sSettings {
             max_verifications: 256,
             idle_timeout: elsinore_stream::s2s::DEFAULT_IDLE_TIMEOUT,
             keepalive_interval: Duration::from_secs(90),
+            write_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -87,6 +94,9 @@ pub(crate) struct S2sConn {
     /// Outgoing: dialback checks (stream id, key) asked for before the adapter
     /// connected; bounded by [`S2sSettings::max_verifications`].
     verify_backlog: Vec<(String, String)>,
+    /// Outgoing, established: since when stanzas have waited in `queue` for room with no
+    /// write progress (`None`: nothing waits). Bounded by [`S2sSettings::write_timeout`].
+    write_wait: Option<Instant>,
 }
 
 /// The s2s part of the server state.
@@ -145,6 +155,7 @@ impl Server {
                 remote: None,
                 queue: VecDeque::new(),
                 verify_backlog: Vec::new(),
+                write_wait: None,
             },
         );
         id
@@ -220,6 +231,12 @@ impl Server {
             .and_then(|c| c.stream.as_mut())
         {
             s.handle_written(n);
+            if n > 0
+                && let Some(c) = self.s2s.conns.get_mut(&conn)
+            {
+                // The peer reads: a wait for room starts over.
+                c.write_wait = None;
+            }
             // Room for stanzas that waited for it.
             self.s2s_flush(conn, now);
             self.s2s_after(conn, now);
@@ -251,6 +268,17 @@ impl Server {
     }
 
     pub(crate) fn s2s_timeouts(&mut self, now: Instant) {
+        let write_timeout = self.config.s2s.write_timeout;
+        let stalled: Vec<ConnId> = self
+            .s2s
+            .conns
+            .iter()
+            .filter(|(_, c)| c.write_wait.is_some_and(|t| t + write_timeout <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stalled {
+            self.s2s_stalled(id, now);
+        }
         let due: Vec<ConnId> = self
             .s2s
             .conns
@@ -272,11 +300,46 @@ impl Server {
     }
 
     pub(crate) fn s2s_poll_timeout(&self) -> Option<Instant> {
+        let write_timeout = self.config.s2s.write_timeout;
         self.s2s
             .conns
             .values()
-            .filter_map(|c| c.stream.as_ref().and_then(S2sConnection::poll_timeout))
+            .flat_map(|c| {
+                let stream = c.stream.as_ref().and_then(S2sConnection::poll_timeout);
+                [stream, c.write_wait.map(|t| t + write_timeout)]
+            })
+            .flatten()
             .min()
+    }
+
+    /// Outgoing stream `id` made no write progress for the write timeout while stanzas
+    /// waited for room: its peer has stopped reading. The stream ends and the waiting
+    /// stanzas bounce `remote-server-timeout` (dropped where no error may be sent: errors,
+    /// the server's own stanzas). What was already handed to the socket is lost with it.
+    fn s2s_stalled(&mut self, id: ConnId, now: Instant) {
+        let Some(c) = self.s2s.conns.get_mut(&id) else {
+            return;
+        };
+        c.write_wait = None;
+        let waiting = std::mem::take(&mut c.queue);
+        if let Some(s) = c.stream.as_mut() {
+            // Likely never read either; sent so that a peer that wakes up learns why.
+            s.send_stream_error(
+                StreamError::new(StreamErrorCondition::ConnectionTimeout)
+                    .with_text("no output was read for too long"),
+            );
+        }
+        // Closed first: a bounce that routes to the same domain opens a new stream.
+        self.s2s_after(id, now);
+        for (el, origin) in waiting {
+            self.bounce_local(
+                &el,
+                origin,
+                DefinedCondition::RemoteServerTimeout,
+                "the remote server is not reading what was sent to it",
+                now,
+            );
+        }
     }
 
     pub(crate) fn s2s_shutdown(&mut self, now: Instant) {
@@ -393,6 +456,7 @@ impl Server {
                 remote: Some(domain.to_string()),
                 queue: VecDeque::new(),
                 verify_backlog: Vec::new(),
+                write_wait: None,
             },
         );
         self.s2s.out.insert(domain.to_string(), id);
@@ -618,6 +682,13 @@ impl Server {
             }
             c.queue.pop_front();
         }
+        // The wait for room starts now unless one is already running (only write
+        // progress restarts it, in `handle_written`).
+        c.write_wait = match c.write_wait {
+            _ if c.queue.is_empty() => None,
+            Some(t) => Some(t),
+            None => Some(now),
+        };
     }
 
     /// An incoming stream claims `from` with a dialback key: ask `from`'s

@@ -34,6 +34,9 @@ struct Fed {
     stalled: [bool; 2],
     /// Bytes held for a stalled server: (sending net, its connection, bytes).
     held: Vec<(usize, ConnId, Vec<u8>)>,
+    /// A server that stops reading where this text first comes in what is written to
+    /// it (it reads what comes before), as if it stopped in the middle of a flush.
+    stall_at: [Option<String>; 2],
 }
 
 fn config(domain: &str, secret: u8) -> ServerConfig {
@@ -68,6 +71,7 @@ impl Fed {
             down: [false; 2],
             stalled: [false; 2],
             held: Vec::new(),
+            stall_at: [None, None],
         }
     }
 
@@ -93,11 +97,7 @@ impl Fed {
                 }
                 for (conn, bytes) in std::mem::take(&mut self.nets[i].s2s_out) {
                     progress = true;
-                    if self.stalled[1 - i] {
-                        self.held.push((i, conn, bytes));
-                        continue;
-                    }
-                    self.deliver(i, conn, &bytes);
+                    self.offer(i, conn, bytes);
                 }
                 for conn in std::mem::take(&mut self.nets[i].s2s_closed) {
                     progress = true;
@@ -125,11 +125,33 @@ impl Fed {
         }
     }
 
+    /// Bytes net `i` wrote on `conn`: delivered, or held while the other server does
+    /// not read (from its `stall_at` text on).
+    fn offer(&mut self, i: usize, conn: ConnId, mut bytes: Vec<u8>) {
+        let j = 1 - i;
+        if self.stalled[j] {
+            self.held.push((i, conn, bytes));
+            return;
+        }
+        let at = self.stall_at[j]
+            .as_ref()
+            .and_then(|m| bytes.windows(m.len()).position(|w| w == m.as_bytes()));
+        if let Some(at) = at {
+            let rest = bytes.split_off(at);
+            self.stall_at[j] = None;
+            self.stalled[j] = true;
+            self.held.push((i, conn, rest));
+        }
+        if !bytes.is_empty() {
+            self.deliver(i, conn, &bytes);
+        }
+    }
+
     /// Server `net` reads again: what was held for it arrives, in order.
     fn resume(&mut self, net: usize) {
         self.stalled[net] = false;
         for (i, conn, bytes) in std::mem::take(&mut self.held) {
-            self.deliver(i, conn, &bytes);
+            self.offer(i, conn, bytes);
         }
         self.pump();
     }
@@ -951,12 +973,7 @@ fn stanzas_queued_past_the_output_limit_are_sent_as_the_peer_reads() {
     // At authentication those that fit are sent, the rest as the peer reads them: all
     // arrive in order, none bounces, and the stream stays.
     fed.resume(1);
-    let got: Vec<String> = fed.nets[1]
-        .take_inbox(juliet)
-        .iter()
-        .filter(|e| e.name == "message")
-        .filter_map(|e| e.attr("id").map(str::to_string))
-        .collect();
+    let got = message_ids(&fed.nets[1].take_inbox(juliet));
     let want: Vec<String> = (0..12).map(|n| format!("q{n}")).collect();
     assert_eq!(got, want);
     assert!(fed.nets[0].take_inbox(romeo).is_empty());
@@ -978,4 +995,84 @@ fn romeo_subscribes_to_juliet(fed: &mut Fed, romeo: ConnId, juliet: ConnId) {
     );
     fed.nets[0].take_inbox(romeo);
     fed.nets[1].take_inbox(juliet);
+}
+
+/// The ids of the messages in `inbox`.
+fn message_ids(inbox: &[Element]) -> Vec<String> {
+    inbox
+        .iter()
+        .filter(|e| e.name == "message")
+        .filter_map(|e| e.attr("id").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn stanzas_waiting_behind_output_the_peer_stopped_reading_bounce_remote_server_timeout() {
+    let (mut fed, romeo, juliet) = online_in(Fed::with(|c| {
+        c.limits.max_unsent_bytes = 16 * 1024;
+        // Clients are not pinged while time advances (they do not answer pings here).
+        c.limits.ping_after = Duration::from_secs(24 * 3600);
+    }));
+    let write_timeout = fed.nets[0].server.config().s2s.write_timeout;
+    assert_eq!(write_timeout, Duration::from_secs(60), "the default");
+    // Sixteen messages of 2 KiB wait while the stream to two.example is set up; it
+    // authenticates, and two.example stops reading in the middle of the flush.
+    fed.stalled[1] = true;
+    for n in 0..16 {
+        fed.send(0, romeo, &big_message(&format!("q{n}")));
+    }
+    fed.stall_at[1] = Some("id='q3'".into());
+    fed.resume(1);
+    assert_eq!(
+        message_ids(&fed.nets[1].take_inbox(juliet)),
+        ["q0", "q1", "q2"]
+    );
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    // one.example's stream to two.example (two.example's stream the other way, for its
+    // own dialback, never authenticates: one.example's check waits behind the stall).
+    let out = fed
+        .accepted
+        .iter()
+        .find(|&&(j, _, _)| j == 1)
+        .map(|&(j, peer, _)| fed.links[&(j, peer)].1)
+        .expect("one.example's outgoing stream");
+    // Waiting behind them: an error, which must never be answered with one.
+    fed.send(
+        0,
+        romeo,
+        "<message xmlns='jabber:client' to='juliet@two.example' type='error' id='e1'/>",
+    );
+
+    // Reading a little before the timeout starts the wait over.
+    fed.advance_to(fed.now + (write_timeout - Duration::from_secs(1)));
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    fed.stall_at[1] = Some("id='q5'".into());
+    fed.resume(1);
+    assert_eq!(message_ids(&fed.nets[1].take_inbox(juliet)), ["q3", "q4"]);
+    fed.advance_to(fed.now + (write_timeout - Duration::from_secs(1)));
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
+    assert!(fed.links.contains_key(&(0, out)), "still up");
+
+    // A whole timeout without progress: the stream ends and what still waited for room
+    // bounces remote-server-timeout (the error is dropped), well before the idle close.
+    fed.advance_to(fed.now + Duration::from_secs(2));
+    let got = fed.nets[0].take_inbox(romeo);
+    assert!(
+        got.iter().all(|e| e.attr("type") == Some("error")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .all(|e| error_condition(e).as_deref() == Some("remote-server-timeout")),
+        "{got:?}"
+    );
+    assert_eq!(message_ids(&got), ["q12", "q13", "q14", "q15"]);
+    assert!(!fed.links.contains_key(&(0, out)), "ended");
+    // two.example reads again: the ended stream's unwritten output is lost with it (no
+    // XEP-0198 on s2s), and the next message opens a new stream.
+    fed.resume(1);
+    assert!(fed.nets[1].take_inbox(juliet).is_empty());
+    fed.send(0, romeo, &message("juliet@two.example", "later"));
+    assert_eq!(message_ids(&fed.nets[1].take_inbox(juliet)), ["later"]);
+    assert!(fed.nets[0].take_inbox(romeo).is_empty());
 }
