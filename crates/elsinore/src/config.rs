@@ -68,6 +68,9 @@ pub struct FileConfig {
     /// Seconds of silence after which an outgoing s2s stream sends a whitespace keepalive
     /// (default 90; below the idle timeout).
     pub s2s_keepalive_interval_secs: Option<u64>,
+    /// Seconds an outgoing s2s stream may make no write progress while stanzas wait for
+    /// room in its output before it is ended and they bounce (default 60).
+    pub s2s_write_timeout_secs: Option<u64>,
     /// Stanzas queued per remote domain while its stream is set up (default 100).
     pub s2s_max_queue: Option<usize>,
     /// Outgoing s2s streams at once (default 256).
@@ -483,6 +486,11 @@ fn s2s_file(file: &FileConfig) -> Result<crate::s2s::S2sFile> {
         file.s2s_keepalive_interval_secs,
         defaults.keepalive_interval,
     )?;
+    let write_timeout = secs(
+        "s2s_write_timeout_secs",
+        file.s2s_write_timeout_secs,
+        defaults.write_timeout,
+    )?;
     if keepalive_interval >= idle_timeout {
         let (k, i) = (keepalive_interval.as_secs(), idle_timeout.as_secs());
         match file.s2s_keepalive_interval_secs {
@@ -514,6 +522,7 @@ fn s2s_file(file: &FileConfig) -> Result<crate::s2s::S2sFile> {
             .unwrap_or_default(),
         idle_timeout,
         keepalive_interval,
+        write_timeout,
         max_queue: count(
             "s2s_max_queue",
             "0 would bounce every stanza sent while a stream is set up",
@@ -837,14 +846,17 @@ mod tests {
             (core.max_queue, core.max_outgoing, core.max_verifications)
         );
         assert_eq!(d.keepalive_interval, Duration::from_secs(90));
+        assert_eq!(d.write_timeout, core.write_timeout);
         let file = parse(
             "s2s_idle_timeout_secs = 30\ns2s_keepalive_interval_secs = 10\n\
+             s2s_write_timeout_secs = 20\n\
              s2s_max_queue = 5\ns2s_max_outgoing = 7\ns2s_max_verifications = 9\n",
         )
         .unwrap();
         let s = Settings::resolve(file, Overrides::default()).unwrap().s2s;
         assert_eq!(s.idle_timeout, Duration::from_secs(30));
         assert_eq!(s.keepalive_interval, Duration::from_secs(10));
+        assert_eq!(s.write_timeout, Duration::from_secs(20));
         assert_eq!(
             (s.max_queue, s.max_outgoing, s.max_verifications),
             (5, 7, 9)
@@ -868,6 +880,10 @@ mod tests {
                 "s2s_idle_timeout_secs = 30\n",
                 "s2s_idle_timeout_secs (30) is not above the default keepalive interval (90 s): \
                  set s2s_keepalive_interval_secs below it",
+            ),
+            (
+                "s2s_write_timeout_secs = 0\n",
+                "s2s_write_timeout_secs must be at least 1",
             ),
             ("s2s_max_queue = 0\n", "s2s_max_queue must be at least 1"),
             (

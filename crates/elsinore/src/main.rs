@@ -61,7 +61,7 @@ struct Common {
     /// TOML configuration file (keys: domain, listen, listen_tls, redirect, gone_domains, data, allow_registration,
     /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, legacy_auth_digest, cert, key, client_ca,
     /// scram_iterations, muc, muc_history, worker_threads, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, s2s_idle_timeout_secs,
-    /// s2s_keepalive_interval_secs, s2s_max_queue, s2s_max_outgoing, s2s_max_verifications, tables s2s.peers and limits).
+    /// s2s_keepalive_interval_secs, s2s_write_timeout_secs, s2s_max_queue, s2s_max_outgoing, s2s_max_verifications, tables s2s.peers and limits).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory [default: ./elsinore-data].
@@ -215,6 +215,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         config.s2s.dialback = settings.s2s.dialback;
         config.s2s.idle_timeout = settings.s2s.idle_timeout;
         config.s2s.keepalive_interval = settings.s2s.keepalive_interval;
+        config.s2s.write_timeout = settings.s2s.write_timeout;
         config.s2s.max_queue = settings.s2s.max_queue;
         config.s2s.max_outgoing = settings.s2s.max_outgoing;
         config.s2s.max_verifications = settings.s2s.max_verifications;

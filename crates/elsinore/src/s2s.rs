@@ -42,6 +42,8 @@ pub struct S2sFile {
     pub idle_timeout: std::time::Duration,
     /// Silence after which an outgoing stream sends a whitespace keepalive.
     pub keepalive_interval: std::time::Duration,
+    /// No write progress for this long while stanzas wait for room ends an outgoing stream.
+    pub write_timeout: std::time::Duration,
     /// Stanzas queued per remote domain while its stream is set up.
     pub max_queue: usize,
     /// Outgoing streams at once.
