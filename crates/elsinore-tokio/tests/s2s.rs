@@ -415,3 +415,116 @@ async fn idle_outgoing_stream_sends_keepalives_then_closes_and_reopens() {
     let _ = s1.stop.send(());
     let _ = tokio::time::timeout(RAW_WAIT, s1.task).await;
 }
+
+/// The s2s output limit over real sockets: the remote server (the test, on a raw socket
+/// with a small receive buffer) authenticates the stream and then reads nothing. Once
+/// the kernel buffers and the core's small output limit are full, a message bounces
+/// `resource-constraint` to its sender and the stream ends; the server carries on (new
+/// sessions log in and exchange a message) and a later message opens a new stream.
+/// Every wait is bounded; nothing asserts how fast anything happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_server_that_stops_reading_brings_resource_constraint_and_the_server_carries_on() {
+    let c2s = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let s2s = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Accepted sockets take the listener's receive buffer: a small one fills fast.
+    let remote = tokio::net::TcpSocket::new_v4().unwrap();
+    remote.set_recv_buffer_size(4096).unwrap();
+    remote.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let remote = remote.listen(16).unwrap();
+    let s1 = start(
+        ONE,
+        "romeo",
+        c2s,
+        s2s,
+        (TWO, remote.local_addr().unwrap()),
+        self_signed(ONE),
+        vec![],
+        true,
+        |c| {
+            c.limits.max_unsent_bytes = 128 * 1024;
+            // The sender is not slowed down (filling the kernel buffers takes megabytes).
+            c.limits.stanza_rate = None;
+            c.limits.byte_rate = None;
+            c.limits.ping_after = Duration::from_secs(3600);
+        },
+    )
+    .await;
+    let romeo = login(s1.c2s, "romeo@one.localhost/r").await;
+    let message = |id: String, body: String| {
+        Element::new("message", "jabber:client")
+            .with_attr("to", "juliet@two.localhost")
+            .with_attr("type", "chat")
+            .with_attr("id", id)
+            .with_child(Element::new("body", "jabber:client").with_text(body))
+    };
+    romeo
+        .send(message("first".into(), "first".into()))
+        .await
+        .unwrap();
+    let mut peer = RawPeer::accept(&remote).await;
+    let got = peer.read_until("</message>").await;
+    assert!(got.contains("first"), "{got}");
+    // From here on the peer reads nothing. 16 KiB messages in batches until one bounces;
+    // bounded at 1000 (16 MB, far past any loopback buffer).
+    let mut bounce = None;
+    'send: for batch in 0..125 {
+        for n in 0..8 {
+            let id = format!("m{}", batch * 8 + n);
+            romeo
+                .send(message(id, "x".repeat(16 * 1024)))
+                .await
+                .unwrap();
+        }
+        if let Ok(got) = tokio::time::timeout(Duration::from_millis(200), romeo.recv()).await {
+            bounce = got;
+            break 'send;
+        }
+    }
+    let bounce = bounce.expect("a message past the output limit bounces");
+    assert_eq!(bounce.name, "message", "{bounce:?}");
+    assert_eq!(bounce.attr("type"), Some("error"), "{bounce:?}");
+    assert_eq!(
+        bounce.attr("from"),
+        Some("juliet@two.localhost"),
+        "{bounce:?}"
+    );
+    let cond = bounce
+        .get_child("error", "jabber:client")
+        .and_then(|e| e.elements().next().map(|c| c.name.clone()));
+    assert_eq!(cond.as_deref(), Some("resource-constraint"), "{bounce:?}");
+    let text = bounce
+        .get_child("error", "jabber:client")
+        .and_then(|e| e.get_child("text", "urn:ietf:params:xml:ns:xmpp-stanzas"))
+        .map(Element::text);
+    assert!(
+        text.as_deref().is_some_and(|t| t.contains("not reading")),
+        "the output limit, not a full queue: {bounce:?}"
+    );
+
+    // The server carries on: new sessions log in and exchange a message.
+    let a = login(s1.c2s, "romeo@one.localhost/a").await;
+    let b = login(s1.c2s, "romeo@one.localhost/b").await;
+    let hello = Element::new("message", "jabber:client")
+        .with_attr("to", "romeo@one.localhost/b")
+        .with_attr("type", "chat")
+        .with_child(Element::new("body", "jabber:client").with_text("still here"));
+    a.send(hello).await.unwrap();
+    let got = next_message(&b).await;
+    assert_eq!(got.attr("from"), Some("romeo@one.localhost/a"), "{got:?}");
+
+    // The stream that was not read is over; a later message opens a new one (the
+    // messages sent after the bounce wait in its queue and come first).
+    drop(peer);
+    romeo
+        .send(message("later".into(), "later".into()))
+        .await
+        .unwrap();
+    let mut peer = RawPeer::accept(&remote).await;
+    peer.read_until("id='later'").await;
+    for c in [romeo, a, b] {
+        c.close().await.unwrap();
+    }
+    drop(peer);
+    let _ = s1.stop.send(());
+    let _ = tokio::time::timeout(RAW_WAIT, s1.task).await;
+}
