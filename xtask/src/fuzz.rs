@@ -135,10 +135,15 @@ pub fn run(opts: Options) -> Result<i32> {
     Ok(if report.failed() == 0 { 0 } else { 1 })
 }
 
-/// libFuzzer's per-input progress lines (`#123\tNEW    cov: …`, `REDUCE`, `pulse`): tens
+/// libFuzzer's per-input progress lines (`#123\tNEW    cov: …`, `REDUCE`, `pulse`, and the
+/// `NEW_FUNC[…]` lines under them): tens
 /// of thousands in a CI smoke run and no use once it passes; `INITED`, `DONE`, the
 /// statistics and any crash report stay visible.
 fn is_progress_line(line: &str) -> bool {
+    // Printed under a NEW line for each function first covered.
+    if line.trim_start().starts_with("NEW_FUNC[") {
+        return true;
+    }
     let Some(rest) = line.strip_prefix('#') else {
         return false;
     };
@@ -186,6 +191,7 @@ mod tests {
         ));
         assert!(is_progress_line("#3\tREDUCE cov: 2 ft: 2 corp: 1/1b"));
         assert!(is_progress_line("#65536\tpulse  cov: 9 ft: 9 corp: 3/5b"));
+        assert!(is_progress_line("\tNEW_FUNC[1/3]: 0x564c69f411f1"));
         assert!(!is_progress_line(
             "#2\tINITED cov: 2 ft: 2 corp: 1/1b exec/s: 0"
         ));
