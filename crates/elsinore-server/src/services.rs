@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use elsinore_jid::{BareJid, Jid};
 use elsinore_stanza::datetime::{format_datetime, format_legacy_stamp};
 use elsinore_stanza::{
-    DefinedCondition, NS_DISCO_ITEMS, NS_REGISTER, NS_VERSION, StanzaError, StreamError,
-    StreamErrorCondition,
+    DefinedCondition, NS_DATA_FORMS, NS_DISCO_ITEMS, NS_REGISTER, NS_VERSION, StanzaError,
+    StreamError, StreamErrorCondition,
 };
 use elsinore_storage::{EffectResult, Key, Op, Space};
 use elsinore_xml::Element;
@@ -198,6 +198,123 @@ pub(crate) fn set_directory_entry(
 
 fn err(cond: DefinedCondition, text: &str) -> StanzaError {
     StanzaError::new(cond).with_text(text)
+}
+
+/// Most `<field/>`s read from a submitted search form. The form has five (XEP-0055 §3), so
+/// a longer one is refused rather than walked.
+const MAX_FORM_FIELDS: usize = 16;
+/// Labels of [`SEARCH_FIELDS`] in the data forms.
+const SEARCH_LABELS: [&str; 4] = ["Given Name", "Family Name", "Nickname", "Email"];
+
+/// The guide's search: a child per field, clipped, lowercased; blanks are not searched.
+fn legacy_fields(query: &Element) -> Vec<(&'static str, String)> {
+    SEARCH_FIELDS
+        .iter()
+        .filter_map(|f| {
+            let v = query.get_child(f, NS_SEARCH)?.text();
+            let v = clip(&v).to_lowercase();
+            (!v.is_empty()).then_some((*f, v))
+        })
+        .collect()
+}
+
+fn form_field(var: &str, kind: &str, label: &str) -> Element {
+    Element::new("field", NS_DATA_FORMS)
+        .with_attr("var", var)
+        .with_attr("type", kind)
+        .with_attr("label", label)
+}
+
+fn form_value(var: &str, value: &str) -> Element {
+    Element::new("field", NS_DATA_FORMS)
+        .with_attr("var", var)
+        .with_child(Element::new("value", NS_DATA_FORMS).with_text(value))
+}
+
+fn form_type() -> Element {
+    form_value("FORM_TYPE", NS_SEARCH).with_attr("type", "hidden")
+}
+
+/// XEP-0055 §3 search form: the legacy fields as text-single fields.
+fn search_form() -> Element {
+    let mut x = Element::new("x", NS_DATA_FORMS)
+        .with_attr("type", "form")
+        .with_child(Element::new("title", NS_DATA_FORMS).with_text("User Directory Search"))
+        .with_child(Element::new("instructions", NS_DATA_FORMS).with_text(
+            "Fill in at least one field; every field filled in must match part of an entry.",
+        ))
+        .with_child(form_type());
+    for (f, label) in SEARCH_FIELDS.iter().zip(SEARCH_LABELS) {
+        x = x.with_child(form_field(f, "text-single", label));
+    }
+    x
+}
+
+/// The fields of a submitted search form, as [`legacy_fields`] gives them; `Err` names why
+/// the form is a `bad-request`.
+fn submitted_fields(x: &Element) -> Result<Vec<(&'static str, String)>, &'static str> {
+    // XEP-0004 §3.1: only a submitted form asks for a search; `cancel` (or a `form` /
+    // `result` sent back) gives nothing to search with.
+    match x.attr("type") {
+        Some("submit") => {}
+        Some("cancel") => return Err("the search form was cancelled"),
+        _ => return Err("expected a submitted search form"),
+    }
+    let mut wanted = Vec::new();
+    let mut seen = [false; SEARCH_FIELDS.len()];
+    let fields = x.elements().filter(|e| e.is("field", NS_DATA_FORMS));
+    for (n, f) in fields.enumerate() {
+        if n == MAX_FORM_FIELDS {
+            return Err("too many fields in the search form");
+        }
+        let Some(var) = f.attr("var") else {
+            return Err("a submitted field needs a var");
+        };
+        let mut values = f.elements().filter(|v| v.is("value", NS_DATA_FORMS));
+        let value = values.next().map(Element::text).unwrap_or_default();
+        if var == "FORM_TYPE" {
+            if value.trim() != NS_SEARCH {
+                return Err("the form is not a jabber:iq:search form");
+            }
+            continue;
+        }
+        // XEP-0004: a submitted field the processor does not understand is ignored.
+        let Some(i) = SEARCH_FIELDS.iter().position(|s| *s == var) else {
+            continue;
+        };
+        // text-single: one field, one value.
+        if seen[i] || values.next().is_some() {
+            return Err("a search field is repeated or has several values");
+        }
+        seen[i] = true;
+        let v = clip(&value).to_lowercase();
+        if !v.is_empty() {
+            wanted.push((SEARCH_FIELDS[i], v));
+        }
+    }
+    Ok(wanted)
+}
+
+/// XEP-0055 §3 results: `<reported/>` columns, then an `<item/>` per directory entry.
+fn result_form(hits: &[&Element]) -> Element {
+    let mut reported =
+        Element::new("reported", NS_DATA_FORMS).with_child(form_field("jid", "jid-single", "JID"));
+    for (f, label) in SEARCH_FIELDS.iter().zip(SEARCH_LABELS) {
+        reported = reported.with_child(form_field(f, "text-single", label));
+    }
+    let mut x = Element::new("x", NS_DATA_FORMS)
+        .with_attr("type", "result")
+        .with_child(form_type())
+        .with_child(reported);
+    for entry in hits {
+        let mut item = Element::new("item", NS_DATA_FORMS)
+            .with_child(form_value("jid", entry.attr("jid").unwrap_or_default()));
+        for f in SEARCH_FIELDS {
+            item = item.with_child(form_value(f, entry.attr(f).unwrap_or_default()));
+        }
+        x = x.with_child(item);
+    }
+    x
 }
 
 impl Server {
@@ -636,18 +753,24 @@ impl Server {
                 q = q.with_child(Element::new(f, NS_SEARCH));
             }
             q = q.with_child(Element::new("key", NS_SEARCH).with_text(self.register_key(id)));
+            // XEP-0055 §3: the same fields as a data form, for clients that prefer one.
+            q = q.with_child(search_form());
             self.deliver_to_conn(id, &iq_result(&head, Some(q)), now);
             return;
         }
-        // Case-insensitive substring match on every field given (the key is ignored).
-        let wanted: Vec<(&'static str, String)> = SEARCH_FIELDS
-            .iter()
-            .filter_map(|f| {
-                let v = query.get_child(f, NS_SEARCH)?.text();
-                let v = clip(&v).to_lowercase();
-                (!v.is_empty()).then_some((*f, v))
-            })
-            .collect();
+        // A data form, when sent, is what the client filled in (XEP-0055 §3); the legacy
+        // children are then ignored. The key is ignored either way.
+        let (wanted, form) = match query.get_child("x", NS_DATA_FORMS) {
+            Some(x) => match submitted_fields(x) {
+                Ok(w) => (w, true),
+                Err(text) => {
+                    let e = err(DefinedCondition::BadRequest, text);
+                    self.deliver_to_conn(id, &iq_error(&head, None, e), now);
+                    return;
+                }
+            },
+            None => (legacy_fields(query), false),
+        };
         if wanted.is_empty() {
             let e = err(DefinedCondition::BadRequest, "fill in at least one field");
             self.deliver_to_conn(id, &iq_error(&head, None, e), now);
@@ -662,8 +785,8 @@ impl Server {
                 return;
             };
             let dir = parse_directory(bytes.as_deref());
-            let mut q = Element::new("query", NS_SEARCH);
-            let mut found = 0;
+            let mut hits = Vec::new();
+            let mut truncated = false;
             for entry in dir.elements() {
                 let hit = wanted.iter().all(|(f, v)| {
                     entry
@@ -673,20 +796,31 @@ impl Server {
                 if !hit {
                     continue;
                 }
-                if found == max {
-                    // The guide's flag for results cut short.
-                    q = q.with_child(Element::new("truncated", NS_SEARCH));
+                if hits.len() == max {
+                    truncated = true;
                     break;
                 }
-                found += 1;
-                let mut item = Element::new("item", NS_SEARCH)
-                    .with_attr("jid", entry.attr("jid").unwrap_or_default());
-                for f in SEARCH_FIELDS {
-                    item = item.with_child(
-                        Element::new(f, NS_SEARCH).with_text(entry.attr(f).unwrap_or_default()),
-                    );
+                hits.push(entry);
+            }
+            let mut q = Element::new("query", NS_SEARCH);
+            if form {
+                q = q.with_child(result_form(&hits));
+            } else {
+                for entry in &hits {
+                    let mut item = Element::new("item", NS_SEARCH)
+                        .with_attr("jid", entry.attr("jid").unwrap_or_default());
+                    for f in SEARCH_FIELDS {
+                        item = item.with_child(
+                            Element::new(f, NS_SEARCH).with_text(entry.attr(f).unwrap_or_default()),
+                        );
+                    }
+                    q = q.with_child(item);
                 }
-                q = q.with_child(item);
+            }
+            if truncated {
+                // The guide's flag for results cut short; XEP-0055 §3 has none for forms,
+                // so a form result carries the same flag beside the `<x/>`.
+                q = q.with_child(Element::new("truncated", NS_SEARCH));
             }
             s.deliver_to_conn(id, &iq_result(&head, Some(q)), now);
         });

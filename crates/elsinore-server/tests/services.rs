@@ -445,6 +445,180 @@ fn search_results_are_bounded_and_flagged_truncated() {
     assert!(q.get_child("truncated", "jabber:iq:search").is_some());
 }
 
+const XD: &str = "jabber:x:data";
+
+/// A submitted XEP-0055 §3 search form with `fields` (var, value).
+fn form_search(fields: &[(&str, &str)]) -> String {
+    let mut f = String::from(
+        "<field var='FORM_TYPE' type='hidden'><value>jabber:iq:search</value></field>",
+    );
+    for (var, value) in fields {
+        f.push_str(&format!(
+            "<field var='{var}'><value>{value}</value></field>"
+        ));
+    }
+    format!(
+        "<iq type='set' id='fs' to='denmark' xmlns='jabber:client'><query xmlns='jabber:iq:search'>\
+         <x xmlns='jabber:x:data' type='submit'>{f}</x></query></iq>"
+    )
+}
+
+/// The value of `var` in a form item.
+fn form_value(item: &Element, var: &str) -> Option<String> {
+    item.elements()
+        .find(|f| f.is("field", XD) && f.attr("var") == Some(var))
+        .and_then(|f| f.get_child("value", XD))
+        .map(Element::text)
+}
+
+#[test]
+fn search_the_directory_with_data_forms() {
+    let (mut net, hamlet, horatio) = denmark();
+    net.add_user("king@denmark", "k");
+    let king = net.connect("king@denmark/throne", "k");
+    set_vcard(&mut net, king, "Hamlet", "King", "king@denmark");
+    set_vcard(&mut net, hamlet, "Hamlet", "Ham", "hamlet@denmark");
+    set_vcard(&mut net, horatio, "Horatio", "Hor", "horatio@denmark");
+    // XEP-0055 Example 7: the legacy fields and, beside them, the form.
+    let r = net.iq(
+        horatio,
+        "<iq type='get' id='g' to='denmark' xmlns='jabber:client'><query xmlns='jabber:iq:search'/></iq>",
+    );
+    let q = r.get_child("query", "jabber:iq:search").expect("query");
+    for f in ["first", "last", "nick", "email", "instructions"] {
+        assert!(q.get_child(f, "jabber:iq:search").is_some(), "{f}");
+    }
+    let x = q.get_child("x", XD).expect("a data form");
+    assert_eq!(x.attr("type"), Some("form"));
+    assert!(x.get_child("title", XD).is_some());
+    assert!(x.get_child("instructions", XD).is_some());
+    assert_eq!(
+        form_value(x, "FORM_TYPE").as_deref(),
+        Some("jabber:iq:search")
+    );
+    for f in ["first", "last", "nick", "email"] {
+        let field = x
+            .elements()
+            .find(|e| e.attr("var") == Some(f))
+            .unwrap_or_else(|| panic!("{f}"));
+        assert_eq!(field.attr("type"), Some("text-single"), "{f}");
+    }
+    // Example 8 / 9: a submitted form, an unknown field ignored, a result form back.
+    let r = net.iq(
+        horatio,
+        &form_search(&[("first", "hamlet"), ("x-shoe-size", "9"), ("last", "")]),
+    );
+    let q = r.get_child("query", "jabber:iq:search").expect("results");
+    assert!(
+        q.get_child("item", "jabber:iq:search").is_none(),
+        "no legacy items"
+    );
+    let x = q.get_child("x", XD).expect("a result form");
+    assert_eq!(x.attr("type"), Some("result"));
+    let reported: Vec<&str> = x
+        .get_child("reported", XD)
+        .expect("reported")
+        .elements()
+        .filter_map(|f| f.attr("var"))
+        .collect();
+    assert_eq!(reported, ["jid", "first", "last", "nick", "email"]);
+    let items: Vec<&Element> = x.elements().filter(|e| e.is("item", XD)).collect();
+    let mut jids: Vec<String> = items.iter().filter_map(|i| form_value(i, "jid")).collect();
+    jids.sort();
+    assert_eq!(jids, ["hamlet@denmark", "king@denmark"]);
+    let ham = items
+        .iter()
+        .find(|i| form_value(i, "jid").as_deref() == Some("hamlet@denmark"))
+        .expect("hamlet");
+    assert_eq!(form_value(ham, "nick").as_deref(), Some("Ham"));
+    assert_eq!(form_value(ham, "email").as_deref(), Some("hamlet@denmark"));
+    assert!(q.get_child("truncated", "jabber:iq:search").is_none());
+    // Every field filled in must match.
+    let r = net.iq(
+        horatio,
+        &form_search(&[("first", "HAMLET"), ("nick", "king")]),
+    );
+    let n = r
+        .get_child("query", "jabber:iq:search")
+        .and_then(|q| q.get_child("x", XD))
+        .map(|x| x.elements().filter(|e| e.is("item", XD)).count());
+    assert_eq!(n, Some(1));
+    // No match: a result form with no items.
+    let r = net.iq(horatio, &form_search(&[("last", "Fortinbras")]));
+    let x = r
+        .get_child("query", "jabber:iq:search")
+        .and_then(|q| q.get_child("x", XD))
+        .expect("a result form");
+    assert!(x.get_child("reported", XD).is_some());
+    assert_eq!(x.elements().filter(|e| e.is("item", XD)).count(), 0);
+    // The legacy search still gets legacy items.
+    let r = net.iq(
+        horatio,
+        "<iq type='set' id='l' to='denmark' xmlns='jabber:client'><query xmlns='jabber:iq:search'>\
+         <nick>hor</nick></query></iq>",
+    );
+    let q = r.get_child("query", "jabber:iq:search").expect("results");
+    assert!(q.get_child("x", XD).is_none());
+    let jids: Vec<&str> = q.elements().filter_map(|i| i.attr("jid")).collect();
+    assert_eq!(jids, ["horatio@denmark"]);
+}
+
+#[test]
+fn invalid_search_forms_are_bad_requests() {
+    let (mut net, _hamlet, horatio) = denmark();
+    let wrap = |x: &str| {
+        format!(
+            "<iq type='set' id='b' to='denmark' xmlns='jabber:client'><query xmlns='jabber:iq:search'>{x}</query></iq>"
+        )
+    };
+    let many: String = (0..40)
+        .map(|i| format!("<field var='x{i}'><value>v</value></field>"))
+        .collect();
+    for bad in [
+        // Cancelled, or not a submission.
+        wrap("<x xmlns='jabber:x:data' type='cancel'/>"),
+        wrap(
+            "<x xmlns='jabber:x:data' type='form'><field var='first'><value>a</value></field></x>",
+        ),
+        // Another form's FORM_TYPE.
+        wrap(
+            "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:other</value></field>\
+             <field var='first'><value>a</value></field></x>",
+        ),
+        // Nothing filled in.
+        form_search(&[("first", " ")]),
+        // A text-single field twice, or with two values; a field without var.
+        form_search(&[("first", "a"), ("first", "b")]),
+        wrap(
+            "<x xmlns='jabber:x:data' type='submit'><field var='first'><value>a</value><value>b</value></field></x>",
+        ),
+        wrap("<x xmlns='jabber:x:data' type='submit'><field><value>a</value></field></x>"),
+        // More fields than the bound.
+        wrap(&format!(
+            "<x xmlns='jabber:x:data' type='submit'><field var='first'><value>a</value></field>{many}</x>"
+        )),
+    ] {
+        let r = net.iq(horatio, &bad);
+        assert_eq!(error_condition(&r).as_deref(), Some("bad-request"), "{bad}");
+    }
+}
+
+#[test]
+fn form_search_results_are_bounded_and_flagged_truncated() {
+    let mut cfg = config();
+    cfg.search_max_results = 1;
+    let (mut net, hamlet, horatio) = denmark_with(cfg);
+    set_vcard(&mut net, hamlet, "Same", "a", "a@x");
+    set_vcard(&mut net, horatio, "Same", "b", "b@x");
+    // Values are trimmed (and cut at 128 bytes) like the legacy ones.
+    let long = format!("same{}", " ".repeat(300));
+    let r = net.iq(horatio, &form_search(&[("first", &long)]));
+    let q = r.get_child("query", "jabber:iq:search").expect("results");
+    let x = q.get_child("x", XD).expect("a result form");
+    assert_eq!(x.elements().filter(|e| e.is("item", XD)).count(), 1);
+    assert!(q.get_child("truncated", "jabber:iq:search").is_some());
+}
+
 #[test]
 fn register_after_auth_key_password_change_and_remove() {
     let (mut net, hamlet, horatio) = denmark();
