@@ -7,8 +7,9 @@
 //! - the `private_xml`, `bookmarks`, `annotations` and `pep_private` examples against
 //!   elsinore and against Prosody;
 //! - against elsinore only: slixmpp with each SASL mechanism forced and go-sendxmpp
-//!   ([`clients`]); federation over s2s with another elsinore and with Prosody
-//!   ([`federation`]).
+//!   ([`clients`]); slixmpp search with XEP-0055 data forms
+//!   (`xtask/interop/slixmpp_search.py`); federation over s2s with another elsinore and
+//!   with Prosody ([`federation`]).
 //!
 //! Running the script against Prosody validates the script itself; running the example
 //! against Prosody validates our client side against a server we did not write.
@@ -262,6 +263,16 @@ fn elsinore_side(ctx: &mut Ctx) -> Result<()> {
         "slixmpp_bookmarks.py",
         "bookmarks",
         &["--urls-kept"],
+    );
+    // XEP-0055 §3 data forms on the user directory (elsinore only: not set up on Prosody).
+    run_slixmpp_script(
+        ctx,
+        "elsinore",
+        addr,
+        None,
+        "slixmpp_search.py",
+        "search",
+        &[],
     );
     // Group chat at conference.<domain> (elsinore only: the Prosody side has no MUC component).
     let (other, other_password) = USERS[1];
