@@ -20,28 +20,16 @@ every check passed. Run by `cargo xtask interop`; usable by hand:
 import argparse
 import asyncio
 import logging
-import ssl
 import sys
 import time
 
+from interop_common import Report, use_starttls
 from slixmpp import ClientXMPP
 
 SCRAM_MECHS = {"SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"}
 DELAY_NS = "urn:xmpp:delay"
 
 
-class Report:
-    def __init__(self):
-        self.results = []
-
-    def check(self, name, ok, detail=""):
-        self.results.append((name, ok))
-        status = "PASS" if ok else "FAIL"
-        print(f"[{status}] {name}" + (f" -- {detail}" if detail else ""), flush=True)
-        return ok
-
-    def all_passed(self):
-        return bool(self.results) and all(ok for _, ok in self.results)
 
 
 class Client(ClientXMPP):
@@ -51,16 +39,7 @@ class Client(ClientXMPP):
             password,
             plugin_config={"feature_mechanisms": {"use_mechs": set(SCRAM_MECHS)}},
         )
-        ctx = ssl.create_default_context()
-        if args.cafile:
-            ctx.load_verify_locations(cafile=args.cafile)
-        elif args.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        self.enable_direct_tls = False
-        self.enable_starttls = True
-        self.enable_plaintext = False
+        use_starttls(self, args.cafile, args.insecure)
         self.auto_authorize = True
         self.auto_subscribe = True
         self.register_plugin("xep_0030")

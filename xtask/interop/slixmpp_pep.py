@@ -24,10 +24,10 @@ Run by `cargo xtask interop`; usable by hand:
 import argparse
 import asyncio
 import logging
-import ssl
 import sys
 import uuid
 
+from interop_common import Report, use_starttls
 from slixmpp import ClientXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.plugins.xep_0060.stanza import EventItem, Item
@@ -54,18 +54,6 @@ register_stanza_plugin(Item, Secret)
 register_stanza_plugin(EventItem, Secret)
 
 
-class Report:
-    def __init__(self):
-        self.results = []
-
-    def check(self, name, ok, detail=""):
-        self.results.append((name, ok))
-        status = "PASS" if ok else "FAIL"
-        print(f"[{status}] {name}" + (f" -- {detail}" if detail else ""), flush=True)
-        return ok
-
-    def all_passed(self):
-        return bool(self.results) and all(ok for _, ok in self.results)
 
 
 def error_conditions(iq):
@@ -90,16 +78,7 @@ class Session(ClientXMPP):
             args.password,
             plugin_config={"feature_mechanisms": {"use_mechs": set(SCRAM_MECHS)}},
         )
-        ctx = ssl.create_default_context()
-        if args.cafile:
-            ctx.load_verify_locations(cafile=args.cafile)
-        else:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        self.enable_direct_tls = False
-        self.enable_starttls = True
-        self.enable_plaintext = False
+        use_starttls(self, args.cafile, True)
         for p in ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0223"):
             self.register_plugin(p)
         self.mech_used = None

@@ -25,10 +25,10 @@ Run by `cargo xtask interop`; usable by hand:
 import argparse
 import asyncio
 import logging
-import ssl
 import sys
 import xml.etree.ElementTree as ET
 
+from interop_common import Report, use_starttls
 from slixmpp import ClientXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import ElementBase
@@ -57,20 +57,6 @@ class Exodus(ElementBase):
     sub_interfaces = interfaces
 
 
-class Report:
-    """Collects check results; each one is printed as soon as it is known."""
-
-    def __init__(self):
-        self.results = []
-
-    def check(self, name, ok, detail=""):
-        self.results.append((name, ok))
-        status = "PASS" if ok else "FAIL"
-        print(f"[{status}] {name}" + (f" -- {detail}" if detail else ""), flush=True)
-        return ok
-
-    def all_passed(self):
-        return bool(self.results) and all(ok for _, ok in self.results)
 
 
 def stanza_error_condition(iq):
@@ -100,22 +86,7 @@ class PrivateCheck(ClientXMPP):
         self.mech_used = None
         self.done = asyncio.get_event_loop().create_future()
 
-        ctx = ssl.create_default_context()
-        if args.cafile:
-            # Prosody's cert is one we generated: verify it for real.
-            ctx.load_verify_locations(cafile=args.cafile)
-        elif args.insecure:
-            # The server generated its own self-signed cert at first start;
-            # the test is about XMPP, not PKI, so accept any certificate.
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        # STARTTLS on the c2s port only: no direct-TLS attempt first (it would
-        # fail against a STARTTLS port and fire connection_failed), and no
-        # plaintext fallback.
-        self.enable_direct_tls = False
-        self.enable_starttls = True
-        self.enable_plaintext = False
+        use_starttls(self, args.cafile, args.insecure)
 
         self.register_plugin("xep_0049")
         self.plugin["xep_0049"].register(Exodus)

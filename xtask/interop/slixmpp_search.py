@@ -20,10 +20,10 @@ Run by `cargo xtask interop` (elsinore side); usable by hand:
 import argparse
 import asyncio
 import logging
-import ssl
 import sys
 import xml.etree.ElementTree as ET
 
+from interop_common import Report, use_starttls
 from slixmpp import ClientXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 
@@ -31,18 +31,6 @@ SEARCH_NS = "jabber:iq:search"
 NICK = "Yorick-the-jester"
 
 
-class Report:
-    def __init__(self):
-        self.results = []
-
-    def check(self, name, ok, detail=""):
-        self.results.append((name, ok))
-        status = "PASS" if ok else "FAIL"
-        print(f"[{status}] {name}" + (f" -- {detail}" if detail else ""), flush=True)
-        return ok
-
-    def all_passed(self):
-        return bool(self.results) and all(ok for _, ok in self.results)
 
 
 class SearchCheck(ClientXMPP):
@@ -51,16 +39,7 @@ class SearchCheck(ClientXMPP):
         self.args = args
         self.report = report
         self.done = asyncio.get_event_loop().create_future()
-        ctx = ssl.create_default_context()
-        if args.cafile:
-            ctx.load_verify_locations(cafile=args.cafile)
-        elif args.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        self.enable_direct_tls = False
-        self.enable_starttls = True
-        self.enable_plaintext = False
+        use_starttls(self, args.cafile, args.insecure)
         # Client side only: do not answer searches ourselves.
         self.register_plugin("xep_0055", {"provide_search": False})
         self.add_event_handler("session_start", self.on_session_start)
