@@ -358,14 +358,21 @@ fn set_vcard(net: &mut Net, id: ConnId, first: &str, nick: &str, email: &str) {
     assert_eq!(r.attr("type"), Some("result"), "{r:?}");
 }
 
-#[test]
-fn search_the_directory_as_the_guide_shows() {
+/// denmark with three directory entries (the king and Hamlet share the first name), and
+/// Horatio's session, which searches.
+fn denmark_directory() -> (Net, ConnId) {
     let (mut net, hamlet, horatio) = denmark();
     net.add_user("king@denmark", "k");
     let king = net.connect("king@denmark/throne", "k");
     set_vcard(&mut net, king, "Hamlet", "King", "king@denmark");
     set_vcard(&mut net, hamlet, "Hamlet", "Ham", "hamlet@denmark");
     set_vcard(&mut net, horatio, "Horatio", "Hor", "horatio@denmark");
+    (net, horatio)
+}
+
+#[test]
+fn search_the_directory_as_the_guide_shows() {
+    let (mut net, horatio) = denmark_directory();
     // Example 9-1 / 9-2: the fields and a key.
     let r = net.iq(
         horatio,
@@ -473,12 +480,7 @@ fn form_value(item: &Element, var: &str) -> Option<String> {
 
 #[test]
 fn search_the_directory_with_data_forms() {
-    let (mut net, hamlet, horatio) = denmark();
-    net.add_user("king@denmark", "k");
-    let king = net.connect("king@denmark/throne", "k");
-    set_vcard(&mut net, king, "Hamlet", "King", "king@denmark");
-    set_vcard(&mut net, hamlet, "Hamlet", "Ham", "hamlet@denmark");
-    set_vcard(&mut net, horatio, "Horatio", "Hor", "horatio@denmark");
+    let (mut net, horatio) = denmark_directory();
     // XEP-0055 Example 7: the legacy fields and, beside them, the form.
     let r = net.iq(
         horatio,
