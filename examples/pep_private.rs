@@ -13,16 +13,17 @@
 //! exactly this command line against Prosody and against elsinore.
 
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use base64::Engine as _;
 use elsinore_jid::Jid;
 use elsinore_tokio::pep::{self, Change};
 use elsinore_tokio::{AccessModel, Client, ClientError, ClientOptions, ConfigChange};
 use elsinore_xml::Element;
 use sha1::{Digest, Sha1};
+
+mod common;
 
 const USAGE: &str =
     "usage: pep_private --addr HOST:PORT --jid USER@DOMAIN --password PW --insecure-tls";
@@ -35,30 +36,6 @@ const CAPS_NODE: &str = "https://github.com/elsinore/examples";
 /// How long a resource waits for the server to ask what its caps mean.
 const CAPS_WAIT: Duration = Duration::from_secs(3);
 const EVENT_WAIT: Duration = Duration::from_secs(5);
-
-fn parse_args() -> Result<(String, Jid, String)> {
-    let (mut addr, mut jid, mut password, mut insecure) = (None, None, None, false);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| anyhow!("{name} needs a value"));
-        match arg.as_str() {
-            "--addr" => addr = Some(value("--addr")?),
-            "--jid" => jid = Some(value("--jid")?),
-            "--password" => password = Some(value("--password")?),
-            "--insecure-tls" => insecure = true,
-            other => bail!("unknown argument {other:?}"),
-        }
-    }
-    if !insecure {
-        bail!("this example carries no trusted roots; pass --insecure-tls");
-    }
-    let jid = jid.ok_or_else(|| anyhow!("--jid is required"))?;
-    Ok((
-        addr.ok_or_else(|| anyhow!("--addr is required"))?,
-        Jid::from_str(&jid).map_err(|e| anyhow!("invalid JID {jid:?}: {e}"))?,
-        password.ok_or_else(|| anyhow!("--password is required"))?,
-    ))
-}
 
 /// What this client's XEP-0115 caps stand for: interest (`+notify`, XEP-0163) in both
 /// nodes, so servers that filter notifications by caps (Prosody) send them.
@@ -334,7 +311,7 @@ async fn run(addr: String, jid: Jid, password: String) -> Result<usize> {
 }
 
 fn main() -> ExitCode {
-    let (addr, jid, password) = match parse_args() {
+    let (addr, jid, password) = match common::parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("pep_private: {e}\n{USAGE}");
