@@ -35,32 +35,19 @@ import logging
 import ssl
 import sys
 
+from interop_common import Report, use_starttls
 from slixmpp import ClientXMPP
-
-
-def check(name, ok, detail=""):
-    print(f"[{'PASS' if ok else 'FAIL'}] {name}" + (f" -- {detail}" if detail else ""), flush=True)
-    return ok
 
 
 class Client(ClientXMPP):
     def __init__(self, args):
         super().__init__(args.jid, args.password or "", sasl_mech=args.mech)
-        ctx = ssl.create_default_context()
-        if args.cafile:
-            ctx.load_verify_locations(cafile=args.cafile)
-        elif args.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+        use_starttls(self, args.cafile, args.insecure)
         if args.certfile:
             # A client certificate, for EXTERNAL.
-            ctx.load_cert_chain(args.certfile, args.keyfile)
+            self.ssl_context.load_cert_chain(args.certfile, args.keyfile)
         if args.max_tls == "1.2":
-            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        self.ssl_context = ctx
-        self.enable_direct_tls = False
-        self.enable_starttls = True
-        self.enable_plaintext = False
+            self.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
         self.used_mech = None
         self.tls_version = None
         self.done = asyncio.get_event_loop().create_future()
@@ -110,9 +97,9 @@ async def main_async(args):
     offered = c.offered()
     mech = args.mech
     name = f"SASL {mech}"
-    ok = True
+    report = Report()
     if args.expect == "login":
-        ok &= check(f"{name} offered", mech in offered, f"offered {offered}")
+        report.check(f"{name} offered", mech in offered, f"offered {offered}")
         good = outcome == "session" and c.used_mech == mech
         if good and mech == "ANONYMOUS":
             bound = c.boundjid
@@ -120,42 +107,42 @@ async def main_async(args):
         if good and mech == "EXTERNAL":
             # The identity comes from the certificate: it must be the one asked for.
             good = c.boundjid.bare == c.requested_jid.bare
-        ok &= check(
+        report.check(
             f"{name} login",
             good,
             f"outcome {outcome} {value}, authenticated with {c.used_mech}, TLS {c.tls_version}",
         )
     elif args.expect == "refused":
-        ok &= check(
+        report.check(
             f"{name} not offered and refused",
             mech not in offered and outcome != "session",
             f"offered {offered}, outcome {outcome} {value}",
         )
     else:  # plus
         tls = c.tls_version or (c.socket.version() if isinstance(c.socket, (ssl.SSLSocket, ssl.SSLObject)) else None)
-        ok &= check(f"{name} offered (TLS {tls})", mech in offered, f"offered {offered}")
+        report.check(f"{name} offered (TLS {tls})", mech in offered, f"offered {offered}")
         ours, theirs = elsinore_binding(tls), slixmpp_binding(tls)
         if theirs not in ssl.CHANNEL_BINDING_TYPES:
-            ok &= check(
+            report.check(
                 f"{name} declined by slixmpp (no {theirs} in Python ssl on {tls})",
                 outcome != "session" and c.used_mech is None,
                 f"Python ssl channel bindings {ssl.CHANNEL_BINDING_TYPES}; outcome {outcome} {value}",
             )
         elif ours == theirs:
-            ok &= check(
+            report.check(
                 f"{name} login",
                 outcome == "session" and c.used_mech == mech,
                 f"outcome {outcome} {value}, authenticated with {c.used_mech}",
             )
         else:
-            ok &= check(
+            report.check(
                 f"{name} with {theirs} refused (elsinore binds {ours} on {tls})",
                 outcome != "session" and c.used_mech is None,
                 f"outcome {outcome} {value}",
             )
     c.disconnect()
     await asyncio.sleep(0.2)
-    return 0 if ok else 1
+    return 0 if report.all_passed() else 1
 
 
 def main():

@@ -22,9 +22,10 @@ import asyncio
 import logging
 import sys
 
+from interop_common import Report
 from slixmpp import JID
 
-from slixmpp_im import Report, login
+from slixmpp_im import login
 
 MUC_USER = "http://jabber.org/protocol/muc#user"
 DELAY_NS = "urn:xmpp:delay"

@@ -15,24 +15,16 @@ every step worked.
 import argparse
 import asyncio
 import logging
-import ssl
 import sys
 
+from interop_common import Report, use_starttls
 from slixmpp import ClientXMPP
 
 
 class Peer(ClientXMPP):
     def __init__(self, args):
         super().__init__(args.jid + "/peer", args.password)
-        ctx = ssl.create_default_context()
-        if args.cafile:
-            ctx.load_verify_locations(cafile=args.cafile)
-        elif args.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        self.enable_direct_tls = False
-        self.enable_plaintext = False
+        use_starttls(self, args.cafile, args.insecure)
         self.args = args
         self.started = asyncio.get_event_loop().create_future()
         self.got = asyncio.get_event_loop().create_future()
@@ -55,33 +47,28 @@ class Peer(ClientXMPP):
             self.got.set_result(msg)
 
 
-def check(name, ok, detail=""):
-    print(f"[{'PASS' if ok else 'FAIL'}] {name}" + (f" -- {detail}" if detail else ""), flush=True)
-    return ok
-
-
 async def main_async(args):
     peer = Peer(args)
     peer.connect(host=args.host, port=args.port)
-    ok = True
+    report = Report()
     try:
         await asyncio.wait_for(peer.started, args.timeout)
         if args.ready:
-            check("peer logged in", True, str(peer.boundjid))
+            report.check("peer logged in", True, str(peer.boundjid))
         msg = await asyncio.wait_for(peer.got, args.timeout)
         if args.expect_from and msg["from"].bare != args.expect_from:
-            ok &= check("peer received the message", False, f"from={msg['from']}, expected {args.expect_from}")
+            report.check("peer received the message", False, f"from={msg['from']}, expected {args.expect_from}")
         else:
-            ok &= check("peer received the message", True, f"from={msg['from']} body={msg['body']!r}")
+            report.check("peer received the message", True, f"from={msg['from']} body={msg['body']!r}")
         if args.reply is not None:
             peer.send_message(mto=msg["from"], mbody=args.reply, mtype="chat")
             await asyncio.sleep(1.0)  # let the reply leave before disconnecting
-            ok &= check("peer sent the reply", True)
+            report.check("peer sent the reply", True)
     except Exception as e:
-        ok = check("peer scenario", False, repr(e))
+        report.check("peer scenario", False, repr(e))
     finally:
         peer.disconnect()
-    return 0 if ok else 1
+    return 0 if report.all_passed() else 1
 
 
 def main():

@@ -18,26 +18,16 @@ Certificates are not checked (self-signed test servers).
 import argparse
 import asyncio
 import logging
-import ssl
 import sys
 
+from interop_common import Report, use_starttls
 from slixmpp import ClientXMPP
-
-
-def check(name, ok, detail=""):
-    print(f"[{'PASS' if ok else 'FAIL'}] {name}" + (f" -- {detail}" if detail else ""), flush=True)
-    return ok
 
 
 class Client(ClientXMPP):
     def __init__(self, jid, password):
         super().__init__(jid, password)
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        self.enable_direct_tls = False
-        self.enable_plaintext = False
+        use_starttls(self, None, True)
         self.started = asyncio.get_event_loop().create_future()
         self.messages = asyncio.Queue()
         self.errors = asyncio.Queue()
@@ -135,25 +125,26 @@ async def main_async(args):
     b = Client(args.b_jid, args.b_password)
     a.connect(host=args.host, port=args.a_port)
     b.connect(host=args.host, port=args.b_port)
-    ok = True
+    report = Report()
     try:
         try:
             await asyncio.wait_for(asyncio.gather(a.started, b.started), args.timeout)
-            ok &= check(f"{args.label} both users logged in", True)
+            report.check(f"{args.label} both users logged in", True)
         except Exception as e:
-            return 0 if check(f"{args.label} both users logged in", False, repr(e)) else 1
+            report.check(f"{args.label} both users logged in", False, repr(e))
+            return 1
         if args.expect_bounce:
             body = f"hello {args.b_jid}, from {args.a_jid}: must bounce"
             a.send_message(mto=args.b_jid, mbody=body, mtype="chat")
             got, detail = await expect_error(a, args.b_jid, args.timeout)
-            ok &= check(f"{args.label} {args.a_jid} -> {args.b_jid} bounced", got, detail)
+            report.check(f"{args.label} {args.a_jid} -> {args.b_jid} bounced", got, detail)
             await asyncio.sleep(1.0)  # a late delivery would show up here
-            ok &= check(
+            report.check(
                 f"{args.label} {args.b_jid} did not get it",
                 b.messages.empty(),
                 f"{b.messages.qsize()} message(s) arrived",
             )
-            return 0 if ok else 1
+            return 0 if report.all_passed() else 1
         first, second = ((b, args.b_jid), (a, args.a_jid)) if args.b_first else ((a, args.a_jid), (b, args.b_jid))
         # The first direction sends three messages at once: they wait in the server's
         # queue while its s2s stream is set up, and must arrive all and in order.
@@ -166,7 +157,7 @@ async def main_async(args):
                 one, detail = await expect(dst, src_jid, body, args.timeout)
                 got &= one
                 details.append(detail)
-            ok &= check(f"{args.label} {src_jid} -> {dst_jid} ({count} in order)", got, "; ".join(details))
+            report.check(f"{args.label} {src_jid} -> {dst_jid} ({count} in order)", got, "; ".join(details))
         if args.iq:
             # iq across servers: disco#info of the other server (answered by it) and a
             # ping of the other user's full JID (answered by their client, the result
@@ -176,19 +167,19 @@ async def main_async(args):
                 try:
                     info = await me.plugin["xep_0030"].get_info(jid=domain, timeout=args.timeout)
                     ids = info["disco_info"]["identities"]
-                    ok &= check(
+                    report.check(
                         f"{args.label} {me.boundjid.bare} disco#info of {domain}",
                         any(cat == "server" for cat, *_ in ids),
                         f"identities {sorted(ids)}",
                     )
                 except Exception as e:
-                    ok &= check(f"{args.label} {me.boundjid.bare} disco#info of {domain}", False, repr(e))
+                    report.check(f"{args.label} {me.boundjid.bare} disco#info of {domain}", False, repr(e))
                 full = other.boundjid.full
                 try:
                     await me.plugin["xep_0199"].send_ping(full, timeout=args.timeout)
-                    ok &= check(f"{args.label} {me.boundjid.bare} pings {full}", True)
+                    report.check(f"{args.label} {me.boundjid.bare} pings {full}", True)
                 except Exception as e:
-                    ok &= check(f"{args.label} {me.boundjid.bare} pings {full}", False, repr(e))
+                    report.check(f"{args.label} {me.boundjid.bare} pings {full}", False, repr(e))
         if args.presence:
             # A subscribes to B; both auto-approve and subscribe back (RFC 6121 3),
             # across the two servers: both rosters end with 'both' and each sees the
@@ -201,7 +192,7 @@ async def main_async(args):
                     lambda: me.subscription(them) == "both" and them in me.available,
                     args.timeout,
                 )
-                ok &= check(
+                report.check(
                     f"{args.label} {me.boundjid.bare} has {them} as 'both' and sees them available",
                     done,
                     f"subscription={me.subscription(them)}, available from {sorted(me.available)}",
@@ -210,7 +201,7 @@ async def main_async(args):
         a.disconnect()
         b.disconnect()
         await asyncio.sleep(0.3)
-    return 0 if ok else 1
+    return 0 if report.all_passed() else 1
 
 
 def main():

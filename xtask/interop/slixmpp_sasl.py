@@ -11,24 +11,16 @@ lines and exits 0 only when both held.
 import argparse
 import asyncio
 import logging
-import ssl
 import sys
 
+from interop_common import Report, use_starttls
 from slixmpp import ClientXMPP
 
 
 class Login(ClientXMPP):
     def __init__(self, args, password):
         super().__init__(args.jid + "/sasl", password, sasl_mech=args.mech)
-        ctx = ssl.create_default_context()
-        if args.cafile:
-            ctx.load_verify_locations(cafile=args.cafile)
-        elif args.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        self.enable_direct_tls = False
-        self.enable_plaintext = False
+        use_starttls(self, args.cafile, args.insecure)
         self.result = asyncio.get_event_loop().create_future()
         self.used = None
         self.add_event_handler("session_start", lambda _: self.finish(True))
@@ -38,11 +30,6 @@ class Login(ClientXMPP):
     def finish(self, ok):
         if not self.result.done():
             self.result.set_result(ok)
-
-
-def check(name, ok, detail=""):
-    print(f"[{'PASS' if ok else 'FAIL'}] {name}" + (f" -- {detail}" if detail else ""), flush=True)
-    return ok
 
 
 async def attempt(args, password):
@@ -58,12 +45,12 @@ async def attempt(args, password):
 
 
 async def main_async(args):
-    ok = True
+    report = Report()
     r = await attempt(args, args.password)
-    ok &= check(f"{args.mech} login", r is True, "" if r else f"result {r}")
+    report.check(f"{args.mech} login", r is True, "" if r else f"result {r}")
     r = await attempt(args, args.password + "-wrong")
-    ok &= check(f"{args.mech} wrong password refused", r is False, f"result {r}")
-    return 0 if ok else 1
+    report.check(f"{args.mech} wrong password refused", r is False, f"result {r}")
+    return 0 if report.all_passed() else 1
 
 
 def main():
