@@ -24,11 +24,15 @@ mod error;
 #[cfg(test)]
 mod oracle;
 mod parser;
+#[cfg(test)]
+mod raw_tests;
+mod raw;
 mod stream;
 mod tree;
 mod writer;
 
 pub use error::{Limit, XmlError};
-pub use parser::Scratch;
+pub use parser::{RawSpec, Scratch};
+pub use raw::RawElement;
 pub use stream::{STREAM_NS, StreamHeader, StreamParser, XmlEvent, XmlLimits, write_stream_close};
 pub use tree::{Attr, Element, Node, XML_NS};

@@ -39,6 +39,7 @@ use core::ops::Range;
 
 use crate::error::{Limit, XmlError};
 use crate::stream::{StreamHeader, XmlEvent, XmlLimits};
+use crate::raw::{RawElement, Span};
 use crate::tree::{Attr, Element, Node, XML_NS};
 
 /// The namespace of namespace declarations; no element or attribute may be in it.
@@ -179,6 +180,30 @@ struct RawAttr {
     prefix: Option<Range<usize>>,
     local: Range<usize>,
     value: Range<usize>,
+    /// Just after the closing quote, in the tag.
+    end: usize,
+}
+
+/// Which top-level elements the parser keeps raw ([`crate::RawElement`]): this name in
+/// this namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawSpec {
+    /// Local name (`message`).
+    pub name: &'static str,
+    /// Namespace (`jabber:client`).
+    pub ns: &'static str,
+}
+
+/// The top-level element being kept raw.
+#[derive(Debug)]
+struct Capture {
+    spec: &'static RawSpec,
+    /// Declarations before this index lie outside the element.
+    outer: u32,
+    /// Where the content begins and ends in `Work::raw`.
+    content: Range<u32>,
+    /// No prefix inside resolves to a declaration outside the element.
+    contained: bool,
 }
 
 /// The parser's buffers for the stanza or token in progress. Between stanzas they hold
@@ -195,12 +220,18 @@ pub(crate) struct Work {
     stack: Vec<Element>,
     /// An unfinished token (see the module docs).
     pending: Vec<u8>,
+    /// The element being kept raw: its state, its bytes so far, its start tag's
+    /// attributes and their decoded values.
+    capture: Option<Capture>,
+    raw: Vec<u8>,
+    raw_attrs: Vec<Span>,
+    raw_values: String,
 }
 
 impl Work {
     /// Only dead buffers: nothing of a stanza or token in progress.
     fn is_idle(&self) -> bool {
-        self.stack.is_empty() && self.pending.is_empty()
+        self.stack.is_empty() && self.pending.is_empty() && self.capture.is_none()
     }
 
     /// Keeps what ordinary stanzas need, not what one huge stanza needed.
@@ -209,6 +240,12 @@ impl Work {
         self.attrs.clear();
         self.values.clear();
         self.text.clear();
+        self.raw.clear();
+        self.raw_attrs.clear();
+        self.raw_values.clear();
+        if self.raw.capacity() > KEEP {
+            self.raw = Vec::new();
+        }
         if self.values.capacity() > KEEP {
             self.values = String::new();
         }
@@ -268,6 +305,8 @@ pub(crate) struct Parser {
     close_due: bool,
     /// Buffers of the stanza or token in progress; `None` between calls when idle.
     work: Option<Box<Work>>,
+    /// Top-level elements to keep raw.
+    keep_raw: Option<&'static RawSpec>,
 }
 
 impl Parser {
@@ -286,7 +325,19 @@ impl Parser {
             scan: Scan::default(),
             close_due: false,
             work: None,
+            keep_raw: None,
         }
+    }
+
+    /// From the next top-level element on, keep elements that `spec` names raw.
+    pub(crate) fn keep_raw(&mut self, spec: Option<&'static RawSpec>) {
+        self.keep_raw = spec;
+    }
+
+    /// Declare the default namespace around the document (for parsing a raw element
+    /// again outside its stream).
+    pub(crate) fn declare_default(&mut self, ns: &str) {
+        self.scopes.push(None, ns);
     }
 
     /// See `StreamParser::release_scratch`. The work buffers are dead between calls
@@ -544,6 +595,8 @@ impl Parser {
         let lt = memchr::memchr(b'<', data);
         let run = data.get(..lt.unwrap_or(data.len())).unwrap_or_default();
         let in_tree = self.depth > self.tree_depth;
+        // Raw: checked like any text, kept as received.
+        let capturing = in_tree && w.capture.is_some();
         if matches!(self.doc, Doc::Start | Doc::Prolog) && memchr::memchr(b'&', run).is_some() {
             // Before the root only literal whitespace may appear (`Misc`);
             // after it, rxml let references to whitespace through, and so
@@ -553,7 +606,7 @@ impl Parser {
         // Decode into the open element's last text node, or into scratch.
         let mut scratch = core::mem::take(&mut w.text);
         scratch.clear();
-        let out: &mut String = if in_tree {
+        let out: &mut String = if in_tree && !capturing {
             let top = w.stack.last_mut().ok_or_else(order)?;
             if !matches!(top.children.last(), Some(Node::Text(_))) {
                 top.children
@@ -573,7 +626,7 @@ impl Parser {
             .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
         w.text = scratch;
         if used == 0 {
-            if in_tree {
+            if in_tree && !capturing {
                 // Drop the empty node pushed above.
                 if let Some(top) = w.stack.last_mut()
                     && matches!(top.children.last(), Some(Node::Text(t)) if t.is_empty())
@@ -589,6 +642,9 @@ impl Parser {
         }
         if in_tree {
             self.count(used)?;
+            if capturing {
+                w.raw.extend_from_slice(run.get(..used).unwrap_or_default());
+            }
         } else if !whitespace {
             return Err(nwf(match self.doc {
                 Doc::After => "content after the root element",
@@ -650,6 +706,9 @@ impl Parser {
                     Some(i) => {
                         let end = from + i + 3;
                         self.cdata(w, data.get(CDATA.len()..end - 3).unwrap_or_default(), end)?;
+                        if w.capture.is_some() {
+                            w.raw.extend_from_slice(data.get(..end).unwrap_or_default());
+                        }
                         Ok(Tok::Done(end, None))
                     }
                     None => Ok(Tok::Incomplete(Scan {
@@ -671,7 +730,10 @@ impl Parser {
         let mut scratch = core::mem::take(&mut w.text);
         scratch.clear();
         let in_tree = self.depth > self.tree_depth;
-        let result = if in_tree {
+        let result = if in_tree && w.capture.is_some() {
+            self.count(wire)?;
+            push_cdata(s, &mut scratch)
+        } else if in_tree {
             self.count(wire)?;
             let top = w.stack.last_mut().ok_or_else(order)?;
             if let Some(Node::Text(t)) = top.children.last_mut() {
@@ -793,11 +855,21 @@ impl Parser {
                 prefix: ap,
                 local: al,
                 value: start..w.values.len(),
+                end: vend + 1,
             });
             i = vend + 1;
         };
         let decls = self.scopes.mark();
-        let ev = self.open_element(w, s, prefix, local)?;
+        let ev = if w.capture.is_some() {
+            self.open_in_capture(w, s, prefix.as_ref())?;
+            w.raw.extend_from_slice(tag);
+            None
+        } else if let Some(spec) = self.capturable(w, s, prefix.as_ref(), &local) {
+            self.open_capture(w, s, spec)?;
+            None
+        } else {
+            self.open_element(w, s, prefix, local)?
+        };
         self.names
             .extend_from_slice(b.get(name_range).unwrap_or_default());
         self.frames.push(Frame {
@@ -826,50 +898,8 @@ impl Parser {
     ) -> Result<Option<XmlEvent>, XmlError> {
         let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
         self.depth += 1;
-        let mut default_decl: Option<&str> = None;
-        let mut decl_count = 0;
-        for a in &w.attrs {
-            let value = w.values.get(a.value.clone()).unwrap_or_default();
-            let al = part(&a.local);
-            let declared = match a.prefix.as_ref().map(part) {
-                None if al == "xmlns" => {
-                    if value == XMLNS_NS {
-                        return Err(XmlError::InvalidNamespace(
-                            "the xmlns namespace cannot be the default".to_owned(),
-                        ));
-                    }
-                    default_decl = Some(value);
-                    None
-                }
-                Some("xmlns") => {
-                    if al == "xml" {
-                        // May only restate the fixed binding (checked above).
-                        continue;
-                    }
-                    if value == XMLNS_NS {
-                        return Err(XmlError::InvalidNamespace(
-                            "the xmlns namespace cannot be bound".to_owned(),
-                        ));
-                    }
-                    Some(al)
-                }
-                _ => continue,
-            };
-            decl_count += 1;
-            self.scopes.push(declared, value);
-        }
-        // Two declarations of the same prefix on one element are duplicate
-        // attributes.
-        if decl_count > 1 {
-            let new = self.scopes.decls.len() - decl_count;
-            let decls = self.scopes.decls.get(new..).unwrap_or_default();
-            let key = |d: &Decl| d.prefix(&self.scopes.buf);
-            for (n, d) in decls.iter().enumerate() {
-                if decls.iter().skip(n + 1).any(|e| key(e) == key(d)) {
-                    return Err(nwf("duplicate namespace declaration"));
-                }
-            }
-        }
+        let (default_decl, decl_count) = self.declare(w, tag)?;
+        let default_decl = default_decl.and_then(|r| w.values.get(r));
         let ns = match prefix.as_ref().map(part) {
             Some("xmlns") => {
                 return Err(XmlError::InvalidNamespace(
@@ -922,6 +952,252 @@ impl Parser {
         }
     }
 
+    /// Push the namespace declarations of the start tag in `w.attrs`: (the default
+    /// namespace's value in `w.values` if declared, number of declarations).
+    fn declare(
+        &mut self,
+        w: &Work,
+        tag: &str,
+    ) -> Result<(Option<Range<usize>>, usize), XmlError> {
+        let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
+        let mut default_decl = None;
+        let mut decl_count = 0;
+        for a in &w.attrs {
+            let value = w.values.get(a.value.clone()).unwrap_or_default();
+            let al = part(&a.local);
+            let declared = match a.prefix.as_ref().map(part) {
+                None if al == "xmlns" => {
+                    if value == XMLNS_NS {
+                        return Err(XmlError::InvalidNamespace(
+                            "the xmlns namespace cannot be the default".to_owned(),
+                        ));
+                    }
+                    default_decl = Some(a.value.clone());
+                    None
+                }
+                Some("xmlns") => {
+                    if al == "xml" {
+                        // May only restate the fixed binding (checked above).
+                        continue;
+                    }
+                    if value == XMLNS_NS {
+                        return Err(XmlError::InvalidNamespace(
+                            "the xmlns namespace cannot be bound".to_owned(),
+                        ));
+                    }
+                    Some(al)
+                }
+                _ => continue,
+            };
+            decl_count += 1;
+            self.scopes.push(declared, value);
+        }
+        // Two declarations of the same prefix on one element are duplicate
+        // attributes.
+        if decl_count > 1 {
+            let new = self.scopes.decls.len() - decl_count;
+            let decls = self.scopes.decls.get(new..).unwrap_or_default();
+            let key = |d: &Decl| d.prefix(&self.scopes.buf);
+            for (n, d) in decls.iter().enumerate() {
+                if decls.iter().skip(n + 1).any(|e| key(e) == key(d)) {
+                    return Err(nwf("duplicate namespace declaration"));
+                }
+            }
+        }
+        Ok((default_decl, decl_count))
+    }
+
+    /// The spec under which the top-level start tag in `w.attrs` is kept raw, if any:
+    /// the element is unprefixed, in the spec's namespace, and its attributes are
+    /// unqualified or `xml:` (a default declaration may only restate the namespace).
+    fn capturable(
+        &self,
+        w: &Work,
+        tag: &str,
+        prefix: Option<&Range<usize>>,
+        local: &Range<usize>,
+    ) -> Option<&'static RawSpec> {
+        let spec = self.keep_raw?;
+        if self.depth != self.tree_depth
+            || prefix.is_some()
+            || tag.get(local.clone()) != Some(spec.name)
+            || self.scopes.resolve(None) != Some(spec.ns)
+        {
+            return None;
+        }
+        let plain = w.attrs.iter().all(|a| {
+            let al = tag.get(a.local.clone()).unwrap_or_default();
+            match a.prefix.as_ref().and_then(|r| tag.get(r.clone())) {
+                None if al == "xmlns" => w.values.get(a.value.clone()) == Some(spec.ns),
+                None | Some("xml") => true,
+                Some(_) => false,
+            }
+        });
+        plain.then_some(spec)
+    }
+
+    /// Open a top-level element kept raw (`capturable` said yes): the start tag's
+    /// attributes are checked and noted, no tree is built.
+    fn open_capture(
+        &mut self,
+        w: &mut Work,
+        tag: &str,
+        spec: &'static RawSpec,
+    ) -> Result<(), XmlError> {
+        let outer = self.scopes.mark();
+        self.depth += 1;
+        self.declare(w, tag)?;
+        let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
+        w.raw.clear();
+        w.raw.extend_from_slice(tag.as_bytes());
+        w.raw_attrs.clear();
+        w.raw_values.clear();
+        for (n, a) in w.attrs.iter().enumerate() {
+            let al = part(&a.local);
+            let xml = a.prefix.is_some();
+            if !xml && al == "xmlns" {
+                continue;
+            }
+            let dup = w
+                .attrs
+                .iter()
+                .take(n)
+                .any(|b| b.prefix.is_some() == xml && part(&b.local) == al);
+            if dup {
+                return Err(nwf("duplicate attribute"));
+            }
+            let value = w.values.get(a.value.clone()).unwrap_or_default();
+            let start = offset(w.raw_values.len());
+            w.raw_values.push_str(value);
+            let first = a.prefix.as_ref().map_or(a.local.start, |p| p.start);
+            w.raw_attrs.push(Span {
+                xml,
+                name: offset(a.local.start)..offset(a.local.end),
+                whole: offset(first)..offset(a.end),
+                value: start..offset(w.raw_values.len()),
+            });
+        }
+        let end = offset(tag.len());
+        w.capture = Some(Capture {
+            spec,
+            outer,
+            content: end..end,
+            contained: true,
+        });
+        Ok(())
+    }
+
+    /// Open an element inside one kept raw: the same checks as [`Parser::open_element`]
+    /// (declarations, prefixes, duplicate attributes), without building it.
+    fn open_in_capture(
+        &mut self,
+        w: &mut Work,
+        tag: &str,
+        prefix: Option<&Range<usize>>,
+    ) -> Result<(), XmlError> {
+        let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
+        self.depth += 1;
+        self.declare(w, tag)?;
+        let outer = w.capture.as_ref().map_or(0, |c| c.outer as usize);
+        let mut contained = true;
+        // Where `p` is bound; a prefix bound outside the raw element makes its bytes
+        // mean something else elsewhere.
+        let mut resolve = |p: &str| -> Result<(), XmlError> {
+            if p == "xml" {
+                return Ok(());
+            }
+            let at = self.scopes.decls.iter().rposition(|d| {
+                d.prefixed() && d.prefix(&self.scopes.buf) == Some(p)
+            });
+            match at {
+                None => Err(undeclared(Some(p))),
+                Some(i) => {
+                    contained &= i >= outer;
+                    Ok(())
+                }
+            }
+        };
+        match prefix.map(part) {
+            Some("xmlns") => {
+                return Err(XmlError::InvalidNamespace(
+                    "element with the xmlns prefix".to_owned(),
+                ));
+            }
+            Some(p) => resolve(p)?,
+            None => {}
+        }
+        // Attribute (namespace, name) pairs must be unique once resolved.
+        let key = |a: &RawAttr| -> Option<(&str, &str)> {
+            let al = part(&a.local);
+            match a.prefix.as_ref().map(part) {
+                None if al == "xmlns" => None,
+                Some("xmlns") => None,
+                None => Some(("", al)),
+                Some(p) => Some((self.scopes.resolve(Some(p)).unwrap_or(""), al)),
+            }
+        };
+        for a in &w.attrs {
+            if let Some(p) = a.prefix.as_ref().map(part)
+                && p != "xmlns"
+            {
+                resolve(p)?;
+            }
+        }
+        for (n, a) in w.attrs.iter().enumerate() {
+            let Some(k) = key(a) else { continue };
+            if w.attrs.iter().take(n).any(|b| key(b) == Some(k)) {
+                return Err(nwf("duplicate attribute"));
+            }
+        }
+        if let Some(c) = w.capture.as_mut() {
+            c.contained &= contained;
+        }
+        Ok(())
+    }
+
+    /// An element inside a raw one closed; if it was the raw element itself, report it
+    /// (or its tree, if it is not self-contained).
+    fn close_in_capture(&mut self, w: &mut Work) -> Result<Option<XmlEvent>, XmlError> {
+        if self.depth > self.tree_depth {
+            return Ok(None);
+        }
+        let Some(cap) = w.capture.take() else {
+            return Err(order());
+        };
+        if self.depth == 0 {
+            self.closed = true;
+        }
+        if !cap.contained {
+            // A prefix declared around it: parse it again with those declarations in
+            // scope, into a tree (rare: clients declare prefixes on their stanzas).
+            let mut p = Parser::new(self.limits, 0);
+            p.scopes.buf.clone_from(&self.scopes.buf);
+            p.scopes.decls.clone_from(&self.scopes.decls);
+            let mut buf = w.raw.as_slice();
+            let ev = p.next(&mut buf, true)?;
+            w.raw.clear();
+            return match ev {
+                Some(ev @ XmlEvent::Element(_)) => Ok(Some(ev)),
+                _ => Err(order()),
+            };
+        }
+        let len = offset(w.raw.len());
+        let mut bytes = core::mem::take(&mut w.raw);
+        bytes.extend_from_slice(w.raw_values.as_bytes());
+        let mut attrs = core::mem::take(&mut w.raw_attrs);
+        for a in &mut attrs {
+            a.value = a.value.start + len..a.value.end + len;
+        }
+        Ok(Some(XmlEvent::Raw(RawElement {
+            name: cap.spec.name,
+            ns: cap.spec.ns,
+            bytes,
+            len,
+            content: cap.content,
+            attrs,
+        })))
+    }
+
     /// A complete end tag, `</` to `>`.
     fn end_tag(&mut self, w: &mut Work, tag: &[u8]) -> Result<Tok, XmlError> {
         if self.doc != Doc::Root {
@@ -943,6 +1219,12 @@ impl Parser {
         if self.depth > self.tree_depth {
             self.count(tag.len())?;
         }
+        if let Some(c) = w.capture.as_mut() {
+            if self.depth == self.tree_depth + 1 {
+                c.content.end = offset(w.raw.len());
+            }
+            w.raw.extend_from_slice(tag);
+        }
         Ok(Tok::Done(tag.len(), self.close_element(w)?))
     }
 
@@ -956,6 +1238,9 @@ impl Parser {
         self.depth = self.depth.saturating_sub(1);
         if self.depth == 0 {
             self.doc = Doc::After;
+        }
+        if w.capture.is_some() {
+            return self.close_in_capture(w);
         }
         if self.depth >= self.tree_depth {
             let done = w.stack.pop().ok_or_else(order)?;

@@ -13,7 +13,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::XmlError;
-use crate::parser::{Parser, Scratch};
+use crate::parser::{Parser, RawSpec, Scratch};
+use crate::raw::RawElement;
 use crate::tree::{Attr, Element, XML_NS};
 
 /// The XMPP stream namespace (`stream:` prefix).
@@ -58,6 +59,9 @@ pub enum XmlEvent {
     StreamOpen(StreamHeader),
     /// A complete top-level element (depth 1), namespaces resolved.
     Element(Element),
+    /// A complete top-level element kept as received, for elements named by
+    /// [`StreamParser::keep_raw`] (and only when self-contained; see [`RawElement`]).
+    Raw(RawElement),
     /// The stream root's end tag (`</stream:stream>`).
     StreamClose,
 }
@@ -232,6 +236,13 @@ impl StreamParser {
     /// [`StreamParser::release_scratch`]. Parser state is untouched.
     pub fn return_scratch(&mut self, scratch: &mut Scratch) {
         self.core.return_scratch(scratch);
+    }
+
+    /// From the next top-level element on, report the elements `spec` names as
+    /// [`XmlEvent::Raw`] instead of building their tree (`None`: trees again). A
+    /// [`reset`](Self::reset) turns it off.
+    pub fn keep_raw(&mut self, spec: Option<&'static RawSpec>) {
+        self.core.keep_raw(spec);
     }
 
     /// The limits this parser enforces.
