@@ -10,7 +10,10 @@
 //!   events, both fail or neither, same error class except the documented
 //!   differences);
 //! - `Ok(None)` always means the chunk was consumed completely;
-//! - every parsed element and header survives serialize → parse unchanged.
+//! - every parsed element and header survives serialize → parse unchanged;
+//! - with `message` elements kept raw, the chunked parse gives the same events (each
+//!   raw element's tree equal to the tree the plain parse built, its written form read
+//!   back equal to that tree with `from` set) and the same error.
 #![no_main]
 
 extern crate alloc;
@@ -18,11 +21,26 @@ extern crate alloc;
 #[path = "../../crates/elsinore-xml/src/oracle.rs"]
 mod oracle;
 
-use elsinore_xml::{Element, StreamParser, XmlError, XmlEvent, XmlLimits};
+use elsinore_xml::{Element, RawSpec, StreamParser, XmlError, XmlEvent, XmlLimits};
 use libfuzzer_sys::fuzz_target;
 
+static MESSAGE: RawSpec = RawSpec {
+    name: "message",
+    ns: "jabber:client",
+};
+
 fn feed<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> (Vec<XmlEvent>, Option<XmlError>) {
+    feed_with(chunks, false)
+}
+
+fn feed_with<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+    raw: bool,
+) -> (Vec<XmlEvent>, Option<XmlError>) {
     let mut p = StreamParser::new(XmlLimits::default());
+    if raw {
+        p.keep_raw(Some(&MESSAGE));
+    }
     let mut out = Vec::new();
     for chunk in chunks {
         let mut buf = chunk;
@@ -77,6 +95,35 @@ fuzz_target!(|data: &[u8]| {
         split.1
     );
 
+    let (raws, raw_error) = feed_with(chunks.iter().copied(), true);
+    assert_eq!(raw_error, split.1);
+    let trees: Vec<XmlEvent> = raws
+        .into_iter()
+        .map(|ev| match ev {
+            XmlEvent::Raw(r) => {
+                let tree = r.to_element().expect("a raw element parses again");
+                let mut out = b"<w xmlns='jabber:client'>".to_vec();
+                r.write_to(&mut out, "jabber:client", ("from", "a@b/c"));
+                out.extend_from_slice(b"</w>");
+                let back = Element::parse_with_limits(
+                    &out,
+                    XmlLimits {
+                        max_element_bytes: usize::MAX,
+                        max_depth: usize::MAX,
+                        ..XmlLimits::default()
+                    },
+                )
+                .expect("a written raw element parses");
+                let mut stamped = tree.clone();
+                stamped.set_attr("from", "a@b/c");
+                assert_eq!(back.elements().next(), Some(&stamped));
+                XmlEvent::Element(tree)
+            }
+            other => other,
+        })
+        .collect();
+    assert_eq!(trees, split.0);
+
     let ours = oracle::run_ours(chunks.iter().copied());
     let theirs = oracle::run_oracle([&oracle::oracle_input(doc)[..]]);
     if let Err(m) = oracle::compare(&ours, &theirs) {
@@ -111,7 +158,7 @@ fuzz_target!(|data: &[u8]| {
                     );
                 }
             }
-            XmlEvent::StreamClose => {}
+            XmlEvent::StreamClose | XmlEvent::Raw(_) => {}
         }
     }
 });

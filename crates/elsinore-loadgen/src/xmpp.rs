@@ -97,6 +97,8 @@ impl Reader {
     pub async fn element(&mut self) -> Result<Element> {
         match self.event().await? {
             XmlEvent::Element(el) => Ok(el),
+            // Never asked for (no `keep_raw`), but a tree all the same.
+            XmlEvent::Raw(raw) => Ok(raw.to_element()?),
             XmlEvent::StreamClose => bail!("server closed the stream"),
             XmlEvent::StreamOpen(_) => bail!("unexpected stream header"),
         }

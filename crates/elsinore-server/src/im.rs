@@ -6,12 +6,12 @@ use elsinore_stanza::datetime::{format_datetime, format_legacy_stamp};
 use elsinore_stanza::{DefinedCondition, NS_CLIENT, NS_DELAY, NS_ROSTER, StanzaError};
 use elsinore_storage::{EffectResult, Key, Op, Space};
 use elsinore_stream::Instant;
-use elsinore_xml::{Element, Node, XmlLimits};
+use elsinore_xml::{Element, Node, RawElement, XmlLimits};
 
 use crate::accounts;
 use crate::iq::{IqHead, iq_error, iq_result};
 use crate::roster::{Inbound, Item, Roster, SetError, SetRequest, SubKind};
-use crate::server::{ConnId, Server};
+use crate::server::{ConnId, Server, backlog_full, is_language_tag};
 
 /// Legacy delayed-delivery namespace (XEP-0091, the guide's jabber:x:delay).
 const NS_LEGACY_DELAY: &str = "jabber:x:delay";
@@ -746,6 +746,64 @@ impl Server {
     }
 
     // ---- messages (RFC 6121 §8.5) ---------------------------------------------
+
+    /// A message kept as received: forwarded as it is (with `from` stamped) when it goes
+    /// to online sessions of a local account and nothing on the way needs its tree;
+    /// otherwise its tree takes the path of every other stanza.
+    pub(crate) fn handle_raw_message(&mut self, id: ConnId, raw: RawElement, now: Instant) {
+        match self.raw_targets(id, &raw) {
+            Some((from, one, many)) => {
+                for t in one.into_iter().chain(many) {
+                    if let Some(c) = self.conns.get_mut(&t) {
+                        if c.stream.send_raw(&raw, &from).is_err() {
+                            backlog_full(&mut c.stream);
+                        }
+                        self.after(t, now);
+                    }
+                }
+            }
+            None => {
+                // Always a tree: the parser checked these very bytes.
+                if let Ok(el) = raw.to_element() {
+                    self.handle_stanza(id, el, now);
+                }
+            }
+        }
+    }
+
+    /// The sender's JID and the sessions [`Server::route_message`] would deliver `raw` to,
+    /// when that is all that would happen to it: it names a local account's online
+    /// session, or the account's best available ones for a normal or chat message; its
+    /// `xml:lang` passes the stanza rules. `None` for everything else (bounces, offline
+    /// storage, components, the server itself, other domains).
+    #[allow(clippy::type_complexity)]
+    fn raw_targets(
+        &self,
+        id: ConnId,
+        raw: &RawElement,
+    ) -> Option<(String, Option<ConnId>, Vec<ConnId>)> {
+        let from = self.conns.get(&id)?.jid.as_ref()?;
+        let to = Jid::parse(raw.attr("to")?).ok()?;
+        if to.domain() != self.config.domain || to.node().is_none() {
+            return None;
+        }
+        if raw.lang().is_some_and(|l| !is_language_tag(l)) {
+            return None;
+        }
+        // One session (no allocation) or the best of an account's.
+        let (mut one, mut many) = (None, Vec::new());
+        if to.resource().is_some() {
+            one = Some(self.conn_of(&to)?);
+        } else {
+            if !matches!(raw.attr("type"), None | Some("normal" | "chat")) {
+                return None;
+            }
+            let sessions = self.available_sessions(&to.to_bare());
+            let best = sessions.iter().map(|(_, p)| *p).filter(|p| *p >= 0).max()?;
+            many.extend(sessions.iter().filter(|(_, p)| *p == best).map(|(c, _)| *c));
+        }
+        Some((from.to_text(), one, many))
+    }
 
     pub(crate) fn route_message(&mut self, id: ConnId, el: Element, to: Option<Jid>, now: Instant) {
         let Some(to) = to else { return };

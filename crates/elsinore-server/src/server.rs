@@ -980,6 +980,8 @@ impl Server {
                 Event::BindRequest { resource } => self.bind(id, resource, now),
                 Event::Established { jid } => {
                     c.jid = Some(jid.clone());
+                    // Messages are forwarded as received where nothing needs their tree.
+                    c.stream.keep_raw_messages();
                     if !self.sessions.contains_key(&jid.to_bare()) {
                         // First session: warm the roster cache for presence routing.
                         self.load_roster_cache(jid.to_bare(), now);
@@ -998,6 +1000,7 @@ impl Server {
                 }
                 Event::PreAuthIq(el) => self.handle_register(id, el, now),
                 Event::Stanza(el) => self.handle_stanza(id, el, now),
+                Event::RawStanza(raw) => self.handle_raw_message(id, raw, now),
                 Event::Closed { .. } => {
                     if let Some(c) = self.conns.remove(&id) {
                         if let Some(ip) = c.peer {
@@ -1101,13 +1104,8 @@ impl Server {
 
     pub(crate) fn deliver_to_conn(&mut self, id: ConnId, el: &Element, now: Instant) {
         if let Some(c) = self.conns.get_mut(&id) {
-            // A full backlog means the client does not read; dropping the reply
-            // and closing is the only bounded choice.
             if c.stream.send(el).is_err() {
-                c.stream.send_stream_error(
-                    StreamError::new(StreamErrorCondition::PolicyViolation)
-                        .with_text("output backlog over limit"),
-                );
+                backlog_full(&mut c.stream);
             }
             self.after(id, now);
         } else if self.is_s2s(id) {
@@ -1116,7 +1114,7 @@ impl Server {
         }
     }
 
-    fn handle_stanza(&mut self, id: ConnId, mut el: Element, now: Instant) {
+    pub(crate) fn handle_stanza(&mut self, id: ConnId, mut el: Element, now: Instant) {
         let Some(from) = self.conns.get(&id).and_then(|c| c.jid.clone()) else {
             return;
         };
@@ -1306,7 +1304,16 @@ impl Server {
 /// RFC 3066 (draft-ietf-xmpp-core-11 7.2.5): 1-8 letters, then `-` and 1-8 letters or
 /// digits, any number of times. Every BCP 47 tag has this form. The empty value, which XML
 /// allows to say "no language", is accepted too.
-fn is_language_tag(tag: &str) -> bool {
+/// A full backlog means the client does not read; dropping the stanza and closing is
+/// the only bounded choice.
+pub(crate) fn backlog_full(stream: &mut Connection) {
+    stream.send_stream_error(
+        StreamError::new(StreamErrorCondition::PolicyViolation)
+            .with_text("output backlog over limit"),
+    );
+}
+
+pub(crate) fn is_language_tag(tag: &str) -> bool {
     if tag.is_empty() {
         return true;
     }

@@ -25,7 +25,16 @@ use elsinore_stanza::{
     NS_REGISTER_FEATURE, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS, StanzaError,
     StreamError, StreamErrorCondition,
 };
-use elsinore_xml::{Element, Scratch, StreamHeader, StreamParser, XmlError, XmlEvent, XmlLimits};
+use elsinore_xml::{
+    Element, RawElement, RawSpec, Scratch, StreamHeader, StreamParser, XmlError, XmlEvent,
+    XmlLimits,
+};
+
+/// What [`Connection::keep_raw_messages`] keeps raw.
+static RAW_MESSAGE: RawSpec = RawSpec {
+    name: "message",
+    ns: NS_CLIENT,
+};
 
 use crate::{Instant, Rng};
 
@@ -265,6 +274,10 @@ pub enum Event {
     },
     /// A stanza from the peer (message, presence or iq in `jabber:client`).
     Stanza(Element),
+    /// Server role, after [`Connection::keep_raw_messages`]: a message from the peer
+    /// kept as received (the parser checked it as for [`Event::Stanza`]), for a router
+    /// that forwards it without building its tree.
+    RawStanza(RawElement),
     /// The stream is closed; write out what is pending, then close the socket.
     Closed {
         /// Why, when it was not a clean close.
@@ -741,7 +754,9 @@ impl Connection {
             }
             match self.parser.parse(buf) {
                 Ok(Some(ev)) => {
-                    if matches!(ev, XmlEvent::Element(_)) && matches!(self.side, Side::Server(_)) {
+                    if matches!(ev, XmlEvent::Element(_) | XmlEvent::Raw(_))
+                        && matches!(self.side, Side::Server(_))
+                    {
                         let rate = self.limits.stanza_rate;
                         if let Some(t) = self.stanza_bucket.charge(rate, 1, now) {
                             self.throttle(t);
@@ -996,6 +1011,28 @@ impl Connection {
         Ok(())
     }
 
+    /// Send a message kept as received ([`Event::RawStanza`]) with `from` set, as
+    /// [`Connection::send`] sends its tree.
+    pub fn send_raw(&mut self, stanza: &RawElement, from: &str) -> Result<(), SendError> {
+        if !matches!(self.state, State::Established) {
+            return Err(SendError::NotEstablished);
+        }
+        if self.out.len() - self.out_pos > self.limits.max_unsent_bytes {
+            return Err(SendError::Backlog);
+        }
+        stanza.write_to(&mut self.out, NS_CLIENT, ("from", from));
+        Ok(())
+    }
+
+    /// Server role, established session: report the messages the peer sends from now on
+    /// as [`Event::RawStanza`] instead of [`Event::Stanza`] (those that do not depend on
+    /// prefixes declared around them; the others stay trees).
+    pub fn keep_raw_messages(&mut self) {
+        if matches!(self.side, Side::Server(_)) && matches!(self.state, State::Established) {
+            self.parser.keep_raw(Some(&RAW_MESSAGE));
+        }
+    }
+
     /// Send a stream error and close the stream (e.g. `conflict` when another
     /// session takes this resource, `system-shutdown`).
     pub fn send_stream_error(&mut self, error: StreamError) {
@@ -1131,6 +1168,17 @@ impl Connection {
                     elsinore_xml::write_stream_close(&mut self.out);
                     self.finish(None);
                 }
+            },
+            XmlEvent::Raw(raw) => match (&self.side, &self.state) {
+                (Side::Server(_), State::Established) => {
+                    self.events.push_back(Event::RawStanza(raw));
+                }
+                // Only an established server stream keeps messages raw; anywhere else the
+                // tree takes the usual path.
+                _ => match raw.to_element() {
+                    Ok(el) => self.on_xml(XmlEvent::Element(el), now),
+                    Err(e) => self.fail(stream_error_for(&e)),
+                },
             },
             XmlEvent::Element(el) => {
                 if el.is("error", NS_STREAM) {

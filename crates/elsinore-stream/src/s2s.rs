@@ -669,6 +669,11 @@ impl S2sConnection {
 
     fn on_xml(&mut self, ev: XmlEvent, now: Instant) {
         match ev {
+            // s2s streams never ask for raw elements; should one come, it is a tree.
+            XmlEvent::Raw(raw) => match raw.to_element() {
+                Ok(el) => self.on_xml(XmlEvent::Element(el), now),
+                Err(e) => self.fail(crate::connection::stream_error_for(&e)),
+            },
             XmlEvent::StreamOpen(header) => self.on_header(header),
             XmlEvent::StreamClose => {
                 if self.state != State::Closing {

@@ -286,7 +286,8 @@ pub(crate) struct Parser {
     pub(crate) limits: XmlLimits,
     /// Depth at which elements become trees: 1 for streams, 0 for documents.
     tree_depth: usize,
-    pub(crate) error: Option<XmlError>,
+    /// Boxed: a stream fails once, and every idle connection carries the field.
+    pub(crate) error: Option<Box<XmlError>>,
     /// The root element has been closed.
     pub(crate) closed: bool,
     doc: Doc,
@@ -385,7 +386,7 @@ impl Parser {
     }
 
     pub(crate) fn fail(&mut self, e: XmlError) -> XmlError {
-        self.error = Some(e.clone());
+        self.error = Some(Box::new(e.clone()));
         e
     }
 
@@ -397,7 +398,7 @@ impl Parser {
         at_eof: bool,
     ) -> Result<Option<XmlEvent>, XmlError> {
         if let Some(e) = &self.error {
-            return Err(e.clone());
+            return Err(XmlError::clone(e));
         }
         let mut w = self.work.take().unwrap_or_default();
         let result = self.next_inner(&mut w, buf, at_eof);

@@ -202,7 +202,7 @@ impl StreamParser {
     /// closed properly; [`XmlError::UnexpectedEof`] otherwise.
     pub fn handle_eof(&mut self) -> Result<Option<XmlEvent>, XmlError> {
         if let Some(e) = &self.core.error {
-            return Err(e.clone());
+            return Err(XmlError::clone(e));
         }
         if self.core.closed {
             Ok(None)

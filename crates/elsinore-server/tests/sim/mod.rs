@@ -757,6 +757,7 @@ impl Sim {
                     }
                     return;
                 }
+                XmlEvent::Raw(_) => self.fail("a raw element where none was asked for"),
                 XmlEvent::Element(el) => {
                     self.check_isolation(c, &el);
                     self.client_element(c, el);
