@@ -328,6 +328,63 @@ fn message_to_bare_jid_goes_to_the_highest_priority() {
 }
 
 #[test]
+fn a_forwarded_message_carries_the_senders_jid_and_its_content_intact() {
+    // Forwarded as received (no tree): `from` is still the server's stamp, never the
+    // client's, and the content reads back the same, references and CDATA included.
+    let (mut net, romeo, juliet) = two_users();
+    net.send_raw(
+        romeo,
+        "<message to='juliet@verona.lit/balcony' from='iago@verona.lit/lie' type='chat' \
+         id='m&amp;1' xml:lang='en'><body>a &amp; b<![CDATA[ <c> ]]>&#x41;</body>\
+         <x xmlns='urn:x' p='&apos;1&apos;'><y xmlns:q='urn:q' q:z='2'/></x></message>",
+    );
+    let inbox = net.take_inbox(juliet);
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    let m = &inbox[0];
+    assert_eq!(m.attr("from"), Some("romeo@verona.lit/orchard"));
+    assert_eq!(m.attr("id"), Some("m&1"));
+    assert_eq!(m.lang(), Some("en"));
+    assert_eq!(
+        m.get_child("body", "jabber:client").map(|b| b.text()),
+        Some("a & b <c> A".to_string())
+    );
+    let x = m.get_child("x", "urn:x").expect("x kept");
+    assert_eq!(x.attr("p"), Some("'1'"));
+    let y = x.get_child("y", "urn:x").expect("y kept");
+    assert_eq!(y.attr_ns("urn:q", "z"), Some("2"));
+    // An empty message too.
+    net.send_raw(romeo, "<message to='juliet@verona.lit/balcony'/>");
+    let inbox = net.take_inbox(juliet);
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].attr("from"), Some("romeo@verona.lit/orchard"));
+}
+
+#[test]
+fn messages_that_need_their_tree_are_routed_as_before() {
+    let (mut net, romeo, juliet) = two_users();
+    // A prefix declared on the message itself: delivered with its namespace.
+    net.send_raw(
+        romeo,
+        "<message xmlns:p='urn:p' to='juliet@verona.lit/balcony'><p:thing a='1'/></message>",
+    );
+    let inbox = net.take_inbox(juliet);
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(inbox[0].get_child("thing", "urn:p").is_some(), "{inbox:?}");
+    assert_eq!(inbox[0].attr("from"), Some("romeo@verona.lit/orchard"));
+    // A broken xml:lang is refused, a malformed `to` bounced: the tree path's answers.
+    net.send_raw(
+        romeo,
+        "<message to='juliet@verona.lit/balcony' id='l' xml:lang='not a tag'><body/></message>",
+    );
+    let back = net.take_inbox(romeo);
+    assert_eq!(error_condition(&back[0]).as_deref(), Some("bad-request"));
+    net.send_raw(romeo, "<message to='@verona.lit' id='j'><body/></message>");
+    let back = net.take_inbox(romeo);
+    assert_eq!(error_condition(&back[0]).as_deref(), Some("jid-malformed"));
+    assert!(net.take_inbox(juliet).is_empty());
+}
+
+#[test]
 fn roster_survives_a_server_restart() {
     let (mut net, romeo, _) = two_users();
     net.iq(
