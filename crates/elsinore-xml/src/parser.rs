@@ -1182,10 +1182,14 @@ impl Parser {
                 _ => Err(order()),
             };
         }
+        // Copied out at their exact size (one allocation each); the buffers stay for
+        // the next element.
         let len = offset(w.raw.len());
-        let mut bytes = core::mem::take(&mut w.raw);
+        let mut bytes = Vec::with_capacity(w.raw.len() + w.raw_values.len());
+        bytes.extend_from_slice(&w.raw);
         bytes.extend_from_slice(w.raw_values.as_bytes());
-        let mut attrs = core::mem::take(&mut w.raw_attrs);
+        w.raw.clear();
+        let mut attrs = w.raw_attrs.clone();
         for a in &mut attrs {
             a.value = a.value.start + len..a.value.end + len;
         }
