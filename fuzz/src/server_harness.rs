@@ -85,6 +85,7 @@ impl Reader {
             match self.parser.parse(&mut buf) {
                 Ok(None) => return,
                 Ok(Some(XmlEvent::StreamOpen(_))) => {}
+                Ok(Some(XmlEvent::Raw(_))) => panic!("raw element without keep_raw"),
                 Ok(Some(XmlEvent::StreamClose)) => {
                     self.closed = true;
                     assert!(buf.is_empty(), "bytes after </stream:stream>: {buf:?}");

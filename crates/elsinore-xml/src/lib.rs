@@ -24,9 +24,9 @@ mod error;
 #[cfg(test)]
 mod oracle;
 mod parser;
+mod raw;
 #[cfg(test)]
 mod raw_tests;
-mod raw;
 mod stream;
 mod tree;
 mod writer;

@@ -38,8 +38,8 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::error::{Limit, XmlError};
-use crate::stream::{StreamHeader, XmlEvent, XmlLimits};
 use crate::raw::{RawElement, Span};
+use crate::stream::{StreamHeader, XmlEvent, XmlLimits};
 use crate::tree::{Attr, Element, Node, XML_NS};
 
 /// The namespace of namespace declarations; no element or attribute may be in it.
@@ -955,11 +955,7 @@ impl Parser {
 
     /// Push the namespace declarations of the start tag in `w.attrs`: (the default
     /// namespace's value in `w.values` if declared, number of declarations).
-    fn declare(
-        &mut self,
-        w: &Work,
-        tag: &str,
-    ) -> Result<(Option<Range<usize>>, usize), XmlError> {
+    fn declare(&mut self, w: &Work, tag: &str) -> Result<(Option<Range<usize>>, usize), XmlError> {
         let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
         let mut default_decl = None;
         let mut decl_count = 0;
@@ -1107,9 +1103,11 @@ impl Parser {
             if p == "xml" {
                 return Ok(());
             }
-            let at = self.scopes.decls.iter().rposition(|d| {
-                d.prefixed() && d.prefix(&self.scopes.buf) == Some(p)
-            });
+            let at = self
+                .scopes
+                .decls
+                .iter()
+                .rposition(|d| d.prefixed() && d.prefix(&self.scopes.buf) == Some(p));
             match at {
                 None => Err(undeclared(Some(p))),
                 Some(i) => {

@@ -47,7 +47,9 @@ pub struct RawElement {
 }
 
 fn slice<'a>(bytes: &'a [u8], r: &Range<u32>) -> &'a [u8] {
-    bytes.get(r.start as usize..r.end as usize).unwrap_or_default()
+    bytes
+        .get(r.start as usize..r.end as usize)
+        .unwrap_or_default()
 }
 
 fn text<'a>(bytes: &'a [u8], r: &Range<u32>) -> &'a str {

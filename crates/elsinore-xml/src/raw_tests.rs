@@ -46,7 +46,9 @@ fn as_trees(events: Vec<XmlEvent>) -> Result<Vec<XmlEvent>, TestCaseError> {
     for ev in events {
         match ev {
             XmlEvent::Raw(r) => {
-                let tree = r.to_element().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let tree = r
+                    .to_element()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(r.attr("to"), tree.attr("to"));
                 prop_assert_eq!(r.lang(), tree.lang());
                 let mut written = Vec::new();
@@ -84,7 +86,12 @@ fn check(input: &[u8], cuts: &[usize], limits: XmlLimits) -> Result<bool, TestCa
     let (trees, tree_err) = run(&chunks, false, limits);
     let (raws, raw_err) = run(&chunks, true, limits);
     let kept = raws.iter().any(|e| matches!(e, XmlEvent::Raw(_)));
-    prop_assert_eq!(as_trees(raws)?, trees, "input {:?}", String::from_utf8_lossy(input));
+    prop_assert_eq!(
+        as_trees(raws)?,
+        trees,
+        "input {:?}",
+        String::from_utf8_lossy(input)
+    );
     prop_assert_eq!(raw_err, tree_err);
     Ok(kept)
 }
@@ -168,14 +175,17 @@ fn messages() -> impl Strategy<Value = Vec<u8>> {
             s.push_str("</message>");
             s
         });
-    prop::collection::vec(prop_oneof![4 => stanza, 1 => Just(String::from("<presence/>"))], 1..6)
-        .prop_map(|stanzas| {
-            let mut s = String::from(HEADER);
-            for st in stanzas {
-                s.push_str(&st);
-            }
-            s.into_bytes()
-        })
+    prop::collection::vec(
+        prop_oneof![4 => stanza, 1 => Just(String::from("<presence/>"))],
+        1..6,
+    )
+    .prop_map(|stanzas| {
+        let mut s = String::from(HEADER);
+        for st in stanzas {
+            s.push_str(&st);
+        }
+        s.into_bytes()
+    })
 }
 
 proptest! {
@@ -290,6 +300,7 @@ fn errors_inside_a_raw_message_are_the_tree_errors() {
 fn the_proptest_soup_reaches_the_raw_path() {
     // Guard against a generator that never produces a raw element (the properties
     // above would then compare trees with trees).
-    let input = alloc::format!("{HEADER}<message to='a@b/c' type='chat' id='1'><body>hi</body></message>");
+    let input =
+        alloc::format!("{HEADER}<message to='a@b/c' type='chat' id='1'><body>hi</body></message>");
     assert!(check(input.as_bytes(), &[7, 90], XmlLimits::default()).unwrap());
 }
