@@ -13,37 +13,15 @@
 use std::process::ExitCode;
 use std::str::FromStr;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use elsinore_jid::{BareJid, Jid};
 use elsinore_tokio::bookmarks::Conference;
 use elsinore_tokio::{Client, ClientOptions};
 
+mod common;
+
 const USAGE: &str =
     "usage: bookmarks --addr HOST:PORT --jid USER@DOMAIN --password PW --insecure-tls";
-
-fn parse_args() -> Result<(String, Jid, String)> {
-    let (mut addr, mut jid, mut password, mut insecure) = (None, None, None, false);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| anyhow!("{name} needs a value"));
-        match arg.as_str() {
-            "--addr" => addr = Some(value("--addr")?),
-            "--jid" => jid = Some(value("--jid")?),
-            "--password" => password = Some(value("--password")?),
-            "--insecure-tls" => insecure = true,
-            other => bail!("unknown argument {other:?}"),
-        }
-    }
-    if !insecure {
-        bail!("this example carries no trusted roots; pass --insecure-tls");
-    }
-    let jid = jid.ok_or_else(|| anyhow!("--jid is required"))?;
-    Ok((
-        addr.ok_or_else(|| anyhow!("--addr is required"))?,
-        Jid::from_str(&jid).map_err(|e| anyhow!("invalid JID {jid:?}: {e}"))?,
-        password.ok_or_else(|| anyhow!("--password is required"))?,
-    ))
-}
 
 fn room(jid: &str, name: &str, nick: &str) -> Result<Conference> {
     Ok(Conference {
@@ -128,7 +106,7 @@ async fn run(addr: String, jid: Jid, password: String) -> Result<usize> {
 }
 
 fn main() -> ExitCode {
-    let (addr, jid, password) = match parse_args() {
+    let (addr, jid, password) = match common::parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("bookmarks: {e}\n{USAGE}");
