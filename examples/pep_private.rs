@@ -33,8 +33,9 @@ const DIARY: &str = "urn:example:elsinore:diary";
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const CAPS: &str = "http://jabber.org/protocol/caps";
 const CAPS_NODE: &str = "https://github.com/elsinore/examples";
-/// How long a resource waits for the server to ask what its caps mean.
-const CAPS_WAIT: Duration = Duration::from_secs(3);
+/// How long a resource still waits for the server to ask what its caps mean once the
+/// server has answered a ping sent after its presence.
+const QUERY_GRACE: Duration = Duration::from_millis(300);
 const EVENT_WAIT: Duration = Duration::from_secs(5);
 
 /// What this client's XEP-0115 caps stand for: interest (`+notify`, XEP-0163) in both
@@ -108,8 +109,18 @@ async fn login(addr: &str, jid: &Jid, resource: &str, password: &str) -> Result<
             ),
         )
         .await?;
-    // A server that filters by caps asks what they mean; one that does not never asks.
-    let _ = tokio::time::timeout(CAPS_WAIT, async {
+    // A server that filters by caps asks what they mean, unless it knows them already (a
+    // second resource with the same caps); one that does not filter never asks. It asks
+    // while handling our presence, so by the answer to a ping sent after the presence the
+    // query, if any, has arrived.
+    let domain = jid.domain().to_string();
+    let ping = Element::new("iq", "jabber:client")
+        .with_attr("type", "get")
+        .with_attr("to", domain)
+        .with_child(Element::new("ping", "urn:xmpp:ping"));
+    // An error answer (a server without XEP-0199) orders things just as well.
+    let _ = client.iq(ping).await;
+    let _ = tokio::time::timeout(QUERY_GRACE, async {
         while let Some(st) = client.recv().await {
             if let Some(answer) = disco_answer(&st) {
                 let _ = client.send(answer).await;

@@ -49,6 +49,8 @@ pub(crate) const SERVER_FEATURES: &[&str] = &[
     NS_LAST,
     NS_VCARD,
     NS_SEARCH,
+    // XEP-0004 §6: data forms are understood (the search form of XEP-0055).
+    NS_DATA_FORMS,
     NS_REGISTER,
     NS_AGENTS,
 ];

@@ -341,6 +341,7 @@ fn agents_agent_and_disco_items_from_one_service_list() {
         "urn:xmpp:time",
         "vcard-temp",
         "jabber:iq:search",
+        "jabber:x:data",
         "jabber:iq:last",
     ] {
         assert!(feats.contains(&f), "{f} in {feats:?}");
