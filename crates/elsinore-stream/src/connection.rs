@@ -337,7 +337,7 @@ enum State {
     ServerSasl(Box<ServerSession>, bool),
     /// Server: EXTERNAL verified the certificate's JID; waiting to learn whether that
     /// account exists (asked with [`Event::NeedCredentials`]).
-    ExternalAccount(BareJid),
+    ExternalAccount(Box<BareJid>),
     /// Client: SASL exchange in progress.
     ClientSasl(Box<ClientSession>),
     /// Server: bind request handed to the owner. Client: bind iq sent.
@@ -381,7 +381,9 @@ pub struct Connection {
     out: Vec<u8>,
     out_pos: usize,
     events: VecDeque<Event>,
-    held: Vec<u8>,
+    // Boxed: input is held only while paused; an idle connection carries one word.
+    #[allow(clippy::box_collection)]
+    held: Option<Box<Vec<u8>>>,
     /// Input must wait (credentials or bind pending on the owner).
     paused: bool,
     /// The parser must restart at the current element boundary.
@@ -517,7 +519,7 @@ impl Connection {
             out: Vec::new(),
             out_pos: 0,
             events: VecDeque::new(),
-            held: Vec::new(),
+            held: None,
             paused: false,
             restart: false,
             restart_whitespace: false,
@@ -694,14 +696,17 @@ impl Connection {
     }
 
     fn hold(&mut self, bytes: &[u8]) {
-        if self.held.len() + bytes.len() > self.limits.max_held_input {
+        let len = self.held.as_ref().map_or(0, |h| h.len());
+        if len + bytes.len() > self.limits.max_held_input {
             self.fail(
                 StreamError::new(StreamErrorCondition::PolicyViolation)
                     .with_text("too much input while authentication or binding is pending"),
             );
             return;
         }
-        self.held.extend_from_slice(bytes);
+        self.held
+            .get_or_insert_with(Default::default)
+            .extend_from_slice(bytes);
     }
 
     fn process(&mut self, buf: &mut &[u8], now: Instant) {
@@ -884,7 +889,7 @@ impl Connection {
     pub fn provide_credentials(&mut self, creds: Option<&StoredCredentials>, now: Instant) {
         if let State::ExternalAccount(account) = &self.state {
             // EXTERNAL: only an existing account may log in with its certificate.
-            let account = account.clone();
+            let account = BareJid::clone(account);
             self.paused = false;
             match creds {
                 Some(_) => self.sasl_succeeded(account, None),
@@ -978,14 +983,16 @@ impl Connection {
     }
 
     fn resume(&mut self, now: Instant) {
-        if self.input_waits() || self.held.is_empty() {
+        if self.input_waits() {
             return;
         }
-        let held = core::mem::take(&mut self.held);
+        let Some(held) = self.held.take() else {
+            return;
+        };
         let mut buf = held.as_slice();
         self.process(&mut buf, now);
         if self.input_waits() && !buf.is_empty() {
-            self.held = buf.to_vec();
+            self.held = Some(Box::new(buf.to_vec()));
         }
     }
 
@@ -1153,7 +1160,7 @@ impl Connection {
         self.state = State::Closed;
         self.paused = false;
         self.throttled_until = None;
-        self.held.clear();
+        self.held = None;
         self.neg = None;
         self.close_deadline = None;
         self.events.push_back(Event::Closed { error });
@@ -1727,7 +1734,7 @@ impl Connection {
                 if mech == Some(Mechanism::External) {
                     // The certificate names the account; the store says whether it exists.
                     let username = account.node().unwrap_or_default().to_string();
-                    self.state = State::ExternalAccount(account);
+                    self.state = State::ExternalAccount(Box::new(account));
                     self.paused = true;
                     self.events.push_back(Event::NeedCredentials { username });
                     return;

@@ -37,21 +37,32 @@ pub use elsinore_sasl::ChannelBinding;
 pub use rng::Rng;
 pub use s2s::{S2sAuth, S2sConfig, S2sConnection, S2sEvent};
 
+use core::num::NonZeroU64;
 use core::time::Duration;
 
 /// A point in monotonic time, in milliseconds since an epoch the adapter chooses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Instant(u64);
+///
+/// Kept as milliseconds + 1 in a `NonZeroU64`, so that an `Option<Instant>` (a deadline
+/// that may be unset, of which every connection keeps several) takes 8 bytes, not 16.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(NonZeroU64);
+
+impl Default for Instant {
+    fn default() -> Self {
+        Instant::from_millis(0)
+    }
+}
 
 impl Instant {
-    /// The instant `ms` milliseconds after the epoch.
+    /// The instant `ms` milliseconds after the epoch (`u64::MAX` reads back as
+    /// `u64::MAX - 1`).
     pub const fn from_millis(ms: u64) -> Self {
-        Instant(ms)
+        Instant(NonZeroU64::MIN.saturating_add(ms))
     }
 
     /// Milliseconds since the epoch.
     pub const fn as_millis(self) -> u64 {
-        self.0
+        self.0.get() - 1
     }
 
     /// This instant plus `d`, saturating instead of overflowing.
@@ -62,7 +73,7 @@ impl Instant {
 
     /// Time elapsed since `earlier` (zero if `earlier` is later).
     pub fn saturating_since(self, earlier: Instant) -> Duration {
-        Duration::from_millis(self.0.saturating_sub(earlier.0))
+        Duration::from_millis(self.0.get().saturating_sub(earlier.0.get()))
     }
 }
 
@@ -70,5 +81,33 @@ impl core::ops::Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {
         self.saturating_add(d)
+    }
+}
+
+#[cfg(test)]
+mod instant_tests {
+    use super::*;
+
+    #[test]
+    fn instants_read_back_and_order_as_milliseconds() {
+        assert_eq!(Instant::default().as_millis(), 0);
+        assert_eq!(Instant::from_millis(1234).as_millis(), 1234);
+        let t = Instant::from_millis(10);
+        assert_eq!((t + Duration::from_millis(5)).as_millis(), 15);
+        assert_eq!(
+            (t + Duration::from_secs(1)).saturating_since(t),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            t.saturating_since(t + Duration::from_secs(1)),
+            Duration::ZERO
+        );
+        assert!(Instant::from_millis(0) < Instant::from_millis(1));
+        // Saturation instead of overflow, at either end of the range.
+        let end = Instant::from_millis(u64::MAX);
+        assert_eq!(end.as_millis(), u64::MAX - 1);
+        assert_eq!(end + Duration::MAX, end);
+        // The point of the representation: an unset deadline costs no extra word.
+        assert_eq!(core::mem::size_of::<Option<Instant>>(), 8);
     }
 }
