@@ -324,7 +324,7 @@ impl Server {
         if self.caps.queries.len() >= MAX_QUERIES {
             return; // the session stays without known features
         }
-        let Some(to) = self.conns.get(&id).and_then(|c| c.jid.clone()) else {
+        let Some(to) = self.conns.get(&id).and_then(|c| c.jid().cloned()) else {
             return;
         };
         let qid = format!("caps-{}", self.rng.token(12));

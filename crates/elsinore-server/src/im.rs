@@ -196,7 +196,7 @@ impl Server {
         }
         let ver = self.roster(account).map(|r| r.version);
         for id in self.interested_sessions(account) {
-            let Some(to) = self.conns.get(&id).and_then(|c| c.jid.clone()) else {
+            let Some(to) = self.conns.get(&id).and_then(|c| c.jid().cloned()) else {
                 continue;
             };
             let mut query = Element::new("query", NS_ROSTER).with_child(el.clone());
@@ -489,7 +489,7 @@ impl Server {
             if t == except {
                 continue;
             }
-            let Some(to) = self.conns.get(&t).and_then(|c| c.jid.clone()) else {
+            let Some(to) = self.conns.get(&t).and_then(|c| c.jid().cloned()) else {
                 continue;
             };
             let mut p = el.clone();
@@ -515,7 +515,7 @@ impl Server {
             let Some((jid, presence)) = self
                 .conns
                 .get(&c)
-                .and_then(|s| Some((s.jid.clone()?, s.presence.as_ref()?.to_element())))
+                .and_then(|s| Some((s.jid()?.clone(), s.presence.as_ref()?.to_element())))
             else {
                 continue;
             };
@@ -583,7 +583,7 @@ impl Server {
                         let sessions = s.available_sessions(&u);
                         for (c, _) in sessions {
                             let Some((jid, p)) = s.conns.get(&c).and_then(|x| {
-                                Some((x.jid.clone()?, x.presence.as_ref()?.to_element()))
+                                Some((x.jid()?.clone(), x.presence.as_ref()?.to_element()))
                             }) else {
                                 continue;
                             };
@@ -608,7 +608,7 @@ impl Server {
     ) {
         let el = Element::new("presence", NS_CLIENT).with_attr("type", "unavailable");
         for (c, _) in self.available_sessions(user) {
-            if let Some(jid) = self.conns.get(&c).and_then(|x| x.jid.clone()) {
+            if let Some(jid) = self.conns.get(&c).and_then(|x| x.jid().cloned()) {
                 self.send_presence_to_account(contact, &jid, &el, ConnId(0), now);
             }
         }
@@ -725,7 +725,7 @@ impl Server {
                                         .with_attr("type", "unavailable");
                                     for (cid, _) in s.available_sessions(&c) {
                                         if let Some(jid) =
-                                            s.conns.get(&cid).and_then(|x| x.jid.clone())
+                                            s.conns.get(&cid).and_then(|x| x.jid().cloned())
                                         {
                                             s.send_presence_to_account(
                                                 &user,
@@ -782,7 +782,7 @@ impl Server {
         id: ConnId,
         raw: &RawElement,
     ) -> Option<(String, Option<ConnId>, Vec<ConnId>)> {
-        let from = self.conns.get(&id)?.jid.as_ref()?;
+        let from = self.conns.get(&id)?.jid()?;
         let to = Jid::parse(raw.attr("to")?).ok()?;
         if to.domain() != self.config.domain || to.node().is_none() {
             return None;

@@ -343,7 +343,7 @@ impl Server {
         if nodes.is_empty() {
             return;
         }
-        let Some(to) = self.conns.get(&id).and_then(|c| c.jid.clone()) else {
+        let Some(to) = self.conns.get(&id).and_then(|c| c.jid().cloned()) else {
             return;
         };
         let user = to.to_bare();
@@ -412,7 +412,7 @@ impl Server {
         let same_session = self
             .conns
             .get(&conn)
-            .is_some_and(|c| c.presence.is_some() && c.jid.as_ref() == Some(to));
+            .is_some_and(|c| c.presence.is_some() && c.jid() == Some(to));
         if same_session {
             let msg = self.pep_message(owner, to.to_string(), event);
             self.deliver_to_conn(conn, &msg, now);

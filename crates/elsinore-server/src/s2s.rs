@@ -803,7 +803,7 @@ impl Server {
                     let Some((jid, p)) = self
                         .conns
                         .get(&c)
-                        .and_then(|x| Some((x.jid.clone()?, x.presence.as_ref()?.to_element())))
+                        .and_then(|x| Some((x.jid()?.clone(), x.presence.as_ref()?.to_element())))
                     else {
                         continue;
                     };

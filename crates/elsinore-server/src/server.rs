@@ -241,8 +241,6 @@ impl core::fmt::Debug for Pending {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) stream: Connection,
-    /// Bound full JID once established.
-    pub(crate) jid: Option<Jid>,
     /// The last available presence broadcast by this session (RFC 6121 4.2);
     /// `None` while the session is not available.
     pub(crate) presence: Option<StoredPresence>,
@@ -254,8 +252,9 @@ pub(crate) struct Conn {
     pub(crate) directed: Box<[Jid]>,
     /// The source address as counted by the abuse limits (`None`: not counted).
     pub(crate) peer: Option<IpKey>,
-    /// The account the authentication attempt in progress names.
-    pub(crate) auth_user: Option<BareJid>,
+    /// The account the authentication attempt in progress names (boxed: only while
+    /// authenticating).
+    pub(crate) auth_user: Option<Box<BareJid>>,
     /// Failures of this stream already reported to the abuse limits.
     pub(crate) auth_failures_seen: u32,
     /// The deadline this connection has in [`Server::timers`] (never later than its
@@ -269,6 +268,13 @@ pub(crate) struct Conn {
 /// A session's available presence as kept between broadcasts: what it says, without the
 /// element's name and namespace (always `presence` in `jabber:client`) and without `from`
 /// and `to` (set for each recipient), so that a plain `<presence/>` costs no allocation.
+impl Conn {
+    /// Bound full JID once established (the stream's: not kept twice).
+    pub(crate) fn jid(&self) -> Option<&Jid> {
+        self.stream.jid()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct StoredPresence {
     attrs: Vec<Attr>,
@@ -537,7 +543,6 @@ impl Server {
             id,
             Box::new(Conn {
                 stream,
-                jid: None,
                 presence: None,
                 priority: 0,
                 interested: false,
@@ -936,7 +941,7 @@ impl Server {
             if failures > c.auth_failures_seen {
                 let account = c.auth_user.take();
                 for _ in c.auth_failures_seen..failures {
-                    self.guard.auth_failed(c.peer, account.as_ref(), now);
+                    self.guard.auth_failed(c.peer, account.as_deref(), now);
                 }
                 c.auth_failures_seen = failures;
                 continue;
@@ -953,7 +958,7 @@ impl Server {
                 Event::NeedCredentials { username } => {
                     match BareJid::new(Some(&username), &self.config.domain) {
                         Ok(jid) => {
-                            c.auth_user = Some(jid.clone());
+                            c.auth_user = Some(Box::new(jid.clone()));
                             match self.guard.auth_verdict(c.peer, &jid, now) {
                                 AuthVerdict::Proceed => {
                                     let op = Op::Get(accounts::credentials_key(&jid));
@@ -979,7 +984,6 @@ impl Server {
                 }
                 Event::BindRequest { resource } => self.bind(id, resource, now),
                 Event::Established { jid } => {
-                    c.jid = Some(jid.clone());
                     // Messages are forwarded as received where nothing needs their tree.
                     c.stream.keep_raw_messages();
                     if !self.sessions.contains_key(&jid.to_bare()) {
@@ -1012,6 +1016,7 @@ impl Server {
                             self.delayed_auth.retain(|(_, conn, _)| *conn != id);
                         }
                         let anonymous = c.stream.is_anonymous();
+                        let jid = c.jid().cloned();
                         let rest = {
                             let mut s = c.stream;
                             s.take_transmit()
@@ -1020,7 +1025,7 @@ impl Server {
                             self.transmit.push_back((id, rest));
                         }
                         self.caps_closed(c.caps.as_deref());
-                        if let Some(jid) = c.jid {
+                        if let Some(jid) = jid {
                             if c.presence.is_some() {
                                 // RFC 6121 4.5.2: a vanished session goes unavailable.
                                 self.broadcast_unavailable(&jid, c.directed.into_vec(), now);
@@ -1115,7 +1120,7 @@ impl Server {
     }
 
     pub(crate) fn handle_stanza(&mut self, id: ConnId, mut el: Element, now: Instant) {
-        let Some(from) = self.conns.get(&id).and_then(|c| c.jid.clone()) else {
+        let Some(from) = self.conns.get(&id).and_then(|c| c.jid().cloned()) else {
             return;
         };
         // The server stamps the sender (RFC 6120 8.1.2.1): never trust the client's `from`.
@@ -1334,15 +1339,16 @@ pub(crate) fn may_bounce(el: &Element) -> bool {
         _ => true,
     }
 }
+
 /// Every session holds one boxed `Conn`; the idle-memory target (docs/benchmarks.md) has
-/// little margin, and the allocator's next size class above 768 bytes is 896.
+/// little margin, and the allocator's size classes here are 640, 768, 896 bytes.
 #[cfg(all(test, target_pointer_width = "64"))]
 mod size_guard {
     #[test]
-    fn a_session_state_fits_the_768_byte_size_class() {
+    fn a_session_state_fits_the_640_byte_size_class() {
         let size = core::mem::size_of::<super::Conn>();
         assert!(
-            size <= 768,
+            size <= 640,
             "Conn grew to {size} bytes: box what idle sessions do not use"
         );
     }
