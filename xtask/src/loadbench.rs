@@ -348,12 +348,11 @@ pub fn run(opts: Options) -> Result<i32> {
                     }
                     r = run_loadgen(&opts, &loadgen, side, &server, addr, REPEATED, &mut results);
                 }
-                // A server that died under load is a finding, not a setup error.
-                if let Err(e) = server.wait_for_port(addr, Duration::from_secs(5)) {
-                    println!("{} did not survive the run: {e:#}", side.name());
-                }
+                // A server that died under load is a finding, not a setup error: its
+                // figures stay in the table, and the command fails.
+                let survived = server.wait_for_port(addr, Duration::from_secs(5));
                 server.stop();
-                r
+                r.and(survived.context("the server did not survive the run"))
             });
         if let Err(e) = outcome {
             println!("loadbench: {} failed: {e:#}", side.name());
