@@ -423,19 +423,23 @@ impl Server {
             .is_some_and(|i| i.wants(node))
     }
 
+    /// What session `id` wants while it takes PEP events from contacts: known interest,
+    /// and available with a non-negative priority (XEP-0163 §4.3.2).
+    pub(crate) fn pep_interest(&self, id: ConnId) -> Option<Arc<Interest>> {
+        let c = self.conns.get(&id)?;
+        if c.presence.is_none() || c.priority < 0 {
+            return None;
+        }
+        c.caps.as_ref()?.interest.clone()
+    }
+
     /// The nodes session `id` newly wants while available with a non-negative priority
     /// (XEP-0163 §4.3.3), marked as sent.
     pub(crate) fn take_new_interest(&mut self, id: ConnId) -> Vec<String> {
-        let Some(c) = self.conns.get_mut(&id) else {
+        let Some(interest) = self.pep_interest(id) else {
             return Vec::new();
         };
-        if c.presence.is_none() || c.priority < 0 {
-            return Vec::new();
-        }
-        let Some(k) = c.caps.as_mut() else {
-            return Vec::new();
-        };
-        let Some(interest) = k.interest.clone() else {
+        let Some(k) = self.conns.get_mut(&id).and_then(|c| c.caps.as_mut()) else {
             return Vec::new();
         };
         let new = interest

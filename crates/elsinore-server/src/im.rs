@@ -593,6 +593,11 @@ impl Server {
                     if kind == SubKind::Unsubscribed {
                         s.unavailable_to_former_subscriber(&u, &contact, now);
                     }
+                    // Approved just now: a new subscriber to the user's PEP nodes.
+                    let new_subscriber = kind == SubKind::Subscribed && changed.is_some();
+                    if new_subscriber {
+                        s.pep_new_subscriber(&u, &contact, now);
+                    }
                     s.subscription_inbound(u, contact, kind, status, now);
                 }),
             }

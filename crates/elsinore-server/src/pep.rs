@@ -8,6 +8,8 @@
 //! `internal-server-error` reply and sends no notification; the write is a single op, so
 //! it is never half done.
 
+use std::collections::BTreeMap;
+
 use elsinore_jid::{BareJid, Jid};
 use elsinore_stanza::{
     DefinedCondition, ErrorType, NS_CLIENT, NS_DISCO_INFO, NS_PUBSUB, NS_PUBSUB_OWNER, StanzaError,
@@ -363,15 +365,60 @@ impl Server {
                 .flat_map(|src| nodes.iter().map(move |n| (src.clone(), n.clone())))
                 .take(MAX_LAST_ITEM_LOADS);
             for (source, node) in pairs.collect::<Vec<_>>() {
-                s.pep_send_last(source, node, to.clone(), id, now);
+                s.pep_send_last(source, node, vec![(to.clone(), id)], now);
             }
             RosterUpdate::unchanged(|_, _, _| {})
         });
     }
 
-    /// Send `owner`'s last item of `node` to session `conn` (`to`) if it is still that
-    /// available session and is entitled to it.
-    fn pep_send_last(&mut self, owner: BareJid, node: String, to: Jid, conn: ConnId, now: Instant) {
+    /// `owner` approved `contact`'s presence subscription: the contact is a new
+    /// subscriber to the owner's nodes (XEP-0163 §4.1, auto-subscribe), so each of its
+    /// available sessions with a non-negative priority gets the last item of each node it
+    /// wants, where it may see the node and the node sends its last item (§4.3.4: "to all
+    /// new subscribers"). At most [`MAX_LAST_ITEM_LOADS`] nodes are looked at. Local
+    /// contacts only: of a remote contact we know no sessions or capabilities, and the
+    /// availability path does not send to them either. A session whose capabilities are
+    /// still being asked for gets its last items with the answer, from the availability
+    /// path ([`Server::pep_last_items`]), the contact's roster having `to` by then.
+    pub(crate) fn pep_new_subscriber(&mut self, owner: &BareJid, contact: &BareJid, now: Instant) {
+        if contact.domain() != self.config.domain || contact == owner {
+            return;
+        }
+        // Each wanted node once, with every session that wants it.
+        let mut wanted: BTreeMap<String, Vec<(Jid, ConnId)>> = BTreeMap::new();
+        for (conn, _) in self.available_sessions(contact) {
+            let Some(interest) = self.pep_interest(conn) else {
+                continue;
+            };
+            let Some(to) = self.conns.get(&conn).and_then(|c| c.jid().cloned()) else {
+                continue;
+            };
+            for node in interest.nodes() {
+                wanted
+                    .entry(node.clone())
+                    .or_default()
+                    .push((to.clone(), conn));
+            }
+        }
+        for (node, sessions) in wanted.into_iter().take(MAX_LAST_ITEM_LOADS) {
+            self.pep_send_last(owner.clone(), node, sessions, now);
+        }
+    }
+
+    /// Send `owner`'s last item of `node` to `sessions` (full JIDs and connections of one
+    /// account), each if it is still that available session, when that account is
+    /// entitled to the node: the owner's own, or a `presence`/`open` node and a presence
+    /// subscription in the owner's roster.
+    fn pep_send_last(
+        &mut self,
+        owner: BareJid,
+        node: String,
+        sessions: Vec<(Jid, ConnId)>,
+        now: Instant,
+    ) {
+        let Some(account) = sessions.first().map(|(to, _)| to.to_bare()) else {
+            return;
+        };
         let key = pep::node_key(&owner, &node);
         self.load(key, now, move |s: &mut Server, loaded, now| {
             let EffectResult::Value(Some(bytes)) = loaded else {
@@ -383,18 +430,17 @@ impl Server {
             let Some(event) = state.last_item_event(&node) else {
                 return;
             };
-            if owner == *to.bare() {
-                s.pep_deliver_last(&owner, &to, conn, &event, now);
+            if owner == account {
+                s.pep_deliver_last(&owner, &sessions, &event, now);
                 return;
             }
             if state.config.access_model == AccessModel::Whitelist {
                 return;
             }
             // Entitled: a presence subscription in the owner's roster, as for notifications.
-            let contact = to.to_bare();
             s.with_roster(owner.clone(), now, move |s, roster, now| {
-                if roster.is_ok_and(|r| r.presence_subscribers().any(|c| *c == contact)) {
-                    s.pep_deliver_last(&owner, &to, conn, &event, now);
+                if roster.is_ok_and(|r| r.presence_subscribers().any(|c| *c == account)) {
+                    s.pep_deliver_last(&owner, &sessions, &event, now);
                 }
                 RosterUpdate::unchanged(|_, _, _| {})
             });
@@ -404,22 +450,24 @@ impl Server {
     fn pep_deliver_last(
         &mut self,
         owner: &BareJid,
-        to: &Jid,
-        conn: ConnId,
+        sessions: &[(Jid, ConnId)],
         event: &Element,
         now: Instant,
     ) {
-        let same_session = self
-            .conns
-            .get(&conn)
-            .is_some_and(|c| c.presence.is_some() && c.jid() == Some(to));
-        if same_session {
-            let msg = self.pep_message(owner, to.to_string(), event);
-            self.deliver_to_conn(conn, &msg, now);
+        for (to, conn) in sessions {
+            let same_session = self
+                .conns
+                .get(conn)
+                .is_some_and(|c| c.presence.is_some() && c.jid() == Some(to));
+            if same_session {
+                let msg = self.pep_message(owner, to.to_string(), event);
+                self.deliver_to_conn(*conn, &msg, now);
+            }
         }
     }
 }
 
 /// Nodes looked at for last items on one occasion (the session's new interest times the
-/// accounts it follows): a bound on the loads one presence can cause.
+/// accounts it follows; or, on an approved subscription, the nodes the contact's sessions
+/// want): a bound on the loads one presence or approval can cause.
 const MAX_LAST_ITEM_LOADS: usize = 256;

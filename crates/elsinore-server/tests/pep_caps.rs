@@ -1,8 +1,9 @@
 //! XEP-0163 §4 with XEP-0115 capabilities: the server learns what each local session wants
 //! (`NODE+notify`) from its caps, through a verified shared cache or a disco#info query;
 //! contacts get a node's notifications only when they want them; a session that becomes
-//! available (or whose interest becomes known) gets the last published item of the nodes
-//! it wants and may see.
+//! available (or whose interest becomes known), or whose account's presence subscription
+//! the owner approves while it is online, gets the last published item of the nodes it
+//! wants and may see.
 
 mod common;
 
@@ -361,7 +362,7 @@ fn send_last_published_item_is_configurable() {
     };
     let r = net.iq(juliet, &get);
     assert_eq!(value(&r).as_deref(), Some("on_sub_and_presence"), "{r:?}");
-    // `on_sub` needs explicit subscriptions, which PEP here does not have.
+    // `on_sub` (on approval only) is not offered.
     let r = net.iq(juliet, &configure("on_sub"));
     assert_eq!(
         common::error_condition(&r).as_deref(),
@@ -394,4 +395,175 @@ fn send_last_published_item_is_configurable() {
         ),
     );
     assert_eq!(common::error_condition(&r).as_deref(), Some("conflict"));
+}
+
+/// Juliet (available, no caps) and Romeo, with no subscription between them: Juliet's
+/// nodes, published before Romeo asks to see her presence.
+fn strangers() -> (Net, ConnId) {
+    let mut net = Net::new("capulet.lit");
+    for (user, pw) in [("juliet", "r0m30"), ("romeo", "jul13t")] {
+        net.add_user(&format!("{user}@capulet.lit"), pw);
+    }
+    let juliet = net.connect_available("juliet@capulet.lit/balcony", "r0m30");
+    (net, juliet)
+}
+
+const QUIET: &str = "urn:example:quiet";
+const DIARY: &str = "urn:example:diary";
+const OPEN: &str = "urn:example:open";
+
+/// A `presence` node with two items, an `open` one, a `never` one and a whitelist one
+/// that asks to send its last item.
+fn publish_all(net: &mut Net, juliet: ConnId) {
+    publish(net, juliet, TUNE, "First", &[]);
+    publish(net, juliet, TUNE, "Second", &[]);
+    publish(
+        net,
+        juliet,
+        OPEN,
+        "Open",
+        &[("pubsub#access_model", "open")],
+    );
+    let never = [("pubsub#send_last_published_item", "never")];
+    publish(net, juliet, QUIET, "Quiet", &never);
+    publish(
+        net,
+        juliet,
+        DIARY,
+        "Private",
+        &[
+            ("pubsub#access_model", "whitelist"),
+            ("pubsub#send_last_published_item", "on_sub_and_presence"),
+        ],
+    );
+    net.take_inbox(juliet);
+}
+
+/// Romeo asks to see Juliet's presence and she approves.
+fn approve(net: &mut Net, romeo: ConnId, juliet: ConnId) {
+    net.send(
+        romeo,
+        &el("<presence xmlns='jabber:client' to='juliet@capulet.lit' type='subscribe'/>"),
+    );
+    net.send(
+        juliet,
+        &el("<presence xmlns='jabber:client' to='romeo@capulet.lit' type='subscribed'/>"),
+    );
+}
+
+fn sorted_events(net: &mut Net, conn: ConnId) -> Vec<(String, String)> {
+    let mut got = events(net, conn);
+    got.sort();
+    got
+}
+
+#[test]
+fn an_approved_subscription_brings_online_interested_sessions_the_last_items() {
+    let (mut net, juliet) = strangers();
+    publish_all(&mut net, juliet);
+    let nodes = [TUNE, OPEN, QUIET, DIARY];
+    // Online before the approval, each wanting every node (caps known or asked for).
+    let orchard = net.connect_notify("romeo@capulet.lit/orchard", "jul13t", &nodes);
+    let pocket = net.connect_notify("romeo@capulet.lit/pocket", "jul13t", &nodes);
+    // Not for these: no caps, interest in another node, negative priority, no presence.
+    let silent = net.connect_available("romeo@capulet.lit/silent", "jul13t");
+    let mood = net.connect_notify("romeo@capulet.lit/mood", "jul13t", &[MOOD]);
+    let hidden = net.connect("romeo@capulet.lit/hidden", "jul13t");
+    let (_, ver) = caps_info(&nodes);
+    let mut p = caps_presence(Some("sha-1"), &ver);
+    p.children.push(elsinore_xml::Node::Element(
+        Element::new("priority", "jabber:client").with_text("-1"),
+    ));
+    net.send(hidden, &p);
+    let setup = net.connect("romeo@capulet.lit/setup", "jul13t");
+    let all = [orchard, pocket, silent, mood, hidden, setup];
+    for c in all {
+        assert!(
+            events(&mut net, c).is_empty(),
+            "not a subscriber yet: {c:?}"
+        );
+    }
+
+    approve(&mut net, orchard, juliet);
+    // Exactly one event per node the session may see and whose last item goes out:
+    // not the `never` node, not the whitelist one.
+    let expected = [ev(TUNE, "Second"), ev(OPEN, "Open")];
+    assert_eq!(sorted_events(&mut net, orchard), expected);
+    assert_eq!(sorted_events(&mut net, pocket), expected);
+    for c in [silent, mood, hidden, setup] {
+        assert!(events(&mut net, c).is_empty(), "{c:?}");
+    }
+    // The owner's sessions get nothing from it.
+    assert!(events(&mut net, juliet).is_empty());
+    // Nothing more afterwards: a presence update, or another approval that changes nothing.
+    net.send(orchard, &caps_presence(Some("sha-1"), &ver));
+    net.send(
+        juliet,
+        &el("<presence xmlns='jabber:client' to='romeo@capulet.lit' type='subscribed'/>"),
+    );
+    for c in all {
+        assert!(events(&mut net, c).is_empty(), "{c:?}");
+    }
+    // And later items as notifications, as to any subscriber.
+    publish(&mut net, juliet, TUNE, "Third", &[]);
+    assert_eq!(events(&mut net, orchard), [ev(TUNE, "Third")]);
+}
+
+#[test]
+fn an_approval_while_caps_are_asked_for_sends_the_last_items_once() {
+    let (mut net, juliet) = strangers();
+    publish_all(&mut net, juliet);
+    let orchard = net.connect("romeo@capulet.lit/orchard", "jul13t");
+    let (info, ver) = caps_info(&[TUNE]);
+    net.send(orchard, &caps_presence(Some("sha-1"), &ver));
+    let q = net.take_caps_query(orchard).expect("asked");
+    approve(&mut net, orchard, juliet);
+    assert!(events(&mut net, orchard).is_empty());
+    // The answer makes the interest known: the last item comes then, once.
+    net.answer_caps(orchard, &q, &info);
+    assert_eq!(events(&mut net, orchard), [ev(TUNE, "Second")]);
+}
+
+#[test]
+fn a_removed_subscription_stops_the_events_and_a_new_approval_sends_the_last_items_again() {
+    let (mut net, juliet) = strangers();
+    publish_all(&mut net, juliet);
+    let orchard = net.connect_notify("romeo@capulet.lit/orchard", "jul13t", &[TUNE, OPEN]);
+    approve(&mut net, orchard, juliet);
+    assert_eq!(
+        sorted_events(&mut net, orchard),
+        [ev(TUNE, "Second"), ev(OPEN, "Open")]
+    );
+
+    // Juliet cancels Romeo's subscription: no event, not on publish, not when Romeo is
+    // available again.
+    net.send(
+        juliet,
+        &el("<presence xmlns='jabber:client' to='romeo@capulet.lit' type='unsubscribed'/>"),
+    );
+    assert!(events(&mut net, orchard).is_empty());
+    publish(&mut net, juliet, TUNE, "Third", &[]);
+    publish(&mut net, juliet, OPEN, "Open 2", &[]);
+    assert!(events(&mut net, orchard).is_empty());
+    net.send(
+        orchard,
+        &el("<presence xmlns='jabber:client' type='unavailable'/>"),
+    );
+    net.announce(orchard, &[TUNE, OPEN]);
+    assert!(events(&mut net, orchard).is_empty());
+
+    // Approved again: a new subscriber again, with the items published meanwhile.
+    approve(&mut net, orchard, juliet);
+    assert_eq!(
+        sorted_events(&mut net, orchard),
+        [ev(TUNE, "Third"), ev(OPEN, "Open 2")]
+    );
+
+    // Romeo cancels it himself: nothing either.
+    net.send(
+        orchard,
+        &el("<presence xmlns='jabber:client' to='juliet@capulet.lit' type='unsubscribe'/>"),
+    );
+    publish(&mut net, juliet, TUNE, "Fourth", &[]);
+    assert!(events(&mut net, orchard).is_empty());
 }

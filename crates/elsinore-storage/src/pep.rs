@@ -106,9 +106,9 @@ impl AccessModel {
 
 /// When the node's last item goes to a subscriber on its own
 /// (`pubsub#send_last_published_item`). PEP subscriptions come from presence, so
-/// `on_sub_and_presence` means: whenever an entitled, interested resource becomes available
-/// (XEP-0163 §4.3.4). `on_sub` is not offered: without explicit subscriptions it would
-/// never send, which `never` already says.
+/// `on_sub_and_presence` means: to a contact's available, interested resources when the
+/// owner approves its presence subscription, and whenever an entitled, interested resource
+/// becomes available (XEP-0163 §4.3.4). `on_sub` (on approval only) is not offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SendLastItem {
     /// Never.
@@ -625,7 +625,8 @@ impl NodeState {
     }
 
     /// The `<event/>` carrying the newest item, to send on its own to an entitled,
-    /// interested resource that became available (XEP-0163 §4.3.4); `None` when the node
+    /// interested resource that became available or whose subscription was just approved
+    /// (XEP-0163 §4.3.4); `None` when the node
     /// holds no item or its `send_last_published_item` is `never`. Who is entitled is the
     /// caller's to decide from the access model.
     pub fn last_item_event(&self, node: &str) -> Option<Element> {
