@@ -338,7 +338,8 @@ pub struct Settings {
     /// handles every stanza under one lock, so more threads add cross-thread wakeups (about
     /// 15 % more CPU per routed message in the load benchmark) without running the core in
     /// parallel; they help only where socket and TLS work, outside the lock, is the limit.
-    /// Storage runs on its own thread either way.
+    /// Storage runs on its own thread either way. One thread runs tokio's current-thread
+    /// scheduler, more its multi-thread one.
     pub worker_threads: usize,
     /// Update service releases.
     pub releases: Vec<elsinore_server::Release>,
