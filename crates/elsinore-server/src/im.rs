@@ -10,7 +10,7 @@ use elsinore_xml::{Element, Node, RawElement, XmlLimits};
 
 use crate::accounts;
 use crate::iq::{IqHead, iq_error, iq_result};
-use crate::roster::{Inbound, Item, Roster, SetError, SetRequest, SubKind};
+use crate::roster::{Inbound, Item, Roster, SetError, SetRequest, Status, SubKind};
 use crate::server::{ConnId, Server, backlog_full, is_language_tag};
 
 /// Legacy delayed-delivery namespace (XEP-0091, the guide's jabber:x:delay).
@@ -47,6 +47,14 @@ pub(crate) fn roster_key(account: &BareJid) -> Key {
 
 fn offline_key(account: &BareJid) -> Key {
     Key::new(account.to_string(), Space::Offline, "")
+}
+
+/// `presence` with a `<status/>` child for each of `statuses`.
+fn with_statuses(mut presence: Element, statuses: &[Status]) -> Element {
+    for s in statuses {
+        presence = presence.with_child(s.to_element());
+    }
+    presence
 }
 
 fn presence_type(el: &Element) -> Option<&str> {
@@ -319,8 +327,8 @@ impl Server {
             if contact == from.to_bare() {
                 return;
             }
-            let status = el.get_child("status", NS_CLIENT).map(Element::text);
-            self.subscription_outbound(from.to_bare(), contact, kind, status, now);
+            let statuses = Status::from_presence(&el);
+            self.subscription_outbound(from.to_bare(), contact, kind, statuses, now);
             return;
         }
         match ty.as_deref() {
@@ -445,15 +453,12 @@ impl Server {
                 let pending = roster.pending_in.clone();
                 RosterUpdate::unchanged(move |s: &mut Server, _, now| {
                     // Requests that arrived while the user was away (RFC 6121 3.1.3).
-                    for (contact, status) in pending {
-                        let mut p = Element::new("presence", NS_CLIENT)
+                    for (contact, statuses) in pending {
+                        let p = Element::new("presence", NS_CLIENT)
                             .with_attr("type", "subscribe")
                             .with_attr("from", contact.to_string())
                             .with_attr("to", from.to_bare().to_string());
-                        if let Some(st) = status {
-                            p = p.with_child(Element::new("status", NS_CLIENT).with_text(st));
-                        }
-                        s.deliver_to_conn(id, &p, now);
+                        s.deliver_to_conn(id, &with_statuses(p, &statuses), now);
                     }
                     if priority >= 0 {
                         s.deliver_offline(from.to_bare(), id, now);
@@ -556,7 +561,7 @@ impl Server {
         user: BareJid,
         contact: BareJid,
         kind: SubKind,
-        status: Option<String>,
+        statuses: Vec<Status>,
         now: Instant,
     ) {
         let u = user.clone();
@@ -598,7 +603,7 @@ impl Server {
                     if new_subscriber {
                         s.pep_new_subscriber(&u, &contact, now);
                     }
-                    s.subscription_inbound(u, contact, kind, status, now);
+                    s.subscription_inbound(u, contact, kind, statuses, now);
                 }),
             }
         });
@@ -640,21 +645,22 @@ impl Server {
         }
         if item.subscription.has_from() || pending_in {
             let (u, c) = (user.clone(), contact.clone());
-            self.subscription_inbound(u, c, SubKind::Unsubscribed, None, now);
+            self.subscription_inbound(u, c, SubKind::Unsubscribed, Vec::new(), now);
         }
         if item.subscription.has_to() || item.ask {
             let (u, c) = (user.clone(), contact.clone());
-            self.subscription_inbound(u, c, SubKind::Unsubscribe, None, now);
+            self.subscription_inbound(u, c, SubKind::Unsubscribe, Vec::new(), now);
         }
     }
 
-    /// A subscription stanza from `user` reaches `contact` (a local account or not).
+    /// A subscription stanza from `user`, with its statuses, reaches `contact` (a local
+    /// account or not).
     pub(crate) fn subscription_inbound(
         &mut self,
         user: BareJid,
         contact: BareJid,
         kind: SubKind,
-        status: Option<String>,
+        statuses: Vec<Status>,
         now: Instant,
     ) {
         if contact.domain() != self.config.domain {
@@ -666,14 +672,11 @@ impl Server {
                     SubKind::Unsubscribe => "unsubscribe",
                     SubKind::Unsubscribed => "unsubscribed",
                 };
-                let mut p = Element::new("presence", NS_CLIENT)
+                let p = Element::new("presence", NS_CLIENT)
                     .with_attr("type", ty)
                     .with_attr("from", user.to_string())
                     .with_attr("to", contact.to_string());
-                if let Some(st) = status {
-                    p = p.with_child(Element::new("status", NS_CLIENT).with_text(st));
-                }
-                self.s2s_send(p, now);
+                self.s2s_send(with_statuses(p, &statuses), now);
             }
             return;
         }
@@ -681,7 +684,7 @@ impl Server {
             if exists != Some(true) {
                 if exists == Some(false) && kind == SubKind::Subscribe {
                     // RFC 6121 3.1.3: no such contact, the request is refused.
-                    s.subscription_inbound(contact, user, SubKind::Unsubscribed, None, now);
+                    s.subscription_inbound(contact, user, SubKind::Unsubscribed, Vec::new(), now);
                 }
                 return;
             }
@@ -691,7 +694,7 @@ impl Server {
                     return RosterUpdate::unchanged(|_, _, _| {});
                 };
                 let version = roster.version;
-                let (action, changed) = roster.inbound(kind, &user, status.clone());
+                let (action, changed) = roster.inbound(kind, &user, &statuses);
                 // The version moves with any change, a request added or withdrawn too.
                 let dirty = roster.version != version;
                 RosterUpdate {
@@ -706,7 +709,13 @@ impl Server {
                         match action {
                             Inbound::Ignore => {}
                             Inbound::AutoReplySubscribed => {
-                                s.subscription_inbound(c, user, SubKind::Subscribed, None, now);
+                                s.subscription_inbound(
+                                    c,
+                                    user,
+                                    SubKind::Subscribed,
+                                    Vec::new(),
+                                    now,
+                                );
                             }
                             Inbound::Deliver => {
                                 let ty = match kind {
@@ -715,14 +724,10 @@ impl Server {
                                     SubKind::Unsubscribe => "unsubscribe",
                                     SubKind::Unsubscribed => "unsubscribed",
                                 };
-                                let mut p = Element::new("presence", NS_CLIENT)
+                                let p = Element::new("presence", NS_CLIENT)
                                     .with_attr("type", ty)
                                     .with_attr("from", user.to_string());
-                                if let Some(st) = status {
-                                    p = p.with_child(
-                                        Element::new("status", NS_CLIENT).with_text(st),
-                                    );
-                                }
+                                let p = with_statuses(p, &statuses);
                                 s.deliver_presence(&Jid::from(c.clone()), &p, now);
                                 if kind == SubKind::Unsubscribe {
                                     // The user no longer sees the contact: unavailable from each session.

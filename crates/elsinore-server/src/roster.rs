@@ -3,8 +3,8 @@
 //! account and applies these transitions under a per-account lock.
 
 use elsinore_jid::BareJid;
-use elsinore_stanza::NS_ROSTER;
-use elsinore_xml::{Element, XmlLimits};
+use elsinore_stanza::{NS_CLIENT, NS_ROSTER};
+use elsinore_xml::{Element, XML_NS, XmlLimits};
 
 /// Most items one roster holds.
 pub const MAX_ITEMS: usize = 1000;
@@ -14,6 +14,13 @@ pub const MAX_GROUPS: usize = 32;
 pub const MAX_NAME_BYTES: usize = 1023;
 /// Most inbound subscription requests kept waiting for an answer.
 pub const MAX_PENDING_IN: usize = 1000;
+/// Most `<status/>` elements kept of one subscription stanza (RFC 6121 allows one per
+/// language); further ones are dropped.
+pub const MAX_STATUSES: usize = 8;
+/// Most bytes of status text and `xml:lang` values, all statuses of one subscription
+/// stanza together; a status that would take the total past it is dropped. With
+/// [`MAX_PENDING_IN`] this bounds what waiting requests add to a stored roster.
+pub const MAX_STATUS_BYTES: usize = 4096;
 
 /// The subscription part of a roster item's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -122,14 +129,65 @@ impl Item {
     }
 }
 
+/// One `<status/>` of a subscription stanza (RFC 6121 3.1.1, 4.7.2.2): its text and
+/// its language, kept with a request that waits for an answer and delivered with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The `xml:lang` that applies: the element's own, else the stanza's (RFC 6120
+    /// 8.1.5); `None` when neither has one.
+    pub lang: Option<String>,
+    /// The direct text; markup inside is not kept (draft-ietf-xmpp-core-11 7.4.2.2).
+    pub text: String,
+}
+
+impl Status {
+    /// The `<status/>` children of a presence stanza, in order, within [`MAX_STATUSES`]
+    /// and [`MAX_STATUS_BYTES`]: those past either bound are dropped.
+    pub fn from_presence(presence: &Element) -> Vec<Status> {
+        let mut kept = Vec::new();
+        let mut bytes = 0;
+        for el in presence.elements().filter(|e| e.is("status", NS_CLIENT)) {
+            if kept.len() == MAX_STATUSES {
+                break;
+            }
+            let lang = el.lang().or(presence.lang());
+            let text = el.text();
+            let size = text.len() + lang.map_or(0, str::len);
+            if bytes + size > MAX_STATUS_BYTES {
+                continue;
+            }
+            bytes += size;
+            kept.push(Status {
+                lang: lang.map(str::to_string),
+                text,
+            });
+        }
+        kept
+    }
+
+    /// The `<status/>` of a presence stanza in `jabber:client`: the text, and an
+    /// `xml:lang` when it has a language.
+    pub fn to_element(&self) -> Element {
+        self.to_element_in(NS_CLIENT)
+    }
+
+    fn to_element_in(&self, ns: &str) -> Element {
+        let mut el = Element::new("status", ns).with_text(self.text.clone());
+        if let Some(lang) = &self.lang {
+            el.set_attr_ns(XML_NS, "lang", lang.clone());
+        }
+        el
+    }
+}
+
 /// A stored roster: the items, plus inbound subscription requests not yet
 /// answered ("Pending In"), which are not roster items (RFC 6121 3.1.3).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Roster {
     /// Items in insertion order.
     pub items: Vec<Item>,
-    /// Contacts waiting for the user's answer, with the status text they sent.
-    pub pending_in: Vec<(BareJid, Option<String>)>,
+    /// Contacts waiting for the user's answer, with the statuses they sent.
+    pub pending_in: Vec<(BareJid, Vec<Status>)>,
     /// Version counter, bumped on every change (XEP-0237 style `ver`).
     pub version: u64,
 }
@@ -371,7 +429,7 @@ impl Roster {
         &mut self,
         kind: SubKind,
         contact: &BareJid,
-        status: Option<String>,
+        statuses: &[Status],
     ) -> (Inbound, Option<Item>) {
         let before = self.get(contact).cloned();
         let pending_before = self.pending_in.len();
@@ -384,7 +442,7 @@ impl Roster {
                         if self.pending_in.len() >= MAX_PENDING_IN {
                             return (Inbound::Ignore, None);
                         }
-                        self.pending_in.push((contact.clone(), status));
+                        self.pending_in.push((contact.clone(), statuses.to_vec()));
                     }
                     Inbound::Deliver
                 }
@@ -426,20 +484,27 @@ impl Roster {
         (action, if changed { after } else { None })
     }
 
-    /// Encode for the store: the roster query plus pending requests, as XML.
+    /// Encode for the store: the roster query plus pending requests, as XML. A request
+    /// is `<pending jid='…'>` with one `<status/>` child per status (`xml:lang` kept).
+    /// Before statuses had languages, a request kept one status as its own text; that
+    /// text is still written (the first status's), so a server of that version reads
+    /// the request as it did.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut q = self.to_query();
-        for (jid, status) in &self.pending_in {
+        for (jid, statuses) in &self.pending_in {
             let mut p = Element::new("pending", NS_STORE).with_attr("jid", jid.to_string());
-            if let Some(s) = status {
-                p = p.with_text(s.clone());
+            if let Some(first) = statuses.first().filter(|s| !s.text.is_empty()) {
+                p = p.with_text(first.text.clone());
+            }
+            for s in statuses {
+                p = p.with_child(s.to_element_in(NS_STORE));
             }
             q = q.with_child(p);
         }
         q.to_bytes()
     }
 
-    /// Decode what [`Roster::to_bytes`] wrote.
+    /// Decode what [`Roster::to_bytes`] wrote, this version or an earlier one.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let limits = XmlLimits {
             max_element_bytes: 64 << 20,
@@ -480,8 +545,20 @@ impl Roster {
                     .attr("jid")
                     .and_then(|j| BareJid::parse(j).ok())
                     .ok_or("stored request without a valid jid")?;
-                let status = Some(el.text()).filter(|s| !s.is_empty());
-                roster.pending_in.push((jid, status));
+                let mut statuses: Vec<Status> = el
+                    .elements()
+                    .filter(|s| s.is("status", NS_STORE))
+                    .map(|s| Status {
+                        lang: s.lang().map(str::to_string),
+                        text: s.text(),
+                    })
+                    .collect();
+                let text = el.text();
+                if statuses.is_empty() && !text.is_empty() {
+                    // Written before statuses had languages: one status, its text only.
+                    statuses.push(Status { lang: None, text });
+                }
+                roster.pending_in.push((jid, statuses));
             }
         }
         Ok(roster)
@@ -509,27 +586,31 @@ mod tests {
         assert!(route);
         let pushed = push.expect("item added with ask");
         assert!(pushed.ask && pushed.subscription == Subscription::None);
-        let (act, push) = jr.inbound(SubKind::Subscribe, &romeo, Some("hi".into()));
+        let hi = [Status {
+            lang: None,
+            text: "hi".into(),
+        }];
+        let (act, push) = jr.inbound(SubKind::Subscribe, &romeo, &hi);
         assert_eq!(act, Inbound::Deliver);
         assert!(push.is_none(), "pending-in is not a roster item");
-        assert_eq!(jr.pending_in, vec![(romeo.clone(), Some("hi".into()))]);
+        assert_eq!(jr.pending_in, vec![(romeo.clone(), hi.to_vec())]);
         // Juliet approves.
         let (route, push) = jr.outbound(SubKind::Subscribed, &romeo);
         assert!(route);
         assert_eq!(push.expect("item").subscription, Subscription::From);
         assert!(jr.pending_in.is_empty());
-        let (act, push) = r.inbound(SubKind::Subscribed, &juliet, None);
+        let (act, push) = r.inbound(SubKind::Subscribed, &juliet, &[]);
         assert_eq!(act, Inbound::Deliver);
         let item = push.expect("changed");
         assert_eq!((item.subscription, item.ask), (Subscription::To, false));
         // A second subscribe from Romeo is answered automatically.
-        let (act, _) = jr.inbound(SubKind::Subscribe, &romeo, None);
+        let (act, _) = jr.inbound(SubKind::Subscribe, &romeo, &[]);
         assert_eq!(act, Inbound::AutoReplySubscribed);
         // Juliet subscribes back: both.
-        r.inbound(SubKind::Subscribe, &juliet, None);
+        r.inbound(SubKind::Subscribe, &juliet, &[]);
         r.outbound(SubKind::Subscribed, &juliet);
         jr.outbound(SubKind::Subscribe, &romeo);
-        jr.inbound(SubKind::Subscribed, &romeo, None);
+        jr.inbound(SubKind::Subscribed, &romeo, &[]);
         assert_eq!(
             r.get(&juliet).map(|i| i.subscription),
             Some(Subscription::Both)
@@ -540,7 +621,7 @@ mod tests {
         );
         // Romeo unsubscribes: his side loses `to`, hers loses `from`.
         r.outbound(SubKind::Unsubscribe, &juliet);
-        jr.inbound(SubKind::Unsubscribe, &romeo, None);
+        jr.inbound(SubKind::Unsubscribe, &romeo, &[]);
         assert_eq!(
             r.get(&juliet).map(|i| i.subscription),
             Some(Subscription::From)
@@ -557,7 +638,7 @@ mod tests {
         let c = j("iago@venice.lit");
         assert_eq!(r.outbound(SubKind::Subscribed, &c), (false, None));
         assert_eq!(
-            r.inbound(SubKind::Subscribed, &c, None),
+            r.inbound(SubKind::Subscribed, &c, &[]),
             (Inbound::Ignore, None)
         );
         assert!(r.items.is_empty());
@@ -567,7 +648,7 @@ mod tests {
     fn denial_clears_pending_in_and_routes() {
         let mut r = Roster::default();
         let c = j("iago@venice.lit");
-        r.inbound(SubKind::Subscribe, &c, None);
+        r.inbound(SubKind::Subscribe, &c, &[]);
         let (route, _) = r.outbound(SubKind::Unsubscribed, &c);
         assert!(route);
         assert!(r.pending_in.is_empty());
@@ -636,14 +717,113 @@ mod tests {
         })
         .expect("added");
         r.outbound(SubKind::Subscribe, &j("nurse@capulet.lit"));
-        r.inbound(
-            SubKind::Subscribe,
-            &j("tybalt@capulet.lit"),
-            Some("let me in".into()),
-        );
+        let statuses = [
+            status(Some("en"), "let me in"),
+            status(Some("fr"), "laisse-moi <entrer> & co"),
+            status(None, " "),
+            status(Some(""), ""),
+        ];
+        r.inbound(SubKind::Subscribe, &j("tybalt@capulet.lit"), &statuses);
+        r.inbound(SubKind::Subscribe, &j("iago@venice.lit"), &[]);
+        let only_empty = [status(Some("de"), "")];
+        r.inbound(SubKind::Subscribe, &j("cassio@venice.lit"), &only_empty);
         let back = Roster::from_bytes(&r.to_bytes()).expect("decodes");
         assert_eq!(back, r);
+        assert_eq!(back.pending_in[0].1, statuses);
         assert!(Roster::from_bytes(b"<x/>").is_err());
         assert!(Roster::from_bytes(b"garbage").is_err());
+    }
+
+    fn status(lang: Option<&str>, text: &str) -> Status {
+        Status {
+            lang: lang.map(str::to_string),
+            text: text.into(),
+        }
+    }
+
+    /// A roster as the versions before statuses had languages wrote it: a waiting
+    /// request's one status is the text of its `<pending/>`.
+    #[test]
+    fn stored_form_without_languages_still_decodes() {
+        let old = b"<query xmlns='jabber:iq:roster' ver='3'>\
+            <item jid='nurse@capulet.lit' subscription='none' ask='subscribe'/>\
+            <pending xmlns='urn:elsinore:roster-store:0' jid='tybalt@capulet.lit'>let me &lt;in&gt;</pending>\
+            <pending xmlns='urn:elsinore:roster-store:0' jid='iago@venice.lit'/>\
+            </query>";
+        let r = Roster::from_bytes(old).expect("decodes");
+        assert_eq!(r.version, 3);
+        assert_eq!(r.items.len(), 1);
+        assert_eq!(
+            r.pending_in,
+            vec![
+                (j("tybalt@capulet.lit"), vec![status(None, "let me <in>")]),
+                (j("iago@venice.lit"), vec![]),
+            ]
+        );
+        // Written again, it reads back the same.
+        assert_eq!(Roster::from_bytes(&r.to_bytes()).expect("decodes"), r);
+    }
+
+    /// What the versions before statuses had languages read of a request stored now: the
+    /// first status's text, as they kept it.
+    #[test]
+    fn stored_form_keeps_the_first_status_for_earlier_versions() {
+        let mut r = Roster::default();
+        let statuses = [
+            status(Some("en"), "let me in"),
+            status(Some("fr"), "entrer"),
+        ];
+        r.inbound(SubKind::Subscribe, &j("tybalt@capulet.lit"), &statuses);
+        let q = Element::parse(&r.to_bytes()).expect("xml");
+        let pending = q.get_child("pending", NS_STORE).expect("request stored");
+        // The decoding of those versions: `Some(el.text()).filter(|s| !s.is_empty())`.
+        assert_eq!(pending.text(), "let me in");
+    }
+
+    #[test]
+    fn statuses_of_a_presence_keep_their_languages_within_bounds() {
+        let p = Element::parse(
+            b"<presence xmlns='jabber:client' xmlns:m='urn:x' xml:lang='en' type='subscribe'>\
+              <status>Hello <m:b>there</m:b></status>\
+              <status xml:lang='fr' m:style='x'>Bonjour</status>\
+              <show>away</show><m:status>not one</m:status></presence>",
+        )
+        .expect("xml");
+        assert_eq!(
+            Status::from_presence(&p),
+            vec![status(Some("en"), "Hello "), status(Some("fr"), "Bonjour")]
+        );
+        let el = status(Some("fr"), "Bonjour").to_element();
+        assert!(el.is("status", NS_CLIENT));
+        assert_eq!((el.lang(), el.text().as_str()), (Some("fr"), "Bonjour"));
+        assert_eq!(el.attrs.len(), 1);
+        assert!(status(None, "x").to_element().attrs.is_empty());
+
+        // Past MAX_STATUSES: dropped.
+        let mut many = Element::new("presence", NS_CLIENT);
+        for i in 0..MAX_STATUSES + 2 {
+            many = many.with_child(status(Some(&format!("x-{i}")), "hi").to_element());
+        }
+        let kept = Status::from_presence(&many);
+        assert_eq!(kept.len(), MAX_STATUSES);
+        assert_eq!(kept[MAX_STATUSES - 1].lang.as_deref(), Some("x-7"));
+
+        // Past MAX_STATUS_BYTES: the one that does not fit is dropped, later ones that
+        // fit are kept.
+        let big = "a".repeat(MAX_STATUS_BYTES - 10);
+        let p = Element::new("presence", NS_CLIENT)
+            .with_child(status(Some("en"), &big).to_element())
+            .with_child(status(Some("fr"), "0123456789").to_element())
+            .with_child(status(Some("de"), "hallo").to_element());
+        let kept = Status::from_presence(&p);
+        assert_eq!(
+            kept,
+            vec![status(Some("en"), &big), status(Some("de"), "hallo")]
+        );
+        let sizes: usize = kept
+            .iter()
+            .map(|s| s.text.len() + s.lang.as_ref().map_or(0, String::len))
+            .sum();
+        assert!(sizes <= MAX_STATUS_BYTES);
     }
 }

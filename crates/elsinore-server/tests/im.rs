@@ -202,6 +202,98 @@ fn subscription_request_waits_for_an_offline_contact() {
     );
 }
 
+/// A subscription request with a status in each of two languages (RFC 6121 3.1.1, the
+/// second inheriting the stanza's `xml:lang`), and a markup child that is not kept.
+const TWO_STATUSES: &str = "<presence xmlns='jabber:client' to='juliet@verona.lit' \
+    type='subscribe' xml:lang='it'><status xml:lang='en'>It is the east</status>\
+    <status>\u{c8} l'oriente</status></presence>";
+
+/// The `<status/>` children of a presence: `xml:lang` and text.
+fn statuses(p: &Element) -> Vec<(Option<String>, String)> {
+    p.elements()
+        .filter(|c| c.is("status", "jabber:client"))
+        .map(|c| (c.lang().map(str::to_string), c.text()))
+        .collect()
+}
+
+fn two_statuses_expected() -> Vec<(Option<String>, String)> {
+    vec![
+        (Some("en".into()), "It is the east".into()),
+        (Some("it".into()), "\u{c8} l'oriente".into()),
+    ]
+}
+
+/// The one `subscribe` from Romeo in `inbox`.
+fn request_from_romeo(inbox: &[Element]) -> &Element {
+    let mut requests = inbox.iter().filter(|e| {
+        e.name == "presence"
+            && e.attr("type") == Some("subscribe")
+            && e.attr("from") == Some("romeo@verona.lit")
+    });
+    let req = requests
+        .next()
+        .unwrap_or_else(|| panic!("request delivered: {inbox:?}"));
+    assert!(requests.next().is_none(), "delivered once: {inbox:?}");
+    req
+}
+
+#[test]
+fn a_request_reaches_an_online_contact_with_every_status_and_its_language() {
+    let (mut net, romeo, juliet) = two_users();
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    net.take_inbox(juliet);
+    net.send(romeo, &el(TWO_STATUSES));
+    let got = net.take_inbox(juliet);
+    assert_eq!(statuses(request_from_romeo(&got)), two_statuses_expected());
+}
+
+#[test]
+fn a_request_kept_for_an_offline_contact_keeps_every_status_and_its_language() {
+    let (mut net, romeo, juliet) = two_users();
+    net.send(romeo, &el(TWO_STATUSES));
+    // Juliet's session is not available: the request waits for her initial presence.
+    assert!(net.take_inbox(juliet).is_empty());
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    let got = net.take_inbox(juliet);
+    assert_eq!(statuses(request_from_romeo(&got)), two_statuses_expected());
+}
+
+#[test]
+fn a_waiting_request_keeps_every_status_across_a_server_restart() {
+    let mut net = Net::new("verona.lit");
+    net.add_user("romeo@verona.lit", "r");
+    net.add_user("juliet@verona.lit", "j");
+    let romeo = net.connect("romeo@verona.lit/orchard", "r");
+    net.send(romeo, &el(TWO_STATUSES));
+    net.restart();
+    let juliet = net.connect("juliet@verona.lit/balcony", "j");
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    let got = net.take_inbox(juliet);
+    assert_eq!(statuses(request_from_romeo(&got)), two_statuses_expected());
+}
+
+/// A roster stored before statuses had languages (one status, the text of its
+/// `<pending/>`): the waiting request is delivered with that status.
+#[test]
+fn a_request_stored_by_an_earlier_version_is_delivered_with_its_status() {
+    use elsinore_storage::{Key, Op, Space, Store};
+    let mut net = Net::new("verona.lit");
+    net.add_user("romeo@verona.lit", "r");
+    net.add_user("juliet@verona.lit", "j");
+    let old = "<query xmlns='jabber:iq:roster' ver='1'>\
+        <pending xmlns='urn:elsinore:roster-store:0' jid='romeo@verona.lit'>It is the east</pending>\
+        </query>";
+    let key = Key::new("juliet@verona.lit", Space::Roster, "");
+    net.store.apply(&Op::Put(key, old.as_bytes().to_vec()));
+    let juliet = net.connect("juliet@verona.lit/balcony", "j");
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    let got = net.take_inbox(juliet);
+    assert_eq!(
+        statuses(request_from_romeo(&got)),
+        vec![(None, "It is the east".into())]
+    );
+}
+
 #[test]
 fn subscribe_to_a_missing_account_is_refused() {
     let (mut net, romeo, _) = two_users();

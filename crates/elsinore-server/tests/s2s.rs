@@ -304,6 +304,63 @@ fn presence_subscription_across_domains() {
     );
 }
 
+/// `xml:lang` and text of each `<status/>` of the one `subscribe` from `from` in `inbox`.
+fn request_statuses(inbox: &[Element], from: &str) -> Vec<(Option<String>, String)> {
+    let mut requests = inbox.iter().filter(|p| {
+        p.name == "presence" && p.attr("type") == Some("subscribe") && p.attr("from") == Some(from)
+    });
+    let req = requests
+        .next()
+        .unwrap_or_else(|| panic!("request delivered: {inbox:?}"));
+    assert!(requests.next().is_none(), "delivered once: {inbox:?}");
+    req.elements()
+        .filter(|c| c.is("status", "jabber:client"))
+        .map(|c| (c.lang().map(str::to_string), c.text()))
+        .collect()
+}
+
+/// A subscription request keeps every `<status/>` and its `xml:lang` on its way out
+/// and in: to an online contact (one to two), and to an offline one whose server keeps
+/// it until she comes (two to one).
+#[test]
+fn subscription_request_statuses_cross_with_their_languages() {
+    let (mut fed, romeo, juliet) = online();
+    fed.send(
+        0,
+        romeo,
+        "<presence xmlns='jabber:client' to='juliet@two.example' type='subscribe' xml:lang='it'>\
+         <status xml:lang='en'>It is the east</status><status>\u{c8} l'oriente</status></presence>",
+    );
+    let got = fed.nets[1].take_inbox(juliet);
+    assert_eq!(
+        request_statuses(&got, "romeo@one.example"),
+        vec![
+            (Some("en".into()), "It is the east".into()),
+            (Some("it".into()), "\u{c8} l'oriente".into()),
+        ]
+    );
+
+    fed.nets[0].server.handle_eof(romeo, fed.now);
+    fed.pump();
+    fed.send(
+        1,
+        juliet,
+        "<presence xmlns='jabber:client' to='romeo@one.example' type='subscribe'>\
+         <status xml:lang='en'>Wherefore art thou</status>\
+         <status xml:lang='de'>Warum bist du</status></presence>",
+    );
+    let romeo = fed.nets[0].connect("romeo@one.example/study", "r");
+    fed.send(0, romeo, "<presence xmlns='jabber:client'/>");
+    let got = fed.nets[0].take_inbox(romeo);
+    assert_eq!(
+        request_statuses(&got, "juliet@two.example"),
+        vec![
+            (Some("en".into()), "Wherefore art thou".into()),
+            (Some("de".into()), "Warum bist du".into()),
+        ]
+    );
+}
+
 #[test]
 fn iq_to_the_remote_server_is_answered() {
     let (mut fed, romeo, _) = online();
