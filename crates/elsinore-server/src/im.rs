@@ -83,6 +83,20 @@ impl Server {
             .collect()
     }
 
+    /// Where a normal or chat message to `account`'s bare JID goes (RFC 6121 8.5.2.1.1):
+    /// its available sessions of the highest non-negative priority; none means offline.
+    fn best_sessions(&self, account: &BareJid) -> Vec<ConnId> {
+        let sessions = self.available_sessions(account);
+        let Some(best) = sessions.iter().map(|(_, p)| *p).filter(|p| *p >= 0).max() else {
+            return Vec::new();
+        };
+        sessions
+            .into_iter()
+            .filter(|(_, p)| *p == best)
+            .map(|(c, _)| c)
+            .collect()
+    }
+
     fn interested_sessions(&self, account: &BareJid) -> Vec<ConnId> {
         let Some(list) = self.sessions.get(account).map(|o| &o.conns) else {
             return Vec::new();
@@ -808,9 +822,10 @@ impl Server {
             if !matches!(raw.attr("type"), None | Some("normal" | "chat")) {
                 return None;
             }
-            let sessions = self.available_sessions(&to.to_bare());
-            let best = sessions.iter().map(|(_, p)| *p).filter(|p| *p >= 0).max()?;
-            many.extend(sessions.iter().filter(|(_, p)| *p == best).map(|(c, _)| *c));
+            many = self.best_sessions(&to.to_bare());
+            if many.is_empty() {
+                return None;
+            }
         }
         Some((from.to_text(), one, many))
     }
@@ -845,17 +860,14 @@ impl Server {
             }
             _ => {
                 // normal and chat: highest non-negative priority, else offline storage.
-                let sessions = self.available_sessions(&to.to_bare());
-                let best = sessions.iter().map(|(_, p)| *p).filter(|p| *p >= 0).max();
-                if let Some(best) = best {
-                    for (c, p) in sessions {
-                        if p == best {
-                            self.deliver_to_conn(c, &el, now);
-                        }
-                    }
+                let best = self.best_sessions(&to.to_bare());
+                if best.is_empty() {
+                    self.store_offline(id, to.to_bare(), el, now);
                     return;
                 }
-                self.store_offline(id, to.to_bare(), el, now);
+                for c in best {
+                    self.deliver_to_conn(c, &el, now);
+                }
             }
         }
     }

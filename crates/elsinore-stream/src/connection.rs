@@ -1001,6 +1001,23 @@ impl Connection {
     /// Send a stanza (or, server role before authentication, the answer to a
     /// [`Event::PreAuthIq`]). Written in the `jabber:client` default namespace.
     pub fn send(&mut self, stanza: &Element) -> Result<(), SendError> {
+        self.may_send()?;
+        self.write_element(stanza);
+        Ok(())
+    }
+
+    /// Send a message kept as received ([`Event::RawStanza`]) with `from` set, as
+    /// [`Connection::send`] sends its tree.
+    pub fn send_raw(&mut self, stanza: &RawElement, from: &str) -> Result<(), SendError> {
+        self.may_send()?;
+        stanza.write_to(&mut self.out, NS_CLIENT, ("from", from));
+        Ok(())
+    }
+
+    /// Whether a stanza may be written now: the stream is established (or, server role,
+    /// our header is out, for answers before authentication) and the backlog is within
+    /// its limit.
+    fn may_send(&self) -> Result<(), SendError> {
         let allowed = match self.state {
             State::Established => true,
             State::Negotiating | State::AwaitHeader => {
@@ -1014,20 +1031,6 @@ impl Connection {
         if self.out.len() - self.out_pos > self.limits.max_unsent_bytes {
             return Err(SendError::Backlog);
         }
-        self.write_element(stanza);
-        Ok(())
-    }
-
-    /// Send a message kept as received ([`Event::RawStanza`]) with `from` set, as
-    /// [`Connection::send`] sends its tree.
-    pub fn send_raw(&mut self, stanza: &RawElement, from: &str) -> Result<(), SendError> {
-        if !matches!(self.state, State::Established) {
-            return Err(SendError::NotEstablished);
-        }
-        if self.out.len() - self.out_pos > self.limits.max_unsent_bytes {
-            return Err(SendError::Backlog);
-        }
-        stanza.write_to(&mut self.out, NS_CLIENT, ("from", from));
         Ok(())
     }
 

@@ -143,15 +143,20 @@ impl Scopes {
         });
     }
 
+    /// Index in `decls` of the declaration that binds `prefix` (the innermost one).
+    fn position(&self, prefix: &str) -> Option<usize> {
+        self.decls
+            .iter()
+            .rposition(|d| d.prefixed() && d.prefix(&self.buf) == Some(prefix))
+    }
+
     /// Namespace bound to `prefix` (`None` = default namespace, `""` if unbound).
     fn resolve(&self, prefix: Option<&str>) -> Option<&str> {
         match prefix {
             Some("xml") => Some(XML_NS),
             Some(p) => self
-                .decls
-                .iter()
-                .rev()
-                .find(|d| d.prefixed() && d.prefix(&self.buf) == Some(p))
+                .position(p)
+                .and_then(|i| self.decls.get(i))
                 .and_then(|d| d.uri(&self.buf)),
             None => Some(
                 self.decls
@@ -1103,12 +1108,7 @@ impl Parser {
             if p == "xml" {
                 return Ok(());
             }
-            let at = self
-                .scopes
-                .decls
-                .iter()
-                .rposition(|d| d.prefixed() && d.prefix(&self.scopes.buf) == Some(p));
-            match at {
+            match self.scopes.position(p) {
                 None => Err(undeclared(Some(p))),
                 Some(i) => {
                     contained &= i >= outer;
