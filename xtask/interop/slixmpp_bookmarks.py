@@ -27,12 +27,9 @@ Run by `cargo xtask interop`; usable by hand:
       --jid alice@localhost --password pw --insecure [--urls-kept]
 """
 
-import argparse
 import asyncio
-import logging
-import sys
 
-from interop_common import Report, use_starttls
+from interop_common import base_parser, finish, parse_args, run_sessions, use_starttls
 from slixmpp import ClientXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.plugins.xep_0048.stanza import Bookmarks
@@ -277,42 +274,12 @@ async def run(args, report):
     return sessions
 
 
-async def main_async(args):
-    report = Report()
-    sessions = []
-    try:
-        sessions = await asyncio.wait_for(run(args, report), args.overall_timeout)
-    except asyncio.TimeoutError:
-        report.check("finished in time", False, f"no result after {args.overall_timeout}s")
-    except Exception as e:  # report, never hang
-        report.check("unexpected exception", False, repr(e))
-    for s in sessions or []:
-        try:
-            await asyncio.wait_for(s.disconnect(), 5)
-        except Exception:
-            pass
-    return report
-
-
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5222)
-    p.add_argument("--jid", required=True, help="bare JID of the account")
-    p.add_argument("--password", required=True)
-    p.add_argument("--cafile", help="verify the server certificate against this PEM file")
-    p.add_argument("--insecure", action="store_true", help="accept any server certificate")
+    p = base_parser(__doc__, overall_timeout=90.0, jid_help="bare JID of the account")
     p.add_argument("--urls-kept", action="store_true",
                    help="expect XEP-0048 URL bookmarks to survive XEP-0402 writes")
-    p.add_argument("--timeout", type=float, default=10.0)
-    p.add_argument("--overall-timeout", type=float, default=90.0)
-    p.add_argument("--debug", action="store_true")
-    args = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR, format="%(levelname)s %(message)s")
-    report = asyncio.run(main_async(args))
-    passed = sum(1 for _, ok in report.results if ok)
-    print(f"slixmpp summary: {passed} of {len(report.results)} checks passed", flush=True)
-    sys.exit(0 if report.all_passed() else 1)
+    args = parse_args(p)
+    finish(asyncio.run(run_sessions(run, args)))
 
 
 if __name__ == "__main__":
