@@ -146,7 +146,7 @@ impl core::error::Error for JidError {}
 /// Held as one shared allocation, `node@domain` (or `domain`), with the localpart's length:
 /// a JID is cloned and compared on every routed stanza, and every session keeps a few
 /// copies (stream, routing table, roster cache), which then cost no memory of their own.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct BareJid {
     /// The canonical text: both parts prepared.
     s: Arc<str>,
@@ -230,6 +230,29 @@ impl BareJid {
             s: self.domain().into(),
             node_len: 0,
         }
+    }
+}
+
+// Equal and hashed as the canonical text (the localpart's length follows from it: a
+// domainpart has no '@'), so a table keyed by `BareJid` can be searched with a `&str`
+// (`Borrow<str>`) without preparing it first.
+impl PartialEq for BareJid {
+    fn eq(&self, other: &Self) -> bool {
+        self.s == other.s
+    }
+}
+
+impl Eq for BareJid {}
+
+impl core::hash::Hash for BareJid {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        str::hash(&self.s, state);
+    }
+}
+
+impl core::borrow::Borrow<str> for BareJid {
+    fn borrow(&self) -> &str {
+        &self.s
     }
 }
 
@@ -676,6 +699,22 @@ mod fast_path_tests {
             if let Ok(jid) = Jid::parse(&s) {
                 let again = Jid::parse(&jid.to_string());
                 prop_assert_eq!(again, Ok(jid));
+            }
+        }
+
+        /// A server looks its sessions up by the canonical text a client sent, before
+        /// preparing it: that finds exactly the JID the prepared text would.
+        #[test]
+        fn a_table_of_bare_jids_is_searched_by_canonical_text(s in prop_oneof![
+            "[a-zA-Z0-9@.]{1,30}",
+            "[a-zA-Z\u{e0}-\u{ff}\u{3a3}@.]{1,30}",
+        ]) {
+            if let Ok(jid) = BareJid::parse(&s) {
+                let mut table = std::collections::HashMap::new();
+                table.insert(jid.clone(), 1);
+                prop_assert_eq!(table.get(jid.as_str()), Some(&1));
+                // Text that is not canonical misses (and is prepared on the slow path).
+                prop_assert_eq!(table.get(s.as_str()).is_some(), s == jid.as_str());
             }
         }
     }

@@ -108,9 +108,13 @@ impl Server {
     }
 
     fn conn_of(&self, jid: &Jid) -> Option<ConnId> {
-        let r = jid.resource()?;
+        self.conn_of_resource(jid.bare(), jid.resource()?)
+    }
+
+    /// The session of `account` bound to the (prepared) resource `r`.
+    fn conn_of_resource(&self, account: &BareJid, r: &str) -> Option<ConnId> {
         self.sessions
-            .get(jid.bare())?
+            .get(account)?
             .conns
             .iter()
             .find(|(res, _)| **res == *r)
@@ -807,22 +811,41 @@ impl Server {
         raw: &RawElement,
     ) -> Option<(String, Option<ConnId>, Vec<ConnId>)> {
         let from = self.conns.get(&id)?.jid()?;
-        let to = Jid::parse(raw.attr("to")?).ok()?;
-        if to.domain() != self.config.domain || to.node().is_none() {
-            return None;
-        }
+        let to_text = raw.attr("to")?;
         if raw.lang().is_some_and(|l| !is_language_tag(l)) {
             return None;
         }
+        // Clients write the JIDs they were given, already prepared: text equal to an
+        // online account's canonical JID names it (preparing is idempotent), so it needs
+        // no preparing. Anything else is prepared first.
+        let (bare_text, res_text) = match to_text.split_once('/') {
+            Some((b, r)) => (b, Some(r)),
+            None => (to_text, None),
+        };
+        let parsed;
+        let (account, resource) = match self.sessions.get_key_value(bare_text) {
+            Some((account, online))
+                if res_text.is_none_or(|r| online.conns.iter().any(|(x, _)| **x == *r)) =>
+            {
+                (account, res_text)
+            }
+            _ => {
+                parsed = Jid::parse(to_text).ok()?;
+                if parsed.domain() != self.config.domain || parsed.node().is_none() {
+                    return None;
+                }
+                (parsed.bare(), parsed.resource())
+            }
+        };
         // One session (no allocation) or the best of an account's.
         let (mut one, mut many) = (None, Vec::new());
-        if to.resource().is_some() {
-            one = Some(self.conn_of(&to)?);
+        if let Some(r) = resource {
+            one = Some(self.conn_of_resource(account, r)?);
         } else {
             if !matches!(raw.attr("type"), None | Some("normal" | "chat")) {
                 return None;
             }
-            many = self.best_sessions(&to.to_bare());
+            many = self.best_sessions(account);
             if many.is_empty() {
                 return None;
             }

@@ -452,6 +452,39 @@ fn a_forwarded_message_carries_the_senders_jid_and_its_content_intact() {
 }
 
 #[test]
+fn a_message_reaches_its_session_whether_its_address_is_written_prepared_or_not() {
+    // Canonical text is looked up as it is; any other spelling is prepared first, and
+    // both name the same session.
+    let (mut net, romeo, juliet) = two_users();
+    // Available, so that the bare JID reaches her too.
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    net.take_inbox(juliet);
+    for to in [
+        "juliet@verona.lit/balcony",
+        "Juliet@Verona.LIT/balcony",
+        "juliet@verona.lit",
+        "JULIET@verona.lit",
+    ] {
+        net.send_raw(
+            romeo,
+            &format!("<message to='{to}' type='chat'><body>hi</body></message>"),
+        );
+        let inbox = net.take_inbox(juliet);
+        assert_eq!(inbox.len(), 1, "to={to}: {inbox:?}");
+        assert_eq!(inbox[0].attr("from"), Some("romeo@verona.lit/orchard"));
+    }
+    // The resource is compared exactly: `Balcony` is another, offline resource, and a
+    // chat message to one goes to the account's available session (the tree path's rule).
+    net.send_raw(
+        romeo,
+        "<message to='juliet@verona.lit/Balcony' type='chat'><body>hi</body></message>",
+    );
+    let inbox = net.take_inbox(juliet);
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert_eq!(inbox[0].attr("to"), Some("juliet@verona.lit/Balcony"));
+}
+
+#[test]
 fn messages_that_need_their_tree_are_routed_as_before() {
     let (mut net, romeo, juliet) = two_users();
     // A prefix declared on the message itself: delivered with its namespace.
