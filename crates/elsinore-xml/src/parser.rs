@@ -254,6 +254,10 @@ impl Work {
         if self.values.capacity() > KEEP {
             self.values = String::new();
         }
+        // `open_capture` may swap it with `values`.
+        if self.raw_values.capacity() > KEEP {
+            self.raw_values = String::new();
+        }
         if self.text.capacity() > KEEP {
             self.text = String::new();
         }
@@ -609,6 +613,17 @@ impl Parser {
             // do we.
             return Err(nwf("reference outside of the root element"));
         }
+        if capturing && run.is_ascii() {
+            // Kept as received: checked as below, but with no UTF-8 to check (ASCII) and
+            // nothing decoded.
+            let used = scan_text(run, lt.is_some() || at_eof, &mut ())?;
+            if used == 0 {
+                return Ok(Tok::Incomplete(Scan::default()));
+            }
+            self.count(used)?;
+            w.raw.extend_from_slice(run.get(..used).unwrap_or_default());
+            return Ok(Tok::Done(used, None));
+        }
         // Decode into the open element's last text node, or into scratch.
         let mut scratch = core::mem::take(&mut w.text);
         scratch.clear();
@@ -840,9 +855,15 @@ impl Parser {
                 _ => return Err(nwf("attribute value must be quoted")),
             };
             let vstart = k + 1;
-            let vend = find(quote, b, vstart).ok_or_else(order)?;
             let start = w.values.len();
-            decode_attr(s.get(vstart..vend).unwrap_or_default(), &mut w.values)?;
+            let rest = s.get(vstart..).unwrap_or_default();
+            let vend = match decode_attr(rest, quote, &mut w.values) {
+                Ok(Some(n)) => vstart + n,
+                // No closing quote before the tag was cut at a byte that is not UTF-8:
+                // judged before the value, as when it was looked for first.
+                Ok(None) => return Err(order()),
+                Err(e) => return Err(find(quote, b, vstart).map_or_else(order, |_| e)),
+            };
             if w.values.len() - start > max_token {
                 return Err(XmlError::LimitExceeded(Limit::TokenLength));
             }
@@ -1054,6 +1075,12 @@ impl Parser {
         w.raw.extend_from_slice(tag.as_bytes());
         w.raw_attrs.clear();
         w.raw_values.clear();
+        // Without a default declaration to leave out, the values are back to back in
+        // `w.values` already, as they are to be kept: take that buffer, copy nothing.
+        let whole = !w
+            .attrs
+            .iter()
+            .any(|a| a.prefix.is_none() && part(&a.local) == "xmlns");
         for (n, a) in w.attrs.iter().enumerate() {
             let al = part(&a.local);
             let xml = a.prefix.is_some();
@@ -1068,16 +1095,25 @@ impl Parser {
             if dup {
                 return Err(nwf("duplicate attribute"));
             }
-            let value = w.values.get(a.value.clone()).unwrap_or_default();
-            let start = offset(w.raw_values.len());
-            w.raw_values.push_str(value);
+            let value = if whole {
+                offset(a.value.start)..offset(a.value.end)
+            } else {
+                let start = offset(w.raw_values.len());
+                w.raw_values
+                    .push_str(w.values.get(a.value.clone()).unwrap_or_default());
+                start..offset(w.raw_values.len())
+            };
             let first = a.prefix.as_ref().map_or(a.local.start, |p| p.start);
             w.raw_attrs.push(Span {
                 xml,
                 name: offset(a.local.start)..offset(a.local.end),
                 whole: offset(first)..offset(a.end),
-                value: start..offset(w.raw_values.len()),
+                value,
             });
+        }
+        if whole {
+            // `w.values` is cleared before the next start tag uses it.
+            core::mem::swap(&mut w.raw_values, &mut w.values);
         }
         let end = offset(tag.len());
         w.capture = Some(Capture {
@@ -1206,17 +1242,25 @@ impl Parser {
         if self.doc != Doc::Root {
             return Err(nwf("end tag outside of the root element"));
         }
-        let s = core::str::from_utf8(tag).map_err(|_| nwf("invalid UTF-8"))?;
-        let (_, local, i) = qname(s, 2, self.limits.max_token_length)?;
-        let b = s.as_bytes();
-        if skip_ws(b, i) != b.len() - 1 {
-            return Err(nwf("malformed end tag"));
-        }
+        let max = self.limits.max_token_length;
+        // An ASCII name, whitespace and `>` are all ASCII: no UTF-8 check needed. Any
+        // other tag takes the general path, which judges it (and orders errors) as ever.
+        let name_end = match ascii_qname(tag, 2, max) {
+            Some(Ok((_, local, i))) if skip_ws(tag, i) == tag.len() - 1 => local.end,
+            _ => {
+                let s = core::str::from_utf8(tag).map_err(|_| nwf("invalid UTF-8"))?;
+                let (_, local, i) = qname(s, 2, max)?;
+                if skip_ws(tag, i) != tag.len() - 1 {
+                    return Err(nwf("malformed end tag"));
+                }
+                local.end
+            }
+        };
         let start = match self.frames.len() {
             0 | 1 => 0,
             n => self.frames.get(n - 2).map_or(0, |f| f.name_end as usize),
         };
-        if self.names.get(start..) != b.get(2..local.end) {
+        if self.names.get(start..) != tag.get(2..name_end) {
             return Err(nwf("end tag does not match the start tag"));
         }
         if self.depth > self.tree_depth {
@@ -1306,7 +1350,43 @@ fn undeclared(prefix: Option<&str>) -> XmlError {
 }
 
 fn find(needle: u8, hay: &[u8], from: usize) -> Option<usize> {
-    memchr::memchr(needle, hay.get(from..)?).map(|i| i + from)
+    // Usually a few bytes away (a closing quote, `>`): a plain loop before memchr's call
+    // and dispatch.
+    const HEAD: usize = 16;
+    let hay = hay.get(from..)?;
+    let head = hay.get(..HEAD).unwrap_or(hay);
+    if let Some(i) = head.iter().position(|&c| c == needle) {
+        return Some(i + from);
+    }
+    memchr::memchr(needle, hay.get(HEAD..)?).map(|i| i + HEAD + from)
+}
+
+/// The first byte of `hay` that is one of `needles`: eight bytes at a time over the first
+/// bytes, then by `far` (memchr). What [`find_tag_end`] looks for (a quote, `>`) is usually
+/// a few bytes away, where memchr's call and dispatch cost more.
+#[inline(always)]
+fn near(hay: &[u8], needles: [u8; 3], far: impl FnOnce(&[u8]) -> Option<usize>) -> Option<usize> {
+    const NEAR: usize = 64;
+    let [n0, n1, n2] = needles;
+    let mut i = 0;
+    while i < NEAR {
+        let Some(Ok(word)) = hay.get(i..i + 8).map(<[u8; 8]>::try_from) else {
+            // Fewer than eight bytes left.
+            let rest = hay.get(i..).unwrap_or_default();
+            return rest
+                .iter()
+                .position(|&c| c == n0 || c == n1 || c == n2)
+                .map(|p| p + i);
+        };
+        let x = u64::from_le_bytes(word);
+        let found = has_byte(x, n0) | has_byte(x, n1) | has_byte(x, n2);
+        if found != 0 {
+            // The lowest flagged byte is a match (false alarms lie only above one).
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    far(hay.get(i..)?).map(|p| p + i)
 }
 
 /// The final `>` of a start tag (skipping quoted values), or where to resume.
@@ -1316,7 +1396,7 @@ fn find_tag_end(data: &[u8], scan: Scan) -> Result<usize, Scan> {
     loop {
         let rest = data.get(pos..).unwrap_or_default();
         if quote != 0 {
-            match memchr::memchr(quote, rest) {
+            match near(rest, [quote; 3], |h| memchr::memchr(quote, h)) {
                 Some(i) => {
                     pos += i + 1;
                     quote = 0;
@@ -1329,7 +1409,8 @@ fn find_tag_end(data: &[u8], scan: Scan) -> Result<usize, Scan> {
                 }
             }
         } else {
-            match memchr::memchr3(b'>', b'\'', b'"', rest) {
+            let stops = [b'>', b'\'', b'"'];
+            match near(rest, stops, |h| memchr::memchr3(b'>', b'\'', b'"', h)) {
                 Some(i) => {
                     let at = pos + i;
                     match data.get(at) {
@@ -1370,14 +1451,27 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 
 /// A qualified name starting at `start`: (prefix, local part, end).
 #[allow(clippy::type_complexity)]
+#[inline(always)]
 fn qname(
     s: &str,
     start: usize,
     max: usize,
 ) -> Result<(Option<Range<usize>>, Range<usize>, usize), XmlError> {
-    if let Some(found) = ascii_qname(s.as_bytes(), start, max) {
-        return found;
+    // Inlined for the ASCII names, with the rest out of line.
+    match ascii_qname(s.as_bytes(), start, max) {
+        Some(found) => found,
+        None => unicode_qname(s, start, max),
     }
+}
+
+/// [`qname`] for a name with characters from U+0080 on (or no name).
+#[allow(clippy::type_complexity)]
+#[inline(never)]
+fn unicode_qname(
+    s: &str,
+    start: usize,
+    max: usize,
+) -> Result<(Option<Range<usize>>, Range<usize>, usize), XmlError> {
     let end = name_end(s, start)?;
     if end == start {
         return Err(nwf("name expected"));
@@ -1407,8 +1501,9 @@ fn qname(
     }
 }
 
-/// Byte classes of ASCII name characters: bit 0, may start a name; bit 1, may continue one.
-/// Bytes from 0x80 on are 0 here and go to the Unicode path.
+/// Byte classes of ASCII name characters: bit 0, may start a name; bit 1, may continue
+/// one; bit 2, may continue one and is not `:` (so that a name scan needs one test a
+/// byte). Bytes from 0x80 on are 0 here and go to the Unicode path.
 const NAME_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut c = 0;
@@ -1416,7 +1511,7 @@ const NAME_CLASS: [u8; 256] = {
         let b = c as u8;
         let start = b.is_ascii_alphabetic() || b == b'_' || b == b':';
         let more = start || b.is_ascii_digit() || b == b'-' || b == b'.';
-        t[c] = start as u8 | ((more as u8) << 1);
+        t[c] = start as u8 | ((more as u8) << 1) | (((more && b != b':') as u8) << 2);
         c += 1;
     }
     t
@@ -1426,37 +1521,45 @@ const NAME_CLASS: [u8; 256] = {
 /// attribute names nearly always are); `None` to take the general path (a byte from 0x80
 /// on in or right after the name, or no name at all).
 #[allow(clippy::type_complexity)]
+#[inline(always)]
 fn ascii_qname(
     b: &[u8],
     start: usize,
     max: usize,
 ) -> Option<Result<(Option<Range<usize>>, Range<usize>, usize), XmlError>> {
-    let first = *b.get(start)?;
+    let rest = b.get(start..)?;
+    let first = *rest.first()?;
     if NAME_CLASS[usize::from(first)] & 1 == 0 {
         return None;
     }
     let mut colon = None;
     let mut colons = 0usize;
-    let mut end = start;
-    while let Some(&c) = b.get(end) {
-        if NAME_CLASS[usize::from(c)] & 2 == 0 {
-            if c >= 0x80 {
-                return None;
+    // Offsets in `rest`: runs of name bytes other than `:`, joined at colons.
+    let mut end = 0;
+    loop {
+        let tail = rest.get(end..).unwrap_or_default();
+        end += tail
+            .iter()
+            .position(|&c| NAME_CLASS[usize::from(c)] & 4 == 0)
+            .unwrap_or(tail.len());
+        match rest.get(end) {
+            Some(b':') => {
+                colons += 1;
+                colon.get_or_insert(end);
+                end += 1;
             }
-            break;
+            Some(&c) if c >= 0x80 => return None,
+            _ => break,
         }
-        if c == b':' {
-            colons += 1;
-            colon.get_or_insert(end);
-        }
-        end += 1;
     }
-    if end - start > max {
+    if end > max {
         return Some(Err(XmlError::LimitExceeded(Limit::TokenLength)));
     }
+    let end = start + end;
     Some(match colon {
         None => Ok((None, start..end, end)),
         Some(c) => {
+            let c = start + c;
             // Not `a:`, `:a` or `a:b:c`, and the local part must start like a name.
             let local_start = b.get(c + 1).copied().unwrap_or(0);
             if c == start || colons > 1 || NAME_CLASS[usize::from(local_start)] & 1 == 0 {
@@ -1544,6 +1647,37 @@ static TEXT_SPECIAL: [bool; 256] = {
     t
 };
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Nonzero if a byte of `x` is `b`. Exact as a yes or no (a borrow only adds false
+/// alarms in bytes above one that matches).
+fn has_byte(x: u64, b: u8) -> u64 {
+    let y = x ^ (ONES * u64::from(b));
+    y.wrapping_sub(ONES) & !y & HIGH
+}
+
+/// Whether the eight bytes in `x` are ASCII, none a control character nor one of `stops`:
+/// then none needs a look from the text or attribute value decoder (which looks at the
+/// rest of what it calls special, such as tab and LF in text, one by one).
+fn quiet_word(x: u64, stops: [u8; 3]) -> bool {
+    let [p, q, r] = stops;
+    // A byte of `x`, all below 0x80, is below 0x20: never missed, as in `has_byte`.
+    let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    x & HIGH == 0 && control | has_byte(x, p) | has_byte(x, q) | has_byte(x, r) == 0
+}
+
+/// Skips `b` from `i` on, eight bytes at a time, while [`quiet_word`] says so.
+fn skip_quiet(b: &[u8], mut i: usize, stops: [u8; 3]) -> usize {
+    while let Some(word) = b.get(i..i + 8)
+        && let Ok(word) = <[u8; 8]>::try_from(word)
+        && quiet_word(u64::from_le_bytes(word), stops)
+    {
+        i += 8;
+    }
+    i
+}
+
 /// Same for attribute values: also `<` and the whitespace that is normalized.
 static ATTR_SPECIAL: [bool; 256] = {
     let mut t = [false; 256];
@@ -1571,11 +1705,43 @@ fn decode_text(run: &[u8], complete: bool, out: &mut String) -> Result<usize, Xm
         }
         Err(_) => return Err(nwf("invalid UTF-8")),
     };
-    let b = valid.as_bytes();
+    scan_text(valid.as_bytes(), complete, &mut Decode { src: valid, out })
+}
+
+/// Where [`scan_text`] puts the text: pieces of its input and decoded characters.
+trait TextOut {
+    fn piece(&mut self, r: Range<usize>);
+    fn char(&mut self, c: char);
+}
+
+/// Decoding into `out`, the input being `src`.
+struct Decode<'a> {
+    src: &'a str,
+    out: &'a mut String,
+}
+
+impl TextOut for Decode<'_> {
+    fn piece(&mut self, r: Range<usize>) {
+        self.out.push_str(self.src.get(r).unwrap_or_default());
+    }
+    fn char(&mut self, c: char) {
+        self.out.push(c);
+    }
+}
+
+/// Checking only.
+impl TextOut for () {
+    fn piece(&mut self, _: Range<usize>) {}
+    fn char(&mut self, _: char) {}
+}
+
+/// [`decode_text`] after the UTF-8 check (`b` is valid UTF-8), into any [`TextOut`].
+fn scan_text(b: &[u8], complete: bool, out: &mut impl TextOut) -> Result<usize, XmlError> {
     let mut i = 0;
     let mut start = 0;
     while i < b.len() {
-        // Fast skip over ordinary bytes.
+        // Fast skip over ordinary bytes: ASCII ones eight at a time, then one by one.
+        i = skip_quiet(b, i, [b'&', b']', b']']);
         while let Some(&c) = b.get(i) {
             if TEXT_SPECIAL[usize::from(c)] {
                 break;
@@ -1583,11 +1749,11 @@ fn decode_text(run: &[u8], complete: bool, out: &mut String) -> Result<usize, Xm
             i += 1;
         }
         let Some(&c) = b.get(i) else { break };
-        out.push_str(valid.get(start..i).unwrap_or_default());
+        out.piece(start..i);
         match c {
             b'&' => match reference(b, i)? {
                 Some((ch, next)) => {
-                    out.push(ch);
+                    out.char(ch);
                     i = next;
                 }
                 None if complete => return Err(nwf("unterminated reference")),
@@ -1596,11 +1762,11 @@ fn decode_text(run: &[u8], complete: bool, out: &mut String) -> Result<usize, Xm
             b'\r' => match b.get(i + 1) {
                 Some(b'\n') => i += 1,
                 Some(_) => {
-                    out.push('\n');
+                    out.char('\n');
                     i += 1;
                 }
                 None if complete => {
-                    out.push('\n');
+                    out.char('\n');
                     i += 1;
                 }
                 None => return Ok(i),
@@ -1611,7 +1777,7 @@ fn decode_text(run: &[u8], complete: bool, out: &mut String) -> Result<usize, Xm
                 }
                 (Some(b']'), None) | (None, _) if !complete => return Ok(i),
                 _ => {
-                    out.push(']');
+                    out.char(']');
                     i += 1;
                 }
             },
@@ -1628,19 +1794,21 @@ fn decode_text(run: &[u8], complete: bool, out: &mut String) -> Result<usize, Xm
         }
         start = i;
     }
-    out.push_str(valid.get(start..).unwrap_or_default());
-    Ok(valid.len())
+    out.piece(start..b.len());
+    Ok(b.len())
 }
 
-/// Decode an attribute value (without quotes) into `out`, normalizing
-/// whitespace to spaces as XML 1.0 §3.3.3 requires.
-fn decode_attr(v: &str, out: &mut String) -> Result<(), XmlError> {
+/// Decode an attribute value into `out`, normalizing whitespace to spaces as XML 1.0
+/// §3.3.3 requires: `v` up to its first `quote` (then where that is), else all of it. One
+/// pass finds the end of the value and decodes it.
+fn decode_attr(v: &str, quote: u8, out: &mut String) -> Result<Option<usize>, XmlError> {
     let b = v.as_bytes();
     let mut i = 0;
     let mut start = 0;
     while i < b.len() {
+        i = skip_quiet(b, i, [b'&', b'<', quote]);
         while let Some(&c) = b.get(i) {
-            if ATTR_SPECIAL[usize::from(c)] {
+            if ATTR_SPECIAL[usize::from(c)] || c == quote {
                 break;
             }
             i += 1;
@@ -1648,7 +1816,10 @@ fn decode_attr(v: &str, out: &mut String) -> Result<(), XmlError> {
         let Some(&c) = b.get(i) else { break };
         out.push_str(v.get(start..i).unwrap_or_default());
         match c {
-            b'&' => match reference(b, i)? {
+            _ if c == quote => return Ok(Some(i)),
+            // The reference sees the value only: it ends at the quote, if that comes
+            // before the reference could have ended.
+            b'&' => match reference(value_near(b, i, quote), i)? {
                 Some((ch, next)) => {
                     out.push(ch);
                     i = next;
@@ -1677,7 +1848,18 @@ fn decode_attr(v: &str, out: &mut String) -> Result<(), XmlError> {
         start = i;
     }
     out.push_str(v.get(start..).unwrap_or_default());
-    Ok(())
+    Ok(None)
+}
+
+/// `b` cut at the first `quote` after `at`, looked for as far as a reference at `at` can
+/// reach (`&#x`, the longest digits allowed and one more, `;`): the same reference.
+fn value_near(b: &[u8], at: usize, quote: u8) -> &[u8] {
+    let reach = (at + MAX_REFERENCE_LENGTH + 5).min(b.len());
+    let window = b.get(at..reach).unwrap_or_default();
+    match window.iter().position(|&c| c == quote) {
+        Some(p) => b.get(..at + p).unwrap_or_default(),
+        None => b.get(..reach).unwrap_or_default(),
+    }
 }
 
 /// The reference starting at `b[at] == '&'`: the character and the offset
@@ -1818,7 +2000,7 @@ fn parse_decl(body: &[u8]) -> Result<(), XmlError> {
         };
         let vend = find(quote, b, k + 1).ok_or_else(|| nwf("malformed XML declaration"))?;
         let mut decoded = String::new();
-        decode_attr(s.get(k + 1..vend).unwrap_or_default(), &mut decoded)?;
+        decode_attr(s.get(k + 1..vend).unwrap_or_default(), quote, &mut decoded)?;
         let value = decoded.as_str();
         match pos {
             0 if value != "1.0" => {
@@ -1917,11 +2099,103 @@ mod tests {
     }
 
     #[test]
+    fn word_tests_miss_nothing() {
+        let quiet = |w: &[u8; 8]| {
+            w.iter()
+                .all(|&c| (0x20..0x80).contains(&c) && c != b'&' && c != b']')
+        };
+        let mut hay = [0u8; 70];
+        for b in 0..=255u8 {
+            for other in [
+                b'a', b'&', b'\t', b']', 0x1F, 0x20, 0x7F, 0x80, 0xEF, 0xFF, 0,
+            ] {
+                for at in 0..8 {
+                    let mut w = [b'a'; 8];
+                    for (n, c) in w.iter_mut().enumerate() {
+                        if n == at {
+                            *c = b;
+                        } else if n == (at + 3) % 8 {
+                            *c = other;
+                        }
+                    }
+                    let x = u64::from_le_bytes(w);
+                    if quiet_word(x, [b'&', b']', b']']) {
+                        assert!(quiet(&w), "{w:?}");
+                    }
+                    assert_ne!(has_byte(x, b), 0);
+                    assert_eq!(has_byte(x, b'>') != 0, w.contains(&b'>'), "{w:?}");
+                }
+            }
+            // `near` against a plain search, the byte anywhere (also past the words).
+            for at in 0..hay.len() {
+                hay.fill(b'a');
+                if let Some(c) = hay.get_mut(at) {
+                    *c = b;
+                }
+                for len in [at + 1, hay.len()] {
+                    let h = hay.get(..len).unwrap_or_default();
+                    let stops = [b'>', b'\'', b'"'];
+                    let want = h.iter().position(|c| stops.contains(c));
+                    let far = |t: &[u8]| memchr::memchr3(b'>', b'\'', b'"', t);
+                    assert_eq!(near(h, stops, far), want, "{at} {len}");
+                    assert_eq!(find(b, h, 0), h.iter().position(|&c| c == b));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_names() {
+        let q = |s: &str, start| ascii_qname(s.as_bytes(), start, 8);
+        assert_eq!(q("<a:b c", 1), Some(Ok((Some(1..2), 3..4, 4))));
+        assert_eq!(q("<abc>", 1), Some(Ok((None, 1..4, 4))));
+        assert_eq!(q("<abc", 1), Some(Ok((None, 1..4, 4))));
+        assert_eq!(q("<:abc", 1), Some(Err(nwf("malformed qualified name"))));
+        assert_eq!(q("<a:b:c", 1), Some(Err(nwf("malformed qualified name"))));
+        assert_eq!(q("<a:", 1), Some(Err(nwf("malformed qualified name"))));
+        assert_eq!(q("<a:1", 1), Some(Err(nwf("malformed qualified name"))));
+        assert_eq!(
+            q("<abcdefghi", 1),
+            Some(Err(XmlError::LimitExceeded(Limit::TokenLength)))
+        );
+        assert_eq!(q("<a\u{e9}", 1), None);
+        assert_eq!(q("<1a", 1), None);
+        assert_eq!(q("<", 1), None);
+    }
+
+    #[test]
     fn attribute_values_are_normalized() {
         let mut out = String::new();
-        decode_attr("a\tb\nc\r\nd\re&#x9;f&amp;", &mut out).unwrap_or_default();
+        let r = decode_attr("a\tb\nc\r\nd\re&#x9;f&amp;", b'"', &mut out);
+        assert_eq!(r, Ok(None));
         assert_eq!(out, "a b c d e\tf&");
-        assert!(decode_attr("a<b", &mut out).is_err());
+        assert!(decode_attr("a<b", b'"', &mut out).is_err());
+        // Up to the quote, which also ends a reference.
+        let mut out = String::new();
+        assert_eq!(decode_attr("a&amp;b'c<", b'\'', &mut out), Ok(Some(7)));
+        assert_eq!(out, "a&b");
+        let mut out = String::new();
+        let long = "x&#x0000000041;'";
+        assert_eq!(
+            decode_attr(long, b'\'', &mut out),
+            Err(nwf("reference too long"))
+        );
+        for (v, e) in [
+            ("&am'p;'", "unterminated reference"),
+            ("&#'", "unterminated reference"),
+            ("&#x'", "unterminated reference"),
+            ("&amp';'", "unterminated reference"),
+            ("&12345678'", "unterminated reference"),
+            ("&123456789'", "reference too long"),
+            ("&#x12345678'", "unterminated reference"),
+            ("&#x123456789'", "reference too long"),
+        ] {
+            let mut out = String::new();
+            assert_eq!(decode_attr(v, b'\'', &mut out), Err(nwf(e)), "{v}");
+            // As when the value was cut out first.
+            let cut = v.get(..v.find('\'').unwrap_or(0)).unwrap_or_default();
+            assert_eq!(decode_attr(cut, b'\'', &mut out), Err(nwf(e)), "{v}");
+        }
     }
 
     #[test]

@@ -304,3 +304,28 @@ fn the_proptest_soup_reaches_the_raw_path() {
         alloc::format!("{HEADER}<message to='a@b/c' type='chat' id='1'><body>hi</body></message>");
     assert!(check(input.as_bytes(), &[7, 90], XmlLimits::default()).unwrap());
 }
+
+#[test]
+fn long_text_in_raw_messages_is_judged_as_in_trees() {
+    // Text of eight bytes and more is checked a word at a time in raw messages.
+    for body in [
+        "Wherefore art thou Romeo? Deny thy father and refuse thy name",
+        "Wherefore art\tthou\nRomeo? Deny thy father",
+        "Wherefore art thou \u{1} Romeo",
+        "Wherefore art thou Romeo]]>",
+        "Wherefore art thou Romeo]] and ]",
+        "Wherefore art thou &amp; Romeo &#x41;",
+        "Wherefore art thou &bogus; Romeo",
+        "Wherefore art thou \u{e9}\u{65e5} Romeo",
+        "Wherefore art thou \u{ffff} Romeo",
+        "Wherefore art thou \r\n Romeo\r",
+        "Wherefore art thou \u{7f}~ Romeo",
+    ] {
+        let input = alloc::format!("{HEADER}<message to='a@b'><body>{body}</body></message>");
+        let n = input.len();
+        let at = HEADER.len() + 30;
+        for cuts in [&[][..], &[at], &[at, at + 9], &[n - 12, n - 3]] {
+            check(input.as_bytes(), cuts, XmlLimits::default()).unwrap();
+        }
+    }
+}
