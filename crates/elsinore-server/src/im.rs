@@ -108,13 +108,9 @@ impl Server {
     }
 
     fn conn_of(&self, jid: &Jid) -> Option<ConnId> {
-        self.conn_of_resource(jid.bare(), jid.resource()?)
-    }
-
-    /// The session of `account` bound to the (prepared) resource `r`.
-    fn conn_of_resource(&self, account: &BareJid, r: &str) -> Option<ConnId> {
+        let r = jid.resource()?;
         self.sessions
-            .get(account)?
+            .get(jid.bare())?
             .conns
             .iter()
             .find(|(res, _)| **res == *r)
@@ -822,26 +818,36 @@ impl Server {
             Some((b, r)) => (b, Some(r)),
             None => (to_text, None),
         };
+        // (account, its session) for a full JID, (account, None) for a bare one.
+        let fast = self
+            .sessions
+            .get_key_value(bare_text)
+            .and_then(|(account, online)| match res_text {
+                None => Some((account, None)),
+                Some(r) => online
+                    .conns
+                    .iter()
+                    .find(|(x, _)| **x == *r)
+                    .map(|(_, c)| (account, Some(*c))),
+            });
         let parsed;
-        let (account, resource) = match self.sessions.get_key_value(bare_text) {
-            Some((account, online))
-                if res_text.is_none_or(|r| online.conns.iter().any(|(x, _)| **x == *r)) =>
-            {
-                (account, res_text)
-            }
-            _ => {
+        let (account, one) = match fast {
+            Some(found) => found,
+            None => {
                 parsed = Jid::parse(to_text).ok()?;
                 if parsed.domain() != self.config.domain || parsed.node().is_none() {
                     return None;
                 }
-                (parsed.bare(), parsed.resource())
+                let one = match parsed.resource() {
+                    Some(_) => Some(self.conn_of(&parsed)?),
+                    None => None,
+                };
+                (parsed.bare(), one)
             }
         };
         // One session (no allocation) or the best of an account's.
-        let (mut one, mut many) = (None, Vec::new());
-        if let Some(r) = resource {
-            one = Some(self.conn_of_resource(account, r)?);
-        } else {
+        let mut many = Vec::new();
+        if one.is_none() {
             if !matches!(raw.attr("type"), None | Some("normal" | "chat")) {
                 return None;
             }
