@@ -187,6 +187,46 @@ struct RawAttr {
     value: Range<usize>,
     /// Just after the closing quote, in the tag.
     end: usize,
+    kind: Kind,
+}
+
+/// What an attribute is by its name, judged once while the tag is read, so that the
+/// namespace steps after it compare no names again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Unprefixed, not `xmlns`.
+    Plain,
+    /// `xmlns`: declares the default namespace.
+    Default,
+    /// `xmlns:p`: declares a prefix.
+    Decl,
+    /// `xml:p`.
+    Xml,
+    /// Any other prefix.
+    Prefixed,
+}
+
+impl Kind {
+    fn of(tag: &[u8], prefix: Option<&Range<usize>>, local: &Range<usize>) -> Kind {
+        match prefix {
+            None if tag.get(local.clone()) == Some(b"xmlns") => Kind::Default,
+            None => Kind::Plain,
+            Some(p) => match tag.get(p.clone()) {
+                Some(b"xmlns") => Kind::Decl,
+                Some(b"xml") => Kind::Xml,
+                _ => Kind::Prefixed,
+            },
+        }
+    }
+
+    fn declares(self) -> bool {
+        matches!(self, Kind::Default | Kind::Decl)
+    }
+}
+
+/// Byte equality by a plain loop: names are short, and a `memcmp` call costs more.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Which top-level elements the parser keeps raw ([`crate::RawElement`]): this name in
@@ -219,6 +259,10 @@ pub(crate) struct Work {
     /// One start tag's attributes and decoded values.
     attrs: Vec<RawAttr>,
     values: String,
+    /// How many of `attrs` declare a namespace, and how many have a prefix other than
+    /// `xml` and `xmlns`: when none, the namespace steps have nothing to look at.
+    decl_attrs: usize,
+    prefixed_attrs: usize,
     /// Text outside of trees.
     text: String,
     /// Elements under construction, outermost first.
@@ -820,6 +864,8 @@ impl Parser {
         self.count(tag.len())?;
         w.attrs.clear();
         w.values.clear();
+        w.decl_attrs = 0;
+        w.prefixed_attrs = 0;
         let b = s.as_bytes();
         let empty = loop {
             let j = skip_ws(b, i);
@@ -836,8 +882,9 @@ impl Parser {
                 None => return Err(nwf("invalid UTF-8")),
             }
             let (ap, al, k) = qname(s, j, max_token)?;
-            if ap.as_ref().and_then(|r| s.get(r.clone())) == Some("xmlns")
-                && s.get(al.clone()) == Some("xmlns")
+            let kind = Kind::of(b, ap.as_ref(), &al);
+            if kind == Kind::Decl
+                && b.get(al.clone()) == Some(b"xmlns")
                 && ends_name_token(b.get(k))
             {
                 // Judged on the name alone, before the value (as rxml).
@@ -869,20 +916,25 @@ impl Parser {
             }
             // Declarations of reserved names are judged as soon as they are
             // read (the XMLNS namespace only once the tag is complete), as
-            // the previous parser did.
-            check_decl(
-                ap.as_ref().and_then(|r| s.get(r.clone())),
-                s.get(al.clone()).unwrap_or_default(),
-                w.values.get(start..).unwrap_or_default(),
-            )?;
+            // the previous parser did. Other attributes pass `check_decl` anyway.
+            if kind.declares() {
+                check_decl(
+                    ap.as_ref().and_then(|r| s.get(r.clone())),
+                    s.get(al.clone()).unwrap_or_default(),
+                    w.values.get(start..).unwrap_or_default(),
+                )?;
+                w.decl_attrs += 1;
+            }
             if w.attrs.len() >= self.limits.max_attributes {
                 return Err(XmlError::LimitExceeded(Limit::Attributes));
             }
+            w.prefixed_attrs += usize::from(kind == Kind::Prefixed);
             w.attrs.push(RawAttr {
                 prefix: ap,
                 local: al,
                 value: start..w.values.len(),
                 end: vend + 1,
+                kind,
             });
             i = vend + 1;
         };
@@ -982,14 +1034,20 @@ impl Parser {
     /// Push the namespace declarations of the start tag in `w.attrs`: (the default
     /// namespace's value in `w.values` if declared, number of declarations).
     fn declare(&mut self, w: &Work, tag: &str) -> Result<(Option<Range<usize>>, usize), XmlError> {
+        if w.decl_attrs == 0 {
+            return Ok((None, 0));
+        }
         let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
         let mut default_decl = None;
         let mut decl_count = 0;
         for a in &w.attrs {
+            if !a.kind.declares() {
+                continue;
+            }
             let value = w.values.get(a.value.clone()).unwrap_or_default();
             let al = part(&a.local);
-            let declared = match a.prefix.as_ref().map(part) {
-                None if al == "xmlns" => {
+            let declared = match a.kind {
+                Kind::Default => {
                     if value == XMLNS_NS {
                         return Err(XmlError::InvalidNamespace(
                             "the xmlns namespace cannot be the default".to_owned(),
@@ -998,7 +1056,7 @@ impl Parser {
                     default_decl = Some(a.value.clone());
                     None
                 }
-                Some("xmlns") => {
+                Kind::Decl => {
                     if al == "xml" {
                         // May only restate the fixed binding (checked above).
                         continue;
@@ -1048,13 +1106,10 @@ impl Parser {
         {
             return None;
         }
-        let plain = w.attrs.iter().all(|a| {
-            let al = tag.get(a.local.clone()).unwrap_or_default();
-            match a.prefix.as_ref().and_then(|r| tag.get(r.clone())) {
-                None if al == "xmlns" => w.values.get(a.value.clone()) == Some(spec.ns),
-                None | Some("xml") => true,
-                Some(_) => false,
-            }
+        let plain = w.attrs.iter().all(|a| match a.kind {
+            Kind::Default => w.values.get(a.value.clone()) == Some(spec.ns),
+            Kind::Plain | Kind::Xml => true,
+            Kind::Decl | Kind::Prefixed => false,
         });
         plain.then_some(spec)
     }
@@ -1070,28 +1125,26 @@ impl Parser {
         let outer = self.scopes.mark();
         self.depth += 1;
         self.declare(w, tag)?;
-        let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
+        let part = |r: &Range<usize>| tag.as_bytes().get(r.clone()).unwrap_or_default();
         w.raw.clear();
         w.raw.extend_from_slice(tag.as_bytes());
         w.raw_attrs.clear();
         w.raw_values.clear();
         // Without a default declaration to leave out, the values are back to back in
         // `w.values` already, as they are to be kept: take that buffer, copy nothing.
-        let whole = !w
-            .attrs
-            .iter()
-            .any(|a| a.prefix.is_none() && part(&a.local) == "xmlns");
+        // Only plain, `xml:` and default declaration attributes get here (`capturable`).
+        let whole = w.decl_attrs == 0;
         for (n, a) in w.attrs.iter().enumerate() {
             let al = part(&a.local);
-            let xml = a.prefix.is_some();
-            if !xml && al == "xmlns" {
+            let xml = a.kind == Kind::Xml;
+            if a.kind == Kind::Default {
                 continue;
             }
             let dup = w
                 .attrs
                 .iter()
                 .take(n)
-                .any(|b| b.prefix.is_some() == xml && part(&b.local) == al);
+                .any(|b| b.kind == a.kind && same_bytes(part(&b.local), al));
             if dup {
                 return Err(nwf("duplicate attribute"));
             }
@@ -1171,17 +1224,40 @@ impl Parser {
                 Some(p) => Some((self.scopes.resolve(Some(p)).unwrap_or(""), al)),
             }
         };
-        for a in &w.attrs {
-            if let Some(p) = a.prefix.as_ref().map(part)
-                && p != "xmlns"
-            {
-                resolve(p)?;
+        // `xml` resolves to itself, `xmlns` is not resolved: only other prefixes need a look.
+        if w.prefixed_attrs > 0 {
+            for a in &w.attrs {
+                if a.kind == Kind::Prefixed
+                    && let Some(p) = a.prefix.as_ref().map(part)
+                {
+                    resolve(p)?;
+                }
             }
         }
-        for (n, a) in w.attrs.iter().enumerate() {
-            let Some(k) = key(a) else { continue };
-            if w.attrs.iter().take(n).any(|b| key(b) == Some(k)) {
-                return Err(nwf("duplicate attribute"));
+        if w.prefixed_attrs == 0 {
+            // Unprefixed attributes are in no namespace and `xml:` ones in the XML
+            // namespace, which no other prefix may be bound to: the same key is the same
+            // kind and local name.
+            for (n, a) in w.attrs.iter().enumerate() {
+                if a.kind.declares() {
+                    continue;
+                }
+                let al = part(&a.local).as_bytes();
+                let dup = w
+                    .attrs
+                    .iter()
+                    .take(n)
+                    .any(|b| b.kind == a.kind && same_bytes(part(&b.local).as_bytes(), al));
+                if dup {
+                    return Err(nwf("duplicate attribute"));
+                }
+            }
+        } else {
+            for (n, a) in w.attrs.iter().enumerate() {
+                let Some(k) = key(a) else { continue };
+                if w.attrs.iter().take(n).any(|b| key(b) == Some(k)) {
+                    return Err(nwf("duplicate attribute"));
+                }
             }
         }
         if let Some(c) = w.capture.as_mut() {
