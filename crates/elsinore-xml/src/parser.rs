@@ -95,11 +95,11 @@ impl Decl {
         self.mid > self.start
     }
 
-    fn prefix<'a>(&self, buf: &'a str) -> Option<&'a str> {
+    fn prefix<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
         buf.get(self.start as usize..self.mid as usize)
     }
 
-    fn uri<'a>(&self, buf: &'a str) -> Option<&'a str> {
+    fn uri<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
         buf.get(self.mid as usize..self.end as usize)
     }
 }
@@ -109,12 +109,12 @@ fn offset(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// In-scope namespace declarations in one string arena; each open element
-/// records where its own begin ([`Frame::decls`]), so that opening and closing
-/// elements allocates nothing.
+/// In-scope namespace declarations in one arena (of UTF-8 checked with the start tags
+/// they came from); each open element records where its own begin ([`Frame::decls`]),
+/// so that opening and closing elements allocates nothing.
 #[derive(Debug, Default)]
 struct Scopes {
-    buf: String,
+    buf: Vec<u8>,
     decls: Vec<Decl>,
 }
 
@@ -131,11 +131,11 @@ impl Scopes {
             .truncate(self.decls.last().map_or(0, |d| d.end as usize));
     }
 
-    fn push(&mut self, prefix: Option<&str>, uri: &str) {
+    fn push(&mut self, prefix: Option<&[u8]>, uri: &[u8]) {
         let start = offset(self.buf.len());
-        self.buf.push_str(prefix.unwrap_or(""));
+        self.buf.extend_from_slice(prefix.unwrap_or_default());
         let mid = offset(self.buf.len());
-        self.buf.push_str(uri);
+        self.buf.extend_from_slice(uri);
         self.decls.push(Decl {
             start,
             mid,
@@ -144,16 +144,16 @@ impl Scopes {
     }
 
     /// Index in `decls` of the declaration that binds `prefix` (the innermost one).
-    fn position(&self, prefix: &str) -> Option<usize> {
+    fn position(&self, prefix: &[u8]) -> Option<usize> {
         self.decls
             .iter()
             .rposition(|d| d.prefixed() && d.prefix(&self.buf) == Some(prefix))
     }
 
     /// Namespace bound to `prefix` (`None` = default namespace, `""` if unbound).
-    fn resolve(&self, prefix: Option<&str>) -> Option<&str> {
+    fn resolve(&self, prefix: Option<&[u8]>) -> Option<&[u8]> {
         match prefix {
-            Some("xml") => Some(XML_NS),
+            Some(b"xml") => Some(XML_NS.as_bytes()),
             Some(p) => self
                 .position(p)
                 .and_then(|i| self.decls.get(i))
@@ -164,7 +164,7 @@ impl Scopes {
                     .rev()
                     .find(|d| !d.prefixed())
                     .and_then(|d| d.uri(&self.buf))
-                    .unwrap_or(""),
+                    .unwrap_or_default(),
             ),
         }
     }
@@ -258,7 +258,7 @@ struct Capture {
 pub(crate) struct Work {
     /// One start tag's attributes and decoded values.
     attrs: Vec<RawAttr>,
-    values: String,
+    values: Vec<u8>,
     /// How many of `attrs` declare a namespace, and how many have a prefix other than
     /// `xml` and `xmlns`: when none, the namespace steps have nothing to look at.
     decl_attrs: usize,
@@ -274,7 +274,7 @@ pub(crate) struct Work {
     capture: Option<Capture>,
     raw: Vec<u8>,
     raw_attrs: Vec<Span>,
-    raw_values: String,
+    raw_values: Vec<u8>,
 }
 
 impl Work {
@@ -296,11 +296,11 @@ impl Work {
             self.raw = Vec::new();
         }
         if self.values.capacity() > KEEP {
-            self.values = String::new();
+            self.values = Vec::new();
         }
         // `open_capture` may swap it with `values`.
         if self.raw_values.capacity() > KEEP {
-            self.raw_values = String::new();
+            self.raw_values = Vec::new();
         }
         if self.text.capacity() > KEEP {
             self.text = String::new();
@@ -391,7 +391,7 @@ impl Parser {
     /// Declare the default namespace around the document (for parsing a raw element
     /// again outside its stream).
     pub(crate) fn declare_default(&mut self, ns: &str) {
-        self.scopes.push(None, ns);
+        self.scopes.push(None, ns.as_bytes());
     }
 
     /// See `StreamParser::release_scratch`. The work buffers are dead between calls
@@ -837,16 +837,20 @@ impl Parser {
             Doc::Root => {}
         }
         // Invalid UTF-8 ends the tag early: errors in the attributes before
-        // it are reported first, as a byte-wise parser would.
-        let s = match core::str::from_utf8(tag) {
-            Ok(s) => s,
-            Err(e) => core::str::from_utf8(tag.get(..e.valid_up_to()).unwrap_or_default())
-                .map_err(|_| nwf("invalid UTF-8"))?,
+        // it are reported first, as a byte-wise parser would. The tag is read as
+        // bytes, so an ASCII one (the usual) needs no further UTF-8 check.
+        let b = if tag.is_ascii() {
+            tag
+        } else {
+            match core::str::from_utf8(tag) {
+                Ok(_) => tag,
+                Err(e) => tag.get(..e.valid_up_to()).unwrap_or_default(),
+            }
         };
         let max_token = self.limits.max_token_length;
-        let (prefix, local, mut i) = qname(s, 1, max_token)?;
+        let (prefix, local, mut i) = qname(b, 1, max_token)?;
         let name_range = 1..local.end;
-        if !ends_name_token(s.as_bytes().get(i)) {
+        if !ends_name_token(b.get(i)) {
             // After these bytes rxml reports the element (and we the
             // limits) before judging the syntax; after any other, syntax
             // first (pinned in differential.rs, `regressions`).
@@ -866,7 +870,6 @@ impl Parser {
         w.values.clear();
         w.decl_attrs = 0;
         w.prefixed_attrs = 0;
-        let b = s.as_bytes();
         let empty = loop {
             let j = skip_ws(b, i);
             match b.get(j) {
@@ -881,7 +884,7 @@ impl Parser {
                 Some(_) => {}
                 None => return Err(nwf("invalid UTF-8")),
             }
-            let (ap, al, k) = qname(s, j, max_token)?;
+            let (ap, al, k) = qname(b, j, max_token)?;
             let kind = Kind::of(b, ap.as_ref(), &al);
             if kind == Kind::Decl
                 && b.get(al.clone()) == Some(b"xmlns")
@@ -903,7 +906,7 @@ impl Parser {
             };
             let vstart = k + 1;
             let start = w.values.len();
-            let rest = s.get(vstart..).unwrap_or_default();
+            let rest = b.get(vstart..).unwrap_or_default();
             let vend = match decode_attr(rest, quote, &mut w.values) {
                 Ok(Some(n)) => vstart + n,
                 // No closing quote before the tag was cut at a byte that is not UTF-8:
@@ -919,8 +922,8 @@ impl Parser {
             // the previous parser did. Other attributes pass `check_decl` anyway.
             if kind.declares() {
                 check_decl(
-                    ap.as_ref().and_then(|r| s.get(r.clone())),
-                    s.get(al.clone()).unwrap_or_default(),
+                    ap.as_ref().and_then(|r| b.get(r.clone())),
+                    b.get(al.clone()).unwrap_or_default(),
                     w.values.get(start..).unwrap_or_default(),
                 )?;
                 w.decl_attrs += 1;
@@ -940,14 +943,14 @@ impl Parser {
         };
         let decls = self.scopes.mark();
         let ev = if w.capture.is_some() {
-            self.open_in_capture(w, s, prefix.as_ref())?;
+            self.open_in_capture(w, b, prefix.as_ref())?;
             w.raw.extend_from_slice(tag);
             None
-        } else if let Some(spec) = self.capturable(w, s, prefix.as_ref(), &local) {
-            self.open_capture(w, s, spec)?;
+        } else if let Some(spec) = self.capturable(w, b, prefix.as_ref(), &local) {
+            self.open_capture(w, b, spec)?;
             None
         } else {
-            self.open_element(w, s, prefix, local)?
+            self.open_element(w, b, prefix, local)?
         };
         self.names
             .extend_from_slice(b.get(name_range).unwrap_or_default());
@@ -971,7 +974,7 @@ impl Parser {
     fn open_element(
         &mut self,
         w: &mut Work,
-        tag: &str,
+        tag: &[u8],
         prefix: Option<Range<usize>>,
         local: Range<usize>,
     ) -> Result<Option<XmlEvent>, XmlError> {
@@ -980,30 +983,32 @@ impl Parser {
         let (default_decl, decl_count) = self.declare(w, tag)?;
         let default_decl = default_decl.and_then(|r| w.values.get(r));
         let ns = match prefix.as_ref().map(part) {
-            Some("xmlns") => {
+            Some(b"xmlns") => {
                 return Err(XmlError::InvalidNamespace(
                     "element with the xmlns prefix".to_owned(),
                 ));
             }
-            p => self.scopes.resolve(p).ok_or_else(|| undeclared(p))?,
+            p => text(self.scopes.resolve(p).ok_or_else(|| undeclared(p))?)?,
         };
         // A stanza (an element right under the stream) gets room for one more attribute:
         // a server stamps `from` on every one it routes.
         let spare = usize::from(self.depth == self.tree_depth + 1);
         let mut elem = Element {
-            name: part(&local).to_owned(),
+            name: text(part(&local))?.to_owned(),
             ns: ns.to_owned(),
             attrs: Vec::with_capacity(w.attrs.len() - decl_count + spare),
             children: Vec::new(),
         };
         for a in &w.attrs {
-            let al = part(&a.local);
-            let ans = match a.prefix.as_ref().map(part) {
-                None if al == "xmlns" => continue,
-                Some("xmlns") => continue,
-                None => "",
-                p => self.scopes.resolve(p).ok_or_else(|| undeclared(p))?,
+            let ans = match a.kind {
+                Kind::Default | Kind::Decl => continue,
+                Kind::Plain => "",
+                _ => {
+                    let p = a.prefix.as_ref().map(part);
+                    text(self.scopes.resolve(p).ok_or_else(|| undeclared(p))?)?
+                }
             };
+            let al = text(part(&a.local))?;
             if elem
                 .attrs
                 .iter()
@@ -1014,7 +1019,7 @@ impl Parser {
             elem.attrs.push(Attr {
                 ns: ans.to_owned(),
                 name: al.to_owned(),
-                value: w.values.get(a.value.clone()).unwrap_or_default().to_owned(),
+                value: text(w.values.get(a.value.clone()).unwrap_or_default())?.to_owned(),
             });
         }
         let depth = self.depth - 1;
@@ -1025,7 +1030,7 @@ impl Parser {
             Ok(Some(XmlEvent::StreamOpen(StreamHeader {
                 name: elem.name,
                 ns: elem.ns,
-                default_ns: default_decl.map(ToOwned::to_owned),
+                default_ns: default_decl.map(text).transpose()?.map(ToOwned::to_owned),
                 attrs: elem.attrs,
             })))
         }
@@ -1033,7 +1038,7 @@ impl Parser {
 
     /// Push the namespace declarations of the start tag in `w.attrs`: (the default
     /// namespace's value in `w.values` if declared, number of declarations).
-    fn declare(&mut self, w: &Work, tag: &str) -> Result<(Option<Range<usize>>, usize), XmlError> {
+    fn declare(&mut self, w: &Work, tag: &[u8]) -> Result<(Option<Range<usize>>, usize), XmlError> {
         if w.decl_attrs == 0 {
             return Ok((None, 0));
         }
@@ -1048,7 +1053,7 @@ impl Parser {
             let al = part(&a.local);
             let declared = match a.kind {
                 Kind::Default => {
-                    if value == XMLNS_NS {
+                    if value == XMLNS_NS.as_bytes() {
                         return Err(XmlError::InvalidNamespace(
                             "the xmlns namespace cannot be the default".to_owned(),
                         ));
@@ -1057,11 +1062,11 @@ impl Parser {
                     None
                 }
                 Kind::Decl => {
-                    if al == "xml" {
+                    if al == b"xml" {
                         // May only restate the fixed binding (checked above).
                         continue;
                     }
-                    if value == XMLNS_NS {
+                    if value == XMLNS_NS.as_bytes() {
                         return Err(XmlError::InvalidNamespace(
                             "the xmlns namespace cannot be bound".to_owned(),
                         ));
@@ -1094,20 +1099,20 @@ impl Parser {
     fn capturable(
         &self,
         w: &Work,
-        tag: &str,
+        tag: &[u8],
         prefix: Option<&Range<usize>>,
         local: &Range<usize>,
     ) -> Option<&'static RawSpec> {
         let spec = self.keep_raw?;
         if self.depth != self.tree_depth
             || prefix.is_some()
-            || tag.get(local.clone()) != Some(spec.name)
-            || self.scopes.resolve(None) != Some(spec.ns)
+            || tag.get(local.clone()) != Some(spec.name.as_bytes())
+            || self.scopes.resolve(None) != Some(spec.ns.as_bytes())
         {
             return None;
         }
         let plain = w.attrs.iter().all(|a| match a.kind {
-            Kind::Default => w.values.get(a.value.clone()) == Some(spec.ns),
+            Kind::Default => w.values.get(a.value.clone()) == Some(spec.ns.as_bytes()),
             Kind::Plain | Kind::Xml => true,
             Kind::Decl | Kind::Prefixed => false,
         });
@@ -1119,15 +1124,15 @@ impl Parser {
     fn open_capture(
         &mut self,
         w: &mut Work,
-        tag: &str,
+        tag: &[u8],
         spec: &'static RawSpec,
     ) -> Result<(), XmlError> {
         let outer = self.scopes.mark();
         self.depth += 1;
         self.declare(w, tag)?;
-        let part = |r: &Range<usize>| tag.as_bytes().get(r.clone()).unwrap_or_default();
+        let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
         w.raw.clear();
-        w.raw.extend_from_slice(tag.as_bytes());
+        w.raw.extend_from_slice(tag);
         w.raw_attrs.clear();
         w.raw_values.clear();
         // Without a default declaration to leave out, the values are back to back in
@@ -1153,7 +1158,7 @@ impl Parser {
             } else {
                 let start = offset(w.raw_values.len());
                 w.raw_values
-                    .push_str(w.values.get(a.value.clone()).unwrap_or_default());
+                    .extend_from_slice(w.values.get(a.value.clone()).unwrap_or_default());
                 start..offset(w.raw_values.len())
             };
             let first = a.prefix.as_ref().map_or(a.local.start, |p| p.start);
@@ -1183,7 +1188,7 @@ impl Parser {
     fn open_in_capture(
         &mut self,
         w: &mut Work,
-        tag: &str,
+        tag: &[u8],
         prefix: Option<&Range<usize>>,
     ) -> Result<(), XmlError> {
         let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
@@ -1193,8 +1198,8 @@ impl Parser {
         let mut contained = true;
         // Where `p` is bound; a prefix bound outside the raw element makes its bytes
         // mean something else elsewhere.
-        let mut resolve = |p: &str| -> Result<(), XmlError> {
-            if p == "xml" {
+        let mut resolve = |p: &[u8]| -> Result<(), XmlError> {
+            if p == b"xml" {
                 return Ok(());
             }
             match self.scopes.position(p) {
@@ -1206,7 +1211,7 @@ impl Parser {
             }
         };
         match prefix.map(part) {
-            Some("xmlns") => {
+            Some(b"xmlns") => {
                 return Err(XmlError::InvalidNamespace(
                     "element with the xmlns prefix".to_owned(),
                 ));
@@ -1215,13 +1220,13 @@ impl Parser {
             None => {}
         }
         // Attribute (namespace, name) pairs must be unique once resolved.
-        let key = |a: &RawAttr| -> Option<(&str, &str)> {
+        let key = |a: &RawAttr| -> Option<(&[u8], &[u8])> {
             let al = part(&a.local);
             match a.prefix.as_ref().map(part) {
-                None if al == "xmlns" => None,
-                Some("xmlns") => None,
-                None => Some(("", al)),
-                Some(p) => Some((self.scopes.resolve(Some(p)).unwrap_or(""), al)),
+                None if al == b"xmlns" => None,
+                Some(b"xmlns") => None,
+                None => Some((b"", al)),
+                Some(p) => Some((self.scopes.resolve(Some(p)).unwrap_or_default(), al)),
             }
         };
         // `xml` resolves to itself, `xmlns` is not resolved: only other prefixes need a look.
@@ -1242,12 +1247,12 @@ impl Parser {
                 if a.kind.declares() {
                     continue;
                 }
-                let al = part(&a.local).as_bytes();
+                let al = part(&a.local);
                 let dup = w
                     .attrs
                     .iter()
                     .take(n)
-                    .any(|b| b.kind == a.kind && same_bytes(part(&b.local).as_bytes(), al));
+                    .any(|b| b.kind == a.kind && same_bytes(part(&b.local), al));
                 if dup {
                     return Err(nwf("duplicate attribute"));
                 }
@@ -1297,7 +1302,7 @@ impl Parser {
         let len = offset(w.raw.len());
         let mut bytes = Vec::with_capacity(w.raw.len() + w.raw_values.len());
         bytes.extend_from_slice(&w.raw);
-        bytes.extend_from_slice(w.raw_values.as_bytes());
+        bytes.extend_from_slice(&w.raw_values);
         w.raw.clear();
         let mut attrs = w.raw_attrs.clone();
         for a in &mut attrs {
@@ -1325,7 +1330,7 @@ impl Parser {
             Some(Ok((_, local, i))) if skip_ws(tag, i) == tag.len() - 1 => local.end,
             _ => {
                 let s = core::str::from_utf8(tag).map_err(|_| nwf("invalid UTF-8"))?;
-                let (_, local, i) = qname(s, 2, max)?;
+                let (_, local, i) = qname(s.as_bytes(), 2, max)?;
                 if skip_ws(tag, i) != tag.len() - 1 {
                     return Err(nwf("malformed end tag"));
                 }
@@ -1395,17 +1400,18 @@ impl Parser {
 /// Namespace constraints on one declaration (Namespaces in XML 1.0, 3):
 /// `xml` keeps its namespace, which no other prefix (nor the default) gets,
 /// and a prefix cannot be undeclared.
-fn check_decl(prefix: Option<&str>, local: &str, value: &str) -> Result<(), XmlError> {
+fn check_decl(prefix: Option<&[u8]>, local: &[u8], value: &[u8]) -> Result<(), XmlError> {
     let bad = |m: &str| Err(XmlError::InvalidNamespace(m.to_owned()));
+    let xml_ns = XML_NS.as_bytes();
     match prefix {
-        Some("xmlns") if local == "xml" && value != XML_NS => {
+        Some(b"xmlns") if local == b"xml" && value != xml_ns => {
             bad("the xml prefix cannot be rebound")
         }
-        Some("xmlns") if local != "xml" && value == XML_NS => {
+        Some(b"xmlns") if local != b"xml" && value == xml_ns => {
             bad("the xml namespace bound to another prefix")
         }
-        Some("xmlns") if value.is_empty() => bad("a prefix cannot be undeclared"),
-        None if local == "xmlns" && value == XML_NS => {
+        Some(b"xmlns") if value.is_empty() => bad("a prefix cannot be undeclared"),
+        None if local == b"xmlns" && value == xml_ns => {
             bad("the xml namespace cannot be the default")
         }
         _ => Ok(()),
@@ -1421,8 +1427,15 @@ fn order() -> XmlError {
     XmlError::NotWellFormed("unexpected parser state".to_owned())
 }
 
-fn undeclared(prefix: Option<&str>) -> XmlError {
-    XmlError::InvalidNamespace(format!("undeclared prefix {}", prefix.unwrap_or("")))
+fn undeclared(prefix: Option<&[u8]>) -> XmlError {
+    let p = String::from_utf8_lossy(prefix.unwrap_or_default());
+    XmlError::InvalidNamespace(format!("undeclared prefix {p}"))
+}
+
+/// Names and values cut from a start tag at ASCII bytes, out of its UTF-8 checked part:
+/// always UTF-8; the error guards a broken invariant.
+fn text(b: &[u8]) -> Result<&str, XmlError> {
+    core::str::from_utf8(b).map_err(|_| order())
 }
 
 fn find(needle: u8, hay: &[u8], from: usize) -> Option<usize> {
@@ -1529,14 +1542,15 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 #[allow(clippy::type_complexity)]
 #[inline(always)]
 fn qname(
-    s: &str,
+    b: &[u8],
     start: usize,
     max: usize,
 ) -> Result<(Option<Range<usize>>, Range<usize>, usize), XmlError> {
-    // Inlined for the ASCII names, with the rest out of line.
-    match ascii_qname(s.as_bytes(), start, max) {
+    // Inlined for the ASCII names, with the rest out of line. `b` is UTF-8 (checked by
+    // the caller), looked at as text only on that path.
+    match ascii_qname(b, start, max) {
         Some(found) => found,
-        None => unicode_qname(s, start, max),
+        None => unicode_qname(text(b)?, start, max),
     }
 }
 
@@ -1877,8 +1891,8 @@ fn scan_text(b: &[u8], complete: bool, out: &mut impl TextOut) -> Result<usize, 
 /// Decode an attribute value into `out`, normalizing whitespace to spaces as XML 1.0
 /// §3.3.3 requires: `v` up to its first `quote` (then where that is), else all of it. One
 /// pass finds the end of the value and decodes it.
-fn decode_attr(v: &str, quote: u8, out: &mut String) -> Result<Option<usize>, XmlError> {
-    let b = v.as_bytes();
+/// `v` is UTF-8 (checked with its tag); so is what is added to `out`.
+fn decode_attr(b: &[u8], quote: u8, out: &mut Vec<u8>) -> Result<Option<usize>, XmlError> {
     let mut i = 0;
     let mut start = 0;
     while i < b.len() {
@@ -1890,25 +1904,25 @@ fn decode_attr(v: &str, quote: u8, out: &mut String) -> Result<Option<usize>, Xm
             i += 1;
         }
         let Some(&c) = b.get(i) else { break };
-        out.push_str(v.get(start..i).unwrap_or_default());
+        out.extend_from_slice(b.get(start..i).unwrap_or_default());
         match c {
             _ if c == quote => return Ok(Some(i)),
             // The reference sees the value only: it ends at the quote, if that comes
             // before the reference could have ended.
             b'&' => match reference(value_near(b, i, quote), i)? {
                 Some((ch, next)) => {
-                    out.push(ch);
+                    out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
                     i = next;
                 }
                 None => return Err(nwf("unterminated reference")),
             },
             b'<' => return Err(nwf("'<' in an attribute value")),
             b'\r' if b.get(i + 1) == Some(&b'\n') => {
-                out.push(' ');
+                out.push(b' ');
                 i += 2;
             }
             b'\t' | b'\n' | b'\r' => {
-                out.push(' ');
+                out.push(b' ');
                 i += 1;
             }
             0xEF => {
@@ -1923,7 +1937,7 @@ fn decode_attr(v: &str, quote: u8, out: &mut String) -> Result<Option<usize>, Xm
         }
         start = i;
     }
-    out.push_str(v.get(start..).unwrap_or_default());
+    out.extend_from_slice(b.get(start..).unwrap_or_default());
     Ok(None)
 }
 
@@ -2075,17 +2089,17 @@ fn parse_decl(body: &[u8]) -> Result<(), XmlError> {
             _ => return Err(nwf("malformed XML declaration")),
         };
         let vend = find(quote, b, k + 1).ok_or_else(|| nwf("malformed XML declaration"))?;
-        let mut decoded = String::new();
-        decode_attr(s.get(k + 1..vend).unwrap_or_default(), quote, &mut decoded)?;
-        let value = decoded.as_str();
+        let mut decoded = Vec::new();
+        decode_attr(b.get(k + 1..vend).unwrap_or_default(), quote, &mut decoded)?;
+        let value = decoded.as_slice();
         match pos {
-            0 if value != "1.0" => {
+            0 if value != b"1.0" => {
                 return Err(XmlError::RestrictedXml("only XML version 1.0 is allowed"));
             }
-            1 if !value.eq_ignore_ascii_case("utf-8") => {
+            1 if !value.eq_ignore_ascii_case(b"utf-8") => {
                 return Err(XmlError::RestrictedXml("only utf-8 encoding is allowed"));
             }
-            2 if !value.eq_ignore_ascii_case("yes") => {
+            2 if !value.eq_ignore_ascii_case(b"yes") => {
                 return Err(XmlError::RestrictedXml(
                     "only standalone documents are allowed",
                 ));
@@ -2110,22 +2124,29 @@ mod tests {
     #[test]
     fn scopes_shadow_and_unwind() {
         let mut s = Scopes::default();
-        assert_eq!(s.resolve(None), Some(""));
-        assert_eq!(s.resolve(Some("xml")), Some(XML_NS));
-        assert_eq!(s.resolve(Some("p")), None);
+        let ns = |s: &Scopes, p: Option<&str>| {
+            s.resolve(p.map(str::as_bytes))
+                .map(|u| core::str::from_utf8(u).unwrap_or("(not UTF-8)").to_owned())
+        };
+        fn p(s: &str) -> Option<&[u8]> {
+            Some(s.as_bytes())
+        }
+        assert_eq!(ns(&s, None).as_deref(), Some(""));
+        assert_eq!(ns(&s, Some("xml")).as_deref(), Some(XML_NS));
+        assert_eq!(ns(&s, Some("p")), None);
         let outer = s.mark();
-        s.push(None, "outer");
-        s.push(Some("p"), "urn:p1");
+        s.push(None, b"outer");
+        s.push(p("p"), b"urn:p1");
         let inner = s.mark();
-        s.push(Some("p"), "urn:p2");
-        s.push(None, "");
-        assert_eq!(s.resolve(Some("p")), Some("urn:p2"));
-        assert_eq!(s.resolve(None), Some(""));
+        s.push(p("p"), b"urn:p2");
+        s.push(None, b"");
+        assert_eq!(ns(&s, Some("p")).as_deref(), Some("urn:p2"));
+        assert_eq!(ns(&s, None).as_deref(), Some(""));
         s.truncate(inner);
-        assert_eq!(s.resolve(Some("p")), Some("urn:p1"));
-        assert_eq!(s.resolve(None), Some("outer"));
+        assert_eq!(ns(&s, Some("p")).as_deref(), Some("urn:p1"));
+        assert_eq!(ns(&s, None).as_deref(), Some("outer"));
         s.truncate(outer);
-        assert_eq!(s.resolve(Some("p")), None);
+        assert_eq!(ns(&s, Some("p")), None);
         assert!(s.buf.is_empty());
         s.truncate(outer); // a repeated truncation is harmless
     }
@@ -2241,17 +2262,17 @@ mod tests {
 
     #[test]
     fn attribute_values_are_normalized() {
-        let mut out = String::new();
-        let r = decode_attr("a\tb\nc\r\nd\re&#x9;f&amp;", b'"', &mut out);
+        let mut out = Vec::new();
+        let r = decode_attr(b"a\tb\nc\r\nd\re&#x9;f&amp;&#xe9;", b'"', &mut out);
         assert_eq!(r, Ok(None));
-        assert_eq!(out, "a b c d e\tf&");
-        assert!(decode_attr("a<b", b'"', &mut out).is_err());
+        assert_eq!(out, "a b c d e\tf&\u{e9}".as_bytes());
+        assert!(decode_attr(b"a<b", b'"', &mut out).is_err());
         // Up to the quote, which also ends a reference.
-        let mut out = String::new();
-        assert_eq!(decode_attr("a&amp;b'c<", b'\'', &mut out), Ok(Some(7)));
-        assert_eq!(out, "a&b");
-        let mut out = String::new();
-        let long = "x&#x0000000041;'";
+        let mut out = Vec::new();
+        assert_eq!(decode_attr(b"a&amp;b'c<", b'\'', &mut out), Ok(Some(7)));
+        assert_eq!(out, b"a&b");
+        let mut out = Vec::new();
+        let long = b"x&#x0000000041;'";
         assert_eq!(
             decode_attr(long, b'\'', &mut out),
             Err(nwf("reference too long"))
@@ -2266,11 +2287,19 @@ mod tests {
             ("&#x12345678'", "unterminated reference"),
             ("&#x123456789'", "reference too long"),
         ] {
-            let mut out = String::new();
-            assert_eq!(decode_attr(v, b'\'', &mut out), Err(nwf(e)), "{v}");
+            let mut out = Vec::new();
+            assert_eq!(
+                decode_attr(v.as_bytes(), b'\'', &mut out),
+                Err(nwf(e)),
+                "{v}"
+            );
             // As when the value was cut out first.
             let cut = v.get(..v.find('\'').unwrap_or(0)).unwrap_or_default();
-            assert_eq!(decode_attr(cut, b'\'', &mut out), Err(nwf(e)), "{v}");
+            assert_eq!(
+                decode_attr(cut.as_bytes(), b'\'', &mut out),
+                Err(nwf(e)),
+                "{v}"
+            );
         }
     }
 
