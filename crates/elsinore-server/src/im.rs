@@ -805,7 +805,7 @@ impl Server {
         &self,
         id: ConnId,
         raw: &RawElement,
-    ) -> Option<(String, Option<ConnId>, Vec<ConnId>)> {
+    ) -> Option<(Jid, Option<ConnId>, Vec<ConnId>)> {
         let from = self.conns.get(&id)?.jid()?;
         let to_text = raw.attr("to")?;
         if raw.lang().is_some_and(|l| !is_language_tag(l)) {
@@ -814,8 +814,9 @@ impl Server {
         // Clients write the JIDs they were given, already prepared: text equal to an
         // online account's canonical JID names it (preparing is idempotent), so it needs
         // no preparing. Anything else is prepared first.
-        let (bare_text, res_text) = match to_text.split_once('/') {
-            Some((b, r)) => (b, Some(r)),
+        // A byte search: `split_once` with a char pattern costs more on text this short.
+        let (bare_text, res_text) = match to_text.bytes().position(|b| b == b'/') {
+            Some(i) => (to_text.get(..i).unwrap_or_default(), to_text.get(i + 1..)),
             None => (to_text, None),
         };
         // (account, its session) for a full JID, (account, None) for a bare one.
@@ -856,7 +857,8 @@ impl Server {
                 return None;
             }
         }
-        Some((from.to_text(), one, many))
+        // Shared parts: no text of the sender built per message (see `send_raw`).
+        Some((from.clone(), one, many))
     }
 
     pub(crate) fn route_message(&mut self, id: ConnId, el: Element, to: Option<Jid>, now: Instant) {

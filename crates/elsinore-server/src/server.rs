@@ -381,6 +381,8 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Parser buffers lent to the connection whose input is being read.
     scratch: Scratch,
+    /// An empty event queue lent the same way (`Connection::lend_events`).
+    spare_events: VecDeque<Event>,
     /// Capability sets of sessions and the disco#info queries for them (`caps.rs`).
     pub(crate) caps: crate::caps::CapsState,
     /// Accounts just deleted, whose values no later write may bring back (`removal.rs`).
@@ -396,6 +398,7 @@ impl Server {
             delayed_auth: Vec::new(),
             timers: BinaryHeap::new(),
             scratch: Scratch::new(),
+            spare_events: VecDeque::new(),
             caps: crate::caps::CapsState::default(),
             removed: crate::removal::Tombstones::default(),
             stream_config: Arc::new(config.stream_config()),
@@ -574,6 +577,7 @@ impl Server {
     /// Bytes read from connection `conn`.
     pub fn handle_input(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         if let Some(c) = self.conns.get_mut(&conn) {
+            c.stream.lend_events(&mut self.spare_events);
             c.stream.handle_input_with(bytes, now, &mut self.scratch);
             self.after(conn, now);
         } else {
@@ -868,26 +872,28 @@ impl Server {
     pub(crate) fn after(&mut self, id: ConnId, now: Instant) {
         self.collect(id, now);
         // Every change to a connection's state ends here: keep its deadline scheduled.
-        self.schedule(id);
+        let deadline = self.schedule(id);
         // Only `id`'s deadline moved: the earliest entry needs checking only when it is
-        // `id`'s (or a closed connection's). Most stanzas skip this.
-        if self
-            .timers
-            .peek()
-            .is_some_and(|Reverse((_, top))| *top == id || !self.conns.contains_key(top))
-        {
+        // `id`'s (or a closed connection's). Most stanzas skip this, and so does an entry
+        // of `id`'s that already is its exact deadline (then it is `id`'s timer, which
+        // `settle_timers` would find unchanged).
+        if self.timers.peek().is_some_and(|Reverse((at, top))| {
+            if *top == id {
+                deadline != Some(*at)
+            } else {
+                !self.conns.contains_key(top)
+            }
+        }) {
             self.settle_timers();
         }
     }
 
-    /// Makes sure the heap has an entry for `id`'s deadline no later than the deadline.
-    fn schedule(&mut self, id: ConnId) {
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        let Some(at) = c.stream.poll_timeout() else {
-            return; // a live entry, if any, is re-checked when it comes up
-        };
+    /// Makes sure the heap has an entry for `id`'s deadline no later than the deadline;
+    /// returns the deadline.
+    fn schedule(&mut self, id: ConnId) -> Option<Instant> {
+        let c = self.conns.get_mut(&id)?;
+        // Without one, a live entry, if any, is re-checked when it comes up.
+        let at = c.stream.poll_timeout()?;
         if c.timer.is_none_or(|t| at < t) {
             c.timer = Some(at);
             self.timers.push(Reverse((at, id)));
@@ -901,6 +907,7 @@ impl Server {
                     .collect();
             }
         }
+        Some(at)
     }
 
     /// Pops dead entries and re-queues moved deadlines until the top entry is a live,
@@ -950,7 +957,7 @@ impl Server {
             if !bytes.is_empty() {
                 self.transmit.push_back((id, bytes));
             }
-            let Some(ev) = c.stream.poll_event() else {
+            let Some(ev) = c.stream.poll_event_with(&mut self.spare_events) else {
                 return;
             };
             match ev {

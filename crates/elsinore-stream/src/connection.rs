@@ -285,6 +285,9 @@ pub enum Event {
     },
 }
 
+/// The largest event queue [`Connection::poll_event_with`] hands back for reuse.
+const SPARE_EVENTS: usize = 32;
+
 /// Why a command could not be carried out (the local caller's fault).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
@@ -1008,9 +1011,14 @@ impl Connection {
 
     /// Send a message kept as received ([`Event::RawStanza`]) with `from` set, as
     /// [`Connection::send`] sends its tree.
-    pub fn send_raw(&mut self, stanza: &RawElement, from: &str) -> Result<(), SendError> {
+    pub fn send_raw(&mut self, stanza: &RawElement, from: &Jid) -> Result<(), SendError> {
         self.may_send()?;
-        stanza.write_to(&mut self.out, NS_CLIENT, ("from", from));
+        // The JID's parts as they are: no text of it built for every routed message.
+        let bare = from.bare().as_str();
+        match from.resource() {
+            Some(res) => stanza.write_to_parts(&mut self.out, NS_CLIENT, "from", &[bare, "/", res]),
+            None => stanza.write_to_parts(&mut self.out, NS_CLIENT, "from", &[bare]),
+        }
         Ok(())
     }
 
@@ -1097,6 +1105,32 @@ impl Connection {
         if ev.is_none() && self.events.capacity() > 0 {
             // Drained: an idle connection keeps no event queue.
             self.events = VecDeque::new();
+        }
+        ev
+    }
+
+    /// Before [`Connection::handle_input_with`]: an owner of many connections keeps one
+    /// empty event queue, `spare`, and lends it to the connection it drives, so a stanza's
+    /// event needs no queue allocated and freed again (see [`Connection::poll_event`]).
+    /// Get it back with [`Connection::poll_event_with`].
+    pub fn lend_events(&mut self, spare: &mut VecDeque<Event>) {
+        if self.events.capacity() == 0 {
+            core::mem::swap(&mut self.events, spare);
+        }
+    }
+
+    /// [`Connection::poll_event`] that, once the queue is drained, gives it back to
+    /// `spare` (when that holds none; see [`Connection::lend_events`]) rather than
+    /// freeing it.
+    pub fn poll_event_with(&mut self, spare: &mut VecDeque<Event>) -> Option<Event> {
+        let ev = self.events.pop_front();
+        if ev.is_none() && self.events.capacity() > 0 {
+            // A queue a burst grew large is freed as before, not kept.
+            if spare.capacity() == 0 && self.events.capacity() <= SPARE_EVENTS {
+                core::mem::swap(&mut self.events, spare);
+            } else {
+                self.events = VecDeque::new();
+            }
         }
         ev
     }

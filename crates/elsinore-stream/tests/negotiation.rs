@@ -276,6 +276,29 @@ fn auth_before_tls_is_refused_when_tls_is_required() {
 }
 
 #[test]
+fn a_lent_event_queue_comes_back_once_drained() {
+    let mut spare = std::collections::VecDeque::with_capacity(4);
+    let mut s = server_alone();
+    s.lend_events(&mut spare);
+    assert_eq!(spare.capacity(), 0, "the connection holds the spare queue");
+    s.handle_input(HEADER.as_bytes(), T0);
+    s.handle_input(b"</stream:stream>", T0);
+    assert!(matches!(
+        s.poll_event_with(&mut spare),
+        Some(Event::Closed { error: None })
+    ));
+    assert!(s.poll_event_with(&mut spare).is_none());
+    assert!(spare.is_empty() && spare.capacity() >= 4, "given back");
+    // With a spare already held the drained queue is freed, as `poll_event` does.
+    let mut other = server_alone();
+    other.handle_input(b"<bad/>", T0);
+    let before = spare.capacity();
+    assert!(other.poll_event_with(&mut spare).is_some(), "closed");
+    assert!(other.poll_event_with(&mut spare).is_none());
+    assert_eq!(spare.capacity(), before);
+}
+
+#[test]
 fn plaintext_after_proceed_is_an_attack() {
     let mut s = server_alone();
     s.handle_input(HEADER.as_bytes(), T0);

@@ -15,7 +15,7 @@ use crate::error::XmlError;
 use crate::parser::Parser;
 use crate::stream::{XmlEvent, XmlLimits};
 use crate::tree::Element;
-use crate::writer::escape_attr;
+use crate::writer::{attr_needs_escape, escape_attr};
 
 /// One attribute of a raw element's start tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +99,16 @@ impl RawElement {
     /// unqualified attribute `set.0` set to `set.1` (replacing the received one, as a
     /// server stamps `from`). The start tag is rewritten; the content is copied as received.
     pub fn write_to(&self, out: &mut Vec<u8>, default_ns: &str, set: (&str, &str)) {
+        self.write_to_parts(out, default_ns, set.0, &[set.1]);
+    }
+
+    /// [`RawElement::write_to`] with the value of `name` given in pieces, written one
+    /// after the other: a router stamping a JID passes its parts and builds no string for
+    /// every stanza. The bytes are those of `write_to` with the pieces concatenated.
+    pub fn write_to_parts(&self, out: &mut Vec<u8>, default_ns: &str, name: &str, value: &[&str]) {
         let bytes = &self.bytes;
-        out.reserve(self.len as usize + set.1.len() + 16);
+        let value_len: usize = value.iter().map(|p| p.len()).sum();
+        out.reserve(self.len as usize + value_len + 16);
         out.push(b'<');
         out.extend_from_slice(self.name.as_bytes());
         if self.ns != default_ns {
@@ -110,15 +118,28 @@ impl RawElement {
         }
         let write_set = |out: &mut Vec<u8>| {
             out.push(b' ');
-            out.extend_from_slice(set.0.as_bytes());
+            out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"='");
-            escape_attr(out, set.1);
+            // Values to stamp (JIDs) rarely need escaping: copied as they are and checked
+            // once, rather than escaped piece by piece.
+            let start = out.len();
+            for piece in value {
+                out.extend_from_slice(piece.as_bytes());
+            }
+            if attr_needs_escape(out.get(start..).unwrap_or_default()) {
+                out.truncate(start);
+                // Escaping works character by character and every piece is whole
+                // characters: the pieces escaped one by one give the escaped concatenation.
+                for piece in value {
+                    escape_attr(out, piece);
+                }
+            }
             out.push(b'\'');
         };
         // Where the received attribute was, as `Element::set_attr` replaces in place.
         let mut replaced = false;
         for a in &self.attrs {
-            if !a.xml && slice(bytes, &a.name) == set.0.as_bytes() {
+            if !a.xml && slice(bytes, &a.name) == name.as_bytes() {
                 write_set(out);
                 replaced = true;
                 continue;

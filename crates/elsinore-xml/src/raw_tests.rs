@@ -53,6 +53,10 @@ fn as_trees(events: Vec<XmlEvent>) -> Result<Vec<XmlEvent>, TestCaseError> {
                 prop_assert_eq!(r.lang(), tree.lang());
                 let mut written = Vec::new();
                 r.write_to(&mut written, "jabber:client", ("from", "a&b@x/'r'"));
+                // In pieces, the same bytes.
+                let mut pieces = Vec::new();
+                r.write_to_parts(&mut pieces, "jabber:client", "from", &["a&b@x", "/", "'r'"]);
+                prop_assert_eq!(&pieces, &written);
                 let mut wrapped = Vec::from(&b"<w xmlns='jabber:client'>"[..]);
                 wrapped.extend_from_slice(&written);
                 wrapped.extend_from_slice(b"</w>");

@@ -149,6 +149,11 @@ pub(crate) fn escape_attr(out: &mut Vec<u8>, s: &str) {
     escape(out, s, true);
 }
 
+/// Whether [`escape_attr`] would change `bytes` (a byte of them needs a look).
+pub(crate) fn attr_needs_escape(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| ATTR_ESC[usize::from(b)])
+}
+
 /// Bytes that may need replacing in text (`true`): `& < >`, C0 controls
 /// other than tab and LF, and 0xEF (which starts U+FFFE / U+FFFF).
 static TEXT_ESC: [bool; 256] = esc_table(false);
