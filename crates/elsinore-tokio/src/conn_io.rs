@@ -70,7 +70,7 @@ struct Mailbox {
 }
 
 struct MailState {
-    queue: VecDeque<ConnMsg>,
+    queue: Queue,
     /// One side is gone: the task gets what is queued, then `None`; sends fail.
     closed: bool,
     /// The task waiting for a message. Kept here, in the shared allocation, rather than
@@ -97,6 +97,50 @@ impl Mailbox {
     }
 }
 
+/// A mailbox's messages. Most often one waits at a time: it is held in place, and a
+/// queue is allocated only while more than one wait (then kept until the task waits
+/// again), rather than one allocated and freed for every message.
+#[derive(Default)]
+enum Queue {
+    #[default]
+    Empty,
+    One(ConnMsg),
+    Many(VecDeque<ConnMsg>),
+}
+
+impl Queue {
+    fn push(&mut self, msg: ConnMsg) {
+        *self = match std::mem::take(self) {
+            Queue::Empty => Queue::One(msg),
+            Queue::One(first) => Queue::Many(VecDeque::from([first, msg])),
+            Queue::Many(mut q) => {
+                q.push_back(msg);
+                Queue::Many(q)
+            }
+        };
+    }
+
+    fn pop(&mut self) -> Option<ConnMsg> {
+        match self {
+            Queue::Empty => None,
+            Queue::Many(q) => q.pop_front(),
+            Queue::One(_) => match std::mem::take(self) {
+                Queue::One(msg) => Some(msg),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether the next message is `Bytes`.
+    fn bytes_next(&self) -> bool {
+        match self {
+            Queue::Empty => false,
+            Queue::One(msg) => matches!(msg, ConnMsg::Bytes(_)),
+            Queue::Many(q) => matches!(q.front(), Some(ConnMsg::Bytes(_))),
+        }
+    }
+}
+
 /// The core's end of a connection's mailbox. Dropping it ends the task once it has taken
 /// what was queued.
 pub(crate) struct ConnHandle(Arc<Mailbox>);
@@ -108,7 +152,7 @@ pub(crate) struct Inbox(Arc<Mailbox>);
 pub(crate) fn mailbox() -> (ConnHandle, Inbox) {
     let m = Arc::new(Mailbox {
         state: Mutex::new(MailState {
-            queue: VecDeque::new(),
+            queue: Queue::Empty,
             closed: false,
             waker: None,
         }),
@@ -125,7 +169,7 @@ impl ConnHandle {
             if st.closed {
                 return false;
             }
-            st.queue.push_back(msg);
+            st.queue.push(msg);
             st.waker.take()
         };
         if let Some(w) = waker {
@@ -149,9 +193,23 @@ impl Drop for ConnHandle {
 impl Inbox {
     /// The next message; `None` once the core dropped its handle and the queue is empty.
     pub(crate) async fn recv(&self) -> Option<ConnMsg> {
+        self.recv_coalesced(0).await
+    }
+
+    /// [`Inbox::recv`], with the bytes of the `Bytes` messages queued right behind a
+    /// `Bytes` message appended to it while it is shorter than `max`: taken under the one
+    /// lock, for one write. Another message met stays first in the queue.
+    pub(crate) async fn recv_coalesced(&self, max: usize) -> Option<ConnMsg> {
         std::future::poll_fn(|cx| {
             let mut st = self.0.lock();
-            if let Some(msg) = st.queue.pop_front() {
+            if let Some(mut msg) = st.queue.pop() {
+                if let ConnMsg::Bytes(out) = &mut msg {
+                    while out.len() < max && st.queue.bytes_next() {
+                        if let Some(ConnMsg::Bytes(more)) = st.queue.pop() {
+                            out.extend_from_slice(&more);
+                        }
+                    }
+                }
                 return Poll::Ready(Some(msg));
             }
             if st.closed {
@@ -159,7 +217,7 @@ impl Inbox {
             }
             // About to wait: an idle connection keeps no queue capacity. The waker is
             // stored under the same lock a sender takes, so no message is missed.
-            st.queue = VecDeque::new();
+            st.queue = Queue::Empty;
             if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 st.waker = Some(cx.waker().clone());
             }
@@ -170,7 +228,7 @@ impl Inbox {
 
     /// The next message if one is queued.
     pub(crate) fn try_recv(&self) -> Option<ConnMsg> {
-        self.0.lock().queue.pop_front()
+        self.0.lock().queue.pop()
     }
 
     /// `n` queued bytes were written (or dropped).
@@ -183,7 +241,7 @@ impl Drop for Inbox {
     fn drop(&mut self) {
         let mut st = self.0.lock();
         st.closed = true;
-        st.queue = VecDeque::new();
+        st.queue = Queue::Empty;
     }
 }
 
@@ -200,6 +258,23 @@ mod tests {
         assert!(matches!(rx.recv().await, Some(ConnMsg::Bytes(b)) if b == b"a"));
         assert!(matches!(rx.recv().await, Some(ConnMsg::Close)));
         assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn mailbox_coalesces_the_bytes_queued_together_up_to_the_bound() {
+        let (tx, rx) = mailbox();
+        for part in [&b"ab"[..], b"c", b"de", b"f"] {
+            assert!(tx.send(ConnMsg::Bytes(part.to_vec())));
+        }
+        assert!(tx.send(ConnMsg::Close));
+        assert!(tx.send(ConnMsg::Bytes(b"g".to_vec())));
+        // Appended while shorter than 3 bytes; `Close` ends a run and comes next.
+        assert!(matches!(rx.recv_coalesced(3).await, Some(ConnMsg::Bytes(b)) if b == b"abc"));
+        assert!(matches!(rx.recv_coalesced(3).await, Some(ConnMsg::Bytes(b)) if b == b"def"));
+        assert!(matches!(rx.recv_coalesced(3).await, Some(ConnMsg::Close)));
+        assert!(matches!(rx.recv_coalesced(3).await, Some(ConnMsg::Bytes(b)) if b == b"g"));
+        drop(tx);
+        assert!(rx.recv_coalesced(3).await.is_none());
     }
 
     #[tokio::test]

@@ -55,7 +55,8 @@ pub(crate) type BoxStream = Box<dyn AsyncStream>;
 /// The core plus where its outputs go.
 pub(crate) struct Core {
     pub(crate) server: Server,
-    pub(crate) conns: HashMap<ConnId, ConnHandle>,
+    /// Keyed by the core's own sequential ids: a fast hash, nothing a peer could steer.
+    pub(crate) conns: HashMap<ConnId, ConnHandle, foldhash::fast::RandomState>,
     /// The storage worker's inbox.
     storage: Arc<EffectQueue>,
     /// Effects taken from the core in one drain, handed over together.
@@ -278,7 +279,7 @@ impl Serve {
             acceptor: acceptor.clone(),
             core: Mutex::new(Core {
                 server,
-                conns: HashMap::new(),
+                conns: HashMap::default(),
                 storage: Arc::clone(&queue),
                 effect_buf: Vec::new(),
                 max_backlog: self.max_backlog,
@@ -499,7 +500,7 @@ fn connection_task(
                 None => match resume_at {
                     Some(at) => tokio::select! {
                         biased;
-                        msg = rx.recv() => msg.unwrap_or(ConnMsg::Close),
+                        msg = rx.recv_coalesced(MAX_COALESCE) => msg.unwrap_or(ConnMsg::Close),
                         // Boxed: only connections over their rate wait here.
                         () = Box::pin(tokio::time::sleep_until(at)) => {
                             resume_at = None;
@@ -508,7 +509,7 @@ fn connection_task(
                     },
                     None => tokio::select! {
                         biased;
-                        msg = rx.recv() => msg.unwrap_or(ConnMsg::Close), // None: the runtime shuts down
+                        msg = rx.recv_coalesced(MAX_COALESCE) => msg.unwrap_or(ConnMsg::Close), // None: the runtime shuts down
                         read = read_with(&mut stream, |bytes| {
                             let now = shared.clock.now();
                             let paused = shared.with_core(|s| {
@@ -527,8 +528,9 @@ fn connection_task(
                 // The common case stays inline (and not through `write_bytes`, whose future
                 // would again hold the arguments twice); the others are boxed while they last,
                 // so their larger state does not size every waiting connection's task.
+                // Already coalesced with the bytes queued behind it as it was taken, under
+                // the same lock (`recv_coalesced`); `coalesce` never stashes bytes.
                 ConnMsg::Bytes(out) => {
-                    let out = coalesce(out, &rx, &mut stashed);
                     let result = write_all(&mut stream, &out).await;
                     wrote(conn, &rx, out.len(), result)
                 }
