@@ -131,6 +131,22 @@ impl Queue {
         }
     }
 
+    /// The bytes `recv_coalesced` appends when `room` more fit: those of the `Bytes`
+    /// messages at the front, up to the one that reaches `room`.
+    fn bytes_ahead(&self, room: usize) -> usize {
+        let Queue::Many(q) = self else {
+            return 0;
+        };
+        let mut n = 0;
+        for msg in q {
+            match msg {
+                ConnMsg::Bytes(b) if n < room => n += b.len(),
+                _ => break,
+            }
+        }
+        n
+    }
+
     /// Whether the next message is `Bytes`.
     fn bytes_next(&self) -> bool {
         match self {
@@ -204,6 +220,8 @@ impl Inbox {
             let mut st = self.0.lock();
             if let Some(mut msg) = st.queue.pop() {
                 if let ConnMsg::Bytes(out) = &mut msg {
+                    // Grown once for what follows, not doubled along the way.
+                    out.reserve(st.queue.bytes_ahead(max.saturating_sub(out.len())));
                     while out.len() < max && st.queue.bytes_next() {
                         if let Some(ConnMsg::Bytes(more)) = st.queue.pop() {
                             out.extend_from_slice(&more);
