@@ -110,14 +110,18 @@ enum Queue {
 
 impl Queue {
     fn push(&mut self, msg: ConnMsg) {
-        *self = match std::mem::take(self) {
-            Queue::Empty => Queue::One(msg),
-            Queue::One(first) => Queue::Many(VecDeque::from([first, msg])),
-            Queue::Many(mut q) => {
+        match self {
+            Queue::Empty => *self = Queue::One(msg),
+            Queue::Many(q) => q.push_back(msg),
+            Queue::One(_) => {
+                let mut q = VecDeque::with_capacity(4);
+                if let Queue::One(first) = std::mem::take(self) {
+                    q.push_back(first);
+                }
                 q.push_back(msg);
-                Queue::Many(q)
+                *self = Queue::Many(q);
             }
-        };
+        }
     }
 
     fn pop(&mut self) -> Option<ConnMsg> {
