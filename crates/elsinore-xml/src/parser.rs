@@ -4,7 +4,9 @@
 //!
 //! Input is cut into tokens: a tag (`<…>`, found by a quote-aware scan for
 //! its final `>`), a CDATA section, or a run of character data. Complete
-//! tokens are parsed straight from the caller's slice. A token cut off by the
+//! tokens are parsed straight from the caller's slice; a start tag is first
+//! read at once, its end found as it is read, and scanned for only if that
+//! fails (see `Parser::start_tag_at_once`). A token cut off by the
 //! end of the slice is copied into `pending` and the whole slice is reported
 //! consumed (`Ok(None)`); the next call appends to it. The scan for a tag's
 //! end resumes where it stopped ([`Scan`]), so a tag trickling in one byte at
@@ -634,11 +636,28 @@ impl Parser {
             }
             b'?' => self.question(data, scan),
             b'!' => self.bang(w, data, scan),
-            b if is_name_start_byte(b) => match find_tag_end(data, scan) {
-                Ok(end) => self.start_tag(w, data.get(..=end).unwrap_or_default()),
-                Err(s) => Ok(Tok::Incomplete(s)),
-            },
+            b if is_name_start_byte(b) => {
+                if scan.pos == 0
+                    && let Some(done) = self.start_tag_at_once(w, data)
+                {
+                    return done;
+                }
+                self.start_tag_scanned(w, data, scan)
+            }
             _ => Err(nwf("invalid character after '<'")),
+        }
+    }
+
+    /// A start tag once [`find_tag_end`] has found its end.
+    fn start_tag_scanned(
+        &mut self,
+        w: &mut Work,
+        data: &[u8],
+        scan: Scan,
+    ) -> Result<Tok, XmlError> {
+        match find_tag_end(data, scan) {
+            Ok(end) => self.start_tag(w, data.get(..=end).unwrap_or_default()),
+            Err(s) => Ok(Tok::Incomplete(s)),
         }
     }
 
@@ -831,11 +850,7 @@ impl Parser {
 
     /// A complete start tag or empty-element tag, `<` to `>`.
     fn start_tag(&mut self, w: &mut Work, tag: &[u8]) -> Result<Tok, XmlError> {
-        match self.doc {
-            Doc::After => return Err(nwf("content after the root element")),
-            Doc::Start | Doc::Prolog => self.doc = Doc::Root,
-            Doc::Root => {}
-        }
+        self.enter_element()?;
         // Invalid UTF-8 ends the tag early: errors in the attributes before
         // it are reported first, as a byte-wise parser would. The tag is read as
         // bytes, so an ASCII one (the usual) needs no further UTF-8 check.
@@ -847,36 +862,92 @@ impl Parser {
                 Err(e) => tag.get(..e.valid_up_to()).unwrap_or_default(),
             }
         };
-        let max_token = self.limits.max_token_length;
-        let (prefix, local, mut i) = qname(b, 1, max_token)?;
-        let name_range = 1..local.end;
+        let (prefix, local, i) = qname(b, 1, self.limits.max_token_length)?;
         if !ends_name_token(b.get(i)) {
             // After these bytes rxml reports the element (and we the
             // limits) before judging the syntax; after any other, syntax
             // first (pinned in differential.rs, `regressions`).
             return Err(nwf("invalid character after the element name"));
         }
-        // Limits are judged once the name is read (as the previous parser,
-        // on rxml's element-open event). The new element's depth is the
-        // number of open elements.
+        self.check_open(tag.len())?;
+        // `b` holds the final `>` unless it was cut short, and then it has no `>`
+        // outside a value (that is what found the tag's end): an error.
+        let (empty, _) = self.attributes::<false>(w, b, i)?;
+        self.open_tag(w, tag, b, prefix, local, empty)
+    }
+
+    /// A start tag read straight from `data`, its end found by reading it rather than by
+    /// a scan first, which reads every byte twice. `None` when the tag is unfinished,
+    /// not ASCII or UTF-8, or has any error: [`Parser::start_tag`] then takes it once its
+    /// end is found, and judges it (and orders its errors) as ever. When this succeeds
+    /// the other would have read the same tag the same way (a name, then attributes whose
+    /// quoted values hold any `>`, up to the first `>` outside them), with no error
+    /// before its limits.
+    fn start_tag_at_once(&mut self, w: &mut Work, data: &[u8]) -> Option<Result<Tok, XmlError>> {
+        if self.doc == Doc::After {
+            return None;
+        }
+        let (prefix, local, i) = ascii_qname(data, 1, self.limits.max_token_length)?.ok()?;
+        if !ends_name_token(data.get(i)) {
+            return None;
+        }
+        let (empty, end) = self.attributes::<true>(w, data, i).ok()?;
+        let tag = data.get(..=end)?;
+        if !tag.is_ascii() && core::str::from_utf8(tag).is_err() {
+            return None;
+        }
+        Some(
+            self.enter_element()
+                .and_then(|()| self.check_open(tag.len()))
+                .and_then(|()| self.open_tag(w, tag, tag, prefix, local, empty)),
+        )
+    }
+
+    /// A start tag begins: where the document allows one.
+    fn enter_element(&mut self) -> Result<(), XmlError> {
+        match self.doc {
+            Doc::After => return Err(nwf("content after the root element")),
+            Doc::Start | Doc::Prolog => self.doc = Doc::Root,
+            Doc::Root => {}
+        }
+        Ok(())
+    }
+
+    /// Limits on a new element of `tag_len` start tag bytes, judged once its name is
+    /// read (as the previous parser, on rxml's element-open event). The new element's
+    /// depth is the number of open elements.
+    fn check_open(&mut self, tag_len: usize) -> Result<(), XmlError> {
         if self.depth > self.limits.max_depth {
             return Err(XmlError::LimitExceeded(Limit::Depth));
         }
         if self.depth <= self.tree_depth {
             self.element_bytes = 0;
         }
-        self.count(tag.len())?;
+        self.count(tag_len)
+    }
+
+    /// The attributes of the start tag `b` from `i` (after its name) on, into
+    /// `w.attrs` and `w.values`: (whether the tag is empty-element, where its `>` is).
+    /// `AT_ONCE`: `b` runs on past the tag, maybe not UTF-8, so that only ASCII names are
+    /// read (any other is an error, which sends the tag to [`Parser::start_tag`]).
+    fn attributes<const AT_ONCE: bool>(
+        &self,
+        w: &mut Work,
+        b: &[u8],
+        mut i: usize,
+    ) -> Result<(bool, usize), XmlError> {
+        let max_token = self.limits.max_token_length;
         w.attrs.clear();
         w.values.clear();
         w.decl_attrs = 0;
         w.prefixed_attrs = 0;
-        let empty = loop {
+        loop {
             let j = skip_ws(b, i);
             match b.get(j) {
-                Some(b'>') => break false,
+                Some(b'>') => return Ok((false, j)),
                 Some(b'/') => {
                     if b.get(j + 1) == Some(&b'>') {
-                        break true;
+                        return Ok((true, j + 1));
                     }
                     return Err(nwf("'/' not followed by '>'"));
                 }
@@ -884,7 +955,11 @@ impl Parser {
                 Some(_) => {}
                 None => return Err(nwf("invalid UTF-8")),
             }
-            let (ap, al, k) = qname(b, j, max_token)?;
+            let (ap, al, k) = if AT_ONCE {
+                ascii_qname(b, j, max_token).ok_or_else(order)??
+            } else {
+                qname(b, j, max_token)?
+            };
             let kind = Kind::of(b, ap.as_ref(), &al);
             if kind == Kind::Decl
                 && b.get(al.clone()) == Some(b"xmlns")
@@ -940,7 +1015,20 @@ impl Parser {
                 kind,
             });
             i = vend + 1;
-        };
+        }
+    }
+
+    /// Open the element of the read start tag `tag` (`b`: its UTF-8 checked part).
+    fn open_tag(
+        &mut self,
+        w: &mut Work,
+        tag: &[u8],
+        b: &[u8],
+        prefix: Option<Range<usize>>,
+        local: Range<usize>,
+        empty: bool,
+    ) -> Result<Tok, XmlError> {
+        let name_range = 1..local.end;
         let decls = self.scopes.mark();
         let ev = if w.capture.is_some() {
             self.open_in_capture(w, b, prefix.as_ref())?;
@@ -2311,6 +2399,75 @@ mod tests {
             .unwrap_or_default();
         assert_eq!((s.pos, s.quote), (8, b'\''));
         assert_eq!(find_tag_end(b"<a b='x>'>", s), Ok(9));
+    }
+
+    /// Events and the error of `input` fed in `chunks` pieces (never at its end).
+    fn run(input: &[u8], chunk: usize, limits: XmlLimits, raw: bool) -> Vec<String> {
+        static SPEC: RawSpec = RawSpec {
+            name: "m",
+            ns: "jabber:client",
+        };
+        let mut p = Parser::new(limits, 1);
+        p.keep_raw(raw.then_some(&SPEC));
+        let mut out = Vec::new();
+        for mut buf in input.chunks(chunk) {
+            loop {
+                match p.next(&mut buf, false) {
+                    Ok(Some(ev)) => out.push(format!("{ev:?}")),
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.push(format!("{e:?}"));
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn start_tags_read_at_once_as_when_scanned_first() {
+        // Whole, a start tag is read at once; a byte at a time, its end is found first.
+        let tight = XmlLimits {
+            max_element_bytes: 50,
+            max_depth: 3,
+            max_attributes: 2,
+            max_token_length: 16,
+        };
+        let cases: &[&[u8]] = &[
+            b"<s xmlns='jabber:client'><m a='1' b=\"x>y\" c='&amp;&#x41;'>t</m>",
+            b"<s xmlns='jabber:client'><m a='1'/><m xmlns:p='urn:p' p:a='1'><n/></m>",
+            b"<s xmlns='jabber:client'><x><m a='1' b",
+            b"<s xmlns='jabber:client'><m a='1' a='2'>",
+            b"<s xmlns='jabber:client'><m a='1'' b='2'>",
+            b"<s xmlns='jabber:client'><m a='<' b='>'>",
+            b"<s xmlns='jabber:client'><m a='&bogus;' b=>",
+            b"<s xmlns='jabber:client'><m a='\xff' b=>",
+            b"<s xmlns='jabber:client'><m a='\xc3\xa9'><m \xc3\xa9='1'/>",
+            b"<s xmlns='jabber:client'><m a='1'/ >",
+            b"<s xmlns='jabber:client'><m a='12345678901234567' b='1'/>",
+            b"<s xmlns='jabber:client'><m a='1' b='2' c='3'/>",
+            b"<s xmlns='jabber:client'><m xmlns:xml='urn:x' a=>",
+            b"<s xmlns='jabber:client'><m xmlns:p='' a=>",
+            b"<s xmlns='jabber:client'><m a='1' b='2'><n c='3' d='4'><o e='5'/></n></m>",
+            b"<s xmlns='jabber:client'><a><b><c><d a='1' b=>",
+            b"<s xmlns='jabber:client'/><m a='1'>",
+            b"<s xmlns='jabber:client'><m a='1' b='2' c",
+            // Limits on tags with nothing else wrong.
+            b"<s xmlns='jabber:client'><a><b><c><d><e/>",
+            b"<s xmlns='jabber:client'><m a='123456' b='123456'><n a='123456' b='123456'/></m>",
+            b"<s xmlns='jabber:client'><m><n a='123456' b='123456'/><n a='123456' b='123456'/></m>",
+            b"<s xmlns='jabber:client'><m a='123456' b='123456'><n/></m><m a='1'/><m/>",
+        ];
+        for input in cases {
+            for limits in [XmlLimits::default(), tight] {
+                for raw in [false, true] {
+                    let whole = run(input, input.len(), limits, raw);
+                    assert_eq!(whole, run(input, 1, limits, raw), "{input:?}");
+                    assert_eq!(whole, run(input, 7, limits, raw), "{input:?}");
+                }
+            }
+        }
     }
 
     #[test]
