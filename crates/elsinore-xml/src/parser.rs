@@ -1835,22 +1835,34 @@ fn has_byte(x: u64, b: u8) -> u64 {
     y.wrapping_sub(ONES) & !y & HIGH
 }
 
-/// Whether the eight bytes in `x` are ASCII, none a control character nor one of `stops`:
-/// then none needs a look from the text or attribute value decoder (which looks at the
-/// rest of what it calls special, such as tab and LF in text, one by one).
-fn quiet_word(x: u64, stops: [u8; 3]) -> bool {
+/// The bytes of `x` that are not ASCII, or a control character, or one of `stops`, each
+/// flagged by its high bit; none of the others needs a look from the text or attribute
+/// value decoder (which looks at the rest of what it calls special, such as tab and LF in
+/// text, one by one). The lowest flag is exact (false alarms lie only above one).
+fn loud_bytes(x: u64, stops: [u8; 3]) -> u64 {
     let [p, q, r] = stops;
-    // A byte of `x`, all below 0x80, is below 0x20: never missed, as in `has_byte`.
+    // A byte of `x` below 0x20 (a byte from 0x80 on never borrows): as in `has_byte`.
     let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-    x & HIGH == 0 && control | has_byte(x, p) | has_byte(x, q) | has_byte(x, r) == 0
+    x & HIGH | control | has_byte(x, p) | has_byte(x, q) | has_byte(x, r)
 }
 
-/// Skips `b` from `i` on, eight bytes at a time, while [`quiet_word`] says so.
+/// Whether no byte of `x` needs a look (see [`loud_bytes`]).
+#[cfg(test)]
+fn quiet_word(x: u64, stops: [u8; 3]) -> bool {
+    loud_bytes(x, stops) == 0
+}
+
+/// Skips `b` from `i` on, eight bytes at a time, to the first byte that [`loud_bytes`]
+/// flags, or to where fewer than eight are left: the caller's byte loop then starts at
+/// what it has to look at, not at the start of its word.
 fn skip_quiet(b: &[u8], mut i: usize, stops: [u8; 3]) -> usize {
     while let Some(word) = b.get(i..i + 8)
         && let Ok(word) = <[u8; 8]>::try_from(word)
-        && quiet_word(u64::from_le_bytes(word), stops)
     {
+        let loud = loud_bytes(u64::from_le_bytes(word), stops);
+        if loud != 0 {
+            return i + (loud.trailing_zeros() / 8) as usize;
+        }
         i += 8;
     }
     i
@@ -2306,6 +2318,11 @@ mod tests {
                     let x = u64::from_le_bytes(w);
                     if quiet_word(x, [b'&', b']', b']']) {
                         assert!(quiet(&w), "{w:?}");
+                    } else {
+                        // The first flagged byte is the first that is not quiet.
+                        let first = loud_bytes(x, [b'&', b']', b']']).trailing_zeros() / 8;
+                        let want = w.iter().position(|&c| !quiet(&[c; 8]));
+                        assert_eq!(Some(first as usize), want, "{w:?}");
                     }
                     assert_ne!(has_byte(x, b), 0);
                     assert_eq!(has_byte(x, b'>') != 0, w.contains(&b'>'), "{w:?}");
