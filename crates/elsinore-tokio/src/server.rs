@@ -350,7 +350,9 @@ impl Serve {
                         conn
                     };
                     debug!(?conn, %peer, "accepted");
-                    tasks.spawn(connection_task(
+                    // Not `tasks.spawn`: the task holds its count itself (see `connection_task`).
+                    tokio::spawn(connection_task(
+                        tasks.enter(),
                         Arc::clone(&shared),
                         conn,
                         Box::new(stream),
@@ -384,7 +386,8 @@ impl Serve {
                     }
                     let _ = stream.set_nodelay(true);
                     let shared = Arc::clone(&shared);
-                    tasks.spawn(async move {
+                    let counted = tasks.enter();
+                    tokio::spawn(async move {
                         // The handshake runs before the core hears of the connection.
                         let (tls, info) = match upgrade(Box::new(stream), Some(&acceptor)).await {
                             Ok(s) => s,
@@ -402,7 +405,7 @@ impl Serve {
                             conn
                         };
                         debug!(?conn, %peer, "accepted (direct TLS)");
-                        connection_task(shared, conn, tls, rx).await;
+                        connection_task(counted, shared, conn, tls, rx).await;
                     });
                 }
                 accepted = accept_opt(s2s_listener.as_ref()) => {
@@ -475,9 +478,12 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
 ///
 /// A function returning an `async move` block, not an `async fn`: an async fn keeps its
 /// arguments twice in its state (captured, and moved into locals), and with them this
-/// future crosses a 128-byte step of tokio's task cell.
+/// future crosses a 128-byte step of tokio's task cell. For the same reason it holds its
+/// entry in the task count (`counted`) itself: a wrapping `async move` block, as
+/// `TaskCount::spawn` makes, would keep this future twice (captured, and awaited).
 #[allow(clippy::manual_async_fn)] // On purpose: see above.
 fn connection_task(
+    counted: Counted,
     shared: Arc<Shared>,
     conn: ConnId,
     mut stream: BoxStream,
@@ -573,6 +579,12 @@ fn connection_task(
         }
         report_eof(&shared, conn, &mut eof_reported);
         forget(&shared, conn);
+        // Off the count last, as when a wrapper held it: with everything else let go.
+        drop(stashed);
+        drop(stream);
+        drop(rx);
+        drop(shared);
+        drop(counted);
     }
 }
 
@@ -812,9 +824,14 @@ impl TaskCount {
         self.live.load(Ordering::Acquire)
     }
 
-    fn spawn(self: &Arc<Self>, task: impl Future<Output = ()> + Send + 'static) {
+    /// Counts one more task, until the returned guard is dropped.
+    fn enter(self: &Arc<Self>) -> Counted {
         self.live.fetch_add(1, Ordering::AcqRel);
-        let counted = Counted(Arc::clone(self));
+        Counted(Arc::clone(self))
+    }
+
+    fn spawn(self: &Arc<Self>, task: impl Future<Output = ()> + Send + 'static) {
+        let counted = self.enter();
         tokio::spawn(async move {
             let _counted = counted;
             task.await;
