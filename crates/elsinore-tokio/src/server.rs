@@ -981,3 +981,25 @@ fn storage_worker(shared: Arc<Shared>, mut storage: Storage, queue: &EffectQueue
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future a function returns, taken from its type without calling it.
+    fn returned_size<A, B, C, D, E, F>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A plain connection is spawned as this future itself, so its size picks the size
+    /// class of tokio's task cell, one per connection: 384 bytes at 256. A few bytes more
+    /// move every idle session up a class (an async block around it, which held it twice,
+    /// once took the cell to 640 unnoticed).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_connection_task_stays_small() {
+        let size = returned_size(connection_task);
+        println!("connection_task future: {size} bytes");
+        assert!(size <= 288, "connection_task future grew to {size} bytes");
+    }
+}
