@@ -231,6 +231,17 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// Whether one of the `earlier` attributes of `tag` has `a`'s kind and local name (the
+/// duplicate check where kind and local name decide the attribute's key).
+#[inline]
+fn repeats_earlier(earlier: &[RawAttr], a: &RawAttr, tag: &[u8]) -> bool {
+    let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
+    let al = part(&a.local);
+    earlier
+        .iter()
+        .any(|b| b.kind == a.kind && same_bytes(part(&b.local), al))
+}
+
 /// Which top-level elements the parser keeps raw ([`crate::RawElement`]): this name in
 /// this namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1218,7 +1229,6 @@ impl Parser {
         let outer = self.scopes.mark();
         self.depth += 1;
         self.declare(w, tag)?;
-        let part = |r: &Range<usize>| tag.get(r.clone()).unwrap_or_default();
         w.raw.clear();
         w.raw.extend_from_slice(tag);
         w.raw_attrs.clear();
@@ -1228,17 +1238,11 @@ impl Parser {
         // Only plain, `xml:` and default declaration attributes get here (`capturable`).
         let whole = w.decl_attrs == 0;
         for (n, a) in w.attrs.iter().enumerate() {
-            let al = part(&a.local);
             let xml = a.kind == Kind::Xml;
             if a.kind == Kind::Default {
                 continue;
             }
-            let dup = w
-                .attrs
-                .iter()
-                .take(n)
-                .any(|b| b.kind == a.kind && same_bytes(part(&b.local), al));
-            if dup {
+            if repeats_earlier(w.attrs.get(..n).unwrap_or_default(), a, tag) {
                 return Err(nwf("duplicate attribute"));
             }
             let value = if whole {
@@ -1335,13 +1339,7 @@ impl Parser {
                 if a.kind.declares() {
                     continue;
                 }
-                let al = part(&a.local);
-                let dup = w
-                    .attrs
-                    .iter()
-                    .take(n)
-                    .any(|b| b.kind == a.kind && same_bytes(part(&b.local), al));
-                if dup {
+                if repeats_earlier(w.attrs.get(..n).unwrap_or_default(), a, tag) {
                     return Err(nwf("duplicate attribute"));
                 }
             }
