@@ -1321,16 +1321,6 @@ impl Parser {
                 Some(p) => Some((self.scopes.resolve(Some(p)).unwrap_or_default(), al)),
             }
         };
-        // `xml` resolves to itself, `xmlns` is not resolved: only other prefixes need a look.
-        if w.prefixed_attrs > 0 {
-            for a in &w.attrs {
-                if a.kind == Kind::Prefixed
-                    && let Some(p) = a.prefix.as_ref().map(part)
-                {
-                    resolve(p)?;
-                }
-            }
-        }
         if w.prefixed_attrs == 0 {
             // Unprefixed attributes are in no namespace and `xml:` ones in the XML
             // namespace, which no other prefix may be bound to: the same key is the same
@@ -1344,7 +1334,16 @@ impl Parser {
                 }
             }
         } else {
+            // In attribute order, each one's prefix and then its key, as a tree is built
+            // (`open_element`): the first error is the same either way.
             for (n, a) in w.attrs.iter().enumerate() {
+                // `xml` resolves to itself, `xmlns` is not resolved: only other prefixes
+                // need a look.
+                if a.kind == Kind::Prefixed
+                    && let Some(p) = a.prefix.as_ref().map(part)
+                {
+                    resolve(p)?;
+                }
                 let Some(k) = key(a) else { continue };
                 if w.attrs.iter().take(n).any(|b| key(b) == Some(k)) {
                     return Err(nwf("duplicate attribute"));
@@ -2438,6 +2437,33 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_kept_raw_element_fails_first_where_its_tree_would() {
+        // Inside a kept element the attributes are checked in their order, prefix then
+        // key, as when its tree is built (found by the `xml_stream` fuzz target).
+        let cases: &[(&[u8], &str)] = &[
+            (
+                b"<s xmlns='jabber:client'><m><n a='1' a='2' q:b='3'/></m>",
+                "duplicate attribute",
+            ),
+            (
+                b"<s xmlns='jabber:client'><m><n q:b='3' a='1' a='2'/></m>",
+                "undeclared prefix q",
+            ),
+            (
+                b"<s xmlns='jabber:client'><m xmlns:q='urn:q'><n q:b='1' a='1' q:b='2' r:c='3'/></m>",
+                "duplicate attribute",
+            ),
+        ];
+        for (input, error) in cases {
+            let tree = run(input, input.len(), XmlLimits::default(), false);
+            let raw = run(input, input.len(), XmlLimits::default(), true);
+            let last = |v: &[String]| v.last().cloned().unwrap_or_default();
+            assert_eq!(last(&raw), last(&tree), "{input:?}");
+            assert!(last(&tree).contains(error), "{input:?}: {}", last(&tree));
+        }
     }
 
     #[test]
