@@ -108,13 +108,9 @@ impl Server {
     }
 
     fn conn_of(&self, jid: &Jid) -> Option<ConnId> {
-        let r = jid.resource()?;
         self.sessions
             .get(jid.bare())?
-            .conns
-            .iter()
-            .find(|(res, _)| **res == *r)
-            .map(|(_, id)| *id)
+            .conn_of_resource(jid.resource()?)
     }
 
     /// Whether `account` exists: at once when it has sessions, else from the store.
@@ -825,11 +821,7 @@ impl Server {
             .get_key_value(bare_text)
             .and_then(|(account, online)| match res_text {
                 None => Some((account, None)),
-                Some(r) => online
-                    .conns
-                    .iter()
-                    .find(|(x, _)| **x == *r)
-                    .map(|(_, c)| (account, Some(*c))),
+                Some(r) => online.conn_of_resource(r).map(|c| (account, Some(c))),
             });
         let parsed;
         let (account, one) = match fast {

@@ -334,6 +334,16 @@ pub(crate) struct Online {
     pub(crate) roster: Option<Box<Roster>>,
 }
 
+impl Online {
+    /// The session bound to resource `res`.
+    pub(crate) fn conn_of_resource(&self, res: &str) -> Option<ConnId> {
+        self.conns
+            .iter()
+            .find(|(r, _)| **r == *res)
+            .map(|(_, id)| *id)
+    }
+}
+
 /// The sans-IO server (see the crate documentation for the run loop).
 #[derive(Debug)]
 pub struct Server {

@@ -534,10 +534,9 @@ fn connection_task(
                 // The common case stays inline (and not through `write_bytes`, whose future
                 // would again hold the arguments twice); the others are boxed while they last,
                 // so their larger state does not size every waiting connection's task.
-                // Coalesced with the bytes queued behind it as it was taken, under the same
-                // lock (`recv_coalesced`), and again with what came meanwhile.
+                // Already coalesced with the bytes queued behind it, under the lock it was
+                // taken with (`recv_coalesced`).
                 ConnMsg::Bytes(out) => {
-                    let out = coalesce(out, &rx, &mut stashed);
                     let result = write_all(&mut stream, &out).await;
                     wrote(conn, &rx, out.len(), result)
                 }
