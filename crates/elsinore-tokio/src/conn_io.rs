@@ -248,11 +248,6 @@ impl Inbox {
         .await
     }
 
-    /// The next message if one is queued.
-    pub(crate) fn try_recv(&self) -> Option<ConnMsg> {
-        self.0.lock().queue.pop()
-    }
-
     /// `n` queued bytes were written (or dropped).
     pub(crate) fn written(&self, n: usize) {
         self.0.queued.fetch_sub(n, Ordering::Relaxed);

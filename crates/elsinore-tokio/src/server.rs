@@ -494,44 +494,39 @@ fn connection_task(
         // Over its stanza or byte rate the core reads nothing before this: neither do we, so
         // TCP slows the peer down instead of input piling up in the core.
         let mut resume_at: Option<tokio::time::Instant> = None;
-        // A message taken from `rx` while coalescing writes, handled next.
-        let mut stashed: Option<ConnMsg> = None;
         let peer_gone = loop {
-            let msg = match stashed.take() {
-                Some(msg) => msg,
-                // `biased`: messages from the core always go before the next socket read. After
-                // we hand bytes to the core we drain its outputs synchronously (in `with_core`),
-                // so an `UpgradeTls` caused by those bytes is already queued when we loop;
-                // taking `rx` first guarantees no byte after `<proceed/>` is read as plaintext.
-                None => match resume_at {
-                    Some(at) => tokio::select! {
-                        biased;
-                        msg = rx.recv_coalesced(MAX_COALESCE) => msg.unwrap_or(ConnMsg::Close),
-                        // Boxed: only connections over their rate wait here.
-                        () = Box::pin(tokio::time::sleep_until(at)) => {
-                            resume_at = None;
-                            continue;
-                        }
-                    },
-                    None => tokio::select! {
-                        biased;
-                        msg = rx.recv_coalesced(MAX_COALESCE) => msg.unwrap_or(ConnMsg::Close), // None: the runtime shuts down
-                        read = read_with(&mut stream, |bytes| {
-                            let now = shared.clock.now();
-                            let paused = shared.with_core(|s| {
-                                s.handle_input(conn, bytes, now);
-                                s.input_paused_until(conn)
-                            });
-                            resume_at = paused.map(|t| shared.clock.to_tokio(t));
-                        }) => match read {
-                            Ok(0) | Err(_) => break true,
-                            Ok(_) => continue,
-                        },
+            // `biased`: messages from the core always go before the next socket read. After
+            // we hand bytes to the core we drain its outputs synchronously (in `with_core`),
+            // so an `UpgradeTls` caused by those bytes is already queued when we loop;
+            // taking `rx` first guarantees no byte after `<proceed/>` is read as plaintext.
+            let msg = match resume_at {
+                Some(at) => tokio::select! {
+                    biased;
+                    msg = rx.recv_coalesced(MAX_COALESCE) => msg.unwrap_or(ConnMsg::Close),
+                    // Boxed: only connections over their rate wait here.
+                    () = Box::pin(tokio::time::sleep_until(at)) => {
+                        resume_at = None;
+                        continue;
+                    }
+                },
+                None => tokio::select! {
+                    biased;
+                    msg = rx.recv_coalesced(MAX_COALESCE) => msg.unwrap_or(ConnMsg::Close), // None: the runtime shuts down
+                    read = read_with(&mut stream, |bytes| {
+                        let now = shared.clock.now();
+                        let paused = shared.with_core(|s| {
+                            s.handle_input(conn, bytes, now);
+                            s.input_paused_until(conn)
+                        });
+                        resume_at = paused.map(|t| shared.clock.to_tokio(t));
+                    }) => match read {
+                        Ok(0) | Err(_) => break true,
+                        Ok(_) => continue,
                     },
                 },
             };
             let flow = match msg {
-                // The common case stays inline (and not through `write_bytes`, whose future
+                // The common case stays inline (and not through `handle_msg`, whose future
                 // would again hold the arguments twice); the others are boxed while they last,
                 // so their larger state does not size every waiting connection's task.
                 // Already coalesced with the bytes queued behind it, under the lock it was
@@ -540,17 +535,7 @@ fn connection_task(
                     let result = write_all(&mut stream, &out).await;
                     wrote(conn, &rx, out.len(), result)
                 }
-                other => {
-                    Box::pin(handle_msg(
-                        other,
-                        &shared,
-                        conn,
-                        &mut stream,
-                        &rx,
-                        &mut stashed,
-                    ))
-                    .await
-                }
+                other => Box::pin(handle_msg(other, &shared, conn, &mut stream, &rx)).await,
             };
             if let Flow::Stop { eof_known } = flow {
                 eof_reported |= eof_known;
@@ -563,11 +548,11 @@ fn connection_task(
             // bounded time.
             let rest = async {
                 loop {
-                    let msg = match stashed.take() {
-                        Some(msg) => msg,
-                        None => rx.recv().await.unwrap_or(ConnMsg::Close),
-                    };
-                    let flow = handle_msg(msg, &shared, conn, &mut stream, &rx, &mut stashed).await;
+                    let msg = rx
+                        .recv_coalesced(MAX_COALESCE)
+                        .await
+                        .unwrap_or(ConnMsg::Close);
+                    let flow = handle_msg(msg, &shared, conn, &mut stream, &rx).await;
                     if let Flow::Stop { .. } = flow {
                         break;
                     }
@@ -579,7 +564,6 @@ fn connection_task(
         report_eof(&shared, conn, &mut eof_reported);
         forget(&shared, conn);
         // Off the count last, as when a wrapper held it: with everything else let go.
-        drop(stashed);
         drop(stream);
         drop(rx);
         drop(shared);
@@ -596,17 +580,20 @@ enum Flow {
     },
 }
 
-/// Carries out one message from the core (`Bytes`: see [`write_bytes`]).
+/// Carries out one message from the core (`Bytes` taken with `recv_coalesced`: one write,
+/// and one TLS record flush, for the bytes queued together).
 async fn handle_msg(
     msg: ConnMsg,
     shared: &Shared,
     conn: ConnId,
     stream: &mut BoxStream,
     rx: &Inbox,
-    stashed: &mut Option<ConnMsg>,
 ) -> Flow {
     match msg {
-        ConnMsg::Bytes(out) => write_bytes(out, conn, stream, rx, stashed).await,
+        ConnMsg::Bytes(out) => {
+            let result = write_all(stream, &out).await;
+            wrote(conn, rx, out.len(), result)
+        }
         ConnMsg::UpgradeTls => {
             // Every byte queued before the event was written (and flushed) by the `Bytes`
             // messages before it; the handshake starts on a clean plaintext boundary.
@@ -657,35 +644,6 @@ async fn discard_until_eof(stream: &mut BoxStream) {
 
 /// What a closing connection reads from its peer at most while waiting for its close.
 const MAX_DRAIN: usize = 64 * 1024;
-
-/// Writes `out` and the bytes queued right behind it, as one write (and one TLS record
-/// flush); a different message met while coalescing is stashed.
-async fn write_bytes(
-    out: Vec<u8>,
-    conn: ConnId,
-    stream: &mut BoxStream,
-    rx: &Inbox,
-    stashed: &mut Option<ConnMsg>,
-) -> Flow {
-    let out = coalesce(out, rx, stashed);
-    let result = write_all(stream, &out).await;
-    wrote(conn, rx, out.len(), result)
-}
-
-/// `out` and the bytes queued right behind it; a different message met is stashed.
-fn coalesce(mut out: Vec<u8>, rx: &Inbox, stashed: &mut Option<ConnMsg>) -> Vec<u8> {
-    while out.len() < MAX_COALESCE {
-        match rx.try_recv() {
-            Some(ConnMsg::Bytes(more)) => out.extend_from_slice(&more),
-            Some(other) => {
-                *stashed = Some(other);
-                break;
-            }
-            None => break,
-        }
-    }
-    out
-}
 
 /// After a write of `len` bytes: accounts for them, and whether the task goes on.
 fn wrote(conn: ConnId, rx: &Inbox, len: usize, result: io::Result<()>) -> Flow {
