@@ -895,9 +895,6 @@ impl Parser {
     /// quoted values hold any `>`, up to the first `>` outside them), with no error
     /// before its limits.
     fn start_tag_at_once(&mut self, w: &mut Work, data: &[u8]) -> Option<Result<Tok, XmlError>> {
-        if self.doc == Doc::After {
-            return None;
-        }
         let (prefix, local, i) = ascii_qname(data, 1, self.limits.max_token_length)?.ok()?;
         if !ends_name_token(data.get(i)) {
             return None;
