@@ -226,10 +226,15 @@ impl Inbox {
                 if let ConnMsg::Bytes(out) = &mut msg {
                     // Grown once for what follows, not doubled along the way.
                     out.reserve(st.queue.bytes_ahead(max.saturating_sub(out.len())));
+                    let mut batched = false;
                     while out.len() < max && st.queue.bytes_next() {
                         if let Some(ConnMsg::Bytes(more)) = st.queue.pop() {
                             out.extend_from_slice(&more);
+                            batched = true;
                         }
+                    }
+                    if batched {
+                        crate::coalesce::note_batch();
                     }
                 }
                 return Poll::Ready(Some(msg));
@@ -286,10 +291,16 @@ mod tests {
         assert!(tx.send(ConnMsg::Close));
         assert!(tx.send(ConnMsg::Bytes(b"g".to_vec())));
         // Appended while shorter than 3 bytes; `Close` ends a run and comes next.
+        // A drain of more than one message marks this thread's load as batched (wake-up
+        // coalescing); a single message does not.
+        let _ = crate::coalesce::take_batch_mark();
         assert!(matches!(rx.recv_coalesced(3).await, Some(ConnMsg::Bytes(b)) if b == b"abc"));
+        assert!(crate::coalesce::take_batch_mark());
         assert!(matches!(rx.recv_coalesced(3).await, Some(ConnMsg::Bytes(b)) if b == b"def"));
+        assert!(crate::coalesce::take_batch_mark());
         assert!(matches!(rx.recv_coalesced(3).await, Some(ConnMsg::Close)));
         assert!(matches!(rx.recv_coalesced(3).await, Some(ConnMsg::Bytes(b)) if b == b"g"));
+        assert!(!crate::coalesce::take_batch_mark());
         drop(tx);
         assert!(rx.recv_coalesced(3).await.is_none());
     }

@@ -15,6 +15,7 @@
 
 mod client;
 mod clock;
+pub mod coalesce;
 mod conn_io;
 mod private_data;
 mod s2s;
@@ -24,6 +25,7 @@ mod tls;
 
 pub use client::{Client, ClientError, ClientOptions};
 pub use clock::{Clock, random_seed};
+pub use coalesce::coalesce_wakeups;
 /// XEP-0145 note model and requests (from `elsinore-client`).
 pub use elsinore_client::annotations::{self, Annotations, Note};
 /// Bookmark model and XEP-0402 / XEP-0048 request builders (from `elsinore-client`).

@@ -60,7 +60,7 @@ enum Command {
 struct Common {
     /// TOML configuration file (keys: domain, listen, listen_tls, redirect, gone_domains, data, allow_registration,
     /// allow_plaintext_auth, allow_anonymous, sasl_digest_md5, legacy_auth_digest, cert, key, client_ca,
-    /// scram_iterations, muc, muc_history, worker_threads, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, s2s_idle_timeout_secs,
+    /// scram_iterations, muc, muc_history, worker_threads, coalesce_us, release tables, listen_s2s, s2s_dialback, s2s_secret, s2s_ca, s2s_insecure, s2s_idle_timeout_secs,
     /// s2s_keepalive_interval_secs, s2s_write_timeout_secs, s2s_max_queue, s2s_max_outgoing, s2s_max_verifications, tables s2s.peers and limits).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -239,6 +239,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         b.worker_threads(settings.worker_threads);
         b
     };
+    elsinore_tokio::coalesce_wakeups(&mut builder, settings.coalesce);
     let runtime = builder
         .enable_all()
         .build()
