@@ -146,7 +146,7 @@ impl Options {
                 ("--idle", 1000),
                 ("--logins", 1500),
                 ("--pairs", 50),
-                ("--messages", 600),
+                ("--messages", 1500),
                 ("--sessions", 50),
                 ("--private-rounds", 240),
                 ("--publishes", 120),
