@@ -298,11 +298,13 @@ impl Jid {
     /// Parses and prepares a JID (bare or full) per RFC 7622 §3.1.
     pub fn parse(s: &str) -> Result<Jid, JidError> {
         // The resourcepart may itself contain '/' and '@': split at the first '/' only.
-        let (rest, resource) = match s.split_once('/') {
+        // Byte searches: both separators are ASCII, and a JID is too short for memchr's
+        // set-up to pay (`split_once` with a char goes through it).
+        let (rest, resource) = match split_at_byte(s, b'/') {
             Some((rest, res)) => (rest, Some(res)),
             None => (s, None),
         };
-        let (node, domain) = match rest.split_once('@') {
+        let (node, domain) = match split_at_byte(rest, b'@') {
             Some((node, domain)) => (Some(node), domain),
             None => (None, rest),
         };
@@ -372,9 +374,21 @@ impl Jid {
     }
 }
 
-/// `a + b + c` in one shared allocation: joined on the stack when short (nearly every JID),
-/// so that the text is not allocated twice.
+/// `s` split around the first `sep` (an ASCII byte, so both sides are `str`s).
+fn split_at_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
+/// `a + b + c` in one shared allocation (see [`with_joined`]).
 fn join3(a: &str, b: &str, c: &str) -> Arc<str> {
+    with_joined(a, b, c, |s| Arc::from(s))
+}
+
+/// Calls `f` with `a + b + c`, joined on the stack when short (nearly every JID), so that
+/// a caller that copies the text (into an `Arc`, or a `String` through `Display`) allocates
+/// once, at the final size.
+fn with_joined<R>(a: &str, b: &str, c: &str, f: impl FnOnce(&str) -> R) -> R {
     const STACK: usize = 128;
     let len = a.len() + b.len() + c.len();
     if len <= STACK {
@@ -388,14 +402,14 @@ fn join3(a: &str, b: &str, c: &str) -> Arc<str> {
         }
         // Concatenated strs are UTF-8; the fallback is never taken.
         if let Some(joined) = buf.get(..len).and_then(|b| core::str::from_utf8(b).ok()) {
-            return Arc::from(joined);
+            return f(joined);
         }
     }
     let mut s = String::with_capacity(len);
     s.push_str(a);
     s.push_str(b);
     s.push_str(c);
-    Arc::from(s)
+    f(&s)
 }
 
 impl From<BareJid> for Jid {
@@ -415,12 +429,11 @@ impl fmt::Display for BareJid {
 
 impl fmt::Display for Jid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.bare, f)?;
-        if let Some(res) = &self.resource {
-            f.write_str("/")?;
-            f.write_str(res)?;
+        match &self.resource {
+            None => fmt::Display::fmt(&self.bare, f),
+            // One write: `to_string` then allocates once instead of growing three times.
+            Some(res) => with_joined(self.bare.as_str(), "/", res, |s| f.write_str(s)),
         }
-        Ok(())
     }
 }
 
@@ -447,24 +460,22 @@ fn node_extra_prohibited(b: u8) -> bool {
     matches!(b, b'"' | b'&' | b'\'' | b'/' | b':' | b'<' | b'>' | b'@')
 }
 
-/// ASCII input that Nodeprep maps only by case folding: printable, no space, not prohibited.
-fn node_fast_path_ok(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_graphic() && !node_extra_prohibited(b))
-}
-
 /// ASCII input that Resourceprep leaves unchanged: printable ASCII including space.
 fn resource_fast_path_ok(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b' '..=b'~'))
 }
 
-/// `s` in ASCII lowercase, copied only when it has an uppercase letter.
-fn ascii_lowercase(s: &str) -> Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(s)
+/// For ASCII input that Nodeprep maps only by case folding (printable, no space, not
+/// prohibited), whether it has an uppercase letter; `None` when it needs Nodeprep proper.
+fn ascii_node_scan(s: &str) -> Option<bool> {
+    let mut upper = false;
+    for b in s.bytes() {
+        if !b.is_ascii_graphic() || node_extra_prohibited(b) {
+            return None;
+        }
+        upper |= b.is_ascii_uppercase();
     }
+    Some(upper)
 }
 
 fn check_len(s: &str, empty: JidError, too_long: JidError) -> Result<(), JidError> {
@@ -484,10 +495,11 @@ fn prep_node(raw: &str) -> Result<Cow<'_, str>, JidError> {
     if raw.len() > MAX_RAW_PART_BYTES {
         return Err(JidError::NodeTooLong);
     }
-    let out = if node_fast_path_ok(raw) {
-        ascii_lowercase(raw)
-    } else {
-        Cow::Owned(nodeprep_slow(raw)?)
+    // One pass decides the fast path and whether it must copy.
+    let out = match ascii_node_scan(raw) {
+        Some(false) => Cow::Borrowed(raw),
+        Some(true) => Cow::Owned(raw.to_ascii_lowercase()),
+        None => Cow::Owned(nodeprep_slow(raw)?),
     };
     check_len(&out, JidError::EmptyNode, JidError::NodeTooLong)?;
     Ok(out)
@@ -597,8 +609,15 @@ fn prep_domain(raw: &str) -> Result<Cow<'_, str>, JidError> {
     let out = match mapped {
         Cow::Borrowed(raw) => {
             let stripped = raw.strip_suffix('.').unwrap_or(raw);
-            // Nameprep maps ASCII only by case folding and prohibits no ASCII character.
-            ascii_lowercase(stripped)
+            // Nameprep maps ASCII only by case folding and prohibits no ASCII character;
+            // case folding keeps the length and the STD3 rules' verdict, so both are
+            // checked on the input, in one pass with the search for uppercase.
+            check_len(stripped, JidError::EmptyDomain, JidError::DomainTooLong)?;
+            return Ok(if ascii_domain_scan(stripped)? {
+                Cow::Owned(stripped.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(stripped)
+            });
         }
         Cow::Owned(mapped) => {
             let stripped = mapped.strip_suffix('.').unwrap_or(&mapped);
@@ -629,6 +648,9 @@ fn nameprep_slow(_raw: &str) -> Result<String, JidError> {
 /// No IDNA label separator either: Nameprep can produce one (U+FE12 becomes U+3002), and
 /// the prepared form would then split differently when parsed again.
 fn check_domain_chars(domain: &str) -> Result<(), JidError> {
+    if domain.is_ascii() {
+        return ascii_domain_scan(domain).map(|_| ());
+    }
     for label in domain.split('.') {
         if label.is_empty() || (!label.is_ascii() && label.chars().any(is_label_separator)) {
             return Err(JidError::InvalidDomain);
@@ -641,6 +663,30 @@ fn check_domain_chars(domain: &str) -> Result<(), JidError> {
         }
     }
     Ok(())
+}
+
+/// [`check_domain_chars`] for an ASCII domain in one pass over its bytes (no splitting),
+/// and whether it has an uppercase letter.
+fn ascii_domain_scan(domain: &str) -> Result<bool, JidError> {
+    let mut label_len = 0usize;
+    let mut upper = false;
+    for b in domain.bytes() {
+        if b == b'.' {
+            if label_len == 0 {
+                return Err(JidError::InvalidDomain);
+            }
+            label_len = 0;
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            label_len += 1;
+            upper |= b.is_ascii_uppercase();
+        } else {
+            return Err(JidError::InvalidDomain);
+        }
+    }
+    if label_len == 0 {
+        return Err(JidError::InvalidDomain);
+    }
+    Ok(upper)
 }
 
 /// `inner` is what follows the opening `[`.
@@ -668,8 +714,9 @@ mod fast_path_tests {
 
         #[test]
         fn node_fast_path_matches_nodeprep(s in "[\\x00-\\x7f]{1,40}") {
-            if node_fast_path_ok(&s) {
+            if let Some(upper) = ascii_node_scan(&s) {
                 prop_assert_eq!(Ok(s.to_ascii_lowercase()), node_slow(&s));
+                prop_assert_eq!(upper, s.bytes().any(|b| b.is_ascii_uppercase()));
             } else {
                 // Outside the fast path, ASCII input with a prohibited byte must fail.
                 prop_assert_eq!(node_slow(&s), Err(JidError::NodePrep));
@@ -688,6 +735,24 @@ mod fast_path_tests {
         #[test]
         fn domain_ascii_path_matches_nameprep(s in "[\\x00-\\x7f]{1,40}") {
             prop_assert_eq!(Ok(s.to_ascii_lowercase()), nameprep_slow(&s));
+        }
+
+        /// The one-pass scan of an ASCII domain against the STD3 rules applied label by
+        /// label, as `check_domain_chars` does for other domains.
+        #[test]
+        fn ascii_domain_scan_matches_the_label_rules(s in prop_oneof![
+            "[\\x00-\\x7f]{0,40}",
+            "[a-zA-Z0-9._-]{0,40}",
+        ]) {
+            let by_labels = s.split('.').all(|label| {
+                !label.is_empty()
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+            let scanned = ascii_domain_scan(&s);
+            prop_assert_eq!(scanned.is_ok(), by_labels, "{:?}", s);
+            if let Ok(upper) = scanned {
+                prop_assert_eq!(upper, s.bytes().any(|b| b.is_ascii_uppercase()));
+            }
         }
 
         #[test]
