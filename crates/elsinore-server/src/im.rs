@@ -442,11 +442,12 @@ impl Server {
         let from = from.clone();
         self.with_roster(account.clone(), now, move |s, roster, now| {
             let roster = roster.unwrap_or_default();
-            // To contacts with a subscription from the user, and to the user's other sessions.
+            // To contacts with a subscription from the user, and to all of the user's
+            // available sessions, the sending one included (RFC 6121 4.2.2, 4.4.2).
             let mut targets: Vec<BareJid> = roster.presence_subscribers().cloned().collect();
             targets.push(account.clone());
             for t in &targets {
-                s.send_presence_to_account(t, &from, &el, id, now);
+                s.send_presence_to_account(t, &from, &el, now);
             }
             for d in directed {
                 if !targets.contains(&d.to_bare()) {
@@ -480,14 +481,12 @@ impl Server {
         });
     }
 
-    /// Send `el` (presence from `from`) to every available session of a local
-    /// account, except the sending session itself.
+    /// Send `el` (presence from `from`) to every available session of a local account.
     fn send_presence_to_account(
         &mut self,
         account: &BareJid,
         from: &Jid,
         el: &Element,
-        except: ConnId,
         now: Instant,
     ) {
         if account.domain() != self.config.domain {
@@ -501,9 +500,6 @@ impl Server {
             return;
         }
         for (t, _) in self.available_sessions(account) {
-            if t == except {
-                continue;
-            }
             let Some(to) = self.conns.get(&t).and_then(|c| c.jid().cloned()) else {
                 continue;
             };
@@ -554,7 +550,7 @@ impl Server {
             .map(|r| r.presence_subscribers().cloned().collect())
             .unwrap_or_default();
         for t in subscribers.iter().chain(core::iter::once(&account)) {
-            self.send_presence_to_account(t, &from, &el, ConnId(0), now);
+            self.send_presence_to_account(t, &from, &el, now);
         }
         for d in directed {
             if !subscribers.contains(&d.to_bare()) {
@@ -602,7 +598,7 @@ impl Server {
                             }) else {
                                 continue;
                             };
-                            s.send_presence_to_account(&contact, &jid, &p, ConnId(0), now);
+                            s.send_presence_to_account(&contact, &jid, &p, now);
                         }
                     }
                     if kind == SubKind::Unsubscribed {
@@ -629,7 +625,7 @@ impl Server {
         let el = Element::new("presence", NS_CLIENT).with_attr("type", "unavailable");
         for (c, _) in self.available_sessions(user) {
             if let Some(jid) = self.conns.get(&c).and_then(|x| x.jid().cloned()) {
-                self.send_presence_to_account(contact, &jid, &el, ConnId(0), now);
+                self.send_presence_to_account(contact, &jid, &el, now);
             }
         }
     }
@@ -747,13 +743,7 @@ impl Server {
                                         if let Some(jid) =
                                             s.conns.get(&cid).and_then(|x| x.jid().cloned())
                                         {
-                                            s.send_presence_to_account(
-                                                &user,
-                                                &jid,
-                                                &el,
-                                                ConnId(0),
-                                                now,
-                                            );
+                                            s.send_presence_to_account(&user, &jid, &el, now);
                                         }
                                     }
                                 }

@@ -93,6 +93,39 @@ fn roster_set_get_push_remove() {
 }
 
 #[test]
+fn initial_presence_comes_back_to_the_resource_that_sent_it() {
+    // RFC 6121 4.2.2: initial presence goes to all of the user's available resources,
+    // "including the resource that generated the presence notification"; clients use the
+    // echo to confirm their status.
+    let (mut net, _romeo, juliet) = two_users();
+    get_roster(&mut net, juliet);
+    net.send(
+        juliet,
+        &el("<presence xmlns='jabber:client'><show>chat</show></presence>"),
+    );
+    let got = net.take_inbox(juliet);
+    let own: Vec<_> = got
+        .iter()
+        .filter(|e| e.name == "presence" && e.attr("from") == Some("juliet@verona.lit/balcony"))
+        .collect();
+    assert_eq!(own.len(), 1, "{got:?}");
+    assert_eq!(own[0].attr("to"), Some("juliet@verona.lit/balcony"));
+    assert_eq!(
+        own[0]
+            .get_child("show", "jabber:client")
+            .map(|s| s.text())
+            .as_deref(),
+        Some("chat")
+    );
+    // Going unavailable: the resource is no longer available, so nothing comes back.
+    net.send(
+        juliet,
+        &el("<presence xmlns='jabber:client' type='unavailable'/>"),
+    );
+    assert!(presences(&net.take_inbox(juliet)).is_empty());
+}
+
+#[test]
 fn subscription_handshake_and_presence() {
     let (mut net, romeo, juliet) = two_users();
     get_roster(&mut net, romeo);
@@ -156,6 +189,12 @@ fn subscription_handshake_and_presence() {
             .map(|s| s.text())
             .as_deref(),
         Some("away")
+    );
+    // RFC 6121 4.4.2: the sending resource gets its own update too.
+    let own = net.take_inbox(juliet);
+    assert!(
+        presences(&own).contains(&(None, Some("juliet@verona.lit/balcony".into()))),
+        "{own:?}"
     );
     net.send(
         romeo,
