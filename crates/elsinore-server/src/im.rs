@@ -10,7 +10,7 @@ use elsinore_xml::{Element, Node, RawElement, XmlLimits};
 
 use crate::accounts;
 use crate::iq::{IqHead, iq_error, iq_result};
-use crate::roster::{Inbound, Item, Roster, SetError, SetRequest, Status, SubKind};
+use crate::roster::{Inbound, Item, Roster, SetError, SetRequest, SubKind, SubPayload};
 use crate::server::{ConnId, Server, backlog_full, is_language_tag};
 
 /// Legacy delayed-delivery namespace (XEP-0091, the guide's jabber:x:delay).
@@ -47,14 +47,6 @@ pub(crate) fn roster_key(account: &BareJid) -> Key {
 
 fn offline_key(account: &BareJid) -> Key {
     Key::new(account.to_string(), Space::Offline, "")
-}
-
-/// `presence` with a `<status/>` child for each of `statuses`.
-fn with_statuses(mut presence: Element, statuses: &[Status]) -> Element {
-    for s in statuses {
-        presence = presence.with_child(s.to_element());
-    }
-    presence
 }
 
 fn presence_type(el: &Element) -> Option<&str> {
@@ -337,8 +329,8 @@ impl Server {
             if contact == from.to_bare() {
                 return;
             }
-            let statuses = Status::from_presence(&el);
-            self.subscription_outbound(from.to_bare(), contact, kind, statuses, now);
+            let payload = SubPayload::from_presence(&el);
+            self.subscription_outbound(from.to_bare(), contact, kind, payload, now);
             return;
         }
         match ty.as_deref() {
@@ -464,12 +456,12 @@ impl Server {
                 let pending = roster.pending_in.clone();
                 RosterUpdate::unchanged(move |s: &mut Server, _, now| {
                     // Requests that arrived while the user was away (RFC 6121 3.1.3).
-                    for (contact, statuses) in pending {
+                    for (contact, payload) in pending {
                         let p = Element::new("presence", NS_CLIENT)
                             .with_attr("type", "subscribe")
                             .with_attr("from", contact.to_string())
                             .with_attr("to", from.to_bare().to_string());
-                        s.deliver_to_conn(id, &with_statuses(p, &statuses), now);
+                        s.deliver_to_conn(id, &payload.add_to(p), now);
                     }
                     if priority >= 0 {
                         s.deliver_offline(from.to_bare(), id, now);
@@ -567,7 +559,7 @@ impl Server {
         user: BareJid,
         contact: BareJid,
         kind: SubKind,
-        statuses: Vec<Status>,
+        payload: SubPayload,
         now: Instant,
     ) {
         let u = user.clone();
@@ -609,7 +601,7 @@ impl Server {
                     if new_subscriber {
                         s.pep_new_subscriber(&u, &contact, now);
                     }
-                    s.subscription_inbound(u, contact, kind, statuses, now);
+                    s.subscription_inbound(u, contact, kind, payload, now);
                 }),
             }
         });
@@ -651,22 +643,22 @@ impl Server {
         }
         if item.subscription.has_from() || pending_in {
             let (u, c) = (user.clone(), contact.clone());
-            self.subscription_inbound(u, c, SubKind::Unsubscribed, Vec::new(), now);
+            self.subscription_inbound(u, c, SubKind::Unsubscribed, SubPayload::default(), now);
         }
         if item.subscription.has_to() || item.ask {
             let (u, c) = (user.clone(), contact.clone());
-            self.subscription_inbound(u, c, SubKind::Unsubscribe, Vec::new(), now);
+            self.subscription_inbound(u, c, SubKind::Unsubscribe, SubPayload::default(), now);
         }
     }
 
-    /// A subscription stanza from `user`, with its statuses, reaches `contact` (a local
+    /// A subscription stanza from `user`, with its statuses and nickname, reaches `contact` (a local
     /// account or not).
     pub(crate) fn subscription_inbound(
         &mut self,
         user: BareJid,
         contact: BareJid,
         kind: SubKind,
-        statuses: Vec<Status>,
+        payload: SubPayload,
         now: Instant,
     ) {
         if contact.domain() != self.config.domain {
@@ -682,7 +674,7 @@ impl Server {
                     .with_attr("type", ty)
                     .with_attr("from", user.to_string())
                     .with_attr("to", contact.to_string());
-                self.s2s_send(with_statuses(p, &statuses), now);
+                self.s2s_send(payload.add_to(p), now);
             }
             return;
         }
@@ -690,7 +682,13 @@ impl Server {
             if exists != Some(true) {
                 if exists == Some(false) && kind == SubKind::Subscribe {
                     // RFC 6121 3.1.3: no such contact, the request is refused.
-                    s.subscription_inbound(contact, user, SubKind::Unsubscribed, Vec::new(), now);
+                    s.subscription_inbound(
+                        contact,
+                        user,
+                        SubKind::Unsubscribed,
+                        SubPayload::default(),
+                        now,
+                    );
                 }
                 return;
             }
@@ -700,7 +698,7 @@ impl Server {
                     return RosterUpdate::unchanged(|_, _, _| {});
                 };
                 let version = roster.version;
-                let (action, changed) = roster.inbound(kind, &user, &statuses);
+                let (action, changed) = roster.inbound(kind, &user, &payload);
                 // The version moves with any change, a request added or withdrawn too.
                 let dirty = roster.version != version;
                 RosterUpdate {
@@ -719,7 +717,7 @@ impl Server {
                                     c,
                                     user,
                                     SubKind::Subscribed,
-                                    Vec::new(),
+                                    SubPayload::default(),
                                     now,
                                 );
                             }
@@ -733,7 +731,7 @@ impl Server {
                                 let p = Element::new("presence", NS_CLIENT)
                                     .with_attr("type", ty)
                                     .with_attr("from", user.to_string());
-                                let p = with_statuses(p, &statuses);
+                                let p = payload.add_to(p);
                                 s.deliver_presence(&Jid::from(c.clone()), &p, now);
                                 if kind == SubKind::Unsubscribe {
                                     // The user no longer sees the contact: unavailable from each session.

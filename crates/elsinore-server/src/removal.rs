@@ -236,8 +236,8 @@ pub fn remove_stored_account(
         };
         // Their side of the account's `unsubscribe` and `unsubscribed`.
         let before = theirs.version;
-        theirs.inbound(SubKind::Unsubscribe, jid, &[]);
-        theirs.inbound(SubKind::Unsubscribed, jid, &[]);
+        theirs.inbound(SubKind::Unsubscribe, jid, &Default::default());
+        theirs.inbound(SubKind::Unsubscribed, jid, &Default::default());
         if theirs.version != before {
             ops.push(Op::Put(key, theirs.to_bytes()));
             done.contacts_updated.push(contact.clone());
@@ -292,7 +292,7 @@ mod tests {
                     ..Item::new(j(jid))
                 })
                 .collect(),
-            pending_in: pending.iter().map(|p| (j(p), Vec::new())).collect(),
+            pending_in: pending.iter().map(|p| (j(p), Default::default())).collect(),
             version: 7,
         }
     }

@@ -14,6 +14,11 @@ pub const MAX_GROUPS: usize = 32;
 pub const MAX_NAME_BYTES: usize = 1023;
 /// Most inbound subscription requests kept waiting for an answer.
 pub const MAX_PENDING_IN: usize = 1000;
+/// Longest XEP-0172 nickname kept with a subscription stanza, in bytes; a longer one is
+/// dropped (the stanza goes on without it).
+pub const MAX_NICK_BYTES: usize = 1023;
+/// XEP-0172 User Nickname.
+pub const NS_NICK: &str = "http://jabber.org/protocol/nick";
 /// Most `<status/>` elements kept of one subscription stanza (RFC 6121 allows one per
 /// language); further ones are dropped.
 pub const MAX_STATUSES: usize = 8;
@@ -180,14 +185,50 @@ impl Status {
     }
 }
 
+/// What a subscription stanza carries to the contact besides its type: its statuses and
+/// the sender's XEP-0172 nickname (§4.2: a client includes it in a subscription request so
+/// the contact sees who asks). Kept with a request that waits, delivered with it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SubPayload {
+    /// The stanza's `<status/>` elements, within the bounds of [`Status::from_presence`].
+    pub statuses: Vec<Status>,
+    /// The `<nick/>` text, at most [`MAX_NICK_BYTES`].
+    pub nick: Option<String>,
+}
+
+impl SubPayload {
+    /// What `presence` (a subscription stanza) carries.
+    pub fn from_presence(presence: &Element) -> SubPayload {
+        let nick = presence
+            .get_child("nick", NS_NICK)
+            .map(Element::text)
+            .filter(|n| !n.is_empty() && n.len() <= MAX_NICK_BYTES);
+        SubPayload {
+            statuses: Status::from_presence(presence),
+            nick,
+        }
+    }
+
+    /// `presence` (in `jabber:client`) with this payload's statuses and nickname added.
+    pub fn add_to(&self, mut presence: Element) -> Element {
+        for s in &self.statuses {
+            presence = presence.with_child(s.to_element());
+        }
+        if let Some(nick) = &self.nick {
+            presence = presence.with_child(Element::new("nick", NS_NICK).with_text(nick.clone()));
+        }
+        presence
+    }
+}
+
 /// A stored roster: the items, plus inbound subscription requests not yet
 /// answered ("Pending In"), which are not roster items (RFC 6121 3.1.3).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Roster {
     /// Items in insertion order.
     pub items: Vec<Item>,
-    /// Contacts waiting for the user's answer, with the statuses they sent.
-    pub pending_in: Vec<(BareJid, Vec<Status>)>,
+    /// Contacts waiting for the user's answer, with the statuses and nickname they sent.
+    pub pending_in: Vec<(BareJid, SubPayload)>,
     /// Version counter, bumped on every change (XEP-0237 style `ver`).
     pub version: u64,
 }
@@ -429,7 +470,7 @@ impl Roster {
         &mut self,
         kind: SubKind,
         contact: &BareJid,
-        statuses: &[Status],
+        payload: &SubPayload,
     ) -> (Inbound, Option<Item>) {
         let before = self.get(contact).cloned();
         let pending_before = self.pending_in.len();
@@ -442,7 +483,7 @@ impl Roster {
                         if self.pending_in.len() >= MAX_PENDING_IN {
                             return (Inbound::Ignore, None);
                         }
-                        self.pending_in.push((contact.clone(), statuses.to_vec()));
+                        self.pending_in.push((contact.clone(), payload.clone()));
                     }
                     Inbound::Deliver
                 }
@@ -485,19 +526,24 @@ impl Roster {
     }
 
     /// Encode for the store: the roster query plus pending requests, as XML. A request
-    /// is `<pending jid='…'>` with one `<status/>` child per status (`xml:lang` kept).
+    /// is `<pending jid='…'>` with one `<status/>` child per status (`xml:lang` kept) and
+    /// the XEP-0172 `<nick/>` when it came with one.
     /// Before statuses had languages, a request kept one status as its own text; that
     /// text is still written (the first status's), so a server of that version reads
     /// the request as it did.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut q = self.to_query();
-        for (jid, statuses) in &self.pending_in {
+        for (jid, payload) in &self.pending_in {
             let mut p = Element::new("pending", NS_STORE).with_attr("jid", jid.to_string());
-            if let Some(first) = statuses.first().filter(|s| !s.text.is_empty()) {
+            if let Some(first) = payload.statuses.first().filter(|s| !s.text.is_empty()) {
                 p = p.with_text(first.text.clone());
             }
-            for s in statuses {
+            for s in &payload.statuses {
                 p = p.with_child(s.to_element_in(NS_STORE));
+            }
+            // Earlier versions read only the statuses, and skip this.
+            if let Some(nick) = &payload.nick {
+                p = p.with_child(Element::new("nick", NS_NICK).with_text(nick.clone()));
             }
             q = q.with_child(p);
         }
@@ -558,7 +604,11 @@ impl Roster {
                     // Written before statuses had languages: one status, its text only.
                     statuses.push(Status { lang: None, text });
                 }
-                roster.pending_in.push((jid, statuses));
+                let nick = el
+                    .get_child("nick", NS_NICK)
+                    .map(Element::text)
+                    .filter(|n| !n.is_empty());
+                roster.pending_in.push((jid, SubPayload { statuses, nick }));
             }
         }
         Ok(roster)
@@ -590,27 +640,27 @@ mod tests {
             lang: None,
             text: "hi".into(),
         }];
-        let (act, push) = jr.inbound(SubKind::Subscribe, &romeo, &hi);
+        let (act, push) = jr.inbound(SubKind::Subscribe, &romeo, &carrying(&hi));
         assert_eq!(act, Inbound::Deliver);
         assert!(push.is_none(), "pending-in is not a roster item");
-        assert_eq!(jr.pending_in, vec![(romeo.clone(), hi.to_vec())]);
+        assert_eq!(jr.pending_in, vec![(romeo.clone(), carrying(&hi))]);
         // Juliet approves.
         let (route, push) = jr.outbound(SubKind::Subscribed, &romeo);
         assert!(route);
         assert_eq!(push.expect("item").subscription, Subscription::From);
         assert!(jr.pending_in.is_empty());
-        let (act, push) = r.inbound(SubKind::Subscribed, &juliet, &[]);
+        let (act, push) = r.inbound(SubKind::Subscribed, &juliet, &SubPayload::default());
         assert_eq!(act, Inbound::Deliver);
         let item = push.expect("changed");
         assert_eq!((item.subscription, item.ask), (Subscription::To, false));
         // A second subscribe from Romeo is answered automatically.
-        let (act, _) = jr.inbound(SubKind::Subscribe, &romeo, &[]);
+        let (act, _) = jr.inbound(SubKind::Subscribe, &romeo, &SubPayload::default());
         assert_eq!(act, Inbound::AutoReplySubscribed);
         // Juliet subscribes back: both.
-        r.inbound(SubKind::Subscribe, &juliet, &[]);
+        r.inbound(SubKind::Subscribe, &juliet, &SubPayload::default());
         r.outbound(SubKind::Subscribed, &juliet);
         jr.outbound(SubKind::Subscribe, &romeo);
-        jr.inbound(SubKind::Subscribed, &romeo, &[]);
+        jr.inbound(SubKind::Subscribed, &romeo, &SubPayload::default());
         assert_eq!(
             r.get(&juliet).map(|i| i.subscription),
             Some(Subscription::Both)
@@ -621,7 +671,7 @@ mod tests {
         );
         // Romeo unsubscribes: his side loses `to`, hers loses `from`.
         r.outbound(SubKind::Unsubscribe, &juliet);
-        jr.inbound(SubKind::Unsubscribe, &romeo, &[]);
+        jr.inbound(SubKind::Unsubscribe, &romeo, &SubPayload::default());
         assert_eq!(
             r.get(&juliet).map(|i| i.subscription),
             Some(Subscription::From)
@@ -638,7 +688,7 @@ mod tests {
         let c = j("iago@venice.lit");
         assert_eq!(r.outbound(SubKind::Subscribed, &c), (false, None));
         assert_eq!(
-            r.inbound(SubKind::Subscribed, &c, &[]),
+            r.inbound(SubKind::Subscribed, &c, &SubPayload::default()),
             (Inbound::Ignore, None)
         );
         assert!(r.items.is_empty());
@@ -648,7 +698,7 @@ mod tests {
     fn denial_clears_pending_in_and_routes() {
         let mut r = Roster::default();
         let c = j("iago@venice.lit");
-        r.inbound(SubKind::Subscribe, &c, &[]);
+        r.inbound(SubKind::Subscribe, &c, &SubPayload::default());
         let (route, _) = r.outbound(SubKind::Unsubscribed, &c);
         assert!(route);
         assert!(r.pending_in.is_empty());
@@ -723,15 +773,35 @@ mod tests {
             status(None, " "),
             status(Some(""), ""),
         ];
-        r.inbound(SubKind::Subscribe, &j("tybalt@capulet.lit"), &statuses);
-        r.inbound(SubKind::Subscribe, &j("iago@venice.lit"), &[]);
+        let tybalt = SubPayload {
+            nick: Some("Prince of <Cats> & co".into()),
+            ..carrying(&statuses)
+        };
+        r.inbound(SubKind::Subscribe, &j("tybalt@capulet.lit"), &tybalt);
+        r.inbound(
+            SubKind::Subscribe,
+            &j("iago@venice.lit"),
+            &SubPayload::default(),
+        );
         let only_empty = [status(Some("de"), "")];
-        r.inbound(SubKind::Subscribe, &j("cassio@venice.lit"), &only_empty);
+        r.inbound(
+            SubKind::Subscribe,
+            &j("cassio@venice.lit"),
+            &carrying(&only_empty),
+        );
         let back = Roster::from_bytes(&r.to_bytes()).expect("decodes");
         assert_eq!(back, r);
-        assert_eq!(back.pending_in[0].1, statuses);
+        assert_eq!(back.pending_in[0].1, tybalt);
+        assert_eq!(back.pending_in[1].1.nick, None);
         assert!(Roster::from_bytes(b"<x/>").is_err());
         assert!(Roster::from_bytes(b"garbage").is_err());
+    }
+
+    fn carrying(statuses: &[Status]) -> SubPayload {
+        SubPayload {
+            statuses: statuses.to_vec(),
+            nick: None,
+        }
     }
 
     fn status(lang: Option<&str>, text: &str) -> Status {
@@ -756,8 +826,11 @@ mod tests {
         assert_eq!(
             r.pending_in,
             vec![
-                (j("tybalt@capulet.lit"), vec![status(None, "let me <in>")]),
-                (j("iago@venice.lit"), vec![]),
+                (
+                    j("tybalt@capulet.lit"),
+                    carrying(&[status(None, "let me <in>")])
+                ),
+                (j("iago@venice.lit"), SubPayload::default()),
             ]
         );
         // Written again, it reads back the same.
@@ -773,7 +846,11 @@ mod tests {
             status(Some("en"), "let me in"),
             status(Some("fr"), "entrer"),
         ];
-        r.inbound(SubKind::Subscribe, &j("tybalt@capulet.lit"), &statuses);
+        r.inbound(
+            SubKind::Subscribe,
+            &j("tybalt@capulet.lit"),
+            &carrying(&statuses),
+        );
         let q = Element::parse(&r.to_bytes()).expect("xml");
         let pending = q.get_child("pending", NS_STORE).expect("request stored");
         // The decoding of those versions: `Some(el.text()).filter(|s| !s.is_empty())`.

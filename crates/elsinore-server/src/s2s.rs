@@ -17,7 +17,7 @@ use elsinore_stanza::{
 use elsinore_stream::{Instant, S2sConfig, S2sConnection, S2sEvent, TlsPolicy};
 use elsinore_xml::{Element, Node};
 
-use crate::roster::{Status, SubKind};
+use crate::roster::{SubKind, SubPayload};
 use crate::server::{ConnId, Server, ServerEvent};
 
 /// Server-to-server settings.
@@ -785,8 +785,8 @@ impl Server {
     fn s2s_presence(&mut self, from: Jid, to: Jid, el: Element, now: Instant) {
         let ty = el.attr("type").map(str::to_string);
         if let Some(kind) = ty.as_deref().and_then(SubKind::from_type) {
-            let statuses = Status::from_presence(&el);
-            return self.subscription_inbound(from.to_bare(), to.to_bare(), kind, statuses, now);
+            let payload = SubPayload::from_presence(&el);
+            return self.subscription_inbound(from.to_bare(), to.to_bare(), kind, payload, now);
         }
         match ty.as_deref() {
             Some("probe") => {

@@ -333,6 +333,62 @@ fn a_request_stored_by_an_earlier_version_is_delivered_with_its_status() {
     );
 }
 
+const NS_NICK: &str = "http://jabber.org/protocol/nick";
+
+fn nick_of(p: &Element) -> Option<String> {
+    p.get_child("nick", NS_NICK).map(|n| n.text())
+}
+
+/// XEP-0172 §4.2: a request carries the requester's nickname, so the contact's client can
+/// show who asks; it reaches an online contact, and one who logs in later (also after a
+/// restart), with the request.
+#[test]
+fn a_request_carries_its_nickname_online_offline_and_across_a_restart() {
+    const WITH_NICK: &str = "<presence xmlns='jabber:client' to='juliet@verona.lit' \
+        type='subscribe'><status>It is the east</status>\
+        <nick xmlns='http://jabber.org/protocol/nick'>Romeo &amp; co</nick></presence>";
+    let (mut net, romeo, juliet) = two_users();
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    net.take_inbox(juliet);
+    net.send(romeo, &el(WITH_NICK));
+    let got = net.take_inbox(juliet);
+    assert_eq!(
+        nick_of(request_from_romeo(&got)).as_deref(),
+        Some("Romeo & co")
+    );
+
+    let mut net = Net::new("verona.lit");
+    net.add_user("romeo@verona.lit", "r");
+    net.add_user("juliet@verona.lit", "j");
+    let romeo = net.connect("romeo@verona.lit/orchard", "r");
+    net.send(romeo, &el(WITH_NICK));
+    net.restart();
+    let juliet = net.connect("juliet@verona.lit/balcony", "j");
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    let got = net.take_inbox(juliet);
+    let req = request_from_romeo(&got);
+    assert_eq!(nick_of(req).as_deref(), Some("Romeo & co"));
+    assert_eq!(statuses(req), vec![(None, "It is the east".into())]);
+}
+
+/// A nickname past the bound is dropped; the request still goes through.
+#[test]
+fn a_request_with_an_overlong_nickname_goes_without_it() {
+    let (mut net, romeo, juliet) = two_users();
+    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
+    net.take_inbox(juliet);
+    let long = "r".repeat(elsinore_server::roster::MAX_NICK_BYTES + 1);
+    net.send(
+        romeo,
+        &el(&format!(
+            "<presence xmlns='jabber:client' to='juliet@verona.lit' type='subscribe'>\
+             <nick xmlns='http://jabber.org/protocol/nick'>{long}</nick></presence>"
+        )),
+    );
+    let got = net.take_inbox(juliet);
+    assert_eq!(nick_of(request_from_romeo(&got)), None);
+}
+
 #[test]
 fn subscribe_to_a_missing_account_is_refused() {
     let (mut net, romeo, _) = two_users();

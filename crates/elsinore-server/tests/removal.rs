@@ -37,7 +37,10 @@ fn roster_key(account: &str) -> Key {
 fn put_roster(net: &mut Net, account: &str, items: Vec<Item>, pending_in: &[&str]) {
     let r = Roster {
         items,
-        pending_in: pending_in.iter().map(|j| (jid(j), Vec::new())).collect(),
+        pending_in: pending_in
+            .iter()
+            .map(|j| (jid(j), Default::default()))
+            .collect(),
         version: 1,
     };
     let done = net.store.apply(&Op::Put(roster_key(account), r.to_bytes()));

@@ -361,6 +361,33 @@ fn subscription_request_statuses_cross_with_their_languages() {
     );
 }
 
+/// XEP-0172: the requester's nickname crosses to the remote contact with the request.
+#[test]
+fn a_subscription_request_crosses_with_its_nickname() {
+    let (mut fed, romeo, juliet) = online();
+    fed.send(
+        0,
+        romeo,
+        "<presence xmlns='jabber:client' to='juliet@two.example' type='subscribe'>\
+         <nick xmlns='http://jabber.org/protocol/nick'>Romeo</nick></presence>",
+    );
+    let got = fed.nets[1].take_inbox(juliet);
+    let req = got
+        .iter()
+        .find(|e| {
+            e.name == "presence"
+                && e.attr("type") == Some("subscribe")
+                && e.attr("from") == Some("romeo@one.example")
+        })
+        .unwrap_or_else(|| panic!("request delivered: {got:?}"));
+    assert_eq!(
+        req.get_child("nick", "http://jabber.org/protocol/nick")
+            .map(|n| n.text())
+            .as_deref(),
+        Some("Romeo")
+    );
+}
+
 #[test]
 fn iq_to_the_remote_server_is_answered() {
     let (mut fed, romeo, _) = online();
