@@ -457,11 +457,10 @@ impl Server {
                 RosterUpdate::unchanged(move |s: &mut Server, _, now| {
                     // Requests that arrived while the user was away (RFC 6121 3.1.3).
                     for (contact, payload) in pending {
-                        let p = Element::new("presence", NS_CLIENT)
-                            .with_attr("type", "subscribe")
-                            .with_attr("from", contact.to_string())
+                        let p = payload
+                            .presence(SubKind::Subscribe, &contact)
                             .with_attr("to", from.to_bare().to_string());
-                        s.deliver_to_conn(id, &payload.add_to(p), now);
+                        s.deliver_to_conn(id, &p, now);
                     }
                     if priority >= 0 {
                         s.deliver_offline(from.to_bare(), id, now);
@@ -664,17 +663,10 @@ impl Server {
         if contact.domain() != self.config.domain {
             // The contact's server handles its side (server-to-server).
             if self.config.s2s.enabled {
-                let ty = match kind {
-                    SubKind::Subscribe => "subscribe",
-                    SubKind::Subscribed => "subscribed",
-                    SubKind::Unsubscribe => "unsubscribe",
-                    SubKind::Unsubscribed => "unsubscribed",
-                };
-                let p = Element::new("presence", NS_CLIENT)
-                    .with_attr("type", ty)
-                    .with_attr("from", user.to_string())
+                let p = payload
+                    .presence(kind, &user)
                     .with_attr("to", contact.to_string());
-                self.s2s_send(payload.add_to(p), now);
+                self.s2s_send(p, now);
             }
             return;
         }
@@ -722,16 +714,7 @@ impl Server {
                                 );
                             }
                             Inbound::Deliver => {
-                                let ty = match kind {
-                                    SubKind::Subscribe => "subscribe",
-                                    SubKind::Subscribed => "subscribed",
-                                    SubKind::Unsubscribe => "unsubscribe",
-                                    SubKind::Unsubscribed => "unsubscribed",
-                                };
-                                let p = Element::new("presence", NS_CLIENT)
-                                    .with_attr("type", ty)
-                                    .with_attr("from", user.to_string());
-                                let p = payload.add_to(p);
+                                let p = payload.presence(kind, &user);
                                 s.deliver_presence(&Jid::from(c.clone()), &p, now);
                                 if kind == SubKind::Unsubscribe {
                                     // The user no longer sees the contact: unavailable from each session.

@@ -209,8 +209,12 @@ impl SubPayload {
         }
     }
 
-    /// `presence` (in `jabber:client`) with this payload's statuses and nickname added.
-    pub fn add_to(&self, mut presence: Element) -> Element {
+    /// The subscription stanza of `kind` from `from` (in `jabber:client`, no `to`), with
+    /// this payload's statuses and nickname.
+    pub fn presence(&self, kind: SubKind, from: &BareJid) -> Element {
+        let mut presence = Element::new("presence", NS_CLIENT)
+            .with_attr("type", kind.as_type())
+            .with_attr("from", from.to_string());
         for s in &self.statuses {
             presence = presence.with_child(s.to_element());
         }
@@ -285,6 +289,16 @@ impl SubKind {
             "unsubscribed" => SubKind::Unsubscribed,
             _ => return None,
         })
+    }
+
+    /// The presence `type` attribute.
+    pub fn as_type(self) -> &'static str {
+        match self {
+            SubKind::Subscribe => "subscribe",
+            SubKind::Subscribed => "subscribed",
+            SubKind::Unsubscribe => "unsubscribe",
+            SubKind::Unsubscribed => "unsubscribed",
+        }
     }
 }
 

@@ -297,18 +297,25 @@ fn a_request_kept_for_an_offline_contact_keeps_every_status_and_its_language() {
     assert_eq!(statuses(request_from_romeo(&got)), two_statuses_expected());
 }
 
-#[test]
-fn a_waiting_request_keeps_every_status_across_a_server_restart() {
+/// Romeo sends `request` while Juliet is away; the server restarts; Juliet logs in and
+/// sends initial presence. The request as she receives it.
+fn request_after_a_restart(request: &str) -> Element {
     let mut net = Net::new("verona.lit");
     net.add_user("romeo@verona.lit", "r");
     net.add_user("juliet@verona.lit", "j");
     let romeo = net.connect("romeo@verona.lit/orchard", "r");
-    net.send(romeo, &el(TWO_STATUSES));
+    net.send(romeo, &el(request));
     net.restart();
     let juliet = net.connect("juliet@verona.lit/balcony", "j");
     net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
     let got = net.take_inbox(juliet);
-    assert_eq!(statuses(request_from_romeo(&got)), two_statuses_expected());
+    request_from_romeo(&got).clone()
+}
+
+#[test]
+fn a_waiting_request_keeps_every_status_across_a_server_restart() {
+    let req = request_after_a_restart(TWO_STATUSES);
+    assert_eq!(statuses(&req), two_statuses_expected());
 }
 
 /// A roster stored before statuses had languages (one status, the text of its
@@ -357,18 +364,9 @@ fn a_request_carries_its_nickname_online_offline_and_across_a_restart() {
         Some("Romeo & co")
     );
 
-    let mut net = Net::new("verona.lit");
-    net.add_user("romeo@verona.lit", "r");
-    net.add_user("juliet@verona.lit", "j");
-    let romeo = net.connect("romeo@verona.lit/orchard", "r");
-    net.send(romeo, &el(WITH_NICK));
-    net.restart();
-    let juliet = net.connect("juliet@verona.lit/balcony", "j");
-    net.send(juliet, &el("<presence xmlns='jabber:client'/>"));
-    let got = net.take_inbox(juliet);
-    let req = request_from_romeo(&got);
-    assert_eq!(nick_of(req).as_deref(), Some("Romeo & co"));
-    assert_eq!(statuses(req), vec![(None, "It is the east".into())]);
+    let req = request_after_a_restart(WITH_NICK);
+    assert_eq!(nick_of(&req).as_deref(), Some("Romeo & co"));
+    assert_eq!(statuses(&req), vec![(None, "It is the east".into())]);
 }
 
 /// A nickname past the bound is dropped; the request still goes through.
